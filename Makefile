@@ -1,0 +1,39 @@
+# Front end for CMake. Every target first installs what is missing.
+.PHONY: all build run test unit-asan fuzz fuzz-smoke bench deps format clean
+
+BUILD ?= build
+JOBS ?= $(shell nproc)
+ARGS ?=
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Runs shoal's main job. Until the daemon exists this prints the help.
+run: build
+	./$(BUILD)/shoal $(ARGS)
+
+test: build
+	scripts/run-tests
+
+bench: deps
+	scripts/run-bench
+
+fuzz: deps
+	scripts/run-fuzz $${FUZZ_SECONDS:-600}
+
+fuzz-smoke: deps
+	scripts/run-fuzz 20
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build build-asan build-fuzz build-bench

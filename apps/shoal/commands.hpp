@@ -1,0 +1,14 @@
+// The CLI's subcommands. Each registers its flags on the app and returns a runner.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace shoal::cli {
+
+using runner = std::function<int()>;
+
+runner add_create(CLI::App& app);
+runner add_info(CLI::App& app);
+
+}  // namespace shoal::cli

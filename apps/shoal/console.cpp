@@ -1,0 +1,50 @@
+#include "console.hpp"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include "core/text.hpp"
+
+namespace shoal::cli {
+
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  return out;
+}
+
+int fail(std::string_view what) {
+  fmt::print(stderr, "shoal: error: {}\n", printable(what));
+  return exit_error;
+}
+
+void warn(std::string_view what) { fmt::print(stderr, "shoal: warning: {}\n", printable(what)); }
+
+progress_bar::progress_bar(std::string label)
+    : label_(std::move(label)), tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
+
+void progress_bar::update(std::uint64_t done, std::uint64_t total) {
+  if (!tty_ || total == 0) return;
+  const double frac = static_cast<double>(done) / static_cast<double>(total);
+  const int width = 30;
+  const int filled = static_cast<int>(frac * width);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.append(static_cast<std::size_t>(width - filled), '.');
+  fmt::print(stderr, "\r{} [{}] {:5.1f}%  {} / {}  {}/s   ", label_, bar, frac * 100.0, human_size(done), human_size(total),
+             human_size(static_cast<std::uint64_t>(rate)));
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+void progress_bar::finish() {
+  if (drawn_) fmt::print(stderr, "\n");
+  drawn_ = false;
+}
+
+}  // namespace shoal::cli

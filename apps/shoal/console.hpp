@@ -1,0 +1,37 @@
+// Terminal helpers for the CLI: printable text, a progress bar, error lines.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace shoal::cli {
+
+// Exit codes, documented in the README.
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_error = 1;  // bad input or a failed operation
+inline constexpr int exit_usage = 2;  // wrong command-line arguments
+
+// Replaces control characters so untrusted text cannot move the cursor or fake lines.
+[[nodiscard]] std::string printable(std::string_view s);
+
+// Prints "shoal: error: <what>" to stderr and returns exit_error.
+int fail(std::string_view what);
+void warn(std::string_view what);
+
+// A one-line progress bar on stderr when it is a terminal; silent otherwise.
+class progress_bar {
+ public:
+  explicit progress_bar(std::string label);
+  void update(std::uint64_t done, std::uint64_t total);
+  void finish();
+
+ private:
+  std::string label_;
+  bool tty_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace shoal::cli

@@ -1,0 +1,36 @@
+// shoal: the command-line face of libshoal. Parses flags and calls the library.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "commands.hpp"
+#include "console.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents", "shoal"};
+  app.set_version_flag("--version", "shoal 0.1.0");
+  app.require_subcommand(0, 1);
+
+  std::vector<std::pair<CLI::App*, shoal::cli::runner>> commands;
+  auto* create = app.add_subcommand("create", "Make a .torrent (v1, v2 or hybrid) from a file or folder");
+  commands.emplace_back(create, shoal::cli::add_create(*create));
+  auto* info = app.add_subcommand("info", "Show what a .torrent file or magnet link holds");
+  commands.emplace_back(info, shoal::cli::add_info(*info));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : shoal::cli::exit_usage;
+  }
+  for (auto& [sub, run] : commands) {
+    if (sub->parsed()) {
+      try {
+        return run();
+      } catch (const std::exception& e) {
+        return shoal::cli::fail(e.what());
+      }
+    }
+  }
+  fmt::print("{}", app.help());
+  return shoal::cli::exit_ok;
+}

@@ -1,0 +1,458 @@
+#include "core/metainfo.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "core/bencode.hpp"
+#include "core/merkle.hpp"
+#include "core/text.hpp"
+
+namespace shoal {
+
+namespace {
+
+using bencode::node;
+
+error bad(const std::string& field, const std::string& why, const node& at) {
+  return error{errc::bad_metainfo, field + ": " + why, at ? at.offset() : no_offset};
+}
+
+// A file as listed in the torrent, before sanitising.
+struct raw_file {
+  std::vector<std::string_view> comps;
+  std::uint64_t size = 0;
+  bool pad = false, exec = false, hidden = false, link = false;
+  std::vector<std::string_view> link_comps;
+  std::optional<sha256_digest> root;
+  node where;
+};
+
+void apply_attr(raw_file& f, std::string_view attr) {
+  for (char c : attr) {
+    if (c == 'p') f.pad = true;
+    if (c == 'x') f.exec = true;
+    if (c == 'h') f.hidden = true;
+    if (c == 'l') f.link = true;
+  }
+}
+
+// Reads a list of path strings; an error if it is not a list of strings.
+std::optional<error> read_path(const node& n, const std::string& field, std::vector<std::string_view>& out) {
+  if (!n.is_list()) return bad(field, "expected a list of strings", n);
+  for (node c : n) {
+    if (!c.is_string()) return bad(field, "expected a list of strings", c);
+    out.push_back(c.as_string());
+  }
+  return std::nullopt;
+}
+
+std::optional<error> read_length(const node& n, const std::string& field, std::uint64_t& out) {
+  if (!n) return bad(field, "missing", n);
+  if (!n.is_int()) return bad(field, "expected an integer", n);
+  if (n.as_int() < 0) return bad(field, "negative length " + std::to_string(n.as_int()), n);
+  out = static_cast<std::uint64_t>(n.as_int());
+  if (out > max_total_size) return bad(field, "length " + std::to_string(out) + " is too large", n);
+  return std::nullopt;
+}
+
+// Optional symlink details shared by v1 file dicts and v2 leaves.
+std::optional<error> read_attrs(const node& d, const std::string& field, raw_file& f) {
+  if (node a = d.find("attr"); a.is_string()) apply_attr(f, a.as_string());
+  if (f.link) {
+    node sp = d.find("symlink path");
+    if (!sp) return bad(field + ".symlink path", "missing for a symlink", d);
+    if (auto e = read_path(sp, field + ".symlink path", f.link_comps)) return std::move(*e);
+  }
+  return std::nullopt;
+}
+
+std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& prefix, std::vector<raw_file>& out) {
+  for (node key : dir) {
+    node val = key.value_of_key();
+    std::string field = "info.file tree";
+    for (auto c : prefix) field.append("/").append(c);
+    if (!key.as_string().empty()) field.append("/").append(key.as_string());
+    if (!val.is_dict()) return bad(field, "expected a dictionary", val);
+    if (key.as_string().empty()) {
+      if (prefix.empty()) return bad(field, "file with no name at the root of the tree", key);
+      if (dir.size() != 1) return bad(field, "is both a file and a directory", key);
+      raw_file f;
+      f.comps = prefix;
+      f.where = val;
+      if (auto e = read_length(val.find("length"), field + ".length", f.size)) return std::move(*e);
+      if (auto e = read_attrs(val, field, f)) return std::move(*e);
+      node root = val.find("pieces root");
+      if (f.size > 0 && !f.link) {
+        if (!root) return bad(field + ".pieces root", "missing for a file with data", val);
+        if (!root.is_string() || root.as_string().size() != 32) {
+          return bad(field + ".pieces root", "expected 32 bytes", root);
+        }
+        sha256_digest d;
+        std::copy(root.as_string().begin(), root.as_string().end(), reinterpret_cast<char*>(d.data()));
+        f.root = d;
+      }
+      out.push_back(std::move(f));
+      continue;
+    }
+    prefix.push_back(key.as_string());
+    auto e = walk_tree(val, prefix, out);
+    prefix.pop_back();
+    if (e) return e;
+  }
+  return std::nullopt;
+}
+
+std::string describe_path(const std::vector<std::string_view>& comps) {
+  std::string s;
+  for (auto c : comps) {
+    if (!s.empty()) s += '/';
+    s.append(c);
+  }
+  return s;
+}
+
+// Joins sanitised components; notes a warning when the shown name differs.
+std::string sanitize_path(const std::vector<std::string_view>& comps, std::vector<std::string>& warnings,
+                          const std::string& what) {
+  std::string out;
+  for (auto c : comps) {
+    auto s = sanitize_component(c);
+    if (!s) continue;
+    if (!out.empty()) out += '/';
+    out += *s;
+  }
+  std::string orig = describe_path(comps);
+  if (out != orig) warnings.push_back(what + ": name '" + repair_utf8(orig) + "' shown as '" + out + "'");
+  return out;
+}
+
+}  // namespace
+
+std::string_view version_name(torrent_version v) {
+  switch (v) {
+    case torrent_version::v1: return "v1";
+    case torrent_version::v2: return "v2";
+    case torrent_version::hybrid: return "hybrid";
+  }
+  return "?";
+}
+
+std::optional<std::string> sanitize_component(std::string_view c) {
+  if (c.empty() || c == "." || c == "..") return std::nullopt;
+  std::string s = repair_utf8(c);
+  for (char& ch : s) {
+    auto u = static_cast<unsigned char>(ch);
+    if (ch == '/' || ch == '\\' || u < 0x20 || u == 0x7f) ch = '_';
+  }
+  // A drive letter ("C:") would make the path absolute on Windows.
+  if (s.size() >= 2 && s[1] == ':' &&
+      ((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) {
+    s[1] = '_';
+  }
+  if (s.size() > max_component_bytes) {
+    // Cut at a character boundary, keeping a short extension if there is one.
+    std::string ext;
+    if (auto dot = s.rfind('.'); dot != std::string::npos && s.size() - dot <= 16) ext = s.substr(dot);
+    std::size_t keep = max_component_bytes - ext.size();
+    while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+    s = s.substr(0, keep) + ext;
+  }
+  return s;
+}
+
+result<metainfo> parse_metainfo(std::string_view torrent) {
+  if (torrent.size() > max_torrent_size) {
+    return error{errc::limit_exceeded,
+                 "torrent is " + std::to_string(torrent.size()) + " bytes, over the limit of " +
+                     std::to_string(max_torrent_size),
+                 no_offset};
+  }
+  auto doc = bencode::decode(torrent);
+  if (!doc) return doc.err();
+  metainfo m;
+  node root = doc->root();
+  if (!root.is_dict()) return bad("top level", "expected a dictionary", root);
+  node info = root.find("info");
+  if (!info) return bad("info", "missing", root);
+  if (!info.is_dict()) return bad("info", "expected a dictionary", info);
+  m.info_bytes = std::string(info.raw());
+
+  bool v2 = false;
+  if (node mv = info.find("meta version")) {
+    if (!mv.is_int()) return bad("info.meta version", "expected an integer", mv);
+    if (mv.as_int() == 2) v2 = true;
+    else if (mv.as_int() != 1) return bad("info.meta version", "unsupported version " + std::to_string(mv.as_int()), mv);
+  }
+  node pieces = info.find("pieces");
+  const bool v1 = static_cast<bool>(pieces);
+  if (!v1 && !v2) return bad("info", "has neither 'pieces' (v1) nor 'meta version' 2 (v2)", info);
+  m.version = v1 && v2 ? torrent_version::hybrid : v2 ? torrent_version::v2 : torrent_version::v1;
+  if (v1) m.info_hash_v1 = sha1(info.raw());
+  if (v2) m.info_hash_v2 = sha256(info.raw());
+
+  node pl = info.find("piece length");
+  if (!pl) return bad("info.piece length", "missing", info);
+  if (!pl.is_int()) return bad("info.piece length", "expected an integer", pl);
+  if (pl.as_int() <= 0) return bad("info.piece length", "must be positive, is " + std::to_string(pl.as_int()), pl);
+  m.piece_length = static_cast<std::uint64_t>(pl.as_int());
+  if (m.piece_length > max_piece_length) {
+    return bad("info.piece length", std::to_string(m.piece_length) + " is over the limit of 1 GiB", pl);
+  }
+  if (v2 && (m.piece_length < min_v2_piece_length || (m.piece_length & (m.piece_length - 1)) != 0)) {
+    return bad("info.piece length", "must be a power of two of at least 16 KiB in a v2 torrent, is " +
+                                        std::to_string(m.piece_length), pl);
+  }
+
+  node name = info.find("name.utf-8");
+  if (!name.is_string()) name = info.find("name");
+  if (!name) return bad("info.name", "missing", info);
+  if (!name.is_string()) return bad("info.name", "expected a string", name);
+  {
+    auto s = sanitize_component(name.as_string());
+    std::string shown = s ? *s : to_hex(as_view(m.info_hash_v1 ? *m.info_hash_v1 : sha1(info.raw())));
+    if (shown != name.as_string()) {
+      m.warnings.push_back("torrent name '" + repair_utf8(name.as_string()) + "' shown as '" + shown + "'");
+    }
+    m.name = shown;
+  }
+
+  // v1 file list.
+  std::vector<raw_file> v1_files;
+  bool v1_multi = false;
+  if (v1) {
+    node files = info.find("files");
+    node length = info.find("length");
+    if (files && length) return bad("info", "has both 'length' and 'files'", info);
+    if (files) {
+      if (!files.is_list()) return bad("info.files", "expected a list", files);
+      if (files.size() == 0) return bad("info.files", "empty list", files);
+      v1_multi = true;
+      std::size_t i = 0;
+      for (node f : files) {
+        std::string field = "info.files[" + std::to_string(i++) + "]";
+        if (!f.is_dict()) return bad(field, "expected a dictionary", f);
+        raw_file rf;
+        rf.where = f;
+        if (auto e = read_length(f.find("length"), field + ".length", rf.size)) return std::move(*e);
+        node p = f.find("path.utf-8");
+        if (!p.is_list()) p = f.find("path");
+        if (!p) return bad(field + ".path", "missing", f);
+        if (auto e = read_path(p, field + ".path", rf.comps)) return std::move(*e);
+        if (auto e = read_attrs(f, field, rf)) return std::move(*e);
+        v1_files.push_back(std::move(rf));
+      }
+    } else {
+      if (!length) return bad("info", "has neither 'length' nor 'files'", info);
+      raw_file rf;
+      rf.where = info;
+      if (auto e = read_length(length, "info.length", rf.size)) return std::move(*e);
+      rf.comps.push_back(name.as_string());
+      if (auto e = read_attrs(info, "info", rf)) return std::move(*e);
+      v1_files.push_back(std::move(rf));
+    }
+    if (!pieces.is_string()) return bad("info.pieces", "expected a string", pieces);
+    if (pieces.as_string().size() % 20 != 0) {
+      return bad("info.pieces", "length " + std::to_string(pieces.as_string().size()) + " is not a multiple of 20",
+                 pieces);
+    }
+  }
+
+  // v2 file tree.
+  std::vector<raw_file> v2_files;
+  bool v2_multi = false;
+  if (v2) {
+    node tree = info.find("file tree");
+    if (!tree) return bad("info.file tree", "missing in a v2 torrent", info);
+    if (!tree.is_dict()) return bad("info.file tree", "expected a dictionary", tree);
+    std::vector<std::string_view> prefix;
+    if (auto e = walk_tree(tree, prefix, v2_files)) return std::move(*e);
+    if (v2_files.empty()) return bad("info.file tree", "has no files", tree);
+    v2_multi = v2_files.size() > 1 || v2_files[0].comps.size() > 1;
+  }
+
+  // Hybrid: both lists must describe the same files in the same order.
+  if (v1 && v2) {
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < v1_files.size(); ++i) {
+      const raw_file& a = v1_files[i];
+      if (a.pad) continue;
+      const std::string field = "info.files[" + std::to_string(i) + "]";
+      if (j >= v2_files.size()) return bad(field, "not in the v2 file tree (inconsistent hybrid torrent)", a.where);
+      const raw_file& b = v2_files[j++];
+      std::vector<std::string_view> ac = a.comps;
+      if (ac != b.comps || a.size != b.size) {
+        return bad(field, "'" + repair_utf8(describe_path(ac)) + "' (" + std::to_string(a.size) +
+                              " bytes) does not match the v2 file tree's '" + repair_utf8(describe_path(b.comps)) +
+                              "' (" + std::to_string(b.size) + " bytes) (inconsistent hybrid torrent)",
+                   a.where);
+      }
+    }
+    if (j != v2_files.size()) return bad("info.file tree", "has files missing from the v1 list (inconsistent hybrid torrent)", info);
+    if (v1_multi != v2_multi && v2_multi) {
+      return bad("info", "single-file v1 part but multi-file v2 part (inconsistent hybrid torrent)", info);
+    }
+  }
+
+  // Lay the files out in piece space and sanitise their names.
+  const std::vector<raw_file>& src = v1 ? v1_files : v2_files;
+  m.multi_file = v1 ? v1_multi : v2_multi;
+  std::uint64_t pos = 0;
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    const raw_file& rf = src[i];
+    file_entry fe;
+    fe.size = rf.size;
+    fe.pad = rf.pad;
+    fe.executable = rf.exec;
+    fe.hidden = rf.hidden;
+    fe.symlink = rf.link;
+    if (!v1 && fe.size > 0 && pos % m.piece_length != 0) pos += m.piece_length - pos % m.piece_length;
+    if (v1 && v2 && !rf.pad && fe.size > 0 && pos % m.piece_length != 0) {
+      return bad("info.files[" + std::to_string(i) + "]", "not aligned to a piece boundary (hybrid torrents need pad files)",
+                 rf.where);
+    }
+    fe.offset = pos;
+    if (pos > max_total_size - fe.size) return bad("info", "total size overflows", info);
+    pos += fe.size;
+    if (!rf.pad) m.total_size += fe.size;
+    const std::string what = "file " + std::to_string(i);
+    if (m.multi_file) {
+      std::string rel = sanitize_path(rf.comps, m.warnings, what);
+      if (rel.empty()) rel = "_" + std::to_string(i);
+      fe.path = m.name + "/" + rel;
+    } else {
+      fe.path = m.name;
+    }
+    if (!fe.pad) {
+      std::string base = fe.path;
+      for (int k = 1; seen.count(fe.path) != 0; ++k) fe.path = base + "." + std::to_string(k);
+      if (fe.path != base) m.warnings.push_back(what + ": duplicate path '" + base + "' renamed to '" + fe.path + "'");
+      seen.insert(fe.path);
+    }
+    if (rf.link) fe.symlink_target = sanitize_path(rf.link_comps, m.warnings, what + " symlink target");
+    if (v2) {
+      const raw_file* v2f = &rf;
+      if (v1) {
+        // Matching v2 entry: count non-pad files before this one.
+        std::size_t idx = 0;
+        for (std::size_t k = 0; k < i; ++k) idx += src[k].pad ? 0 : 1;
+        v2f = rf.pad ? nullptr : &v2_files[idx];
+      }
+      if (v2f) fe.pieces_root = v2f->root;
+    }
+    m.files.push_back(std::move(fe));
+  }
+
+  // Piece count.
+  if (v1) {
+    const std::uint64_t have = pieces.as_string().size() / 20;
+    const std::uint64_t want = (pos + m.piece_length - 1) / m.piece_length;
+    if (have != want) {
+      return bad("info.pieces", std::to_string(have) + " piece hashes for " + std::to_string(pos) + " bytes in pieces of " +
+                                    std::to_string(m.piece_length) + " (expected " + std::to_string(want) + ")",
+                 pieces);
+    }
+    m.num_pieces = have;
+    m.v1_piece_hashes = std::string(pieces.as_string());
+  } else {
+    m.num_pieces = (pos + m.piece_length - 1) / m.piece_length;
+  }
+  if (m.num_pieces > max_pieces) {
+    return error{errc::limit_exceeded,
+                 "info: " + std::to_string(m.num_pieces) + " pieces, over the limit of " + std::to_string(max_pieces),
+                 info.offset()};
+  }
+
+  // v2 piece layers: kept only when they hash up to the file's root.
+  if (v2) {
+    node layers = root.find("piece layers");
+    if (layers && !layers.is_dict()) {
+      m.warnings.push_back("piece layers: not a dictionary, ignored (peers can send them again)");
+      layers = {};
+    }
+    const unsigned levels = merkle::log2_exact(m.piece_length / merkle::block_size);
+    const sha256_digest pad = merkle::pad_hash(levels);
+    for (const file_entry& fe : m.files) {
+      if (!fe.pieces_root || fe.size <= m.piece_length) continue;
+      const std::string key(as_view(*fe.pieces_root));
+      node layer = layers.find(key);
+      if (!layer) {
+        m.warnings.push_back("piece layer for '" + fe.path + "' missing (peers can send it)");
+        continue;
+      }
+      const std::uint64_t n = (fe.size + m.piece_length - 1) / m.piece_length;
+      if (!layer.is_string() || layer.as_string().size() != n * 32) {
+        m.warnings.push_back("piece layer for '" + fe.path + "' has the wrong size, dropped (peers can send it again)");
+        continue;
+      }
+      std::vector<sha256_digest> hashes(n);
+      std::string_view s = layer.as_string();
+      for (std::uint64_t k = 0; k < n; ++k) std::copy_n(s.data() + k * 32, 32, reinterpret_cast<char*>(hashes[k].data()));
+      if (merkle::root(hashes, pad) != *fe.pieces_root) {
+        m.warnings.push_back("piece layer for '" + fe.path +
+                             "' does not match its pieces root, dropped (peers can send it again)");
+        continue;
+      }
+      m.piece_layers.emplace(*fe.pieces_root, std::string(s));
+    }
+  }
+
+  // Trackers (BEP 12 tiers, or the single announce URL).
+  std::set<std::string> seen_trackers;
+  if (node al = root.find("announce-list"); al.is_list()) {
+    for (node tier : al) {
+      if (!tier.is_list()) continue;
+      std::vector<std::string> t;
+      for (node u : tier) {
+        if (u.is_string() && !u.as_string().empty() && seen_trackers.insert(std::string(u.as_string())).second) {
+          t.emplace_back(repair_utf8(u.as_string()));
+        }
+      }
+      if (!t.empty()) m.tracker_tiers.push_back(std::move(t));
+    }
+  }
+  if (m.tracker_tiers.empty()) {
+    if (node a = root.find("announce"); a.is_string() && !a.as_string().empty()) {
+      m.tracker_tiers.push_back({repair_utf8(a.as_string())});
+    }
+  }
+  // Web seeds (BEP 19): a string or a list of strings.
+  if (node ul = root.find("url-list")) {
+    auto add = [&](node u) {
+      if (u.is_string() && !u.as_string().empty()) m.web_seeds.emplace_back(repair_utf8(u.as_string()));
+    };
+    if (ul.is_list()) {
+      for (node u : ul) add(u);
+    } else {
+      add(ul);
+    }
+  }
+  if (node c = root.find("comment.utf-8"); c.is_string()) m.comment = repair_utf8(c.as_string());
+  else if (node c2 = root.find("comment"); c2.is_string()) m.comment = repair_utf8(c2.as_string());
+  if (node c = root.find("created by"); c.is_string()) m.created_by = repair_utf8(c.as_string());
+  if (node d = root.find("creation date"); d.is_int()) m.creation_date = d.as_int();
+  if (node s = info.find("source"); s.is_string()) m.source = repair_utf8(s.as_string());
+  if (node p = info.find("private"); p.is_int() && p.as_int() == 1) m.is_private = true;
+  return m;
+}
+
+result<metainfo> load_metainfo(const std::filesystem::path& file) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(file, ec);
+  if (ec) return error{errc::io, file.string() + ": " + ec.message(), no_offset};
+  if (size > max_torrent_size) {
+    return error{errc::limit_exceeded,
+                 file.string() + ": " + std::to_string(size) + " bytes, over the .torrent limit of " +
+                     std::to_string(max_torrent_size),
+                 no_offset};
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return error{errc::io, file.string() + ": cannot open for reading", no_offset};
+  std::string data(size, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(size));
+  if (static_cast<std::uint64_t>(in.gcount()) != size) return error{errc::io, file.string() + ": short read", no_offset};
+  return parse_metainfo(data);
+}
+
+}  // namespace shoal
