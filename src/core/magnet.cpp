@@ -167,7 +167,11 @@ std::string to_uri(const magnet_link& m) {
       if (i) out += ',';
       auto [a, b] = m.select_only[i];
       out += std::to_string(a);
-      if (b != a) out += "-" + std::to_string(b);
+      if (b != a) {
+        // Appended in two steps: GCC 12 at -O3 flags `"-" + std::string` with a false -Wrestrict.
+        out += '-';
+        out += std::to_string(b);
+      }
     }
   }
   return out;

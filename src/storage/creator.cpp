@@ -285,6 +285,11 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
     info["pieces"] = v1_hashes;
     if (multi) {
       list fl;
+      // No pad after the last file with data: the final piece is short, as its v1 hash is.
+      std::size_t last_with_data = 0;
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        if (files[i].size > 0) last_with_data = i;
+      }
       for (std::size_t i = 0; i < files.size(); ++i) {
         const auto& f = files[i];
         dict fd;
@@ -294,8 +299,7 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
         fd["path"] = std::move(pl);
         if (f.executable) fd["attr"] = "x";
         fl.emplace_back(std::move(fd));
-        const bool last = i + 1 == files.size();
-        if (v2 && !last && f.size % plen != 0) {
+        if (v2 && i < last_with_data && f.size % plen != 0) {
           const std::uint64_t pad = plen - f.size % plen;
           dict pd;
           pd["attr"] = "p";
