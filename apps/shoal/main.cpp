@@ -18,9 +18,12 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : shoal::cli::exit_usage;
+    // One line, like every other error; exit code 2 means "wrong arguments".
+    fmt::print(stderr, "shoal: error: {} (see shoal --help)\n", e.what());
+    return shoal::cli::exit_usage;
   }
   for (auto& [sub, run] : commands) {
     if (sub->parsed()) {

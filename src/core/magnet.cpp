@@ -62,7 +62,9 @@ result<magnet_link> parse_magnet(std::string_view uri) {
   auto parsed = boost::urls::parse_uri(boost::urls::string_view(uri.data(), uri.size()));
   if (!parsed) return bad("not a valid URI (" + parsed.error().message() + ")");
   const auto& u = *parsed;
-  if (!u.has_query()) return bad("has no parameters (expected '?xt=urn:btih:...')");
+  // An empty query has no parameters; Boost.URL 1.81 also reads past it when iterating
+  // params() if a fragment follows ("magnet:?#", boostorg/url#864).
+  if (!u.has_query() || u.encoded_query().empty()) return bad("has no parameters (expected '?xt=urn:btih:...')");
   if (u.params().size() > max_magnet_params) {
     return error{errc::limit_exceeded, "magnet link: more than " + std::to_string(max_magnet_params) + " parameters",
                  no_offset};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <unordered_map>
 
 #include "core/bencode.hpp"
 #include "core/merkle.hpp"
@@ -125,6 +126,20 @@ std::string sanitize_path(const std::vector<std::string_view>& comps, std::vecto
   std::string orig = describe_path(comps);
   if (out != orig) warnings.push_back(what + ": name '" + repair_utf8(orig) + "' shown as '" + out + "'");
   return out;
+}
+
+// `path` + "." + k, the last component cut (at a character boundary) to leave room for the
+// suffix, so that a renamed duplicate still fits in max_component_bytes.
+std::string with_suffix(const std::string& path, int k) {
+  const std::string suffix = "." + std::to_string(k);
+  const std::size_t slash = path.rfind('/');
+  const std::size_t start = slash == std::string::npos ? 0 : slash + 1;
+  std::size_t keep = path.size();
+  if (keep - start + suffix.size() > max_component_bytes) {
+    keep = start + max_component_bytes - suffix.size();
+    while (keep > start && (static_cast<unsigned char>(path[keep]) & 0xC0) == 0x80) --keep;
+  }
+  return path.substr(0, keep) + suffix;
 }
 
 }  // namespace
@@ -298,7 +313,9 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
   const std::vector<raw_file>& src = v1 ? v1_files : v2_files;
   m.multi_file = v1 ? v1_multi : v2_multi;
   std::uint64_t pos = 0;
-  std::set<std::string> seen;
+  // Paths in use, with the next suffix to try: renaming stays linear in hostile input.
+  std::unordered_map<std::string, int> seen;
+  std::size_t v2_index = 0;  // hybrid: the v2 entry matching the next non-pad v1 file
   for (std::size_t i = 0; i < src.size(); ++i) {
     const raw_file& rf = src[i];
     file_entry fe;
@@ -325,22 +342,18 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       fe.path = m.name;
     }
     if (!fe.pad) {
-      std::string base = fe.path;
-      for (int k = 1; seen.count(fe.path) != 0; ++k) fe.path = base + "." + std::to_string(k);
-      if (fe.path != base) m.warnings.push_back(what + ": duplicate path '" + base + "' renamed to '" + fe.path + "'");
-      seen.insert(fe.path);
+      const std::string base = fe.path;
+      auto [it, fresh] = seen.try_emplace(base, 1);
+      if (!fresh) {
+        do {
+          fe.path = with_suffix(base, it->second++);
+        } while (seen.count(fe.path) != 0);
+        seen.emplace(fe.path, 1);
+        m.warnings.push_back(what + ": duplicate path '" + base + "' renamed to '" + fe.path + "'");
+      }
     }
     if (rf.link) fe.symlink_target = sanitize_path(rf.link_comps, m.warnings, what + " symlink target");
-    if (v2) {
-      const raw_file* v2f = &rf;
-      if (v1) {
-        // Matching v2 entry: count non-pad files before this one.
-        std::size_t idx = 0;
-        for (std::size_t k = 0; k < i; ++k) idx += src[k].pad ? 0 : 1;
-        v2f = rf.pad ? nullptr : &v2_files[idx];
-      }
-      if (v2f) fe.pieces_root = v2f->root;
-    }
+    if (v2 && !rf.pad) fe.pieces_root = v1 ? v2_files[v2_index++].root : rf.root;
     m.files.push_back(std::move(fe));
   }
 
@@ -371,16 +384,19 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       m.warnings.push_back("piece layers: not a dictionary, ignored (peers can send them again)");
       layers = {};
     }
+    // Index the layers once: a lookup per file would be quadratic in hostile input.
+    std::unordered_map<std::string_view, node> by_root;
+    for (node k : layers) by_root.emplace(k.as_string(), k.value_of_key());
     const unsigned levels = merkle::log2_exact(m.piece_length / merkle::block_size);
     const sha256_digest pad = merkle::pad_hash(levels);
     for (const file_entry& fe : m.files) {
       if (!fe.pieces_root || fe.size <= m.piece_length) continue;
-      const std::string key(as_view(*fe.pieces_root));
-      node layer = layers.find(key);
-      if (!layer) {
+      auto found = by_root.find(as_view(*fe.pieces_root));
+      if (found == by_root.end()) {
         m.warnings.push_back("piece layer for '" + fe.path + "' missing (peers can send it)");
         continue;
       }
+      const node layer = found->second;
       const std::uint64_t n = (fe.size + m.piece_length - 1) / m.piece_length;
       if (!layer.is_string() || layer.as_string().size() != n * 32) {
         m.warnings.push_back("piece layer for '" + fe.path + "' has the wrong size, dropped (peers can send it again)");
@@ -440,18 +456,17 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
 result<metainfo> load_metainfo(const std::filesystem::path& file) {
   std::error_code ec;
   auto size = std::filesystem::file_size(file, ec);
-  if (ec) return error{errc::io, file.string() + ": " + ec.message(), no_offset};
+  if (ec) return error{errc::io, ec.message(), no_offset};
   if (size > max_torrent_size) {
     return error{errc::limit_exceeded,
-                 file.string() + ": " + std::to_string(size) + " bytes, over the .torrent limit of " +
-                     std::to_string(max_torrent_size),
+                 std::to_string(size) + " bytes, over the .torrent limit of " + std::to_string(max_torrent_size),
                  no_offset};
   }
   std::ifstream in(file, std::ios::binary);
-  if (!in) return error{errc::io, file.string() + ": cannot open for reading", no_offset};
+  if (!in) return error{errc::io, "cannot open for reading", no_offset};
   std::string data(size, '\0');
   in.read(data.data(), static_cast<std::streamsize>(size));
-  if (static_cast<std::uint64_t>(in.gcount()) != size) return error{errc::io, file.string() + ": short read", no_offset};
+  if (static_cast<std::uint64_t>(in.gcount()) != size) return error{errc::io, "short read", no_offset};
   return parse_metainfo(data);
 }
 

@@ -389,3 +389,16 @@ TEST(Metainfo, LoadRejectsOversizedFileBeforeReading) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, errc::io);
 }
+
+TEST(Metainfo, ManyDuplicateNamesStayLinear) {
+  // 100k files with one name: renaming must not try every earlier suffix again.
+  constexpr int n = 100000;
+  list files;
+  files.reserve(n);
+  for (int i = 0; i < n; ++i) files.push_back(file_dict(list{"same"}, 1));
+  auto m = parse_ok(torrent(multi_info(std::move(files), n)));
+  ASSERT_EQ(m.files.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(m.files[0].path, "folder/same");
+  EXPECT_EQ(m.files[n - 1].path, "folder/same." + std::to_string(n - 1));
+  EXPECT_EQ(m.warnings.size(), static_cast<std::size_t>(n - 1));
+}
