@@ -82,7 +82,8 @@ int run_create(const create_args& a) {
   auto mi = parse_metainfo(*made);
   if (!mi) return fail("internal error: created torrent does not parse: " + mi.err().message());
 
-  std::filesystem::path out = a.output.empty() ? std::filesystem::path(mi->name + ".torrent") : std::filesystem::path(a.output);
+  std::filesystem::path out =
+      a.output.empty() ? std::filesystem::path(mi->name + ".torrent") : std::filesystem::path(a.output);
   std::error_code ec;
   if (!a.force && std::filesystem::exists(out, ec)) {
     return fail(out.string() + " already exists (use --force to replace it, or -o to choose another name)");
@@ -134,7 +135,8 @@ runner add_create(CLI::App& app) {
   app.add_flag("--v1", a->v1, "BitTorrent v1 only (BEP 3)");
   app.add_flag("--v2", a->v2, "BitTorrent v2 only (BEP 52)");
   app.add_flag("--hybrid", a->hybrid, "v1 and v2 in one torrent (the default)");
-  app.add_option("--piece-size", a->piece_size, "Piece size in bytes or with a suffix (256KiB, 1MiB); default: automatic");
+  app.add_option("--piece-size", a->piece_size,
+                 "Piece size in bytes or with a suffix (256KiB, 1MiB); default: automatic");
   app.add_option("-t,--tracker", a->trackers,
                  "Tracker URL; repeat for more tiers, separate backups within a tier with commas");
   app.add_option("-w,--web-seed", a->web_seeds, "Web seed URL (BEP 19); repeatable");

@@ -43,10 +43,14 @@ int show_magnet(const std::string& uri, bool json) {
     o["info_hash_v1"] = hex_or_null(m->info_hash_v1);
     o["info_hash_v2"] = hex_or_null(m->info_hash_v2);
     boost::json::array tr, ws, pe, so;
-    for (const auto& t : m->trackers) tr.emplace_back(t);
-    for (const auto& w : m->web_seeds) ws.emplace_back(w);
-    for (const auto& p : m->peers) pe.emplace_back(p);
-    for (auto [a, b] : m->select_only) so.emplace_back(boost::json::array{a, b});
+    for (const auto& t : m->trackers)
+      tr.emplace_back(t);
+    for (const auto& w : m->web_seeds)
+      ws.emplace_back(w);
+    for (const auto& p : m->peers)
+      pe.emplace_back(p);
+    for (auto [a, b] : m->select_only)
+      so.emplace_back(boost::json::array{a, b});
     o["trackers"] = std::move(tr);
     o["web_seeds"] = std::move(ws);
     o["peers"] = std::move(pe);
@@ -61,15 +65,18 @@ int show_magnet(const std::string& uri, bool json) {
   fmt::print("Version:      {}\n", m->info_hash_v1 && m->info_hash_v2 ? "hybrid" : m->info_hash_v2 ? "v2" : "v1");
   if (!m->trackers.empty()) {
     fmt::print("\nTrackers:\n");
-    for (const auto& t : m->trackers) fmt::print("  {}\n", printable(t));
+    for (const auto& t : m->trackers)
+      fmt::print("  {}\n", printable(t));
   }
   if (!m->web_seeds.empty()) {
     fmt::print("\nWeb seeds:\n");
-    for (const auto& w : m->web_seeds) fmt::print("  {}\n", printable(w));
+    for (const auto& w : m->web_seeds)
+      fmt::print("  {}\n", printable(w));
   }
   if (!m->peers.empty()) {
     fmt::print("\nPeers:\n");
-    for (const auto& p : m->peers) fmt::print("  {}\n", printable(p));
+    for (const auto& p : m->peers)
+      fmt::print("  {}\n", printable(p));
   }
   return exit_ok;
 }
@@ -78,10 +85,12 @@ int show_torrent(const std::string& file, bool json) {
   auto r = load_metainfo(file);
   if (!r) return fail(file + ": " + r.err().message());
   const metainfo& m = *r;
-  for (const auto& w : m.warnings) warn(file + ": " + w);
+  for (const auto& w : m.warnings)
+    warn(file + ": " + w);
   const std::string magnet = to_uri(magnet_from(m));
   std::size_t real_files = 0;
-  for (const auto& f : m.files) real_files += f.pad ? 0 : 1;
+  for (const auto& f : m.files)
+    real_files += f.pad ? 0 : 1;
 
   if (json) {
     boost::json::object o;
@@ -101,12 +110,14 @@ int show_torrent(const std::string& file, bool json) {
     boost::json::array tiers;
     for (const auto& t : m.tracker_tiers) {
       boost::json::array tier;
-      for (const auto& u : t) tier.emplace_back(u);
+      for (const auto& u : t)
+        tier.emplace_back(u);
       tiers.emplace_back(std::move(tier));
     }
     o["trackers"] = std::move(tiers);
     boost::json::array ws;
-    for (const auto& w : m.web_seeds) ws.emplace_back(w);
+    for (const auto& w : m.web_seeds)
+      ws.emplace_back(w);
     o["web_seeds"] = std::move(ws);
     boost::json::array files;
     for (const auto& f : m.files) {
@@ -122,7 +133,8 @@ int show_torrent(const std::string& file, bool json) {
     o["files"] = std::move(files);
     o["magnet"] = magnet;
     boost::json::array warnings;
-    for (const auto& w : m.warnings) warnings.emplace_back(w);
+    for (const auto& w : m.warnings)
+      warnings.emplace_back(w);
     o["warnings"] = std::move(warnings);
     fmt::print("{}\n", boost::json::serialize(o));
     return exit_ok;
@@ -144,13 +156,16 @@ int show_torrent(const std::string& file, bool json) {
   if (m.tracker_tiers.empty()) fmt::print("  (none)\n");
   for (std::size_t i = 0; i < m.tracker_tiers.size(); ++i) {
     for (std::size_t j = 0; j < m.tracker_tiers[i].size(); ++j) {
-      if (j == 0) fmt::print("  Tier {}: {}\n", i + 1, printable(m.tracker_tiers[i][j]));
-      else fmt::print("  {:>{}} {}\n", "", fmt::formatted_size("Tier {}:", i + 1), printable(m.tracker_tiers[i][j]));
+      if (j == 0)
+        fmt::print("  Tier {}: {}\n", i + 1, printable(m.tracker_tiers[i][j]));
+      else
+        fmt::print("  {:>{}} {}\n", "", fmt::formatted_size("Tier {}:", i + 1), printable(m.tracker_tiers[i][j]));
     }
   }
   if (!m.web_seeds.empty()) {
     fmt::print("\nWeb seeds:\n");
-    for (const auto& w : m.web_seeds) fmt::print("  {}\n", printable(w));
+    for (const auto& w : m.web_seeds)
+      fmt::print("  {}\n", printable(w));
   }
   fmt::print("\nFiles ({}):\n", real_files);
   for (const auto& f : m.files) {

@@ -22,7 +22,9 @@ int fail(std::string_view what) {
   return exit_error;
 }
 
-void warn(std::string_view what) { fmt::print(stderr, "shoal: warning: {}\n", printable(what)); }
+void warn(std::string_view what) {
+  fmt::print(stderr, "shoal: warning: {}\n", printable(what));
+}
 
 progress_bar::progress_bar(std::string label)
     : label_(std::move(label)), tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
@@ -36,8 +38,8 @@ void progress_bar::update(std::uint64_t done, std::uint64_t total) {
   const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.append(static_cast<std::size_t>(width - filled), '.');
-  fmt::print(stderr, "\r{} [{}] {:5.1f}%  {} / {}  {}/s   ", label_, bar, frac * 100.0, human_size(done), human_size(total),
-             human_size(static_cast<std::uint64_t>(rate)));
+  fmt::print(stderr, "\r{} [{}] {:5.1f}%  {} / {}  {}/s   ", label_, bar, frac * 100.0, human_size(done),
+             human_size(total), human_size(static_cast<std::uint64_t>(rate)));
   std::fflush(stderr);
   drawn_ = true;
 }

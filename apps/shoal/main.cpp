@@ -1,6 +1,6 @@
 // shoal: the command-line face of libshoal. Parses flags and calls the library.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 #include "console.hpp"

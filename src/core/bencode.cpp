@@ -6,7 +6,9 @@ namespace shoal::bencode {
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 std::string describe(char c) {
   auto u = static_cast<unsigned char>(c);
@@ -16,13 +18,15 @@ std::string describe(char c) {
 }
 
 struct frame {
-  std::uint32_t tok;       // the open container's token
+  std::uint32_t tok;  // the open container's token
   bool dict;
   bool want_key;           // dict: the next item is a key
   std::uint32_t last_key;  // dict: token of the previous key (strict mode), or UINT32_MAX
 };
 
-error fail(errc code, std::string what, std::size_t at) { return error{code, std::move(what), at}; }
+error fail(errc code, std::string what, std::size_t at) {
+  return error{code, std::move(what), at};
+}
 
 }  // namespace
 
@@ -139,7 +143,8 @@ result<document> decode(std::string_view in, mode m, const limits& lim) {
         ++q;
       }
       if (q >= n) return fail(errc::syntax, "bencode: unexpected end of input in a string length", q);
-      if (p[q] != ':') return fail(errc::syntax, "bencode: expected ':' after a string length, found " + describe(p[q]), q);
+      if (p[q] != ':')
+        return fail(errc::syntax, "bencode: expected ':' after a string length, found " + describe(p[q]), q);
       if (strict && p[pos] == '0' && q - pos > 1) {
         return fail(errc::non_canonical, "bencode: string length with a leading zero", pos);
       }
@@ -187,7 +192,9 @@ result<document> decode(std::string_view in, mode m, const limits& lim) {
   return doc;
 }
 
-node document::root() const { return {tokens_.data(), buf_.data(), 0}; }
+node document::root() const {
+  return {tokens_.data(), buf_.data(), 0};
+}
 
 std::int64_t node::as_int() const {
   if (!is_int()) return 0;
@@ -200,7 +207,8 @@ std::int64_t node::as_int() const {
     ++s;
   }
   std::int64_t v = 0;
-  for (; s < e; ++s) v = v * 10 - (*s - '0');
+  for (; s < e; ++s)
+    v = v * 10 - (*s - '0');
   return neg ? v : -v;
 }
 
@@ -231,7 +239,8 @@ node node::find(std::string_view key) const {
 std::size_t node::size() const {
   if (!is_list() && !is_dict()) return 0;
   std::size_t count = 0;
-  for (auto it = begin(); it != end(); ++it) ++count;
+  for (auto it = begin(); it != end(); ++it)
+    ++count;
   return count;
 }
 
@@ -265,7 +274,8 @@ void encode_to(std::string& out, const value& v) {
     append_str(out, *s);
   } else if (const auto* l = std::get_if<list>(&v.v)) {
     out += 'l';
-    for (const auto& e : *l) encode_to(out, e);
+    for (const auto& e : *l)
+      encode_to(out, e);
     out += 'e';
   } else {
     out += 'd';
@@ -286,16 +296,20 @@ std::string encode(const value& v) {
 value to_value(const node& n) {
   if (!n) return {};
   switch (n.kind()) {
-    case type::integer: return n.as_int();
-    case type::string: return std::string(n.as_string());
+    case type::integer:
+      return n.as_int();
+    case type::string:
+      return std::string(n.as_string());
     case type::list: {
       list l;
-      for (node e : n) l.push_back(to_value(e));
+      for (node e : n)
+        l.push_back(to_value(e));
       return l;
     }
     case type::dict: {
       dict d;
-      for (node k : n) d.emplace(std::string(k.as_string()), to_value(k.value_of_key()));
+      for (node k : n)
+        d.emplace(std::string(k.as_string()), to_value(k.value_of_key()));
       return d;
     }
   }

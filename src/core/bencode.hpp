@@ -15,10 +15,10 @@
 namespace shoal::bencode {
 
 // Bounds on hostile input. Every one is tested at the bound and one past it.
-inline constexpr std::size_t max_depth = 100;          // nested lists/dicts
-inline constexpr std::size_t max_tokens = 4'000'000;   // values in one document
-inline constexpr std::size_t max_input = 0xFFFF'FFFEu; // offsets are 32-bit
-inline constexpr std::size_t max_length_digits = 19;   // digits in a string length prefix
+inline constexpr std::size_t max_depth = 100;           // nested lists/dicts
+inline constexpr std::size_t max_tokens = 4'000'000;    // values in one document
+inline constexpr std::size_t max_input = 0xFFFF'FFFEu;  // offsets are 32-bit
+inline constexpr std::size_t max_length_digits = 19;    // digits in a string length prefix
 
 enum class type : std::uint8_t { integer, string, list, dict };
 
@@ -126,13 +126,13 @@ using dict = std::map<std::string, value, std::less<>>;
 struct value {
   std::variant<std::int64_t, std::string, list, dict> v;
   value() : v(std::int64_t{0}) {}
-  value(std::int64_t i) : v(i) {}                          // NOLINT
-  value(int i) : v(std::int64_t{i}) {}                     // NOLINT
-  value(std::string s) : v(std::move(s)) {}                // NOLINT
-  value(std::string_view s) : v(std::string(s)) {}         // NOLINT
-  value(const char* s) : v(std::string(s)) {}              // NOLINT
-  value(list l) : v(std::move(l)) {}                       // NOLINT
-  value(dict d) : v(std::move(d)) {}                       // NOLINT
+  value(std::int64_t i) : v(i) {}                   // NOLINT
+  value(int i) : v(std::int64_t{i}) {}              // NOLINT
+  value(std::string s) : v(std::move(s)) {}         // NOLINT
+  value(std::string_view s) : v(std::string(s)) {}  // NOLINT
+  value(const char* s) : v(std::string(s)) {}       // NOLINT
+  value(list l) : v(std::move(l)) {}                // NOLINT
+  value(dict d) : v(std::move(d)) {}                // NOLINT
 };
 
 void encode_to(std::string& out, const value& v);

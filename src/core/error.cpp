@@ -8,14 +8,22 @@ class category final : public std::error_category {
   const char* name() const noexcept override { return "shoal"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::ok: return "success";
-      case errc::syntax: return "malformed input";
-      case errc::limit_exceeded: return "limit exceeded";
-      case errc::non_canonical: return "non-canonical encoding";
-      case errc::bad_metainfo: return "invalid torrent";
-      case errc::bad_magnet: return "invalid magnet link";
-      case errc::io: return "input/output error";
-      case errc::invalid_argument: return "invalid argument";
+      case errc::ok:
+        return "success";
+      case errc::syntax:
+        return "malformed input";
+      case errc::limit_exceeded:
+        return "limit exceeded";
+      case errc::non_canonical:
+        return "non-canonical encoding";
+      case errc::bad_metainfo:
+        return "invalid torrent";
+      case errc::bad_magnet:
+        return "invalid magnet link";
+      case errc::io:
+        return "input/output error";
+      case errc::invalid_argument:
+        return "invalid argument";
     }
     return "unknown error";
   }

@@ -32,7 +32,9 @@ hasher::~hasher() = default;
 hasher::hasher(hasher&&) noexcept = default;
 hasher& hasher::operator=(hasher&&) noexcept = default;
 
-void hasher::update(const void* data, std::size_t len) { EVP_DigestUpdate(p_->ctx, data, len); }
+void hasher::update(const void* data, std::size_t len) {
+  EVP_DigestUpdate(p_->ctx, data, len);
+}
 
 void hasher::final(std::uint8_t* out) {
   unsigned int len = 0;

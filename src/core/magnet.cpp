@@ -1,9 +1,9 @@
 #include "core/magnet.hpp"
 
+#include <algorithm>
 #include <boost/url/encode.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
-#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -14,7 +14,9 @@ namespace shoal {
 
 namespace {
 
-error bad(std::string why) { return error{errc::bad_magnet, "magnet link: " + std::move(why), no_offset}; }
+error bad(std::string why) {
+  return error{errc::bad_magnet, "magnet link: " + std::move(why), no_offset};
+}
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -78,9 +80,12 @@ result<magnet_link> parse_magnet(std::string_view uri) {
       if (starts_with_ci(val, "urn:btih:")) {
         std::string_view h = val.substr(9);
         std::optional<std::string> raw;
-        if (h.size() == 40) raw = from_hex(h);
-        else if (h.size() == 32) raw = from_base32(h);
-        else return bad("urn:btih needs 40 hex or 32 base32 digits, got " + std::to_string(h.size()) + " characters");
+        if (h.size() == 40)
+          raw = from_hex(h);
+        else if (h.size() == 32)
+          raw = from_base32(h);
+        else
+          return bad("urn:btih needs 40 hex or 32 base32 digits, got " + std::to_string(h.size()) + " characters");
         if (!raw) return bad("urn:btih '" + std::string(h) + "' is not valid " + (h.size() == 40 ? "hex" : "base32"));
         sha1_digest d;
         std::copy(raw->begin(), raw->end(), reinterpret_cast<char*>(d.data()));
@@ -119,9 +124,11 @@ result<magnet_link> parse_magnet(std::string_view uri) {
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
         std::uint32_t a = 0, b = 0;
         auto dash = item.find('-');
-        bool ok = dash == std::string_view::npos ? (parse_u32(item, a) && (b = a, true))
-                                                 : (parse_u32(item.substr(0, dash), a) && parse_u32(item.substr(dash + 1), b));
-        if (!ok || a > b || b > max_select_index) return bad("so '" + std::string(val) + "' is not a list of file indices");
+        bool ok = dash == std::string_view::npos
+                      ? (parse_u32(item, a) && (b = a, true))
+                      : (parse_u32(item.substr(0, dash), a) && parse_u32(item.substr(dash + 1), b));
+        if (!ok || a > b || b > max_select_index)
+          return bad("so '" + std::string(val) + "' is not a list of file indices");
         m.select_only.emplace_back(a, b);
       }
     }
@@ -185,7 +192,8 @@ magnet_link magnet_from(const metainfo& mi) {
   m.info_hash_v2 = mi.info_hash_v2;
   m.name = mi.name;
   for (const auto& tier : mi.tracker_tiers) {
-    for (const auto& t : tier) m.trackers.push_back(t);
+    for (const auto& t : tier)
+      m.trackers.push_back(t);
   }
   m.web_seeds = mi.web_seeds;
   return m;

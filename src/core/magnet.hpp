@@ -23,10 +23,10 @@ inline constexpr std::uint32_t max_select_index = 1u << 24;  // a file index in 
 struct magnet_link {
   std::optional<sha1_digest> info_hash_v1;
   std::optional<sha256_digest> info_hash_v2;
-  std::string name;                      // dn, as given (show it sanitised)
-  std::vector<std::string> trackers;     // tr, in order, no duplicates
-  std::vector<std::string> web_seeds;    // ws
-  std::vector<std::string> peers;        // x.pe, "host:port" or "[v6]:port"
+  std::string name;                    // dn, as given (show it sanitised)
+  std::vector<std::string> trackers;   // tr, in order, no duplicates
+  std::vector<std::string> web_seeds;  // ws
+  std::vector<std::string> peers;      // x.pe, "host:port" or "[v6]:port"
   // so: inclusive ranges of file indices.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> select_only;
 };

@@ -15,7 +15,8 @@ sha256_digest hash_pair(const sha256_digest& a, const sha256_digest& b) {
 
 sha256_digest pad_hash(unsigned levels) {
   sha256_digest h{};
-  for (unsigned i = 0; i < levels; ++i) h = hash_pair(h, h);
+  for (unsigned i = 0; i < levels; ++i)
+    h = hash_pair(h, h);
   return h;
 }
 

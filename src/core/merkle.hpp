@@ -24,7 +24,8 @@ void reduce_level(std::vector<sha256_digest>& level, const sha256_digest& pad);
 
 [[nodiscard]] constexpr unsigned log2_exact(std::uint64_t v) {
   unsigned l = 0;
-  while ((std::uint64_t{1} << l) < v) ++l;
+  while ((std::uint64_t{1} << l) < v)
+    ++l;
   return l;
 }
 

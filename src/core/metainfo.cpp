@@ -72,7 +72,8 @@ std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& p
   for (node key : dir) {
     node val = key.value_of_key();
     std::string field = "info.file tree";
-    for (auto c : prefix) field.append("/").append(c);
+    for (auto c : prefix)
+      field.append("/").append(c);
     if (!key.as_string().empty()) field.append("/").append(key.as_string());
     if (!val.is_dict()) return bad(field, "expected a dictionary", val);
     if (key.as_string().empty()) {
@@ -137,7 +138,8 @@ std::string with_suffix(const std::string& path, int k) {
   std::size_t keep = path.size();
   if (keep - start + suffix.size() > max_component_bytes) {
     keep = start + max_component_bytes - suffix.size();
-    while (keep > start && (static_cast<unsigned char>(path[keep]) & 0xC0) == 0x80) --keep;
+    while (keep > start && (static_cast<unsigned char>(path[keep]) & 0xC0) == 0x80)
+      --keep;
   }
   return path.substr(0, keep) + suffix;
 }
@@ -146,9 +148,12 @@ std::string with_suffix(const std::string& path, int k) {
 
 std::string_view version_name(torrent_version v) {
   switch (v) {
-    case torrent_version::v1: return "v1";
-    case torrent_version::v2: return "v2";
-    case torrent_version::hybrid: return "hybrid";
+    case torrent_version::v1:
+      return "v1";
+    case torrent_version::v2:
+      return "v2";
+    case torrent_version::hybrid:
+      return "hybrid";
   }
   return "?";
 }
@@ -161,8 +166,7 @@ std::optional<std::string> sanitize_component(std::string_view c) {
     if (ch == '/' || ch == '\\' || u < 0x20 || u == 0x7f) ch = '_';
   }
   // A drive letter ("C:") would make the path absolute on Windows.
-  if (s.size() >= 2 && s[1] == ':' &&
-      ((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) {
+  if (s.size() >= 2 && s[1] == ':' && ((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) {
     s[1] = '_';
   }
   if (s.size() > max_component_bytes) {
@@ -170,7 +174,8 @@ std::optional<std::string> sanitize_component(std::string_view c) {
     std::string ext;
     if (auto dot = s.rfind('.'); dot != std::string::npos && s.size() - dot <= 16) ext = s.substr(dot);
     std::size_t keep = max_component_bytes - ext.size();
-    while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+    while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80)
+      --keep;
     s = s.substr(0, keep) + ext;
   }
   return s;
@@ -196,8 +201,10 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
   bool v2 = false;
   if (node mv = info.find("meta version")) {
     if (!mv.is_int()) return bad("info.meta version", "expected an integer", mv);
-    if (mv.as_int() == 2) v2 = true;
-    else if (mv.as_int() != 1) return bad("info.meta version", "unsupported version " + std::to_string(mv.as_int()), mv);
+    if (mv.as_int() == 2)
+      v2 = true;
+    else if (mv.as_int() != 1)
+      return bad("info.meta version", "unsupported version " + std::to_string(mv.as_int()), mv);
   }
   node pieces = info.find("pieces");
   const bool v1 = static_cast<bool>(pieces);
@@ -215,8 +222,8 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
     return bad("info.piece length", std::to_string(m.piece_length) + " is over the limit of 1 GiB", pl);
   }
   if (v2 && (m.piece_length < min_v2_piece_length || (m.piece_length & (m.piece_length - 1)) != 0)) {
-    return bad("info.piece length", "must be a power of two of at least 16 KiB in a v2 torrent, is " +
-                                        std::to_string(m.piece_length), pl);
+    return bad("info.piece length",
+               "must be a power of two of at least 16 KiB in a v2 torrent, is " + std::to_string(m.piece_length), pl);
   }
 
   node name = info.find("name.utf-8");
@@ -297,13 +304,15 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       const raw_file& b = v2_files[j++];
       std::vector<std::string_view> ac = a.comps;
       if (ac != b.comps || a.size != b.size) {
-        return bad(field, "'" + repair_utf8(describe_path(ac)) + "' (" + std::to_string(a.size) +
-                              " bytes) does not match the v2 file tree's '" + repair_utf8(describe_path(b.comps)) +
-                              "' (" + std::to_string(b.size) + " bytes) (inconsistent hybrid torrent)",
+        return bad(field,
+                   "'" + repair_utf8(describe_path(ac)) + "' (" + std::to_string(a.size) +
+                       " bytes) does not match the v2 file tree's '" + repair_utf8(describe_path(b.comps)) + "' (" +
+                       std::to_string(b.size) + " bytes) (inconsistent hybrid torrent)",
                    a.where);
       }
     }
-    if (j != v2_files.size()) return bad("info.file tree", "has files missing from the v1 list (inconsistent hybrid torrent)", info);
+    if (j != v2_files.size())
+      return bad("info.file tree", "has files missing from the v1 list (inconsistent hybrid torrent)", info);
     if (v1_multi != v2_multi && v2_multi) {
       return bad("info", "single-file v1 part but multi-file v2 part (inconsistent hybrid torrent)", info);
     }
@@ -326,8 +335,8 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
     fe.symlink = rf.link;
     if (!v1 && fe.size > 0 && pos % m.piece_length != 0) pos += m.piece_length - pos % m.piece_length;
     if (v1 && v2 && !rf.pad && fe.size > 0 && pos % m.piece_length != 0) {
-      return bad("info.files[" + std::to_string(i) + "]", "not aligned to a piece boundary (hybrid torrents need pad files)",
-                 rf.where);
+      return bad("info.files[" + std::to_string(i) + "]",
+                 "not aligned to a piece boundary (hybrid torrents need pad files)", rf.where);
     }
     fe.offset = pos;
     if (pos > max_total_size - fe.size) return bad("info", "total size overflows", info);
@@ -362,8 +371,9 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
     const std::uint64_t have = pieces.as_string().size() / 20;
     const std::uint64_t want = (pos + m.piece_length - 1) / m.piece_length;
     if (have != want) {
-      return bad("info.pieces", std::to_string(have) + " piece hashes for " + std::to_string(pos) + " bytes in pieces of " +
-                                    std::to_string(m.piece_length) + " (expected " + std::to_string(want) + ")",
+      return bad("info.pieces",
+                 std::to_string(have) + " piece hashes for " + std::to_string(pos) + " bytes in pieces of " +
+                     std::to_string(m.piece_length) + " (expected " + std::to_string(want) + ")",
                  pieces);
     }
     m.num_pieces = have;
@@ -386,7 +396,8 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
     }
     // Index the layers once: a lookup per file would be quadratic in hostile input.
     std::unordered_map<std::string_view, node> by_root;
-    for (node k : layers) by_root.emplace(k.as_string(), k.value_of_key());
+    for (node k : layers)
+      by_root.emplace(k.as_string(), k.value_of_key());
     const unsigned levels = merkle::log2_exact(m.piece_length / merkle::block_size);
     const sha256_digest pad = merkle::pad_hash(levels);
     for (const file_entry& fe : m.files) {
@@ -404,7 +415,8 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       }
       std::vector<sha256_digest> hashes(n);
       std::string_view s = layer.as_string();
-      for (std::uint64_t k = 0; k < n; ++k) std::copy_n(s.data() + k * 32, 32, reinterpret_cast<char*>(hashes[k].data()));
+      for (std::uint64_t k = 0; k < n; ++k)
+        std::copy_n(s.data() + k * 32, 32, reinterpret_cast<char*>(hashes[k].data()));
       if (merkle::root(hashes, pad) != *fe.pieces_root) {
         m.warnings.push_back("piece layer for '" + fe.path +
                              "' does not match its pieces root, dropped (peers can send it again)");
@@ -439,13 +451,16 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       if (u.is_string() && !u.as_string().empty()) m.web_seeds.emplace_back(repair_utf8(u.as_string()));
     };
     if (ul.is_list()) {
-      for (node u : ul) add(u);
+      for (node u : ul)
+        add(u);
     } else {
       add(ul);
     }
   }
-  if (node c = root.find("comment.utf-8"); c.is_string()) m.comment = repair_utf8(c.as_string());
-  else if (node c2 = root.find("comment"); c2.is_string()) m.comment = repair_utf8(c2.as_string());
+  if (node c = root.find("comment.utf-8"); c.is_string())
+    m.comment = repair_utf8(c.as_string());
+  else if (node c2 = root.find("comment"); c2.is_string())
+    m.comment = repair_utf8(c2.as_string());
   if (node c = root.find("created by"); c.is_string()) m.created_by = repair_utf8(c.as_string());
   if (node d = root.find("creation date"); d.is_int()) m.creation_date = d.as_int();
   if (node s = info.find("source"); s.is_string()) m.source = repair_utf8(s.as_string());

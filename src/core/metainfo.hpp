@@ -15,7 +15,7 @@
 
 namespace shoal {
 
-inline constexpr std::size_t max_torrent_size = 64u << 20;      // bytes of a .torrent file
+inline constexpr std::size_t max_torrent_size = 64u << 20;  // bytes of a .torrent file
 inline constexpr std::uint64_t max_pieces = std::uint64_t{1} << 21;
 inline constexpr std::uint64_t min_v2_piece_length = 16 * 1024;
 inline constexpr std::uint64_t max_piece_length = std::uint64_t{1} << 30;
@@ -27,13 +27,13 @@ enum class torrent_version { v1, v2, hybrid };
 struct file_entry {
   std::string path;  // sanitised, '/'-separated; multi-file torrents start with the name
   std::uint64_t size = 0;
-  std::uint64_t offset = 0;  // first byte in the torrent's piece space
-  bool pad = false;          // BEP 47 'p'
-  bool executable = false;   // 'x'
-  bool hidden = false;       // 'h'
-  bool symlink = false;      // 'l'
-  std::string symlink_target;                 // sanitised, relative to the torrent's root
-  std::optional<sha256_digest> pieces_root;   // v2 files with data
+  std::uint64_t offset = 0;                  // first byte in the torrent's piece space
+  bool pad = false;                          // BEP 47 'p'
+  bool executable = false;                   // 'x'
+  bool hidden = false;                       // 'h'
+  bool symlink = false;                      // 'l'
+  std::string symlink_target;                // sanitised, relative to the torrent's root
+  std::optional<sha256_digest> pieces_root;  // v2 files with data
 };
 
 struct metainfo {

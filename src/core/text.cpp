@@ -44,10 +44,14 @@ std::optional<std::string> from_base32(std::string_view b32) {
   int bits = 0;
   for (char c : b32) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a';
-    else if (c >= '2' && c <= '7') v = c - '2' + 26;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a';
+    else if (c >= '2' && c <= '7')
+      v = c - '2' + 26;
+    else
+      return std::nullopt;
     buffer = (buffer << 5) | static_cast<std::uint32_t>(v);
     bits += 5;
     if (bits >= 8) {
@@ -86,15 +90,28 @@ std::size_t utf8_seq(std::string_view s, std::size_t i) {
   if (c < 0x80) return 1;
   std::size_t len;
   unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) len = 2;
-  else if (c == 0xE0) { len = 3; lo = 0xA0; }
-  else if (c >= 0xE1 && c <= 0xEC) len = 3;
-  else if (c == 0xED) { len = 3; hi = 0x9F; }
-  else if (c >= 0xEE && c <= 0xEF) len = 3;
-  else if (c == 0xF0) { len = 4; lo = 0x90; }
-  else if (c >= 0xF1 && c <= 0xF3) len = 4;
-  else if (c == 0xF4) { len = 4; hi = 0x8F; }
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2;
+  else if (c == 0xE0) {
+    len = 3;
+    lo = 0xA0;
+  } else if (c >= 0xE1 && c <= 0xEC)
+    len = 3;
+  else if (c == 0xED) {
+    len = 3;
+    hi = 0x9F;
+  } else if (c >= 0xEE && c <= 0xEF)
+    len = 3;
+  else if (c == 0xF0) {
+    len = 4;
+    lo = 0x90;
+  } else if (c >= 0xF1 && c <= 0xF3)
+    len = 4;
+  else if (c == 0xF4) {
+    len = 4;
+    hi = 0x8F;
+  } else
+    return 0;
   if (i + len > s.size()) return 0;
   if (b(i + 1) < lo || b(i + 1) > hi) return 0;
   for (std::size_t k = 2; k < len; ++k) {
@@ -153,15 +170,22 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
     v = v * 10 + d;
     ++i;
   }
-  while (i < s.size() && s[i] == ' ') ++i;
+  while (i < s.size() && s[i] == ' ')
+    ++i;
   std::string unit;
-  for (; i < s.size(); ++i) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+  for (; i < s.size(); ++i)
+    unit += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
   int shift;
-  if (unit.empty() || unit == "b") shift = 0;
-  else if (unit == "k" || unit == "kib" || unit == "kb") shift = 10;
-  else if (unit == "m" || unit == "mib" || unit == "mb") shift = 20;
-  else if (unit == "g" || unit == "gib" || unit == "gb") shift = 30;
-  else return std::nullopt;
+  if (unit.empty() || unit == "b")
+    shift = 0;
+  else if (unit == "k" || unit == "kib" || unit == "kb")
+    shift = 10;
+  else if (unit == "m" || unit == "mib" || unit == "mb")
+    shift = 20;
+  else if (unit == "g" || unit == "gib" || unit == "gb")
+    shift = 30;
+  else
+    return std::nullopt;
   if (shift > 0 && v > (UINT64_MAX >> shift)) return std::nullopt;
   return v << shift;
 }

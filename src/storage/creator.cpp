@@ -23,12 +23,12 @@ namespace fs = std::filesystem;
 namespace {
 
 struct source_file {
-  fs::path disk;                        // where to read it
-  std::vector<std::string> comps;       // path inside the torrent (below the name)
+  fs::path disk;                   // where to read it
+  std::vector<std::string> comps;  // path inside the torrent (below the name)
   std::uint64_t size = 0;
   bool executable = false;
-  std::uint64_t offset = 0;             // in piece space
-  std::vector<sha256_digest> layer;     // v2: one hash per piece (or the root, for small files)
+  std::uint64_t offset = 0;          // in piece space
+  std::vector<sha256_digest> layer;  // v2: one hash per piece (or the root, for small files)
   sha256_digest root{};
 };
 
@@ -65,7 +65,8 @@ bool component_less(const source_file& a, const source_file& b) {
 
 std::uint64_t auto_piece_length(std::uint64_t total) {
   std::uint64_t pl = 16 * 1024;
-  while (pl < (16u << 20) && total / pl > 2000) pl *= 2;
+  while (pl < (16u << 20) && total / pl > 2000)
+    pl *= 2;
   return pl;
 }
 
@@ -76,8 +77,10 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
 
   const fs::path clean = path.lexically_normal();
   std::string name = (clean.has_filename() ? clean.filename() : clean.parent_path().filename()).string();
-  if (name.empty() || name == "." || name == "..") name = fs::absolute(clean, ec).lexically_normal().filename().string();
-  if (name.empty()) return error{errc::invalid_argument, path.string() + ": cannot take a torrent name from this path", no_offset};
+  if (name.empty() || name == "." || name == "..")
+    name = fs::absolute(clean, ec).lexically_normal().filename().string();
+  if (name.empty())
+    return error{errc::invalid_argument, path.string() + ": cannot take a torrent name from this path", no_offset};
 
   std::vector<source_file> files;
   const bool multi = fs::is_directory(st);
@@ -91,7 +94,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
       if (!it->is_regular_file(sec)) continue;
       source_file f;
       f.disk = it->path();
-      for (const auto& c : fs::relative(it->path(), path, sec)) f.comps.push_back(c.string());
+      for (const auto& c : fs::relative(it->path(), path, sec))
+        f.comps.push_back(c.string());
       if (sec) return error{errc::io, it->path().string() + ": " + sec.message(), no_offset};
       files.push_back(std::move(f));
     }
@@ -115,7 +119,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
     f.executable = (sb.st_mode & S_IXUSR) != 0;
     total += f.size;
   }
-  if (total == 0) return error{errc::invalid_argument, path.string() + ": nothing to share (no file has any data)", no_offset};
+  if (total == 0)
+    return error{errc::invalid_argument, path.string() + ": nothing to share (no file has any data)", no_offset};
 
   const bool v1 = opt.version != torrent_version::v2;
   const bool v2 = opt.version != torrent_version::v1;
@@ -141,7 +146,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
     for (std::uint64_t p = 0; p < n; ++p) {
       std::uint64_t start = p * plen, end = std::min(total, start + plen);
       while (start < end) {
-        while (files[fi].offset + files[fi].size <= start) ++fi;
+        while (files[fi].offset + files[fi].size <= start)
+          ++fi;
         const auto& f = files[fi];
         std::uint64_t take = std::min(end, f.offset + f.size) - start;
         pieces[p].push_back({fi, start - f.offset, take});
@@ -257,10 +263,12 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
       cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return finished == nthreads; });
     }
   } else {
-    for (unsigned i = 1; i < nthreads; ++i) pool.emplace_back(worker);
+    for (unsigned i = 1; i < nthreads; ++i)
+      pool.emplace_back(worker);
     worker();
   }
-  for (auto& t : pool) t.join();
+  for (auto& t : pool)
+    t.join();
   if (failed) return error{errc::io, err_text, no_offset};
   if (opt.progress) opt.progress(total, total);
 
@@ -295,7 +303,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
         dict fd;
         fd["length"] = static_cast<std::int64_t>(f.size);
         list pl;
-        for (const auto& c : f.comps) pl.emplace_back(c);
+        for (const auto& c : f.comps)
+          pl.emplace_back(c);
         fd["path"] = std::move(pl);
         if (f.executable) fd["attr"] = "x";
         fl.emplace_back(std::move(fd));
@@ -333,7 +342,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
       if (f.size > plen) {
         std::string bytes;
         bytes.reserve(f.layer.size() * 32);
-        for (const auto& h : f.layer) bytes.append(as_view(h));
+        for (const auto& h : f.layer)
+          bytes.append(as_view(h));
         layers[std::string(as_view(f.root))] = std::move(bytes);
       }
     }
@@ -346,12 +356,14 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
   if (!opt.tracker_tiers.empty()) {
     top["announce"] = opt.tracker_tiers[0][0];
     std::size_t count = 0;
-    for (const auto& t : opt.tracker_tiers) count += t.size();
+    for (const auto& t : opt.tracker_tiers)
+      count += t.size();
     if (count > 1) {
       list al;
       for (const auto& t : opt.tracker_tiers) {
         list tier;
-        for (const auto& u : t) tier.emplace_back(u);
+        for (const auto& u : t)
+          tier.emplace_back(u);
         al.emplace_back(std::move(tier));
       }
       top["announce-list"] = std::move(al);
@@ -362,7 +374,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
       top["url-list"] = opt.web_seeds[0];
     } else {
       list ul;
-      for (const auto& w : opt.web_seeds) ul.emplace_back(w);
+      for (const auto& w : opt.web_seeds)
+        ul.emplace_back(w);
       top["url-list"] = std::move(ul);
     }
   }

@@ -21,7 +21,9 @@ error bad(std::string_view s, mode m = mode::lenient, limits lim = {}) {
   return r.ok() ? error{} : r.err();
 }
 
-std::string nested_lists(std::size_t depth) { return std::string(depth, 'l') + std::string(depth, 'e'); }
+std::string nested_lists(std::size_t depth) {
+  return std::string(depth, 'l') + std::string(depth, 'e');
+}
 
 }  // namespace
 
@@ -129,7 +131,8 @@ TEST(Bencode, TokenLimitAtBoundAndOnePast) {
   // The default bound: one list plus max_tokens - 1 integers.
   std::string at = "l";
   at.reserve(3 * max_tokens + 2);
-  for (std::size_t i = 0; i + 1 < max_tokens; ++i) at += "i0e";
+  for (std::size_t i = 0; i + 1 < max_tokens; ++i)
+    at += "i0e";
   at += "e";
   auto d = ok(at);
   EXPECT_EQ(d.token_count(), max_tokens);
@@ -160,10 +163,12 @@ TEST(Bencode, NodesAndIteration) {
   ASSERT_TRUE(list.is_list());
   EXPECT_EQ(list.size(), 4u);
   std::vector<std::string> kinds;
-  for (node e : list) kinds.push_back(std::to_string(static_cast<int>(e.kind())));
+  for (node e : list)
+    kinds.push_back(std::to_string(static_cast<int>(e.kind())));
   EXPECT_EQ(kinds, (std::vector<std::string>{"0", "1", "2", "2"}));
   std::vector<std::string> keys;
-  for (node k : root) keys.emplace_back(k.as_string());
+  for (node k : root)
+    keys.emplace_back(k.as_string());
   EXPECT_EQ(keys, (std::vector<std::string>{"info", "list"}));
   // Wrong-typed and absent nodes give empty values, never crash.
   node absent;

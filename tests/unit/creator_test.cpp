@@ -29,7 +29,8 @@ class CreatorTest : public ::testing::Test {
     fs::create_directories((dir_ / rel).parent_path());
     std::mt19937 rng(seed);
     std::string data(size, '\0');
-    for (auto& c : data) c = static_cast<char>(rng());
+    for (auto& c : data)
+      c = static_cast<char>(rng());
     std::ofstream(dir_ / rel, std::ios::binary).write(data.data(), static_cast<std::streamsize>(size));
     return data;
   }
@@ -54,7 +55,8 @@ sha256_digest reference_root(const std::string& data, std::uint64_t plen) {
     leaves.push_back(sha256(std::string_view(data).substr(off, merkle::block_size)));
   }
   std::size_t width = 1;
-  while (width < leaves.size()) width *= 2;
+  while (width < leaves.size())
+    width *= 2;
   if (data.size() > plen) width = std::max<std::size_t>(width, plen / merkle::block_size);
   leaves.resize(width, sha256_digest{});
   return merkle::root(leaves, sha256_digest{});

@@ -100,7 +100,8 @@ TEST(Magnet, LengthAndParameterLimits) {
   EXPECT_EQ(r.err().code, errc::limit_exceeded);
 
   std::string params = "magnet:?xt=urn:btih:" + hex40;
-  for (std::size_t i = 1; i < max_magnet_params; ++i) params += "&a=1";
+  for (std::size_t i = 1; i < max_magnet_params; ++i)
+    params += "&a=1";
   ok(params);
   auto r2 = parse_magnet(params + "&a=1");
   ASSERT_FALSE(r2.ok());

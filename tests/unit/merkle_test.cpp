@@ -12,7 +12,9 @@ sha256_digest pair(const sha256_digest& a, const sha256_digest& b) {
   s.append(as_view(b));
   return sha256(s);
 }
-sha256_digest leaf(char c) { return sha256(std::string(1, c)); }
+sha256_digest leaf(char c) {
+  return sha256(std::string(1, c));
+}
 }  // namespace
 
 TEST(Merkle, PadHashes) {

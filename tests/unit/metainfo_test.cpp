@@ -13,7 +13,9 @@ using bencode::value;
 
 namespace {
 
-std::string hashes(std::uint64_t n) { return std::string(n * 20, 'h'); }
+std::string hashes(std::uint64_t n) {
+  return std::string(n * 20, 'h');
+}
 
 dict single_info(std::int64_t length = 100000, std::int64_t plen = 16384) {
   const std::uint64_t n = (static_cast<std::uint64_t>(length) + plen - 1) / plen;
@@ -48,7 +50,9 @@ error parse_bad(const std::string& t) {
   return r.ok() ? error{} : r.err();
 }
 
-std::string digest_str(const sha256_digest& d) { return std::string(as_view(d)); }
+std::string digest_str(const sha256_digest& d) {
+  return std::string(as_view(d));
+}
 
 // A v2 leaf for a file of `length` bytes with the given root.
 dict v2_leaf(std::int64_t length, const sha256_digest& root) {
@@ -249,7 +253,9 @@ TEST(Metainfo, StructureErrorsNameTheField) {
 TEST(Metainfo, PieceCountLimitAtBoundAndOnePast) {
   // 2^21 pieces of 16 KiB: accepted; one more piece: rejected.
   const std::int64_t plen = 16384;
-  dict at{{"name", "big"}, {"piece length", plen}, {"length", static_cast<std::int64_t>(max_pieces) * plen},
+  dict at{{"name", "big"},
+          {"piece length", plen},
+          {"length", static_cast<std::int64_t>(max_pieces) * plen},
           {"pieces", hashes(max_pieces)}};
   auto m = parse_ok(torrent(at));
   EXPECT_EQ(m.num_pieces, max_pieces);
@@ -279,11 +285,15 @@ TEST(Metainfo, V2SingleFileWithPieceLayers) {
   const std::int64_t plen = 16384;
   const std::int64_t length = 3 * plen + 100;  // 4 pieces
   std::vector<sha256_digest> layer(4);
-  for (int i = 0; i < 4; ++i) layer[i] = sha256(std::string(1, static_cast<char>('a' + i)));
+  for (int i = 0; i < 4; ++i)
+    layer[i] = sha256(std::string(1, static_cast<char>('a' + i)));
   const sha256_digest root = merkle::root(layer, merkle::pad_hash(0));
   std::string layer_bytes;
-  for (auto& h : layer) layer_bytes.append(as_view(h));
-  dict info{{"name", "movie.mkv"}, {"piece length", plen}, {"meta version", 2},
+  for (auto& h : layer)
+    layer_bytes.append(as_view(h));
+  dict info{{"name", "movie.mkv"},
+            {"piece length", plen},
+            {"meta version", 2},
             {"file tree", dict{{"movie.mkv", v2_leaf(length, root)}}}};
   auto m = parse_ok(torrent(info, dict{{"piece layers", dict{{digest_str(root), layer_bytes}}}}));
   EXPECT_EQ(m.version, torrent_version::v2);
@@ -395,7 +405,8 @@ TEST(Metainfo, ManyDuplicateNamesStayLinear) {
   constexpr int n = 100000;
   list files;
   files.reserve(n);
-  for (int i = 0; i < n; ++i) files.push_back(file_dict(list{"same"}, 1));
+  for (int i = 0; i < n; ++i)
+    files.push_back(file_dict(list{"same"}, 1));
   auto m = parse_ok(torrent(multi_info(std::move(files), n)));
   ASSERT_EQ(m.files.size(), static_cast<std::size_t>(n));
   EXPECT_EQ(m.files[0].path, "folder/same");
