@@ -10,5 +10,7 @@ using runner = std::function<int()>;
 
 runner add_create(CLI::App& app);
 runner add_info(CLI::App& app);
+runner add_download(CLI::App& app);
+runner add_seed(CLI::App& app);
 
 }  // namespace shoal::cli

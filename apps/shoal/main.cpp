@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   commands.emplace_back(create, shoal::cli::add_create(*create));
   auto* info = app.add_subcommand("info", "Show what a .torrent file or magnet link holds");
   commands.emplace_back(info, shoal::cli::add_info(*info));
+  auto* download = app.add_subcommand("download", "Download a torrent, then seed it (see --seed-ratio, --seed-time)");
+  commands.emplace_back(download, shoal::cli::add_download(*download));
+  auto* seed = app.add_subcommand("seed", "Check a torrent's data and seed it until stopped");
+  commands.emplace_back(seed, shoal::cli::add_seed(*seed));
 
   try {
     app.parse(argc, argv);

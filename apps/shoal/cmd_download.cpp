@@ -1,0 +1,326 @@
+// `shoal download` and `shoal seed`: one torrent in a session, with a progress line.
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "console.hpp"
+#include "core/metainfo.hpp"
+#include "core/text.hpp"
+#include "session/session.hpp"
+
+namespace shoal::cli {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using tcp = asio::ip::tcp;
+
+// Exit code for a download stopped (Ctrl-C) before it completed.
+constexpr int exit_interrupted = 3;
+
+struct transfer_args {
+  bool seed_mode = false;
+  std::string target;
+  std::string dir = ".";
+  int port = 6881;
+  std::vector<std::string> peers;
+  double seed_ratio = 1.0;
+  long seed_time = -1;  // seconds; -1: use the ratio
+  std::string select;
+  bool sequential = false;
+  bool no_dht = false;
+  bool json_progress = false;
+  bool local = false;
+  bool check = false;
+  bool skip_check = false;
+  std::string max_down, max_up;
+  std::uint32_t max_peers = 80;
+};
+
+bool env_local() {
+  const char* v = std::getenv("SHOAL_LOCAL");
+  return v && *v && std::string(v) != "0";
+}
+
+// "1,3-5" (1-based, like aria2) -> per-file priorities.
+std::optional<std::vector<std::uint8_t>> parse_select(const std::string& s, std::size_t nfiles, std::string& err) {
+  std::vector<std::uint8_t> prio(nfiles, 0);
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto comma = s.find(',', start);
+    std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? s.size() + 1 : comma + 1;
+    if (item.empty()) continue;
+    auto dash = item.find('-');
+    unsigned long a = 0, b = 0;
+    try {
+      std::size_t used = 0;
+      a = std::stoul(item.substr(0, dash), &used);
+      if (used != item.substr(0, dash).size()) throw std::invalid_argument("x");
+      b = a;
+      if (dash != std::string::npos) {
+        b = std::stoul(item.substr(dash + 1), &used);
+        if (used != item.substr(dash + 1).size()) throw std::invalid_argument("x");
+      }
+    } catch (const std::exception&) {
+      err = "--select-file '" + s + "': expected indices like 1,3-5";
+      return std::nullopt;
+    }
+    if (a < 1 || b < a || b > nfiles) {
+      err = "--select-file '" + s + "': file indices run from 1 to " + std::to_string(nfiles);
+      return std::nullopt;
+    }
+    for (unsigned long i = a; i <= b; ++i) prio[i - 1] = 1;
+  }
+  return prio;
+}
+
+std::string format_eta(double secs) {
+  if (!std::isfinite(secs) || secs < 0 || secs > 360000) return "--:--";
+  const auto s = static_cast<long>(secs);
+  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+  return fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
+int run_transfer(const transfer_args& a) {
+  if (a.target.rfind("magnet:", 0) == 0) {
+    return fail("magnet links need metadata exchange from peers, which this build does not do yet; "
+                "download the .torrent file instead");
+  }
+  auto loaded = load_metainfo(a.target);
+  if (!loaded) return fail(a.target + ": " + loaded.err().message());
+  metainfo mi = std::move(loaded).value();
+  for (const auto& w : mi.warnings) warn(a.target + ": " + w);
+
+  session_settings st;
+  st.listen_port = static_cast<std::uint16_t>(a.port);
+  st.local = a.local || env_local();
+  st.max_peers_per_torrent = a.max_peers;
+  if (!a.max_down.empty()) {
+    auto v = parse_size(a.max_down);
+    if (!v) return fail("--max-download-rate '" + a.max_down + "' is not a rate (try 500KiB or 10MiB)");
+    st.max_download_rate = *v;
+  }
+  if (!a.max_up.empty()) {
+    auto v = parse_size(a.max_up);
+    if (!v) return fail("--max-upload-rate '" + a.max_up + "' is not a rate (try 500KiB or 10MiB)");
+    st.max_upload_rate = *v;
+  }
+
+  asio::io_context io;
+  torrent_params tp;
+  tp.info = mi;
+  tp.save_path = a.dir;
+  const std::string key = mi.info_hash_v1 ? to_hex(as_view(*mi.info_hash_v1)) : to_hex(as_view(*mi.info_hash_v2));
+  tp.resume_file = fs::path(a.dir) / ".shoal" / (key + ".resume");
+  tp.force_check = a.check;
+  tp.skip_check = a.skip_check;
+  tp.sequential = a.sequential;
+  if (!a.select.empty()) {
+    std::string err;
+    // Indices count the files a user sees: pad files are not numbered.
+    std::vector<std::size_t> real;
+    for (std::size_t i = 0; i < mi.files.size(); ++i) {
+      if (!mi.files[i].pad) real.push_back(i);
+    }
+    auto sel = parse_select(a.select, real.size(), err);
+    if (!sel) {
+      fmt::print(stderr, "shoal: error: {}\n", err);
+      return exit_usage;
+    }
+    tp.file_priorities.assign(mi.files.size(), 0);
+    for (std::size_t i = 0; i < real.size(); ++i) tp.file_priorities[real[i]] = (*sel)[i];
+  }
+  tcp::resolver resolver(io);
+  for (const auto& p : a.peers) {
+    auto colon = p.rfind(':');
+    if (colon == std::string::npos || colon == 0) return fail("--peer '" + p + "': expected HOST:PORT");
+    std::string host = p.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    boost::system::error_code ec;
+    auto results = resolver.resolve(host, p.substr(colon + 1), ec);
+    if (ec || results.empty()) return fail("--peer '" + p + "': " + (ec ? ec.message() : "no address"));
+    tp.peers.push_back(results.begin()->endpoint());
+  }
+  std::error_code dec;
+  fs::create_directories(a.dir, dec);
+  if (dec) return fail(a.dir + ": cannot create the download folder: " + dec.message());
+  if (::access(a.dir.c_str(), W_OK) != 0 && !a.seed_mode) {
+    return fail(a.dir + ": the download folder is not writable (choose another with -d)");
+  }
+
+  session ses(io, st);
+  if (auto ec = ses.listen()) {
+    return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
+                " (choose another with --port, or --port 0 for any)");
+  }
+  if (mi.tracker_tiers.empty() && tp.peers.empty()) {
+    warn("the torrent lists no trackers and no --peer was given: waiting for peers to connect to port " +
+         std::to_string(ses.port()));
+  }
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  auto t = ses.add_torrent(std::move(tp));
+  int exit_code = exit_ok;
+  bool stopping = false;
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> finished_at;
+
+  auto shutdown = [&](int code) {
+    if (stopping) return;
+    stopping = true;
+    exit_code = code;
+    ses.stop([&io] { io.stop(); });
+  };
+  t->on_error = [&](const std::string& why) {
+    if (tty) fmt::print(stderr, "\n");
+    fmt::print(stderr, "shoal: error: {}: {}\n", printable(mi.name), printable(why));
+    shutdown(exit_error);
+  };
+  t->on_finished = [&] {
+    finished_at = std::chrono::steady_clock::now();
+    if (!a.seed_mode && a.seed_time == 0) shutdown(exit_ok);
+  };
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    if (tty) fmt::print(stderr, "\n");
+    fmt::print(stderr, "shoal: stopping (saving resume data)...\n");
+    shutdown(t->finished() ? exit_ok : exit_interrupted);
+  });
+
+  // Progress: a live line on a terminal, a plain line every 5 s otherwise, or JSON lines.
+  asio::steady_timer progress(io);
+  int ticks = 0;
+  std::function<void()> report = [&] {
+    progress.expires_after(std::chrono::milliseconds(500));
+    progress.async_wait([&](boost::system::error_code ec) {
+      if (ec || stopping) return;
+      ++ticks;
+      auto s = t->status();
+      const double frac = s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
+      const double eta = s.download_rate > 0 ? static_cast<double>(s.total_wanted - s.have_wanted) / s.download_rate : -1;
+      if (a.json_progress) {
+        if (ticks % 2 == 0) {
+          boost::json::object o;
+          o["state"] = std::string(state_name(s.state));
+          o["progress"] = frac;
+          o["have_bytes"] = s.have_wanted;
+          o["total_bytes"] = s.total_wanted;
+          o["download_rate"] = s.download_rate;
+          o["upload_rate"] = s.upload_rate;
+          o["peers"] = s.peers;
+          o["seeds"] = s.seeds;
+          o["downloaded"] = s.downloaded;
+          o["uploaded"] = s.uploaded;
+          o["hash_failures"] = s.hash_failures;
+          fmt::print("{}\n", boost::json::serialize(o));
+          std::fflush(stdout);
+        }
+      } else if (tty) {
+        const int width = 24;
+        const int filled = static_cast<int>(frac * width);
+        std::string bar(static_cast<std::size_t>(filled), '#');
+        bar.append(static_cast<std::size_t>(width - filled), '.');
+        std::string head = s.state == torrent_state::checking
+                               ? fmt::format("checking {:5.1f}%", s.check_progress * 100)
+                               : fmt::format("{} [{}] {:5.1f}%", state_name(s.state), bar, frac * 100);
+        fmt::print(stderr, "\r{}  {} / {}  down {}/s  up {}/s  peers {}  ETA {}   ", head, human_size(s.have_wanted),
+                   human_size(s.total_wanted), human_size(static_cast<std::uint64_t>(s.download_rate)),
+                   human_size(static_cast<std::uint64_t>(s.upload_rate)), s.peers, format_eta(eta));
+        std::fflush(stderr);
+      } else if (ticks % 10 == 0) {
+        fmt::print(stderr, "{} {:.1f}% {} / {} down {}/s up {}/s peers {}\n", state_name(s.state), frac * 100,
+                   human_size(s.have_wanted), human_size(s.total_wanted),
+                   human_size(static_cast<std::uint64_t>(s.download_rate)),
+                   human_size(static_cast<std::uint64_t>(s.upload_rate)), s.peers);
+      }
+      // Seeding goals after completion (download only; `seed` runs until stopped).
+      if (finished_at && !a.seed_mode) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - *finished_at).count();
+        const bool time_done = a.seed_time >= 0 && secs >= static_cast<double>(a.seed_time);
+        const bool ratio_done = a.seed_time < 0 && s.total_wanted > 0 &&
+                                static_cast<double>(t->total_uploaded()) >= a.seed_ratio * static_cast<double>(s.total_wanted);
+        if (time_done || ratio_done) {
+          shutdown(exit_ok);
+          return;
+        }
+      }
+      report();
+    });
+  };
+  report();
+  io.run();
+  if (tty && !a.json_progress) fmt::print(stderr, "\n");
+
+  auto s = t->status();
+  const double secs = std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();
+  if (a.json_progress) {
+    boost::json::object o;
+    o["event"] = "summary";
+    o["name"] = mi.name;
+    o["complete"] = s.have_wanted == s.total_wanted;
+    o["have_bytes"] = s.have_wanted;
+    o["total_bytes"] = s.total_wanted;
+    o["downloaded"] = s.downloaded;
+    o["uploaded"] = s.uploaded;
+    o["wasted"] = s.wasted;
+    o["hash_failures"] = s.hash_failures;
+    o["banned_peers"] = s.banned;
+    o["seconds"] = secs;
+    o["exit_code"] = exit_code;
+    fmt::print("{}\n", boost::json::serialize(o));
+  } else if (!a.seed_mode) {
+    fmt::print(stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s), uploaded {}{}\n",
+               printable(mi.name), human_size(s.have_wanted), human_size(s.total_wanted),
+               s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 100.0,
+               human_size(s.downloaded), secs, human_size(static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0)),
+               human_size(s.uploaded),
+               s.hash_failures ? fmt::format(", {} pieces failed their hash check, {} peers banned", s.hash_failures, s.banned)
+                               : std::string());
+  }
+  return exit_code;
+}
+
+void add_common(CLI::App& app, transfer_args& a) {
+  app.add_option("-d,--dir", a.dir, "Folder the torrent's files are in (default: current folder)");
+  app.add_option("--port", a.port, "TCP port to listen on (0: any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable");
+  app.add_flag("--local", a.local, "Keep all traffic on loopback and the given addresses (also SHOAL_LOCAL=1)");
+  app.add_flag("--no-dht", a.no_dht, "Do not use the DHT");
+  app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
+  app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
+  app.add_option("--max-peers", a.max_peers, "Most peers connected at once");
+  app.add_flag("--json-progress", a.json_progress, "Print progress as JSON lines on stdout, and a JSON summary");
+}
+
+}  // namespace
+
+runner add_download(CLI::App& app) {
+  auto a = std::make_shared<transfer_args>();
+  app.add_option("TORRENT", a->target, "A .torrent file")->required();
+  add_common(app, *a);
+  app.add_option("--seed-ratio", a->seed_ratio, "After completing, seed until uploaded/size reaches this (default 1.0)");
+  app.add_option("--seed-time", a->seed_time, "After completing, seed this many seconds (0: exit at once)");
+  app.add_option("--select-file", a->select, "Download only these files (1-based, e.g. 1,3-5; see `shoal info`)");
+  app.add_flag("--sequential", a->sequential, "Download pieces in order");
+  app.add_flag("--check", a->check, "Hash the files on disk first, ignoring resume data");
+  return [a] { return run_transfer(*a); };
+}
+
+runner add_seed(CLI::App& app) {
+  auto a = std::make_shared<transfer_args>();
+  a->seed_mode = true;
+  app.add_option("TORRENT", a->target, "A .torrent file")->required();
+  add_common(app, *a);
+  app.add_flag("--skip-check", a->skip_check, "Trust that the data is complete instead of hashing it");
+  return [a] { return run_transfer(*a); };
+}
+
+}  // namespace shoal::cli

@@ -1,0 +1,617 @@
+#include "session/peer_connection.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "session/session.hpp"
+#include "session/torrent.hpp"
+
+namespace shoal {
+
+namespace {
+constexpr std::size_t read_buffer_size = 2 * (wire::max_message_size + 4);
+constexpr std::uint32_t default_peer_reqq = 250;
+// Disk reads we keep in flight for one peer, and bytes we let pile up unsent.
+constexpr std::uint32_t max_reads_in_flight = 16;
+constexpr std::uint64_t max_send_backlog = 4u << 20;
+constexpr std::uint8_t our_ut_metadata = 0;  // not offered yet
+using clock = std::chrono::steady_clock;
+}  // namespace
+
+peer_connection::peer_connection(session& s, tcp::socket sock, bool outgoing)
+    : session_(s), sock_(std::move(sock)), outgoing_(outgoing), rbuf_(read_buffer_size), wake_(s.io()) {
+  boost::system::error_code ec;
+  auto ep = sock_.remote_endpoint(ec);
+  if (!ec) ep_ = ep;
+  last_recv_ = last_send_ = last_block_ = clock::now();
+}
+
+peer_connection::~peer_connection() = default;
+
+void peer_connection::start_outgoing(std::shared_ptr<torrent> t, tcp::endpoint ep) {
+  torrent_ = std::move(t);
+  ep_ = ep;
+  asio::co_spawn(session_.io(), run_outgoing(ep), asio::detached);
+}
+
+void peer_connection::start_incoming() { asio::co_spawn(session_.io(), run_incoming(), asio::detached); }
+
+void peer_connection::close(const std::string& why) {
+  if (closed_) return;
+  closed_ = true;
+  close_reason_ = why;
+  boost::system::error_code ec;
+  sock_.shutdown(tcp::socket::shutdown_both, ec);
+  sock_.close(ec);
+  wake_.cancel();
+  drop_requests();
+  if (torrent_ && attached_) {
+    attached_ = false;
+    torrent_->detach(this);
+  }
+}
+
+asio::awaitable<void> peer_connection::run_outgoing(tcp::endpoint ep) {
+  auto self = shared_from_this();
+  asio::steady_timer guard(session_.io());
+  guard.expires_after(session_.settings().connect_timeout);
+  guard.async_wait([self](boost::system::error_code ec) {
+    if (!ec && !self->attached_) self->close("connect timeout");
+  });
+  auto [ec] = co_await sock_.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  if (ec || closed_) {
+    guard.cancel();
+    close(ec ? "connect: " + ec.message() : "closed");
+    co_return;
+  }
+  sock_.set_option(tcp::no_delay(true), ec);
+  const bool ok = co_await exchange_handshake(true);
+  guard.cancel();
+  if (!ok) co_return;
+  after_handshake();
+  if (closed_) co_return;
+  asio::co_spawn(session_.io(), timer_loop(), asio::detached);
+  co_await read_loop();
+}
+
+asio::awaitable<void> peer_connection::run_incoming() {
+  auto self = shared_from_this();
+  asio::steady_timer guard(session_.io());
+  guard.expires_after(session_.settings().connect_timeout);
+  guard.async_wait([self](boost::system::error_code ec) {
+    if (!ec && !self->attached_) self->close("handshake timeout");
+  });
+  boost::system::error_code ec;
+  sock_.set_option(tcp::no_delay(true), ec);
+  const bool ok = co_await exchange_handshake(false);
+  guard.cancel();
+  if (!ok) co_return;
+  after_handshake();
+  if (closed_) co_return;
+  asio::co_spawn(session_.io(), timer_loop(), asio::detached);
+  co_await read_loop();
+}
+
+asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
+  wire::handshake ours;
+  ours.set_extension_protocol();
+  ours.set_fast_extension();
+  ours.id = session_.id();
+  std::string in(wire::handshake_size, '\0');
+  if (we_send_first) {
+    ours.info_hash = torrent_->wire_hash();
+    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(wire::encode_handshake(ours)),
+                                              asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      close("handshake: " + ec.message());
+      co_return false;
+    }
+  }
+  auto [ec, n] = co_await asio::async_read(sock_, asio::buffer(in), asio::as_tuple(asio::use_awaitable));
+  if (ec || closed_) {
+    close("handshake: " + (ec ? ec.message() : std::string("closed")));
+    co_return false;
+  }
+  auto hs = wire::decode_handshake(in);
+  if (!hs) {
+    close(hs.err().message());
+    co_return false;
+  }
+  their_hs_ = *hs;
+  if (their_hs_.id == session_.id()) {
+    close("connected to ourselves");
+    co_return false;
+  }
+  if (we_send_first) {
+    if (their_hs_.info_hash != torrent_->wire_hash()) {
+      close("handshake: peer answered for another torrent");
+      co_return false;
+    }
+  } else {
+    torrent_ = session_.find_torrent(their_hs_.info_hash);
+    if (!torrent_ || !torrent_->accepting_peers()) {
+      close("handshake: unknown torrent");
+      co_return false;
+    }
+    if (torrent_->is_banned(ep_)) {
+      close("banned");
+      co_return false;
+    }
+    ours.info_hash = torrent_->wire_hash();
+    auto [wec, wn] = co_await asio::async_write(sock_, asio::buffer(wire::encode_handshake(ours)),
+                                                asio::as_tuple(asio::use_awaitable));
+    if (wec) {
+      close("handshake: " + wec.message());
+      co_return false;
+    }
+  }
+  fast_ = their_hs_.fast_extension();
+  extended_ = their_hs_.extension_protocol();
+  co_return true;
+}
+
+void peer_connection::after_handshake() {
+  has_ = bitfield(torrent_->num_pieces());
+  if (!torrent_->attach(shared_from_this())) {
+    close("torrent refused the connection");
+    return;
+  }
+  attached_ = true;
+  std::string msgs;
+  if (extended_) {
+    wire::ext_handshake e;
+    e.client = session_.settings().client_name;
+    e.reqq = session_.settings().max_peer_requests;
+    e.listen_port = session_.port();
+    e.upload_only = torrent_->finished();
+    if (ep_.address().is_v4()) {
+      auto b = ep_.address().to_v4().to_bytes();
+      e.yourip.assign(reinterpret_cast<const char*>(b.data()), b.size());
+    } else {
+      auto b = ep_.address().to_v6().to_bytes();
+      e.yourip.assign(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+    (void)our_ut_metadata;
+    wire::put_extended(msgs, 0, wire::encode_ext_handshake(e));
+  }
+  const bitfield& mine = torrent_->picker().have_bits();
+  if (fast_ && mine.all()) {
+    wire::put_simple(msgs, wire::msg::have_all);
+  } else if (fast_ && mine.none()) {
+    wire::put_simple(msgs, wire::msg::have_none);
+  } else if (!mine.none()) {
+    wire::put_bitfield(msgs, mine.bytes());
+  }
+  send(std::move(msgs));
+}
+
+asio::awaitable<void> peer_connection::read_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer pause(session_.io());
+  while (!closed_) {
+    // Back-pressure: the disk is behind, so stop taking data from the network.
+    while (torrent_->disk_backlogged() && !closed_) {
+      pause.expires_after(std::chrono::milliseconds(5));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (rend_ == rbuf_.size()) {
+      // Compact: move the partial message to the front.
+      std::memmove(rbuf_.data(), rbuf_.data() + rbegin_, rend_ - rbegin_);
+      rend_ -= rbegin_;
+      rbegin_ = 0;
+    }
+    auto [ec, n] = co_await sock_.async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
+                                                  asio::as_tuple(asio::use_awaitable));
+    if (ec || closed_) {
+      close(ec ? ec.message() : "closed");
+      co_return;
+    }
+    rend_ += n;
+    last_recv_ = clock::now();
+    // Frame and handle every complete message in the buffer.
+    while (!closed_) {
+      std::string_view avail(rbuf_.data() + rbegin_, rend_ - rbegin_);
+      auto len = wire::peek_length(avail);
+      if (!len) break;
+      if (*len > wire::max_message_size) {
+        close("message of " + std::to_string(*len) + " bytes exceeds the limit");
+        co_return;
+      }
+      if (avail.size() < 4 + *len) {
+        if (rbegin_ + 4 + *len > rbuf_.size()) {
+          std::memmove(rbuf_.data(), rbuf_.data() + rbegin_, rend_ - rbegin_);
+          rend_ -= rbegin_;
+          rbegin_ = 0;
+        }
+        break;
+      }
+      auto m = wire::decode_message(avail.substr(4, *len));
+      rbegin_ += 4 + *len;
+      if (!m) {
+        close(m.err().message());
+        co_return;
+      }
+      if (!handle(*m)) co_return;
+    }
+    if (rbegin_ == rend_) rbegin_ = rend_ = 0;
+    // Global download limit: wait out the debt before reading more.
+    auto wait = session_.download_limit().consume(n);
+    if (wait.count() > 0 && !closed_) {
+      pause.expires_after(wait);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+}
+
+asio::awaitable<void> peer_connection::timer_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer t(session_.io());
+  const auto& st = session_.settings();
+  while (!closed_) {
+    t.expires_after(std::chrono::seconds(1));
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (closed_) co_return;
+    const auto now = clock::now();
+    if (now - last_recv_ > st.peer_timeout) {
+      close("timed out: nothing received for " + std::to_string(st.peer_timeout.count()) + " s");
+      co_return;
+    }
+    if (now - last_send_ > st.keep_alive) {
+      std::string ka;
+      wire::put_keep_alive(ka);
+      send(std::move(ka));
+    }
+    if (!outstanding_.empty() && now - last_block_ > st.request_timeout && !snubbed_) {
+      // Snubbed: give its requests to other peers, ask it for one block at a time.
+      snubbed_ = true;
+      drop_requests();
+      for (auto& p : torrent_->peers()) p->fill_requests();
+    }
+    fill_requests();
+  }
+}
+
+bool peer_connection::handle(const wire::message& m) {
+  using wire::msg;
+  const std::uint32_t np = torrent_->num_pieces();
+  auto need_fast = [&]() {
+    if (!fast_) close("fast-extension message " + std::string(wire::msg_name(m.type)) + " without the extension");
+    return fast_;
+  };
+  switch (m.type) {
+    case msg::keep_alive: return true;
+    case msg::choke:
+      peer_choking_ = true;
+      // Without the fast extension a choke cancels every request.
+      if (!fast_) drop_requests();
+      return true;
+    case msg::unchoke:
+      peer_choking_ = false;
+      fill_requests();
+      return true;
+    case msg::interested:
+      peer_interested_ = true;
+      torrent_->on_peer_interest_changed(this);
+      return true;
+    case msg::not_interested:
+      peer_interested_ = false;
+      torrent_->on_peer_interest_changed(this);
+      return true;
+    case msg::have:
+      if (m.index >= np) {
+        close("have for piece " + std::to_string(m.index) + " out of range");
+        return false;
+      }
+      if (!has_.get(m.index)) {
+        has_.set(m.index);
+        torrent_->on_have(this, m.index);
+      }
+      return !closed_;
+    case msg::bitfield: {
+      if (got_bitfield_) {
+        close("second bitfield");
+        return false;
+      }
+      bitfield b(np);
+      if (!b.assign(m.payload)) {
+        close("bitfield of " + std::to_string(m.payload.size()) + " bytes does not fit " + std::to_string(np) +
+              " pieces");
+        return false;
+      }
+      has_ = std::move(b);
+      got_bitfield_ = true;
+      counted_seed_ = has_.all();
+      torrent_->picker().add_peer(has_, counted_seed_);
+      update_interest();
+      return !closed_;
+    }
+    case msg::have_all:
+      if (!need_fast()) return false;
+      if (got_bitfield_) {
+        close("have all after a bitfield");
+        return false;
+      }
+      has_.set_all();
+      got_bitfield_ = true;
+      counted_seed_ = true;
+      torrent_->picker().add_peer(has_, true);
+      update_interest();
+      return !closed_;
+    case msg::have_none:
+      if (!need_fast()) return false;
+      got_bitfield_ = true;
+      return true;
+    case msg::request: on_request(m); return !closed_;
+    case msg::cancel: {
+      auto it = std::find(incoming_.begin(), incoming_.end(), block_ref{m.index, m.begin, m.length});
+      if (it != incoming_.end()) {
+        incoming_.erase(it);
+        if (fast_) {
+          std::string r;
+          wire::put_request(r, msg::reject, m.index, m.begin, m.length);
+          send(std::move(r));
+        }
+      }
+      return true;
+    }
+    case msg::piece: on_piece(m); return !closed_;
+    case msg::reject: {
+      if (!need_fast()) return false;
+      block_ref b{m.index, m.begin, m.length};
+      auto it = std::find(outstanding_.begin(), outstanding_.end(), b);
+      if (it != outstanding_.end()) {
+        outstanding_.erase(it);
+        torrent_->picker().abort_request(b);
+      }
+      return true;
+    }
+    case msg::allowed_fast:
+      if (!need_fast()) return false;
+      if (m.index < np && allowed_fast_.size() < 64) allowed_fast_.push_back(m.index);
+      return true;
+    case msg::suggest:
+      if (!need_fast()) return false;
+      return true;
+    case msg::port: return true;
+    case msg::extended: handle_extended(m); return !closed_;
+    case msg::hash_request:
+    case msg::hashes:
+    case msg::hash_reject: return true;  // v2 hash exchange: not yet
+  }
+  return true;
+}
+
+void peer_connection::handle_extended(const wire::message& m) {
+  if (!extended_) {
+    close("extended message without the extension protocol");
+    return;
+  }
+  if (m.ext_id == 0) {
+    auto e = wire::decode_ext_handshake(m.payload);
+    if (!e) {
+      close(e.err().message());
+      return;
+    }
+    ext_ = std::move(*e);
+    return;
+  }
+  // ut_metadata, ut_pex and others are not offered yet, so peers should not send them.
+}
+
+void peer_connection::on_request(const wire::message& m) {
+  const block_ref b{m.index, m.begin, m.length};
+  auto reject = [&] {
+    if (fast_) {
+      std::string r;
+      wire::put_request(r, wire::msg::reject, b.piece, b.begin, b.length);
+      send(std::move(r));
+    }
+  };
+  if (m.index >= torrent_->num_pieces() || m.length == 0 || m.length > wire::max_request_length ||
+      static_cast<std::uint64_t>(m.begin) + m.length > torrent_->files().piece_size(m.index)) {
+    close("request out of range (piece " + std::to_string(m.index) + ", offset " + std::to_string(m.begin) +
+          ", length " + std::to_string(m.length) + ")");
+    return;
+  }
+  if (!torrent_->picker().have(m.index)) {
+    reject();
+    return;
+  }
+  if (am_choking_) {
+    // Requests while choked: reject (fast) or ignore; a flood of them is abuse.
+    if (incoming_.size() > session_.settings().max_peer_requests) {
+      close("too many requests while choked");
+      return;
+    }
+    reject();
+    return;
+  }
+  if (incoming_.size() >= session_.settings().max_peer_requests) {
+    close("request queue over " + std::to_string(session_.settings().max_peer_requests));
+    return;
+  }
+  incoming_.push_back(b);
+  serve_requests();
+}
+
+void peer_connection::serve_requests() {
+  while (!closed_ && !am_choking_ && !incoming_.empty() && reads_in_flight_ < max_reads_in_flight &&
+         send_queued_bytes_ < max_send_backlog) {
+    block_ref b = incoming_.front();
+    incoming_.pop_front();
+    ++reads_in_flight_;
+    send_queued_bytes_ += b.length;
+    auto self = shared_from_this();
+    torrent_->async_read_block(b.piece, b.begin, b.length, [self, b](std::error_code ec, std::string data) {
+      --self->reads_in_flight_;
+      if (self->closed_) return;
+      if (ec) {
+        self->send_queued_bytes_ -= b.length;
+        self->close("disk read failed: " + ec.message());
+        return;
+      }
+      std::string msg;
+      msg.reserve(13 + data.size());
+      wire::put_piece_header(msg, b.piece, b.begin, b.length);
+      msg.append(data);
+      self->up_.add(b.length);
+      self->torrent_->count_upload(b.length);
+      auto wait = self->session_.upload_limit().consume(b.length);
+      self->send(std::move(msg));
+      if (wait.count() > 0) {
+        // Over the global upload limit: pause serving for the debt.
+        auto t = std::make_shared<asio::steady_timer>(self->session_.io(), wait);
+        ++self->reads_in_flight_;  // holds the pipeline until the timer fires
+        t->async_wait([self, t](boost::system::error_code) {
+          --self->reads_in_flight_;
+          self->serve_requests();
+        });
+        return;
+      }
+      self->serve_requests();
+    });
+  }
+}
+
+void peer_connection::on_piece(const wire::message& m) {
+  const block_ref b{m.index, m.begin, m.length};
+  auto it = std::find(outstanding_.begin(), outstanding_.end(), b);
+  if (it == outstanding_.end()) {
+    // Unrequested data. With the fast extension this is a protocol violation; without it
+    // the block may be one we cancelled after a choke.
+    torrent_->count_wasted(m.length);
+    if (fast_) close("sent a block that was never requested (piece " + std::to_string(m.index) + ")");
+    return;
+  }
+  outstanding_.erase(it);
+  last_block_ = clock::now();
+  snubbed_ = false;
+  down_.add(m.length);
+  torrent_->on_block(this, m.index, m.begin, m.payload);
+  if (!closed_) fill_requests();
+}
+
+std::uint32_t peer_connection::queue_depth() {
+  const auto& st = session_.settings();
+  if (snubbed_) return 1;
+  const double per_block = wire::block_size;
+  auto depth = static_cast<std::uint32_t>(down_.rate() * st.request_queue_seconds / per_block);
+  depth = std::max(depth, st.min_request_queue);
+  depth = std::min(depth, st.max_request_queue);
+  depth = std::min(depth, ext_.reqq.value_or(default_peer_reqq));
+  return depth;
+}
+
+void peer_connection::fill_requests() {
+  if (closed_ || !am_interested_ || !got_bitfield_) return;
+  if (peer_choking_ && allowed_fast_.empty()) return;
+  const std::uint32_t depth = queue_depth();
+  if (outstanding_.size() >= depth) return;
+  pick_buf_.clear();
+  auto mine = [this](const block_ref& b) {
+    return std::find(outstanding_.begin(), outstanding_.end(), b) != outstanding_.end();
+  };
+  torrent_->picker().pick(has_, has_.all(), depth - static_cast<std::uint32_t>(outstanding_.size()), mine, pick_buf_);
+  if (pick_buf_.empty()) {
+    update_interest();
+    return;
+  }
+  std::string msgs;
+  for (const auto& b : pick_buf_) {
+    if (peer_choking_ && std::find(allowed_fast_.begin(), allowed_fast_.end(), b.piece) == allowed_fast_.end()) {
+      continue;
+    }
+    torrent_->picker().mark_requested(b);
+    outstanding_.push_back(b);
+    wire::put_request(msgs, wire::msg::request, b.piece, b.begin, b.length);
+  }
+  // Blocks picked but not requested (choked, not allowed fast) go back to the picker.
+  if (!msgs.empty()) send(std::move(msgs));
+}
+
+void peer_connection::update_interest() {
+  if (closed_) return;
+  const bool want = torrent_->picker().interesting(has_, has_.all());
+  if (want == am_interested_) return;
+  am_interested_ = want;
+  std::string m;
+  wire::put_simple(m, want ? wire::msg::interested : wire::msg::not_interested);
+  send(std::move(m));
+  if (want) fill_requests();
+}
+
+void peer_connection::choke(bool c) {
+  if (closed_ || c == am_choking_) return;
+  am_choking_ = c;
+  std::string m;
+  wire::put_simple(m, c ? wire::msg::choke : wire::msg::unchoke);
+  if (c) {
+    // Choke first, then reject what is queued (fast extension), so the peer re-requests elsewhere.
+    if (fast_) {
+      for (const auto& b : incoming_) wire::put_request(m, wire::msg::reject, b.piece, b.begin, b.length);
+    }
+    incoming_.clear();
+  } else {
+    last_unchoked_ = clock::now();
+  }
+  send(std::move(m));
+  if (!c) serve_requests();
+}
+
+void peer_connection::send_have(std::uint32_t piece) {
+  if (closed_) return;
+  std::string m;
+  wire::put_have(m, piece);
+  send(std::move(m));
+  if (am_interested_) update_interest();
+}
+
+void peer_connection::cancel_block(const block_ref& b) {
+  auto it = std::find(outstanding_.begin(), outstanding_.end(), b);
+  if (it == outstanding_.end()) return;
+  outstanding_.erase(it);
+  torrent_->picker().abort_request(b);
+  std::string m;
+  wire::put_request(m, wire::msg::cancel, b.piece, b.begin, b.length);
+  send(std::move(m));
+}
+
+void peer_connection::drop_requests() {
+  if (!torrent_) return;
+  for (const auto& b : outstanding_) torrent_->picker().abort_request(b);
+  outstanding_.clear();
+}
+
+void peer_connection::send(std::string&& bytes) {
+  if (closed_ || bytes.empty()) return;
+  if (out_.empty()) {
+    out_ = std::move(bytes);
+  } else {
+    out_.append(bytes);
+  }
+  flush_writes();
+}
+
+void peer_connection::flush_writes() {
+  if (write_in_flight_ || out_.empty() || closed_) return;
+  writing_.swap(out_);
+  out_.clear();
+  write_in_flight_ = true;
+  last_send_ = clock::now();
+  auto self = shared_from_this();
+  asio::async_write(sock_, asio::buffer(writing_), [self](boost::system::error_code ec, std::size_t n) {
+    self->write_in_flight_ = false;
+    if (ec) {
+      self->close("send: " + ec.message());
+      return;
+    }
+    // Piece payload bytes leave the backlog once written.
+    std::uint64_t drained = std::min<std::uint64_t>(self->send_queued_bytes_, n);
+    self->send_queued_bytes_ -= drained;
+    self->writing_.clear();
+    self->flush_writes();
+    self->serve_requests();
+  });
+}
+
+}  // namespace shoal

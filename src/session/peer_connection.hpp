@@ -1,0 +1,113 @@
+// One peer over TCP: the handshake, then a read loop (a coroutine that parses frames as
+// they arrive) and a write path that batches queued messages into one send.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/bitfield.hpp"
+#include "session/piece_picker.hpp"
+#include "session/rate_limiter.hpp"
+#include "wire/extension.hpp"
+#include "wire/message.hpp"
+
+namespace shoal {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+class torrent;
+class session;
+
+class peer_connection : public std::enable_shared_from_this<peer_connection> {
+ public:
+  peer_connection(session& s, tcp::socket sock, bool outgoing);
+  ~peer_connection();
+
+  // Outgoing: connect, handshake, run. The torrent is already known.
+  void start_outgoing(std::shared_ptr<torrent> t, tcp::endpoint ep);
+  // Incoming: read the handshake, find the torrent in the session, run.
+  void start_incoming();
+  void close(const std::string& why);
+
+  [[nodiscard]] const tcp::endpoint& endpoint() const { return ep_; }
+  [[nodiscard]] bool is_seed() const { return has_.all(); }
+  [[nodiscard]] const bitfield& has() const { return has_; }
+  [[nodiscard]] bool peer_interested() const { return peer_interested_; }
+  [[nodiscard]] bool am_choking() const { return am_choking_; }
+  [[nodiscard]] bool closed() const { return closed_; }
+  [[nodiscard]] double download_rate() { return down_.rate(); }
+  [[nodiscard]] double upload_rate() { return up_.rate(); }
+  [[nodiscard]] std::uint64_t uploaded_total() const { return up_.total(); }
+  [[nodiscard]] const std::string& client() const { return ext_.client; }
+  [[nodiscard]] bool upload_only() const { return ext_.upload_only; }
+  [[nodiscard]] std::chrono::steady_clock::time_point last_unchoked() const { return last_unchoked_; }
+  [[nodiscard]] bool counted_as_seed() const { return counted_seed_; }
+
+  void choke(bool c);
+  void send_have(std::uint32_t piece);
+  // Tells the peer we no longer need a block another peer delivered (end game).
+  void cancel_block(const block_ref& b);
+  void fill_requests();
+  void update_interest();
+
+ private:
+  asio::awaitable<void> run_outgoing(tcp::endpoint ep);
+  asio::awaitable<void> run_incoming();
+  asio::awaitable<bool> exchange_handshake(bool we_send_first);
+  asio::awaitable<void> read_loop();
+  asio::awaitable<void> timer_loop();
+  void after_handshake();
+  bool handle(const wire::message& m);
+  void handle_extended(const wire::message& m);
+  void on_piece(const wire::message& m);
+  void on_request(const wire::message& m);
+  void serve_requests();
+  void send(std::string&& bytes);
+  void flush_writes();
+  void drop_requests();
+  [[nodiscard]] std::uint32_t queue_depth();
+  [[nodiscard]] bool has_bitfield_state() const { return got_bitfield_; }
+
+  session& session_;
+  tcp::socket sock_;
+  tcp::endpoint ep_;
+  std::shared_ptr<torrent> torrent_;
+  bool outgoing_;
+  bool closed_ = false;
+  std::string close_reason_;
+
+  wire::handshake their_hs_;
+  bool fast_ = false;
+  bool extended_ = false;
+  wire::ext_handshake ext_;
+  bitfield has_;
+  bool got_bitfield_ = false;
+  bool counted_seed_ = false;
+  bool attached_ = false;
+
+  bool am_choking_ = true, am_interested_ = false;
+  bool peer_choking_ = true, peer_interested_ = false;
+  bool snubbed_ = false;
+  std::vector<std::uint32_t> allowed_fast_;
+
+  std::deque<block_ref> outstanding_;       // our requests to them
+  std::deque<block_ref> incoming_;          // their requests to us
+  std::uint32_t reads_in_flight_ = 0;
+  std::uint64_t send_queued_bytes_ = 0;
+
+  std::vector<char> rbuf_;
+  std::size_t rbegin_ = 0, rend_ = 0;
+  std::string out_, writing_;
+  bool write_in_flight_ = false;
+
+  rate_meter down_, up_;
+  std::chrono::steady_clock::time_point last_recv_, last_send_, last_block_, last_unchoked_;
+  asio::steady_timer wake_;
+  std::vector<block_ref> pick_buf_;
+};
+
+}  // namespace shoal

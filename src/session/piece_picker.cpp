@@ -1,0 +1,229 @@
+#include "session/piece_picker.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace shoal {
+
+piece_picker::piece_picker(std::uint32_t n, std::function<std::uint32_t(std::uint32_t)> piece_size, std::uint64_t seed)
+    : n_(n), piece_size_(std::move(piece_size)), have_(n), prio_(n, 1), avail_(n, 0), rank_(n), rng_(seed) {
+  std::iota(rank_.begin(), rank_.end(), 0u);
+  std::shuffle(rank_.begin(), rank_.end(), rng_);
+  wanted_ = wanted_missing_ = n;
+}
+
+void piece_picker::set_have(std::uint32_t p) {
+  if (have_.get(p)) return;
+  have_.set(p);
+  if (prio_[p] > 0) --wanted_missing_;
+  if (auto it = partial_.find(p); it != partial_.end()) {
+    partial_.erase(it);
+    partial_order_.erase(std::find(partial_order_.begin(), partial_order_.end(), p));
+  }
+}
+
+void piece_picker::clear_have(std::uint32_t p) {
+  if (!have_.get(p)) return;
+  have_.clear(p);
+  if (prio_[p] > 0) ++wanted_missing_;
+  dirty_ = true;
+}
+
+void piece_picker::set_priority(std::uint32_t p, std::uint8_t prio) {
+  if ((prio_[p] > 0) != (prio > 0)) {
+    const std::int64_t d = prio > 0 ? 1 : -1;
+    wanted_ += d;
+    if (!have_.get(p)) wanted_missing_ += d;
+  }
+  prio_[p] = prio;
+  dirty_ = true;
+}
+
+void piece_picker::add_peer(const bitfield& has, bool as_seed) {
+  if (as_seed) {
+    ++seeds_;
+    return;
+  }
+  for (std::uint32_t p = 0; p < n_; ++p) avail_[p] += has.get(p) ? 1 : 0;
+  dirty_ = true;
+}
+
+void piece_picker::remove_peer(const bitfield& has, bool as_seed) {
+  if (as_seed) {
+    --seeds_;
+    return;
+  }
+  for (std::uint32_t p = 0; p < n_; ++p) avail_[p] -= has.get(p) ? 1 : 0;
+  dirty_ = true;
+}
+
+void piece_picker::add_have(std::uint32_t p) {
+  ++avail_[p];
+  dirty_ = true;
+}
+
+bool piece_picker::interesting(const bitfield& peer_has, bool peer_is_seed) const {
+  if (wanted_missing_ == 0) return false;
+  if (peer_is_seed || peer_has.all()) return true;
+  for (std::uint32_t p = 0; p < n_; ++p) {
+    if (peer_has.get(p) && wanted(p)) return true;
+  }
+  return false;
+}
+
+void piece_picker::rebuild_order() {
+  order_.clear();
+  for (std::uint32_t p = 0; p < n_; ++p) {
+    if (wanted(p)) order_.push_back(p);
+  }
+  const bool random = have_.count() < random_first_pieces && !sequential_;
+  std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) {
+    if (prio_[a] != prio_[b]) return prio_[a] > prio_[b];
+    if (sequential_) return a < b;
+    if (!random && avail_[a] != avail_[b]) return avail_[a] < avail_[b];
+    return rank_[a] < rank_[b];
+  });
+  dirty_ = false;
+}
+
+block_ref piece_picker::block_of(std::uint32_t p, std::uint32_t i) const {
+  const std::uint32_t size = piece_size_(p);
+  const std::uint32_t begin = i * block_size;
+  return {p, begin, std::min(block_size, size - begin)};
+}
+
+piece_picker::partial& piece_picker::start(std::uint32_t p) {
+  partial& pp = partial_[p];
+  const std::uint32_t nb = blocks_in(p);
+  pp.state.assign(nb, 0);
+  pp.requests.assign(nb, 0);
+  pp.free = nb;
+  if (pad_block_) {
+    for (std::uint32_t i = 0; i < nb; ++i) {
+      if (pad_block_(p, i)) {
+        pp.state[i] = 2;
+        --pp.free;
+        ++pp.received;
+      }
+    }
+  }
+  partial_order_.push_back(p);
+  return pp;
+}
+
+void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32_t count,
+                        const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out) {
+  if (count == 0 || wanted_missing_ == 0) return;
+  auto has = [&](std::uint32_t p) { return peer_is_seed || peer_has.get(p); };
+  // 1. Free blocks of partial pieces, oldest piece first.
+  for (std::uint32_t p : partial_order_) {
+    if (!has(p) || prio_[p] == 0) continue;
+    partial& pp = partial_[p];
+    for (std::uint32_t i = 0; i < pp.state.size() && pp.free > 0; ++i) {
+      if (pp.state[i] != 0) continue;
+      out.push_back(block_of(p, i));
+      if (--count == 0) return;
+    }
+  }
+  // 2. New pieces, in the picker's order.
+  if (dirty_) rebuild_order();
+  for (std::uint32_t p : order_) {
+    if (!wanted(p) || !has(p) || partial_.count(p) != 0) continue;
+    partial& pp = start(p);
+    for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
+      if (pp.state[i] != 0) continue;
+      out.push_back(block_of(p, i));
+      if (--count == 0) return;
+    }
+  }
+  // 3. End game: nothing free is left, so ask for blocks others are fetching.
+  bool any_free = false;
+  for (const auto& [p, pp] : partial_) any_free = any_free || (pp.free > 0 && prio_[p] > 0);
+  if (any_free) return;
+  if (!order_.empty()) {
+    for (std::uint32_t p : order_) {
+      if (wanted(p) && partial_.count(p) == 0) return;  // untouched pieces remain
+    }
+  }
+  end_game_ = true;
+  for (std::uint32_t p : partial_order_) {
+    if (!has(p) || prio_[p] == 0) continue;
+    partial& pp = partial_[p];
+    for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
+      if (pp.state[i] != 1 || pp.requests[i] >= 2) continue;
+      block_ref b = block_of(p, i);
+      if (mine(b)) continue;
+      out.push_back(b);
+      if (--count == 0) return;
+    }
+  }
+}
+
+void piece_picker::mark_requested(const block_ref& b) {
+  auto it = partial_.find(b.piece);
+  if (it == partial_.end()) return;
+  partial& pp = it->second;
+  const std::uint32_t i = b.begin / block_size;
+  if (pp.state[i] == 0) {
+    pp.state[i] = 1;
+    --pp.free;
+  }
+  if (pp.requests[i] < 255) ++pp.requests[i];
+}
+
+void piece_picker::abort_request(const block_ref& b) {
+  auto it = partial_.find(b.piece);
+  if (it == partial_.end()) return;
+  partial& pp = it->second;
+  const std::uint32_t i = b.begin / block_size;
+  if (pp.requests[i] > 0) --pp.requests[i];
+  if (pp.state[i] == 1 && pp.requests[i] == 0) {
+    pp.state[i] = 0;
+    ++pp.free;
+  }
+}
+
+bool piece_picker::mark_received(const block_ref& b) {
+  auto it = partial_.find(b.piece);
+  if (it == partial_.end()) return false;
+  partial& pp = it->second;
+  const std::uint32_t i = b.begin / block_size;
+  if (i >= pp.state.size() || pp.state[i] == 2) return false;
+  if (pp.state[i] == 0) --pp.free;
+  pp.state[i] = 2;
+  if (pp.requests[i] > 0) --pp.requests[i];
+  ++pp.received;
+  return true;
+}
+
+bool piece_picker::piece_received(std::uint32_t p) const {
+  auto it = partial_.find(p);
+  return it != partial_.end() && it->second.received == it->second.state.size();
+}
+
+void piece_picker::piece_passed(std::uint32_t p) { set_have(p); }
+
+void piece_picker::piece_failed(std::uint32_t p) {
+  auto it = partial_.find(p);
+  if (it == partial_.end()) return;
+  partial& pp = it->second;
+  for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
+    if (pp.state[i] == 2) {
+      pp.state[i] = 0;
+      ++pp.free;
+    }
+  }
+  pp.received = 0;
+  if (pad_block_) {
+    for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
+      if (pad_block_(p, i) && pp.state[i] == 0) {
+        pp.state[i] = 2;
+        --pp.free;
+        ++pp.received;
+      }
+    }
+  }
+  end_game_ = false;
+}
+
+}  // namespace shoal

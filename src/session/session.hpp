@@ -1,0 +1,56 @@
+// A session owns the network thread's io_context, the listen socket, the disk and hash
+// pools, the global rate limits, and the torrents.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "session/settings.hpp"
+#include "session/torrent.hpp"
+#include "storage/thread_pool.hpp"
+#include "wire/message.hpp"
+
+namespace shoal {
+
+class session {
+ public:
+  session(asio::io_context& io, session_settings s);
+  ~session();
+
+  // Binds the TCP listener; with port 0 the OS picks one.
+  std::error_code listen();
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  std::shared_ptr<torrent> add_torrent(torrent_params p);
+  std::shared_ptr<torrent> find_torrent(const sha1_digest& wire_hash);
+  // Stops accepting, stops torrents (flush + resume data), then calls done.
+  void stop(std::function<void()> done);
+
+  [[nodiscard]] asio::io_context& io() { return io_; }
+  [[nodiscard]] const session_settings& settings() const { return settings_; }
+  [[nodiscard]] const wire::peer_id& id() const { return id_; }
+  [[nodiscard]] thread_pool& disk_pool() { return disk_pool_; }
+  [[nodiscard]] thread_pool& hash_pool() { return hash_pool_; }
+  [[nodiscard]] rate_limiter& download_limit() { return down_limit_; }
+  [[nodiscard]] rate_limiter& upload_limit() { return up_limit_; }
+  // True if the endpoint is this session's own listener (trackers can hand it back).
+  [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
+
+ private:
+  asio::awaitable<void> accept_loop();
+
+  asio::io_context& io_;
+  session_settings settings_;
+  wire::peer_id id_{};
+  thread_pool disk_pool_;
+  thread_pool hash_pool_;
+  rate_limiter down_limit_, up_limit_;
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::map<sha1_digest, std::shared_ptr<torrent>> torrents_;
+  bool stopping_ = false;
+};
+
+}  // namespace shoal

@@ -1,0 +1,41 @@
+// Knobs of a session, with the defaults a desktop user expects.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace shoal {
+
+struct session_settings {
+  std::string listen_address = "0.0.0.0";
+  std::uint16_t listen_port = 6881;  // 0: any free port
+  // Keep every byte on loopback and the addresses given: no public bootstrap, no port
+  // mapping, no multicast (--local / SHOAL_LOCAL=1).
+  bool local = false;
+  std::uint32_t max_peers_per_torrent = 80;
+  // Connections per remote IP; loopback peers are counted per address *and* port.
+  std::uint32_t max_peers_per_ip = 4;
+  std::uint64_t max_download_rate = 0;  // bytes/s, 0 = unlimited
+  std::uint64_t max_upload_rate = 0;
+  std::uint32_t upload_slots = 0;  // 0: chosen from the upload limit
+  std::string client_name = "shoal 0.1.0";
+  unsigned disk_threads = 2;
+  unsigned hash_threads = 0;  // 0: one per core
+  // Bytes waiting for the disk before peers stop reading their sockets.
+  std::uint64_t max_disk_queue = 64u << 20;
+  // Our request queue depth bounds per peer.
+  std::uint32_t min_request_queue = 16;
+  std::uint32_t max_request_queue = 1000;
+  // Queue depth ~ this many seconds of the peer's measured rate.
+  double request_queue_seconds = 3.0;
+  std::chrono::seconds peer_timeout{120};
+  std::chrono::seconds request_timeout{30};
+  std::chrono::seconds keep_alive{90};
+  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds flush_interval{5};  // resume data saved this often while downloading
+  // Requests a peer may have queued with us before we drop it.
+  std::uint32_t max_peer_requests = 2000;
+};
+
+}  // namespace shoal

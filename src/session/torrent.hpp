@@ -1,0 +1,189 @@
+// One torrent in a session: its files, pieces, peers, choker and trackers. Everything
+// here runs on the session's network thread; disk and hash work goes to the pools and
+// comes back as posted completions.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/bitfield.hpp"
+#include "core/metainfo.hpp"
+#include "session/piece_picker.hpp"
+#include "session/rate_limiter.hpp"
+#include "storage/disk_io.hpp"
+#include "storage/file_storage.hpp"
+
+namespace shoal {
+
+class session;
+class peer_connection;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct torrent_params {
+  metainfo info;
+  std::filesystem::path save_path = ".";
+  std::filesystem::path resume_file;  // empty: no resume data
+  std::vector<tcp::endpoint> peers;   // connect to these directly
+  bool force_check = false;           // hash everything on start, ignoring resume data
+  bool skip_check = false;            // trust the data on disk is complete (seeding)
+  bool sequential = false;
+  std::vector<std::uint8_t> file_priorities;  // per file; empty: all 1; 0 = skip
+};
+
+enum class torrent_state { checking, downloading, seeding, stopped, error };
+[[nodiscard]] std::string_view state_name(torrent_state s);
+
+struct torrent_status {
+  torrent_state state = torrent_state::checking;
+  std::string error;
+  std::uint64_t total_wanted = 0;  // bytes of wanted pieces
+  std::uint64_t have_wanted = 0;   // bytes verified
+  std::uint32_t pieces_have = 0;
+  std::uint32_t num_pieces = 0;
+  double download_rate = 0;
+  double upload_rate = 0;
+  std::uint64_t downloaded = 0;  // payload bytes received this session
+  std::uint64_t uploaded = 0;
+  std::uint64_t wasted = 0;       // duplicate or failed bytes
+  std::uint32_t peers = 0;
+  std::uint32_t seeds = 0;
+  std::uint32_t hash_failures = 0;
+  std::uint32_t banned = 0;
+  double check_progress = 0;
+  std::string tracker_message;
+};
+
+class torrent : public std::enable_shared_from_this<torrent> {
+ public:
+  torrent(session& s, torrent_params p);
+  ~torrent();
+
+  void start();
+  // Stops peers, flushes data, saves resume data; calls done when finished.
+  void stop(std::function<void()> done);
+
+  [[nodiscard]] torrent_status status();
+  [[nodiscard]] const metainfo& info() const { return info_; }
+  [[nodiscard]] const sha1_digest& wire_hash() const { return wire_hash_; }
+  [[nodiscard]] bool finished() const { return state_ == torrent_state::seeding; }
+  [[nodiscard]] bool is_complete() const { return picker_ && picker_->have_bits().all(); }
+  void add_peer(const tcp::endpoint& ep);
+  // Fired once when every wanted piece is verified and flushed.
+  std::function<void()> on_finished;
+  // Fired when the torrent enters the error state.
+  std::function<void(const std::string&)> on_error;
+
+  // --- for peer_connection ---
+  [[nodiscard]] session& sess() { return session_; }
+  [[nodiscard]] piece_picker& picker() { return *picker_; }
+  [[nodiscard]] const file_storage& files() const { return fs_; }
+  [[nodiscard]] std::uint32_t num_pieces() const { return fs_.num_pieces(); }
+  [[nodiscard]] bool accepting_peers() const {
+    return state_ == torrent_state::downloading || state_ == torrent_state::seeding;
+  }
+  bool attach(const std::shared_ptr<peer_connection>& p);
+  void detach(peer_connection* p);
+  void on_block(peer_connection* from, std::uint32_t piece, std::uint32_t begin, std::string_view data);
+  void on_peer_interest_changed(peer_connection* p);
+  void on_have(peer_connection* p, std::uint32_t piece);
+  void async_read_block(std::uint32_t piece, std::uint32_t begin, std::uint32_t length,
+                        std::function<void(std::error_code, std::string)> done);
+  [[nodiscard]] bool disk_backlogged() const { return disk_queue_bytes_ > max_disk_queue_; }
+  void ban(peer_connection* p, const std::string& why);
+  [[nodiscard]] bool is_banned(const tcp::endpoint& ep) const;
+  [[nodiscard]] std::vector<std::shared_ptr<peer_connection>> peers() const { return peers_; }
+  void count_wasted(std::uint64_t n) { wasted_ += n; }
+  void count_upload(std::uint64_t n) {
+    upload_meter_.add(n);
+    uploaded_ += n;
+  }
+
+ private:
+  struct piece_buffer {
+    std::string data;
+    std::vector<peer_connection*> senders;  // per block, for smart ban
+    std::vector<tcp::endpoint> sender_eps;
+  };
+  void start_checking();
+  void check_next();
+  void on_checked(std::uint32_t piece, bool ok);
+  void enter_running();
+  void hash_and_write(std::uint32_t piece);
+  void on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piece_buffer> buf);
+  void on_piece_written(std::uint32_t piece, std::error_code ec, std::size_t bytes);
+  void maybe_finished();
+  void fail(const std::string& why);
+  void schedule_flush();
+  void do_flush(std::function<void()> then);
+  void save_resume();
+  void connect_more();
+  void run_choker();
+  [[nodiscard]] std::uint32_t upload_slots() const;
+  [[nodiscard]] bool verify_piece(std::uint32_t piece, std::string_view data) const;
+  void apply_file_priorities();
+
+  session& session_;
+  metainfo info_;
+  file_storage fs_;
+  disk_io disk_;
+  std::filesystem::path resume_file_;
+  std::vector<std::uint8_t> file_prio_;
+  bool force_check_, skip_check_, sequential_;
+  sha1_digest wire_hash_{};
+  torrent_state state_ = torrent_state::checking;
+  std::string error_;
+  std::unique_ptr<piece_picker> picker_;
+  bitfield flushed_;                 // verified and flushed: what resume data lists
+  std::vector<std::uint32_t> unflushed_;  // verified and written, waiting for fdatasync
+  std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>> buffers_;
+  std::vector<std::shared_ptr<peer_connection>> peers_;
+  std::set<tcp::endpoint> candidates_;
+  struct failure {
+    std::chrono::steady_clock::time_point when;
+    std::uint32_t count = 0;
+  };
+  std::map<tcp::endpoint, failure> failed_;  // retried after 2 s, doubling up to a minute
+  std::set<tcp::endpoint> connecting_;
+  std::set<tcp::endpoint> banned_;
+  std::set<asio::ip::address> banned_ips_;
+  // Smart ban: for a piece that failed with several senders, each block's hash and sender.
+  struct suspect_block {
+    tcp::endpoint sender;
+    std::uint32_t block;
+    sha1_digest hash;
+  };
+  std::unordered_map<std::uint32_t, std::vector<suspect_block>> suspects_;
+  std::uint64_t disk_queue_bytes_ = 0;
+  std::uint64_t max_disk_queue_;
+  std::uint32_t check_next_ = 0, check_inflight_ = 0, check_done_ = 0;
+  bool stopping_ = false;
+  bool finished_fired_ = false;
+  bool flush_running_ = false;
+  rate_meter download_meter_, upload_meter_;
+  std::uint64_t downloaded_ = 0, uploaded_ = 0, wasted_ = 0, prior_downloaded_ = 0, prior_uploaded_ = 0;
+  std::uint32_t hash_failures_ = 0;
+  asio::steady_timer tick_;
+  std::uint32_t tick_count_ = 0;
+  std::chrono::steady_clock::time_point last_flush_;
+  peer_connection* optimistic_ = nullptr;
+  std::string tracker_message_;
+  friend class tracker_announcer;
+ public:
+  void set_tracker_message(std::string m) { tracker_message_ = std::move(m); }
+  [[nodiscard]] std::uint64_t bytes_left() const;
+  [[nodiscard]] std::uint64_t total_downloaded() const { return prior_downloaded_ + downloaded_; }
+  [[nodiscard]] std::uint64_t total_uploaded() const { return prior_uploaded_ + uploaded_; }
+};
+
+}  // namespace shoal

@@ -1,0 +1,165 @@
+#include "storage/disk_io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace shoal {
+
+namespace fs = std::filesystem;
+
+disk_io::disk_io(const file_storage& fs, fs::path save_path) : fs_(fs), root_(std::move(save_path)) {}
+
+disk_io::~disk_io() = default;
+
+disk_io::fd_holder::~fd_holder() { ::close(fd); }
+
+fs::path disk_io::file_path(std::uint32_t f) const { return root_ / fs_.files()[f].path; }
+
+void disk_io::evict_locked() {
+  while (open_.size() >= max_open_files) {
+    auto oldest = std::min_element(open_.begin(), open_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
+    if (std::find(dirty_.begin(), dirty_.end(), oldest->first) != dirty_.end()) {
+      ::fdatasync(oldest->second.file->fd);
+      dirty_.erase(std::find(dirty_.begin(), dirty_.end(), oldest->first));
+    }
+    open_.erase(oldest);
+  }
+}
+
+std::shared_ptr<disk_io::fd_holder> disk_io::open_file(std::uint32_t f, bool write, std::error_code& ec) {
+  // Caller holds mu_.
+  auto it = open_.find(f);
+  if (it != open_.end() && (it->second.writable || !write)) {
+    it->second.last_use = ++clock_;
+    return it->second.file;
+  }
+  if (it != open_.end()) open_.erase(it);
+  evict_locked();
+  const fs::path p = file_path(f);
+  int fd;
+  if (write) {
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) return nullptr;
+    fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd >= 0) {
+      // Sparse at full size: space is used only where data lands.
+      struct stat st {};
+      if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < fs_.files()[f].size) {
+        if (::ftruncate(fd, static_cast<off_t>(fs_.files()[f].size)) != 0) {
+          ec = std::error_code(errno, std::generic_category());
+          ::close(fd);
+          return nullptr;
+        }
+      }
+    }
+  } else {
+    fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && (errno == EACCES || errno == EROFS)) fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  }
+  if (fd < 0) {
+    ec = std::error_code(errno, std::generic_category());
+    return nullptr;
+  }
+  auto holder = std::make_shared<fd_holder>(fd);
+  open_[f] = handle{holder, write, ++clock_};
+  return holder;
+}
+
+std::error_code disk_io::read(std::uint32_t piece, std::uint64_t begin, std::uint64_t length, char* out,
+                              bool allow_missing) {
+  std::vector<file_slice> slices;
+  fs_.map(piece, begin, length, slices);
+  std::memset(out, 0, length);  // pad and gap ranges are zeros
+  for (const auto& s : slices) {
+    std::error_code ec;
+    std::shared_ptr<fd_holder> file;
+    {
+      std::lock_guard lk(mu_);
+      file = open_file(s.file, false, ec);
+    }
+    if (!file) {
+      if (allow_missing && ec == std::errc::no_such_file_or_directory) continue;
+      return ec;
+    }
+    const int fd = file->fd;
+    std::uint64_t done = 0;
+    while (done < s.length) {
+      ssize_t r = ::pread(fd, out + s.piece_offset - begin + done, s.length - done,
+                          static_cast<off_t>(s.file_offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return {errno, std::generic_category()};
+      }
+      if (r == 0) {
+        if (allow_missing) break;  // short file: the rest stays zero
+        return std::make_error_code(std::errc::io_error);
+      }
+      done += static_cast<std::uint64_t>(r);
+    }
+  }
+  return {};
+}
+
+std::error_code disk_io::write(std::uint32_t piece, std::uint64_t begin, std::string_view data) {
+  std::vector<file_slice> slices;
+  fs_.map(piece, begin, data.size(), slices);
+  for (const auto& s : slices) {
+    std::error_code ec;
+    std::shared_ptr<fd_holder> file;
+    {
+      std::lock_guard lk(mu_);
+      file = open_file(s.file, true, ec);
+      if (file && std::find(dirty_.begin(), dirty_.end(), s.file) == dirty_.end()) dirty_.push_back(s.file);
+    }
+    if (!file) return ec;
+    const int fd = file->fd;
+    std::uint64_t done = 0;
+    while (done < s.length) {
+      ssize_t r = ::pwrite(fd, data.data() + s.piece_offset - begin + done, s.length - done,
+                           static_cast<off_t>(s.file_offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return {errno, std::generic_category()};
+      }
+      done += static_cast<std::uint64_t>(r);
+    }
+  }
+  return {};
+}
+
+std::error_code disk_io::flush() {
+  std::lock_guard lk(mu_);
+  for (std::uint32_t f : dirty_) {
+    auto it = open_.find(f);
+    if (it != open_.end() && ::fdatasync(it->second.file->fd) != 0) return {errno, std::generic_category()};
+  }
+  dirty_.clear();
+  return {};
+}
+
+bool disk_io::file_complete(std::uint32_t f) const {
+  struct stat st {};
+  if (::lstat(file_path(f).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  return static_cast<std::uint64_t>(st.st_size) >= fs_.files()[f].size;
+}
+
+std::error_code disk_io::create_empty_files() {
+  for (std::uint32_t f = 0; f < fs_.files().size(); ++f) {
+    const auto& fe = fs_.files()[f];
+    if (fe.pad || fe.size != 0 || fe.symlink) continue;
+    std::error_code ec;
+    fs::create_directories(file_path(f).parent_path(), ec);
+    if (ec) return ec;
+    int fd = ::open(file_path(f).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return {errno, std::generic_category()};
+    ::close(fd);
+  }
+  return {};
+}
+
+}  // namespace shoal

@@ -1,0 +1,66 @@
+// Blocking file I/O for one torrent's files, called from disk pool threads: pread/pwrite
+// through a small cache of open descriptors, fdatasync on flush. Never follows a symlink
+// at a file's own path, never leaves the save folder (paths are sanitised upstream).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/file_storage.hpp"
+
+namespace shoal {
+
+inline constexpr std::size_t max_open_files = 64;
+
+class disk_io {
+ public:
+  disk_io(const file_storage& fs, std::filesystem::path save_path);
+  ~disk_io();
+  disk_io(const disk_io&) = delete;
+  disk_io& operator=(const disk_io&) = delete;
+
+  // Reads [begin, begin+length) of a piece into out; pad ranges and missing files read as
+  // zeros only when allow_missing is set (checking), otherwise a missing file is an error.
+  std::error_code read(std::uint32_t piece, std::uint64_t begin, std::uint64_t length, char* out,
+                       bool allow_missing = false);
+  // Writes a whole piece or part of it; creates files and folders as needed.
+  std::error_code write(std::uint32_t piece, std::uint64_t begin, std::string_view data);
+  // fdatasync every file written since the last flush.
+  std::error_code flush();
+  // True if file f exists with at least its full size.
+  [[nodiscard]] bool file_complete(std::uint32_t f) const;
+  [[nodiscard]] std::filesystem::path file_path(std::uint32_t f) const;
+  // Creates empty files (0-byte entries) so a finished download has every file.
+  std::error_code create_empty_files();
+
+ private:
+  // Closed when the last user lets go, so eviction never closes a descriptor mid-read.
+  struct fd_holder {
+    int fd;
+    explicit fd_holder(int f) : fd(f) {}
+    ~fd_holder();
+    fd_holder(const fd_holder&) = delete;
+    fd_holder& operator=(const fd_holder&) = delete;
+  };
+  struct handle {
+    std::shared_ptr<fd_holder> file;
+    bool writable = false;
+    std::uint64_t last_use = 0;
+  };
+  std::shared_ptr<fd_holder> open_file(std::uint32_t f, bool write, std::error_code& ec);
+  void evict_locked();
+
+  const file_storage& fs_;
+  std::filesystem::path root_;
+  std::mutex mu_;
+  std::unordered_map<std::uint32_t, handle> open_;
+  std::vector<std::uint32_t> dirty_;
+  std::uint64_t clock_ = 0;
+};
+
+}  // namespace shoal
