@@ -1,11 +1,13 @@
 #include "session/torrent.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include "core/merkle.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
 #include "storage/resume.hpp"
+#include "tracker/client.hpp"
 
 namespace shoal {
 
@@ -51,7 +53,8 @@ torrent::torrent(session& s, torrent_params p)
       sequential_(p.sequential),
       wire_hash_(wire_hash_of(info_)),
       max_disk_queue_(s.settings().max_disk_queue),
-      tick_(s.io()) {
+      tick_(s.io()),
+      announce_timer_(s.io()) {
   picker_ = std::make_unique<piece_picker>(fs_.num_pieces(), [this](std::uint32_t piece) { return fs_.piece_size(piece); });
   picker_->set_sequential(sequential_);
   bool any_pad = false;
@@ -66,6 +69,10 @@ torrent::torrent(session& s, torrent_params p)
     });
   }
   flushed_ = bitfield(fs_.num_pieces());
+  std::mt19937 rng(std::random_device{}());
+  tiers_ = info_.tracker_tiers;
+  for (auto& tier : tiers_) std::shuffle(tier.begin(), tier.end(), rng);
+  tracker_key_ = static_cast<std::uint32_t>(rng());
   for (const auto& ep : p.peers) add_peer(ep);
   apply_file_priorities();
 }
@@ -232,6 +239,10 @@ void torrent::enter_running() {
           if (self->on_finished) self->on_finished();
         });
     }
+  }
+  if (!tiers_.empty() && !announced_started_) {
+    announced_started_ = true;
+    asio::co_spawn(session_.io(), announce_loop(), asio::detached);
   }
   // The tick drives connections, the choker and periodic flushes.
   auto self = shared_from_this();
@@ -527,6 +538,8 @@ void torrent::maybe_finished() {
       return;
     }
     self->state_ = torrent_state::seeding;
+    self->completed_pending_ = true;
+    self->announce_timer_.cancel();
     for (auto& p : self->peers_) {
       if (p->is_seed()) p->close("both complete");
     }
@@ -607,6 +620,74 @@ void torrent::fail(const std::string& why) {
   }
 }
 
+asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
+  tracker::announce_request req;
+  req.info_hash = wire_hash_;
+  req.peer_id = session_.id();
+  req.port = session_.port();
+  req.uploaded = total_uploaded();
+  req.downloaded = total_downloaded();
+  req.left = bytes_left();
+  req.ev = static_cast<tracker::event>(ev);
+  req.key = tracker_key_;
+  req.numwant = stopping ? 0 : 50;
+  tracker::client_options opt;
+  if (stopping) {
+    opt.http_timeout = std::chrono::seconds(3);
+    opt.udp_attempts = 1;
+    opt.udp_base_timeout = std::chrono::milliseconds(2000);
+  }
+  std::string last_error;
+  // BEP 12: tiers in order, trackers in a tier in order; the first to answer moves up.
+  for (auto& tier : tiers_) {
+    for (std::size_t i = 0; i < tier.size(); ++i) {
+      const std::string url = tier[i];
+      auto r = co_await tracker::announce(session_.io(), url, req, opt);
+      if (!r) {
+        last_error = r.err().message();
+        continue;
+      }
+      std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i), tier.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      std::size_t added = 0;
+      for (const auto& ep : r->peers) {
+        if (session_.is_self(ep)) continue;
+        add_peer(ep);
+        ++added;
+      }
+      next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
+      tracker_message_ = url + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
+      if (!stopping) connect_more();
+      co_return true;
+    }
+  }
+  tracker_message_ = last_error;
+  co_return false;
+}
+
+asio::awaitable<void> torrent::announce_loop() {
+  auto self = shared_from_this();
+  int ev = static_cast<int>(tracker::event::started);
+  std::chrono::seconds retry{15};
+  while (!stopping_ && state_ != torrent_state::error) {
+    if (completed_pending_) {
+      ev = static_cast<int>(tracker::event::completed);
+      completed_pending_ = false;
+    }
+    const bool ok = co_await announce_once(ev, false);
+    if (stopping_) co_return;
+    std::chrono::seconds wait = next_announce_;
+    if (ok) {
+      ev = static_cast<int>(tracker::event::none);
+      retry = std::chrono::seconds(15);
+    } else {
+      wait = retry;
+      retry = std::min(retry * 2, std::chrono::seconds(1800));
+    }
+    announce_timer_.expires_after(wait);
+    co_await announce_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 std::uint64_t torrent::bytes_left() const {
   std::uint64_t left = 0;
   for (std::uint32_t p = 0; p < fs_.num_pieces(); ++p) {
@@ -647,6 +728,7 @@ void torrent::stop(std::function<void()> done) {
   }
   stopping_ = true;
   tick_.cancel();
+  announce_timer_.cancel();
   auto copy = peers_;
   for (auto& p : copy) p->close("stopping");
   // Wait for pieces in the hash/write pipeline, then flush and save resume data.
@@ -661,9 +743,15 @@ void torrent::stop(std::function<void()> done) {
     }
     auto finish = [self, done, step] {
       self->state_ = self->state_ == torrent_state::error ? self->state_ : torrent_state::stopped;
-      // The resume write was posted to the disk pool; let it land before reporting done.
-      self->session_.disk_pool().post([self, done] { asio::post(self->session_.io(), done); });
       *step = nullptr;
+      // Tell the trackers we left (briefly), then let the resume write land before done.
+      asio::co_spawn(
+          self->session_.io(),
+          [self, done]() -> asio::awaitable<void> {
+            if (self->announced_started_) co_await self->announce_once(static_cast<int>(tracker::event::stopped), true);
+            self->session_.disk_pool().post([self, done] { asio::post(self->session_.io(), done); });
+          },
+          asio::detached);
     };
     if (self->state_ == torrent_state::error) {
       // Keep what was verified: flush what is written and save resume data anyway.

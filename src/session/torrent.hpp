@@ -132,6 +132,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] std::uint32_t upload_slots() const;
   [[nodiscard]] bool verify_piece(std::uint32_t piece, std::string_view data) const;
   void apply_file_priorities();
+  asio::awaitable<void> announce_loop();
+  asio::awaitable<bool> announce_once(int ev, bool stopping);
 
   session& session_;
   metainfo info_;
@@ -178,7 +180,12 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::chrono::steady_clock::time_point last_flush_;
   peer_connection* optimistic_ = nullptr;
   std::string tracker_message_;
-  friend class tracker_announcer;
+  std::vector<std::vector<std::string>> tiers_;  // BEP 12: shuffled once, the one that answers moves first
+  asio::steady_timer announce_timer_;
+  bool announced_started_ = false;
+  bool completed_pending_ = false;
+  std::uint32_t tracker_key_ = 0;
+  std::chrono::seconds next_announce_{1800};
  public:
   void set_tracker_message(std::string m) { tracker_message_ = std::move(m); }
   [[nodiscard]] std::uint64_t bytes_left() const;

@@ -1,0 +1,67 @@
+// Tracker protocol codecs (pure): HTTP announce URLs and bencoded replies (BEP 3, 23
+// compact peers, 7 IPv6 peers, 24 external IP, 48 scrape) and UDP tracker packets
+// (BEP 15).
+#pragma once
+
+#include <array>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/hash.hpp"
+
+namespace shoal::tracker {
+
+inline constexpr std::size_t max_reply_size = 4u << 20;   // bytes of one tracker reply
+inline constexpr std::size_t max_reply_peers = 10000;     // peers taken from one reply
+inline constexpr std::uint32_t min_interval = 30;         // seconds, whatever a tracker says
+inline constexpr std::uint32_t max_interval = 6 * 3600;
+
+enum class event { none, completed, started, stopped };
+
+struct announce_request {
+  sha1_digest info_hash{};
+  std::array<std::uint8_t, 20> peer_id{};
+  std::uint16_t port = 0;
+  std::uint64_t uploaded = 0, downloaded = 0, left = 0;
+  event ev = event::none;
+  std::uint32_t numwant = 50;
+  std::uint32_t key = 0;
+};
+
+struct announce_response {
+  std::uint32_t interval = 1800;
+  std::optional<std::uint32_t> min_interval;
+  std::optional<std::uint32_t> complete, incomplete;
+  std::vector<boost::asio::ip::tcp::endpoint> peers;
+  std::string warning;
+  std::optional<boost::asio::ip::address> external_ip;
+};
+
+struct scrape_entry {
+  std::uint32_t complete = 0, incomplete = 0, downloaded = 0;
+};
+
+// The announce URL with the request's query parameters appended.
+[[nodiscard]] std::string announce_url(std::string_view base, const announce_request& r);
+// The scrape URL for an announce URL (BEP 48), or nullopt if the tracker has none.
+[[nodiscard]] std::optional<std::string> scrape_url(std::string_view announce, const sha1_digest& h);
+// A tracker's "failure reason" becomes an error carrying that text.
+[[nodiscard]] result<announce_response> parse_announce_reply(std::string_view body);
+[[nodiscard]] result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest& h);
+
+// BEP 15.
+inline constexpr std::uint64_t udp_protocol_id = 0x41727101980ull;
+[[nodiscard]] std::string udp_connect_request(std::uint32_t transaction);
+[[nodiscard]] result<std::uint64_t> udp_connect_reply(std::string_view pkt, std::uint32_t transaction);
+[[nodiscard]] std::string udp_announce_request(std::uint64_t connection, std::uint32_t transaction,
+                                               const announce_request& r);
+[[nodiscard]] result<announce_response> udp_announce_reply(std::string_view pkt, std::uint32_t transaction,
+                                                           bool ipv6);
+
+}  // namespace shoal::tracker

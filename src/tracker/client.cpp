@@ -1,0 +1,156 @@
+#include "tracker/client.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <random>
+
+namespace shoal::tracker {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using udp = asio::ip::udp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+error fail(const std::string& url, const std::string& why) {
+  return error{errc::io, url + ": " + why, no_offset};
+}
+
+struct parsed_url {
+  std::string scheme, host, port, target;
+};
+
+std::optional<parsed_url> split(const std::string& url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u || !u->has_authority() || u->host().empty()) return std::nullopt;
+  parsed_url p;
+  p.scheme = std::string(u->scheme());
+  p.host = std::string(u->encoded_host_address());
+  if (p.host.size() > 2 && p.host.front() == '[') p.host = p.host.substr(1, p.host.size() - 2);
+  p.port = u->has_port() ? std::string(u->port()) : (p.scheme == "https" ? "443" : "80");
+  p.target = std::string(u->encoded_path());
+  if (p.target.empty()) p.target = "/";
+  if (u->has_query()) p.target += "?" + std::string(u->encoded_query());
+  return p;
+}
+
+template <class Stream>
+asio::awaitable<result<std::string>> http_exchange(Stream& stream, const parsed_url& p, const std::string& url,
+                                                   std::size_t limit, const client_options& opt) {
+  http::request<http::empty_body> req{http::verb::get, p.target, 11};
+  req.set(http::field::host, p.host);
+  req.set(http::field::user_agent, opt.user_agent);
+  req.set(http::field::connection, "close");
+  auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+  if (wec) co_return fail(url, wec.message());
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(limit);
+  auto [rec, rn] = co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+  if (rec == http::error::body_limit) co_return fail(url, "reply larger than " + std::to_string(limit) + " bytes");
+  if (rec) co_return fail(url, rec.message());
+  auto res = parser.release();
+  if (res.result() != http::status::ok) {
+    co_return fail(url, "HTTP " + std::to_string(res.result_int()) + " " + std::string(res.reason()));
+  }
+  co_return std::move(res.body());
+}
+
+asio::awaitable<result<std::string>> fetch(asio::io_context& io, const std::string& url, std::size_t limit,
+                                           const client_options& opt) {
+  auto p = split(url);
+  if (!p || (p->scheme != "http" && p->scheme != "https")) co_return fail(url, "not an http(s) URL");
+  tcp::resolver resolver(io);
+  auto [ec, eps] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return fail(url, "cannot resolve " + p->host + ": " + ec.message());
+  if (p->scheme == "http") {
+    beast::tcp_stream stream(io);
+    stream.expires_after(opt.http_timeout);
+    auto [cec, cep] = co_await stream.async_connect(eps, asio::as_tuple(asio::use_awaitable));
+    if (cec) co_return fail(url, cec.message());
+    auto r = co_await http_exchange(stream, *p, url, limit, opt);
+    beast::error_code ignore;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignore);
+    co_return r;
+  }
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.set_default_verify_paths();
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+  if (!SSL_set_tlsext_host_name(stream.native_handle(), p->host.c_str())) co_return fail(url, "cannot set TLS SNI");
+  stream.set_verify_callback(asio::ssl::host_name_verification(p->host));
+  beast::get_lowest_layer(stream).expires_after(opt.http_timeout);
+  auto [cec, cep] = co_await beast::get_lowest_layer(stream).async_connect(eps, asio::as_tuple(asio::use_awaitable));
+  if (cec) co_return fail(url, cec.message());
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
+  if (hec) co_return fail(url, "TLS: " + hec.message());
+  co_return co_await http_exchange(stream, *p, url, limit, opt);
+}
+
+asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, const std::string& url,
+                                                        const announce_request& req, const client_options& opt) {
+  auto p = split(url);
+  if (!p) co_return fail(url, "not a valid URL");
+  udp::resolver resolver(io);
+  auto [ec, eps] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
+  if (ec || eps.empty()) co_return fail(url, "cannot resolve " + p->host + ": " + ec.message());
+  const udp::endpoint target = eps.begin()->endpoint();
+  udp::socket sock(io, target.protocol());
+  std::mt19937 rng(std::random_device{}());
+  std::array<char, 65536> in{};
+
+  // One request/reply exchange with BEP 15 timeouts; returns the reply bytes.
+  auto exchange = [&](const std::string& pkt) -> asio::awaitable<std::optional<std::string>> {
+    for (unsigned attempt = 0; attempt < opt.udp_attempts; ++attempt) {
+      co_await sock.async_send_to(asio::buffer(pkt), target, asio::as_tuple(asio::use_awaitable));
+      asio::steady_timer timer(io);
+      timer.expires_after(opt.udp_base_timeout * (1u << attempt));
+      udp::endpoint from;
+      auto which = co_await (sock.async_receive_from(asio::buffer(in), from, asio::as_tuple(asio::use_awaitable)) ||
+                             timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+      if (which.index() == 0) {
+        auto [rec, n] = std::get<0>(which);
+        if (!rec && from == target) co_return std::string(in.data(), n);
+      }
+    }
+    co_return std::nullopt;
+  };
+
+  const std::uint32_t t1 = rng();
+  auto r1 = co_await exchange(udp_connect_request(t1));
+  if (!r1) co_return fail(url, "no answer from the UDP tracker");
+  auto conn = udp_connect_reply(*r1, t1);
+  if (!conn) co_return fail(url, conn.err().message());
+  const std::uint32_t t2 = rng();
+  auto r2 = co_await exchange(udp_announce_request(*conn, t2, req));
+  if (!r2) co_return fail(url, "no answer to the UDP announce");
+  auto res = udp_announce_reply(*r2, t2, target.address().is_v6());
+  if (!res) co_return fail(url, res.err().message());
+  co_return res;
+}
+
+}  // namespace
+
+asio::awaitable<result<announce_response>> announce(asio::io_context& io, const std::string& url,
+                                                    const announce_request& req, const client_options& opt) {
+  if (url.rfind("udp://", 0) == 0) co_return co_await udp_announce(io, url, req, opt);
+  auto body = co_await fetch(io, announce_url(url, req), max_reply_size, opt);
+  if (!body) co_return body.err();
+  auto r = parse_announce_reply(*body);
+  if (!r) co_return error{r.err().code, url + ": " + r.err().message(), no_offset};
+  co_return r;
+}
+
+asio::awaitable<result<std::string>> http_get(asio::io_context& io, const std::string& url, std::size_t limit,
+                                              const client_options& opt) {
+  co_return co_await fetch(io, url, limit, opt);
+}
+
+}  // namespace shoal::tracker

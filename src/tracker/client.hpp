@@ -1,0 +1,33 @@
+// Talks to trackers: HTTP and HTTPS announces through Beast (HTTPS verifies the
+// certificate chain against the system CA store and the host name), UDP announces per
+// BEP 15 with its retransmission schedule.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <string>
+
+#include "core/error.hpp"
+#include "tracker/announce.hpp"
+
+namespace shoal::tracker {
+
+struct client_options {
+  std::chrono::seconds http_timeout{20};
+  // UDP: wait 15 * 2^n seconds for attempt n (BEP 15), up to this many attempts.
+  unsigned udp_attempts = 3;
+  std::chrono::milliseconds udp_base_timeout{15000};
+  std::string user_agent = "shoal/0.1.0";
+};
+
+[[nodiscard]] boost::asio::awaitable<result<announce_response>> announce(boost::asio::io_context& io,
+                                                                        const std::string& url,
+                                                                        const announce_request& req,
+                                                                        const client_options& opt = {});
+
+// GET of a small HTTP(S) resource (a .torrent by URL); bodies over `limit` are refused.
+[[nodiscard]] boost::asio::awaitable<result<std::string>> http_get(boost::asio::io_context& io,
+                                                                   const std::string& url, std::size_t limit,
+                                                                   const client_options& opt = {});
+
+}  // namespace shoal::tracker

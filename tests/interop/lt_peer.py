@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""A libtorrent peer for interop tests: seeds or downloads one torrent on loopback.
+
+Usage:
+  lt_peer.py seed TORRENT DIR --port N [--peer HOST:PORT ...] [--seconds S]
+  lt_peer.py download TORRENT DIR --port N [--peer HOST:PORT ...] [--seconds S]
+
+Prints one JSON line per second with its state, and exits 0 when a download completes
+(verified), 1 on timeout or error. A seeder runs until --seconds pass or it is killed.
+Everything stays on loopback: no DHT, LSD, UPnP or NAT-PMP.
+"""
+import argparse
+import json
+import sys
+import time
+
+import libtorrent as lt
+
+
+def make_session(port, extra=None):
+    settings = {
+        "listen_interfaces": f"127.0.0.1:{port}",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        # Loopback tests: no rate caps, plenty of slots.
+        "unchoke_slots_limit": 20,
+        "connections_limit": 200,
+        "announce_to_all_trackers": True,
+        "announce_to_all_tiers": True,
+    }
+    if extra:
+        settings.update(extra)
+    return lt.session(settings)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["seed", "download"])
+    ap.add_argument("torrent")
+    ap.add_argument("dir")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--peer", action="append", default=[])
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--utp", action="store_true", help="allow uTP (default: TCP only)")
+    args = ap.parse_args()
+
+    extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
+    ses = make_session(args.port, extra)
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(args.torrent)
+    atp.save_path = args.dir
+    if args.mode == "seed":
+        atp.flags |= lt.torrent_flags.seed_mode
+    h = ses.add_torrent(atp)
+    for p in args.peer:
+        host, port = p.rsplit(":", 1)
+        h.connect_peer((host, int(port)))
+
+    deadline = time.time() + args.seconds
+    last_print = 0
+    while time.time() < deadline:
+        st = h.status()
+        if time.time() - last_print >= 1:
+            print(json.dumps({"state": str(st.state), "progress": st.progress, "peers": st.num_peers,
+                              "down": st.download_payload_rate, "up": st.upload_payload_rate,
+                              "total_up": st.all_time_upload, "error": st.errc.message() if st.errc.value() else ""}),
+                  flush=True)
+            last_print = time.time()
+        if st.errc.value():
+            print(json.dumps({"error": st.errc.message()}), flush=True)
+            return 1
+        if args.mode == "download" and st.is_seeding:
+            print(json.dumps({"done": True, "total_download": st.total_payload_download}), flush=True)
+            return 0
+        # Keep trying the given peers: the other side may start later.
+        if st.num_peers == 0:
+            for p in args.peer:
+                host, port = p.rsplit(":", 1)
+                h.connect_peer((host, int(port)))
+        time.sleep(0.1)
+    return 0 if args.mode == "seed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
