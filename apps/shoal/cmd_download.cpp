@@ -39,6 +39,7 @@ struct transfer_args {
   bool json_progress = false;
   bool local = false;
   bool check = false;
+  bool verbose = false;
   bool skip_check = false;
   std::string max_down, max_up;
   std::uint32_t max_peers = 80;
@@ -103,6 +104,12 @@ int run_transfer(const transfer_args& a) {
   st.listen_port = static_cast<std::uint16_t>(a.port);
   st.local = a.local || env_local();
   st.max_peers_per_torrent = a.max_peers;
+  if (a.verbose) {
+    st.log = [](const std::string& line) {
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+      fmt::print(stderr, "[{:.3f}] {}\n", std::fmod(t, 1000.0), printable(line));
+    };
+  }
   if (!a.max_down.empty()) {
     auto v = parse_size(a.max_down);
     if (!v) return fail("--max-download-rate '" + a.max_down + "' is not a rate (try 500KiB or 10MiB)");
@@ -167,6 +174,18 @@ int run_transfer(const transfer_args& a) {
   }
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   auto t = ses.add_torrent(std::move(tp));
+  if (a.json_progress) {
+    // What the torrent starts from (resume data or a check in progress).
+    auto s0 = t->status();
+    boost::json::object o;
+    o["event"] = "start";
+    o["state"] = std::string(state_name(s0.state));
+    o["pieces"] = s0.pieces_have;
+    o["num_pieces"] = s0.num_pieces;
+    o["port"] = ses.port();
+    fmt::print("{}\n", boost::json::serialize(o));
+    std::fflush(stdout);
+  }
   int exit_code = exit_ok;
   bool stopping = false;
   const auto started = std::chrono::steady_clock::now();
@@ -211,6 +230,7 @@ int run_transfer(const transfer_args& a) {
           boost::json::object o;
           o["state"] = std::string(state_name(s.state));
           o["progress"] = frac;
+          o["pieces"] = s.pieces_have;
           o["have_bytes"] = s.have_wanted;
           o["total_bytes"] = s.total_wanted;
           o["download_rate"] = s.download_rate;
@@ -298,6 +318,7 @@ void add_common(CLI::App& app, transfer_args& a) {
   app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
   app.add_option("--max-peers", a.max_peers, "Most peers connected at once");
   app.add_flag("--json-progress", a.json_progress, "Print progress as JSON lines on stdout, and a JSON summary");
+  app.add_flag("-v,--verbose", a.verbose, "Log peer connections, disconnections (with the reason) and tracker replies");
 }
 
 }  // namespace

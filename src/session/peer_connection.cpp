@@ -31,15 +31,20 @@ peer_connection::~peer_connection() = default;
 void peer_connection::start_outgoing(std::shared_ptr<torrent> t, tcp::endpoint ep) {
   torrent_ = std::move(t);
   ep_ = ep;
-  asio::co_spawn(session_.io(), run_outgoing(ep), asio::detached);
+  asio::co_spawn(session_.io(), run_outgoing(shared_from_this(), ep), asio::detached);
 }
 
-void peer_connection::start_incoming() { asio::co_spawn(session_.io(), run_incoming(), asio::detached); }
+void peer_connection::start_incoming() {
+  asio::co_spawn(session_.io(), run_incoming(shared_from_this()), asio::detached);
+}
 
 void peer_connection::close(const std::string& why) {
   if (closed_) return;
   closed_ = true;
   close_reason_ = why;
+  if (session_.settings().log) {
+    session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " closed: " + why);
+  }
   boost::system::error_code ec;
   sock_.shutdown(tcp::socket::shutdown_both, ec);
   sock_.close(ec);
@@ -51,45 +56,43 @@ void peer_connection::close(const std::string& why) {
   }
 }
 
-asio::awaitable<void> peer_connection::run_outgoing(tcp::endpoint ep) {
-  auto self = shared_from_this();
-  asio::steady_timer guard(session_.io());
-  guard.expires_after(session_.settings().connect_timeout);
+asio::awaitable<void> peer_connection::run_outgoing(std::shared_ptr<peer_connection> self, tcp::endpoint ep) {
+  asio::steady_timer guard(self->session_.io());
+  guard.expires_after(self->session_.settings().connect_timeout);
   guard.async_wait([self](boost::system::error_code ec) {
     if (!ec && !self->attached_) self->close("connect timeout");
   });
-  auto [ec] = co_await sock_.async_connect(ep, asio::as_tuple(asio::use_awaitable));
-  if (ec || closed_) {
+  auto [ec] = co_await self->sock_.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  if (ec || self->closed_) {
     guard.cancel();
-    close(ec ? "connect: " + ec.message() : "closed");
+    self->close(ec ? "connect: " + ec.message() : "closed");
     co_return;
   }
-  sock_.set_option(tcp::no_delay(true), ec);
-  const bool ok = co_await exchange_handshake(true);
+  self->sock_.set_option(tcp::no_delay(true), ec);
+  const bool ok = co_await self->exchange_handshake(true);
   guard.cancel();
   if (!ok) co_return;
-  after_handshake();
-  if (closed_) co_return;
-  asio::co_spawn(session_.io(), timer_loop(), asio::detached);
-  co_await read_loop();
+  self->after_handshake();
+  if (self->closed_) co_return;
+  asio::co_spawn(self->session_.io(), timer_loop(self), asio::detached);
+  co_await self->read_loop();
 }
 
-asio::awaitable<void> peer_connection::run_incoming() {
-  auto self = shared_from_this();
-  asio::steady_timer guard(session_.io());
-  guard.expires_after(session_.settings().connect_timeout);
+asio::awaitable<void> peer_connection::run_incoming(std::shared_ptr<peer_connection> self) {
+  asio::steady_timer guard(self->session_.io());
+  guard.expires_after(self->session_.settings().connect_timeout);
   guard.async_wait([self](boost::system::error_code ec) {
     if (!ec && !self->attached_) self->close("handshake timeout");
   });
   boost::system::error_code ec;
-  sock_.set_option(tcp::no_delay(true), ec);
-  const bool ok = co_await exchange_handshake(false);
+  self->sock_.set_option(tcp::no_delay(true), ec);
+  const bool ok = co_await self->exchange_handshake(false);
   guard.cancel();
   if (!ok) co_return;
-  after_handshake();
-  if (closed_) co_return;
-  asio::co_spawn(session_.io(), timer_loop(), asio::detached);
-  co_await read_loop();
+  self->after_handshake();
+  if (self->closed_) co_return;
+  asio::co_spawn(self->session_.io(), timer_loop(self), asio::detached);
+  co_await self->read_loop();
 }
 
 asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
@@ -157,6 +160,10 @@ void peer_connection::after_handshake() {
     return;
   }
   attached_ = true;
+  if (session_.settings().log) {
+    session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " connected (" +
+                            (outgoing_ ? "outgoing" : "incoming") + ")");
+  }
   std::string msgs;
   if (extended_) {
     wire::ext_handshake e;
@@ -243,8 +250,11 @@ asio::awaitable<void> peer_connection::read_loop() {
   }
 }
 
-asio::awaitable<void> peer_connection::timer_loop() {
-  auto self = shared_from_this();
+asio::awaitable<void> peer_connection::timer_loop(std::shared_ptr<peer_connection> self) {
+  co_await self->timer_body();
+}
+
+asio::awaitable<void> peer_connection::timer_body() {
   asio::steady_timer t(session_.io());
   const auto& st = session_.settings();
   while (!closed_) {
@@ -419,8 +429,8 @@ void peer_connection::on_request(const wire::message& m) {
   }
   if (am_choking_) {
     // Requests while choked: reject (fast) or ignore; a flood of them is abuse.
-    if (incoming_.size() > session_.settings().max_peer_requests) {
-      close("too many requests while choked");
+    if (++choked_requests_ > session_.settings().max_choked_requests) {
+      close("sent " + std::to_string(choked_requests_) + " requests while choked");
       return;
     }
     reject();
@@ -553,6 +563,7 @@ void peer_connection::choke(bool c) {
     incoming_.clear();
   } else {
     last_unchoked_ = clock::now();
+    choked_requests_ = 0;
   }
   send(std::move(m));
   if (!c) serve_requests();

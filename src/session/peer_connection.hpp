@@ -55,11 +55,14 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void update_interest();
 
  private:
-  asio::awaitable<void> run_outgoing(tcp::endpoint ep);
-  asio::awaitable<void> run_incoming();
+  // Each coroutine takes a strong reference as a parameter: it lives in the coroutine
+  // frame, so the connection outlives every suspended coroutine of its own.
+  static asio::awaitable<void> run_outgoing(std::shared_ptr<peer_connection> self, tcp::endpoint ep);
+  static asio::awaitable<void> run_incoming(std::shared_ptr<peer_connection> self);
+  static asio::awaitable<void> timer_loop(std::shared_ptr<peer_connection> self);
   asio::awaitable<bool> exchange_handshake(bool we_send_first);
   asio::awaitable<void> read_loop();
-  asio::awaitable<void> timer_loop();
+  asio::awaitable<void> timer_body();
   void after_handshake();
   bool handle(const wire::message& m);
   void handle_extended(const wire::message& m);
@@ -97,6 +100,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   std::deque<block_ref> outstanding_;       // our requests to them
   std::deque<block_ref> incoming_;          // their requests to us
   std::uint32_t reads_in_flight_ = 0;
+  std::uint32_t choked_requests_ = 0;  // requests received while we choke it
   std::uint64_t send_queued_bytes_ = 0;
 
   std::vector<char> rbuf_;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace shoal {
@@ -34,6 +35,12 @@ struct session_settings {
   std::chrono::seconds keep_alive{90};
   std::chrono::seconds connect_timeout{10};
   std::chrono::seconds flush_interval{5};  // resume data saved this often while downloading
+  std::uint64_t flush_bytes = 16u << 20;   // ... or after this many bytes of verified pieces
+  // Requests a peer may send while we choke it (after the choke had time to arrive).
+  std::uint32_t max_choked_requests = 256;
+  // Receives one line per notable event (peer connected, closed and why, tracker replies);
+  // empty: silent. The CLI's --verbose prints them.
+  std::function<void(const std::string&)> log;
   // Requests a peer may have queued with us before we drop it.
   std::uint32_t max_peer_requests = 2000;
 };

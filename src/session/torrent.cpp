@@ -235,14 +235,15 @@ void torrent::enter_running() {
     }
     if (!finished_fired_) {
       finished_fired_ = true;
-      if (on_finished) asio::post(session_.io(), [self = shared_from_this()] {
-          if (self->on_finished) self->on_finished();
-        });
+      // Posted: the owner sets on_finished after add_torrent returns.
+      asio::post(session_.io(), [self = shared_from_this()] {
+        if (self->on_finished) self->on_finished();
+      });
     }
   }
   if (!tiers_.empty() && !announced_started_) {
     announced_started_ = true;
-    asio::co_spawn(session_.io(), announce_loop(), asio::detached);
+    asio::co_spawn(session_.io(), announce_loop(shared_from_this()), asio::detached);
   }
   // The tick drives connections, the choker and periodic flushes.
   auto self = shared_from_this();
@@ -290,6 +291,9 @@ void torrent::connect_more() {
     }
     connecting_.insert(ep);
     ++active;
+    if (session_.settings().log) {
+      session_.settings().log("connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
+    }
     auto p = std::make_shared<peer_connection>(session_, tcp::socket(session_.io()), true);
     auto self = shared_from_this();
     p->start_outgoing(self, ep);
@@ -522,6 +526,8 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
   }
   picker_->piece_passed(piece);
   unflushed_.push_back(piece);
+  unflushed_bytes_ += bytes;
+  if (unflushed_bytes_ >= session_.settings().flush_bytes && state_ == torrent_state::downloading) do_flush({});
   for (auto& p : peers_) p->send_have(piece);
   maybe_finished();
 }
@@ -540,8 +546,9 @@ void torrent::maybe_finished() {
     self->state_ = torrent_state::seeding;
     self->completed_pending_ = true;
     self->announce_timer_.cancel();
-    for (auto& p : self->peers_) {
-      if (p->is_seed()) p->close("both complete");
+    // Closing detaches, which edits peers_: walk a copy.
+    for (auto& p : std::vector(self->peers_)) {
+      if (p->is_seed() || p->upload_only()) p->close("both complete");
     }
     self->run_choker();
     if (!self->finished_fired_) {
@@ -555,6 +562,7 @@ void torrent::do_flush(std::function<void()> then) {
   last_flush_ = clock::now();
   auto pieces = std::make_shared<std::vector<std::uint32_t>>(std::move(unflushed_));
   unflushed_.clear();
+  unflushed_bytes_ = 0;
   auto self = shared_from_this();
   session_.disk_pool().post([self, pieces, then = std::move(then)]() mutable {
     auto ec = self->disk_.flush();
@@ -656,16 +664,19 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       }
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
       tracker_message_ = url + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
+      if (session_.settings().log) session_.settings().log("tracker " + tracker_message_);
       if (!stopping) connect_more();
       co_return true;
     }
   }
   tracker_message_ = last_error;
+  if (session_.settings().log) session_.settings().log("tracker error: " + last_error);
   co_return false;
 }
 
-asio::awaitable<void> torrent::announce_loop() {
-  auto self = shared_from_this();
+asio::awaitable<void> torrent::announce_loop(std::shared_ptr<torrent> self) { co_await self->announce_body(); }
+
+asio::awaitable<void> torrent::announce_body() {
   int ev = static_cast<int>(tracker::event::started);
   std::chrono::seconds retry{15};
   while (!stopping_ && state_ != torrent_state::error) {

@@ -132,7 +132,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] std::uint32_t upload_slots() const;
   [[nodiscard]] bool verify_piece(std::uint32_t piece, std::string_view data) const;
   void apply_file_priorities();
-  asio::awaitable<void> announce_loop();
+  static asio::awaitable<void> announce_loop(std::shared_ptr<torrent> self);
+  asio::awaitable<void> announce_body();
   asio::awaitable<bool> announce_once(int ev, bool stopping);
 
   session& session_;
@@ -148,6 +149,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::unique_ptr<piece_picker> picker_;
   bitfield flushed_;                 // verified and flushed: what resume data lists
   std::vector<std::uint32_t> unflushed_;  // verified and written, waiting for fdatasync
+  std::uint64_t unflushed_bytes_ = 0;
   std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>> buffers_;
   std::vector<std::shared_ptr<peer_connection>> peers_;
   std::set<tcp::endpoint> candidates_;

@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--utp", action="store_true", help="allow uTP (default: TCP only)")
+    ap.add_argument("--linger", type=float, default=0, help="seconds to keep seeding after completing")
     args = ap.parse_args()
 
     extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
@@ -62,7 +63,21 @@ def main():
 
     deadline = time.time() + args.seconds
     last_print = 0
+    totals = {}  # "ip:port" -> {"client", "down", "up"}: the most seen per connection
+
+    def record_peers():
+        for pi in h.get_peer_info():
+            key = f"{pi.ip[0]}:{pi.ip[1]}"
+            client = pi.client.decode("utf-8", "replace") if isinstance(pi.client, bytes) else pi.client
+            t = totals.setdefault(key, {"client": client, "down": 0, "up": 0})
+            t["down"] = max(t["down"], pi.total_download)
+            t["up"] = max(t["up"], pi.total_upload)
+
+    def report_peers():
+        print(json.dumps({"peer_totals": totals}), flush=True)
+
     while time.time() < deadline:
+        record_peers()
         st = h.status()
         if time.time() - last_print >= 1:
             print(json.dumps({"state": str(st.state), "progress": st.progress, "peers": st.num_peers,
@@ -74,7 +89,13 @@ def main():
             print(json.dumps({"error": st.errc.message()}), flush=True)
             return 1
         if args.mode == "download" and st.is_seeding:
+            record_peers()
+            report_peers()
             print(json.dumps({"done": True, "total_download": st.total_payload_download}), flush=True)
+            # Stay a while as a seed so that the rest of a swarm can finish.
+            linger = time.time() + args.linger
+            while time.time() < min(linger, deadline):
+                time.sleep(0.2)
             return 0
         # Keep trying the given peers: the other side may start later.
         if st.num_peers == 0:
@@ -82,6 +103,7 @@ def main():
                 host, port = p.rsplit(":", 1)
                 h.connect_peer((host, int(port)))
         time.sleep(0.1)
+    report_peers()
     return 0 if args.mode == "seed" else 1
 
 

@@ -1,0 +1,196 @@
+"""Shared pieces of the interop tests: processes that are always cleaned up, free
+ports, test data, torrents, opentracker, and running shoal and libtorrent peers.
+
+Every process binds to loopback (or a network namespace the test makes); nothing
+leaves the machine. Tests run with SHOAL_LOCAL=1.
+"""
+import filecmp
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LT_PEER = os.path.join(HERE, "lt_peer.py")
+PY = "/usr/bin/python3"  # the interpreter that has libtorrent
+
+
+class Run:
+    """A test run: a scratch folder, tracked processes, PASS/FAIL counting."""
+
+    def __init__(self, shoal, name):
+        self.shoal = os.path.abspath(shoal)
+        self.dir = tempfile.mkdtemp(prefix=f"shoal-{name}-")
+        self.procs = []
+        self.passed = 0
+        self.failed = 0
+        os.environ["SHOAL_LOCAL"] = "1"
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def check(self, name, ok, detail=""):
+        print(("PASS" if ok else "FAIL") + f": {name}" + ("" if ok or not detail else f": {detail}"), flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        return ok
+
+    def spawn(self, argv, log, **kw):
+        f = open(self.path(log), "wb")
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, **kw)
+        p.log = self.path(log)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, wait=15):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(wait)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    def finish(self):
+        for p in self.procs:
+            self.stop(p, wait=5)
+        if self.failed:
+            for p in self.procs:
+                try:
+                    tail = open(p.log, "rb").read()[-1500:].decode("utf-8", "replace")
+                    print(f"--- {p.log} (tail)\n{tail}")
+                except OSError:
+                    pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
+def free_port():
+    """A TCP and UDP port that is free on loopback right now."""
+    while True:
+        port = random.randint(20000, 60000)
+        with socket.socket() as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                t.bind(("127.0.0.1", port))
+                u.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+def write_random(path, size, seed=1):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def same_tree(a, b, names):
+    """True if every listed relative path has identical bytes under a and b."""
+    for n in names:
+        pa, pb = os.path.join(a, n), os.path.join(b, n)
+        if not os.path.exists(pb) or not filecmp.cmp(pa, pb, shallow=False):
+            return False
+    return True
+
+
+def shoal_create(run, src, out, *extra):
+    r = subprocess.run([run.shoal, "create", src, "-o", out, "--no-date", "-f", "--json", *extra],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def start_opentracker(run, info_hashes):
+    """opentracker in whitelist mode on loopback (HTTP and UDP on one port)."""
+    wl = run.path("whitelist.txt")
+    with open(wl, "w") as f:
+        f.write("".join(h + "\n" for h in info_hashes))
+    os.chmod(wl, 0o644)
+    os.chmod(run.dir, 0o755)
+    port = free_port()
+    p = run.spawn(["opentracker", "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", wl,
+                   "-u", "nobody", "-d", "/"], "opentracker.log")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return port
+        time.sleep(0.05)
+    raise RuntimeError("opentracker did not start")
+
+
+def shoal_seed(run, torrent, folder, port, log, *extra):
+    return run.spawn([run.shoal, "seed", torrent, "-d", folder, "--port", str(port), "--local", *extra], log)
+
+
+def shoal_download(run, torrent, folder, port, log, *extra, background=False, timeout=180):
+    argv = [run.shoal, "download", torrent, "-d", folder, "--port", str(port), "--local", "--json-progress", *extra]
+    if background:
+        return run.spawn(argv, log)
+    with open(run.path(log), "wb") as f:
+        try:
+            p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+            return p.returncode
+        except subprocess.TimeoutExpired:
+            return "timeout"
+
+
+def summary(run, log):
+    """The JSON summary line shoal prints at the end of a download."""
+    for line in reversed(open(run.path(log), "rb").read().decode("utf-8", "replace").splitlines()):
+        if line.startswith("{") and '"event":"summary"' in line:
+            return json.loads(line)
+    return None
+
+
+def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=False, linger=0):
+    argv = [PY, LT_PEER, mode, torrent, folder, "--port", str(port), "--seconds", str(seconds),
+            "--linger", str(linger)]
+    for p in peers:
+        argv += ["--peer", p]
+    if utp:
+        argv.append("--utp")
+    return run.spawn(argv, log)
+
+
+def lt_result(p, timeout=180):
+    """Waits for a libtorrent peer; returns (exit code, last JSON lines)."""
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", []
+    lines = [json.loads(l) for l in open(p.log, "rb").read().decode().splitlines() if l.startswith("{")]
+    return p.returncode, lines
+
+
+def wait_listening(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def main_guard(fn):
+    try:
+        sys.exit(fn())
+    except KeyboardInterrupt:
+        sys.exit(130)
