@@ -56,6 +56,12 @@ void peer_connection::close(const std::string& why) {
   }
 }
 
+void peer_connection::violation(const std::string& why) {
+  // A peer that breaks the protocol is not worth reconnecting to.
+  if (torrent_ && !closed_) torrent_->ban(this, why);
+  close(why);
+}
+
 asio::awaitable<void> peer_connection::run_outgoing(std::shared_ptr<peer_connection> self, tcp::endpoint ep) {
   asio::steady_timer guard(self->session_.io());
   guard.expires_after(self->session_.settings().connect_timeout);
@@ -221,7 +227,7 @@ asio::awaitable<void> peer_connection::read_loop() {
       auto len = wire::peek_length(avail);
       if (!len) break;
       if (*len > wire::max_message_size) {
-        close("message of " + std::to_string(*len) + " bytes exceeds the limit");
+        violation("message of " + std::to_string(*len) + " bytes exceeds the limit");
         co_return;
       }
       if (avail.size() < 4 + *len) {
@@ -235,7 +241,7 @@ asio::awaitable<void> peer_connection::read_loop() {
       auto m = wire::decode_message(avail.substr(4, *len));
       rbegin_ += 4 + *len;
       if (!m) {
-        close(m.err().message());
+        violation(m.err().message());
         co_return;
       }
       if (!handle(*m)) co_return;
@@ -285,7 +291,7 @@ bool peer_connection::handle(const wire::message& m) {
   using wire::msg;
   const std::uint32_t np = torrent_->num_pieces();
   auto need_fast = [&]() {
-    if (!fast_) close("fast-extension message " + std::string(wire::msg_name(m.type)) + " without the extension");
+    if (!fast_) violation("fast-extension message " + std::string(wire::msg_name(m.type)) + " without the extension");
     return fast_;
   };
   switch (m.type) {
@@ -309,7 +315,7 @@ bool peer_connection::handle(const wire::message& m) {
       return true;
     case msg::have:
       if (m.index >= np) {
-        close("have for piece " + std::to_string(m.index) + " out of range");
+        violation("have for piece " + std::to_string(m.index) + " out of range");
         return false;
       }
       if (!has_.get(m.index)) {
@@ -319,13 +325,13 @@ bool peer_connection::handle(const wire::message& m) {
       return !closed_;
     case msg::bitfield: {
       if (got_bitfield_) {
-        close("second bitfield");
+        violation("second bitfield");
         return false;
       }
       bitfield b(np);
       if (!b.assign(m.payload)) {
-        close("bitfield of " + std::to_string(m.payload.size()) + " bytes does not fit " + std::to_string(np) +
-              " pieces");
+        violation("bitfield of " + std::to_string(m.payload.size()) + " bytes does not fit " + std::to_string(np) +
+                  " pieces");
         return false;
       }
       has_ = std::move(b);
@@ -338,7 +344,7 @@ bool peer_connection::handle(const wire::message& m) {
     case msg::have_all:
       if (!need_fast()) return false;
       if (got_bitfield_) {
-        close("have all after a bitfield");
+        violation("have all after a bitfield");
         return false;
       }
       has_.set_all();
@@ -393,7 +399,7 @@ bool peer_connection::handle(const wire::message& m) {
 
 void peer_connection::handle_extended(const wire::message& m) {
   if (!extended_) {
-    close("extended message without the extension protocol");
+    violation("extended message without the extension protocol");
     return;
   }
   if (m.ext_id == 0) {
@@ -419,25 +425,25 @@ void peer_connection::on_request(const wire::message& m) {
   };
   if (m.index >= torrent_->num_pieces() || m.length == 0 || m.length > wire::max_request_length ||
       static_cast<std::uint64_t>(m.begin) + m.length > torrent_->files().piece_size(m.index)) {
-    close("request out of range (piece " + std::to_string(m.index) + ", offset " + std::to_string(m.begin) +
-          ", length " + std::to_string(m.length) + ")");
+    violation("request out of range (piece " + std::to_string(m.index) + ", offset " + std::to_string(m.begin) +
+              ", length " + std::to_string(m.length) + ")");
+    return;
+  }
+  if (am_choking_) {
+    // Requests while choked: reject (fast) or ignore; a flood of them is abuse.
+    if (++choked_requests_ > session_.settings().max_choked_requests) {
+      violation("sent " + std::to_string(choked_requests_) + " requests while choked");
+      return;
+    }
+    reject();
     return;
   }
   if (!torrent_->picker().have(m.index)) {
     reject();
     return;
   }
-  if (am_choking_) {
-    // Requests while choked: reject (fast) or ignore; a flood of them is abuse.
-    if (++choked_requests_ > session_.settings().max_choked_requests) {
-      close("sent " + std::to_string(choked_requests_) + " requests while choked");
-      return;
-    }
-    reject();
-    return;
-  }
   if (incoming_.size() >= session_.settings().max_peer_requests) {
-    close("request queue over " + std::to_string(session_.settings().max_peer_requests));
+    violation("request queue over " + std::to_string(session_.settings().max_peer_requests));
     return;
   }
   incoming_.push_back(b);
@@ -490,7 +496,7 @@ void peer_connection::on_piece(const wire::message& m) {
     // Unrequested data. With the fast extension this is a protocol violation; without it
     // the block may be one we cancelled after a choke.
     torrent_->count_wasted(m.length);
-    if (fast_) close("sent a block that was never requested (piece " + std::to_string(m.index) + ")");
+    if (fast_) violation("sent a block that was never requested (piece " + std::to_string(m.index) + ")");
     return;
   }
   outstanding_.erase(it);

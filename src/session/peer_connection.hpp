@@ -32,6 +32,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   // Incoming: read the handshake, find the torrent in the session, run.
   void start_incoming();
   void close(const std::string& why);
+  // Closes for a protocol violation and bans the peer from this torrent.
+  void violation(const std::string& why);
 
   [[nodiscard]] const tcp::endpoint& endpoint() const { return ep_; }
   [[nodiscard]] bool is_seed() const { return has_.all(); }

@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""A download with scripted hostile peers in the swarm (corrupt blocks, oversized
+messages, out-of-range indices, a bad bitfield, requests while choked, unrequested
+data) next to one honest libtorrent seeder: every hostile peer is dropped, the corrupt
+one banned, and the download completes byte-identical.
+
+Usage: hostile_test.py --shoal PATH
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import harness as h
+
+MODES = ["corrupt", "oversized", "out_of_range", "bad_bitfield", "choked_requests", "unrequested"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shoal", required=True)
+    args = ap.parse_args()
+    run = h.Run(args.shoal, "hostile")
+    try:
+        src = run.path("src")
+        name = "payload.bin"
+        h.write_random(os.path.join(src, name), 64 << 20, seed=3)
+        t = run.path("t.torrent")
+        info = h.shoal_create(run, os.path.join(src, name), t, "--v1", "--piece-size", "256KiB")
+        hostile = {}
+        for mode in MODES:
+            port = h.free_port()
+            hostile[mode] = (run.spawn([sys.executable, os.path.join(h.HERE, "hostile_peer.py"), mode, "--port",
+                                        str(port), "--info-hash", info["info_hash_v1"], "--pieces",
+                                        str(info["piece_count"]), "--piece-length", str(info["piece_size"])],
+                                       f"hostile-{mode}.log"), port)
+        for _, port in hostile.values():
+            h.wait_listening(port)
+        # The honest seeder is slow, so the hostile peers get their chance.
+        sport = h.free_port()
+        seed = h.shoal_seed(run, t, src, sport, "seed.log", "--max-upload-rate", "16MiB")
+        h.wait_listening(sport)
+        peers = []
+        for _, port in hostile.values():
+            peers += ["--peer", f"127.0.0.1:{port}"]
+        peers += ["--peer", f"127.0.0.1:{sport}"]
+        dst = run.path("dst")
+        rc = h.shoal_download(run, t, dst, h.free_port(), "leech.log", "--seed-time", "0", "-v", *peers)
+        run.check("download completes despite hostile peers", rc == 0, f"exit {rc}")
+        run.check("bytes identical", h.same_tree(src, dst, [name]))
+        summ = h.summary(run, "leech.log") or {}
+        run.check("the corrupt peer was caught (hash failures, a ban)",
+                  summ.get("hash_failures", 0) >= 1 and summ.get("banned_peers", 0) >= 1, json.dumps(summ))
+        log = open(run.path("leech.log"), "rb").read().decode("utf-8", "replace")
+        for mode, (p, port) in hostile.items():
+            events = [json.loads(l) for l in open(p.log, "rb").read().decode().splitlines() if l.startswith("{")]
+            closed = [e for e in events if e.get("event") == "closed"]
+            run.check(f"{mode}: shoal dropped the connection", len(closed) >= 1, f"events {events}")
+        reasons = {
+            "oversized": "exceeds the limit",
+            "out_of_range": "out of range",
+            "bad_bitfield": "does not fit",
+            "choked_requests": "requests while choked",
+            "unrequested": "never requested",
+            "corrupt": "banned",
+        }
+        for mode, words in reasons.items():
+            port = hostile[mode][1]
+            run.check(f"{mode}: the log names the reason", any(
+                words in line and (f":{port} " in line or "127.0.0.1:" in line) for line in log.splitlines()
+                if "closed" in line), words)
+        # One connection is the test's own readiness probe; shoal may make one more, never a second.
+        for mode, (p, port) in hostile.items():
+            connects = sum('"connected"' in l for l in open(p.log, "rb").read().decode().splitlines())
+            run.check(f"{mode}: banned, not connected to again", connects <= 2, f"{connects} connections")
+        run.stop(seed)
+    finally:
+        code = run.finish()
+    return code
+
+
+if __name__ == "__main__":
+    h.main_guard(main)
