@@ -24,6 +24,8 @@ using tcp = asio::ip::tcp;
 
 // Exit code for a download stopped (Ctrl-C) before it completed.
 constexpr int exit_interrupted = 3;
+// Exit code when --stop-timeout passes with no data arriving.
+constexpr int exit_stalled = 4;
 
 struct transfer_args {
   bool seed_mode = false;
@@ -43,6 +45,7 @@ struct transfer_args {
   bool skip_check = false;
   std::string max_down, max_up;
   std::uint32_t max_peers = 80;
+  long stop_timeout = 0;  // seconds without download progress before giving up; 0: never
 };
 
 bool env_local() {
@@ -217,6 +220,10 @@ int run_transfer(const transfer_args& a) {
   // Progress: a live line on a terminal, a plain line every 5 s otherwise, or JSON lines.
   asio::steady_timer progress(io);
   int ticks = 0;
+  bool stalled = false;
+  std::uint64_t last_have = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  std::string last_tracker;
   std::function<void()> report = [&] {
     progress.expires_after(std::chrono::milliseconds(500));
     progress.async_wait([&](boost::system::error_code ec) {
@@ -261,6 +268,23 @@ int run_transfer(const transfer_args& a) {
                    human_size(static_cast<std::uint64_t>(s.download_rate)),
                    human_size(static_cast<std::uint64_t>(s.upload_rate)), s.peers);
       }
+      // Tracker news goes to stderr once per change (errors matter to a user waiting for peers).
+      if (s.tracker_message != last_tracker) {
+        last_tracker = s.tracker_message;
+        if (!last_tracker.empty() && !a.json_progress) {
+          if (tty) fmt::print(stderr, "\n");
+          fmt::print(stderr, "tracker: {}\n", printable(last_tracker));
+        }
+      }
+      if (s.have_wanted != last_have || s.state != torrent_state::downloading) {
+        last_have = s.have_wanted;
+        last_progress = std::chrono::steady_clock::now();
+      } else if (a.stop_timeout > 0 && !a.seed_mode &&
+                 std::chrono::steady_clock::now() - last_progress >= std::chrono::seconds(a.stop_timeout)) {
+        stalled = true;
+        shutdown(exit_stalled);
+        return;
+      }
       // Seeding goals after completion (download only; `seed` runs until stopped).
       if (finished_at && !a.seed_mode) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - *finished_at).count();
@@ -280,6 +304,11 @@ int run_transfer(const transfer_args& a) {
   if (tty && !a.json_progress) fmt::print(stderr, "\n");
 
   auto s = t->status();
+  if (stalled && !t->finished()) {
+    fmt::print(stderr, "shoal: error: {}: no data for {} s ({}); giving up\n", printable(mi.name), a.stop_timeout,
+               s.peers ? fmt::format("{} peers connected, none sending", s.peers)
+                       : s.tracker_message.empty() ? std::string("no peers") : "no peers; last tracker reply: " + printable(s.tracker_message));
+  }
   const double secs = std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();
   if (a.json_progress) {
     boost::json::object o;
@@ -295,6 +324,8 @@ int run_transfer(const transfer_args& a) {
     o["banned_peers"] = s.banned;
     o["seconds"] = secs;
     o["exit_code"] = exit_code;
+    o["error"] = s.error;
+    o["tracker"] = s.tracker_message;
     fmt::print("{}\n", boost::json::serialize(o));
   } else if (!a.seed_mode) {
     fmt::print(stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s), uploaded {}{}\n",
@@ -332,6 +363,8 @@ runner add_download(CLI::App& app) {
   app.add_option("--select-file", a->select, "Download only these files (1-based, e.g. 1,3-5; see `shoal info`)");
   app.add_flag("--sequential", a->sequential, "Download pieces in order");
   app.add_flag("--check", a->check, "Hash the files on disk first, ignoring resume data");
+  app.add_option("--stop-timeout", a->stop_timeout,
+                 "Give up (exit code 4) after this many seconds without any data arriving");
   return [a] { return run_transfer(*a); };
 }
 
