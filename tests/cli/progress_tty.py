@@ -5,10 +5,13 @@ Usage: progress_tty.py SHOAL
 """
 import os
 import pty
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def run_in_pty(argv, cwd):
@@ -28,6 +31,17 @@ def run_in_pty(argv, cwd):
         seen += chunk
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), seen
+
+
+def free_port():
+    while True:
+        port = random.randint(20000, 60000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 def main():
@@ -60,6 +74,28 @@ def main():
         proc = subprocess.run([shoal, "create", "-o", "t2.torrent", data], cwd=work, capture_output=True, text=True)
         check("no bar when stderr is not a terminal", proc.returncode == 0 and "hashing [" not in proc.stderr,
               proc.stderr[-300:])
+
+        # `shoal download` on a terminal: a live line with percent, sizes, rates, peers and ETA.
+        port = free_port()
+        seeder = subprocess.Popen([shoal, "seed", "t1.torrent", "-d", work, "--port", str(port), "--local",
+                                   "--max-upload-rate", "32MiB"], cwd=work, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.5)
+            rc, seen = run_in_pty([shoal, "download", "t1.torrent", "-d", os.path.join(work, "dl"), "--port",
+                                   str(free_port()), "--local", "--seed-time", "0", "--peer", f"127.0.0.1:{port}"],
+                                  work)
+        finally:
+            seeder.terminate()
+            seeder.wait()
+        text = seen.decode("utf-8", "replace")
+        frames = [f for f in text.split("\r") if "downloading [" in f]
+        check("download exits 0 on a terminal", rc == 0, f"rc={rc} {text[-300:]!r}")
+        check("download draws a live progress line", len(frames) >= 2, f"frames={len(frames)} {text[-300:]!r}")
+        check("the line shows percent, sizes, rates, peers and ETA",
+              any("%" in f and "/ 96.00 MiB" in f and "down " in f and "peers 1" in f and "ETA" in f for f in frames),
+              repr(frames[-1:]))
+        check("a summary line ends the download", "96.00 MiB of 96.00 MiB (100.0%)" in text, text[-300:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
