@@ -1,0 +1,128 @@
+#include "session/piece_picker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using namespace shoal;
+
+namespace {
+constexpr std::uint32_t piece = 4 * piece_picker::block_size;  // 4 blocks
+piece_picker make(std::uint32_t n, std::uint32_t last = piece) {
+  return piece_picker(n, [n, last](std::uint32_t p) { return p + 1 == n ? last : piece; }, 1);
+}
+auto none = [](const block_ref&) { return false; };
+}  // namespace
+
+TEST(Picker, RarestFirstAfterTheFirstPieces) {
+  auto pk = make(10);
+  bitfield all(10, true);
+  bitfield common(10);
+  for (std::uint32_t p = 0; p < 10; ++p) {
+    if (p != 7) common.set(p);
+  }
+  pk.add_peer(common, false);
+  pk.add_peer(common, false);
+  pk.add_peer(all, false);  // piece 7 has availability 1, the rest 3
+  for (std::uint32_t p = 0; p < piece_picker::random_first_pieces; ++p) pk.set_have(p == 7 ? 9 : p);
+  std::vector<block_ref> out;
+  pk.pick(all, false, 4, none, out);
+  ASSERT_EQ(out.size(), 4u);
+  for (const auto& b : out) EXPECT_EQ(b.piece, 7u);
+}
+
+TEST(Picker, PartialPiecesFirstAndWholePieces) {
+  auto pk = make(8);
+  bitfield all(8, true);
+  pk.add_peer(all, true);
+  std::vector<block_ref> out;
+  pk.pick(all, true, 2, none, out);
+  ASSERT_EQ(out.size(), 2u);
+  const std::uint32_t first = out[0].piece;
+  EXPECT_EQ(out[1].piece, first);
+  for (auto& b : out) pk.mark_requested(b);
+  out.clear();
+  pk.pick(all, true, 2, none, out);  // the rest of the same piece comes first
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].piece, first);
+  EXPECT_EQ(out[0].begin, 2 * piece_picker::block_size);
+}
+
+TEST(Picker, ReceivedBlocksCompleteAPiece) {
+  auto pk = make(2, 20000);  // last piece: 2 blocks, the second 3616 bytes
+  bitfield all(2, true);
+  std::vector<block_ref> out;
+  pk.set_sequential(true);
+  pk.pick(all, true, 100, none, out);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(out.back().piece, 1u);
+  EXPECT_EQ(out.back().length, 20000u - piece_picker::block_size);
+  for (auto& b : out) pk.mark_requested(b);
+  for (auto& b : out) EXPECT_TRUE(pk.mark_received(b));
+  EXPECT_FALSE(pk.mark_received(out[0]));  // duplicate
+  EXPECT_TRUE(pk.piece_received(0));
+  EXPECT_TRUE(pk.piece_received(1));
+  pk.piece_passed(0);
+  pk.piece_failed(1);
+  EXPECT_TRUE(pk.have(0));
+  EXPECT_FALSE(pk.piece_received(1));
+  out.clear();
+  pk.pick(all, true, 100, none, out);
+  EXPECT_EQ(out.size(), 2u);  // piece 1 again
+}
+
+TEST(Picker, PrioritiesAndSkippedPieces) {
+  auto pk = make(4);
+  pk.set_priority(1, 0);
+  pk.set_priority(3, 0);
+  EXPECT_EQ(pk.wanted_pieces(), 2u);
+  bitfield all(4, true);
+  std::vector<block_ref> out;
+  pk.pick(all, true, 100, none, out);
+  std::set<std::uint32_t> pieces;
+  for (auto& b : out) pieces.insert(b.piece);
+  EXPECT_EQ(pieces, (std::set<std::uint32_t>{0, 2}));
+  bitfield only_skipped(4);
+  only_skipped.set(1);
+  EXPECT_FALSE(pk.interesting(only_skipped, false));
+  pk.set_have(0);
+  pk.set_have(2);
+  EXPECT_TRUE(pk.wanted_complete());
+}
+
+TEST(Picker, EndGameDuplicatesOthersRequests) {
+  auto pk = make(1);
+  bitfield all(1, true);
+  std::vector<block_ref> a, b;
+  pk.pick(all, true, 100, none, a);
+  ASSERT_EQ(a.size(), 4u);
+  for (auto& x : a) pk.mark_requested(x);
+  EXPECT_FALSE(pk.in_end_game());
+  auto mine_a = [&](const block_ref& x) { return std::find(a.begin(), a.end(), x) != a.end(); };
+  pk.pick(all, true, 100, mine_a, b);
+  EXPECT_TRUE(b.empty());  // everything is already this peer's
+  pk.pick(all, true, 100, none, b);
+  EXPECT_TRUE(pk.in_end_game());
+  EXPECT_EQ(b.size(), 4u);  // another peer may duplicate them
+  // Aborting a duplicate keeps the block requested while one request remains.
+  for (auto& x : b) pk.mark_requested(x);
+  pk.abort_request(b[0]);
+  std::vector<block_ref> c;
+  pk.pick(all, true, 1, mine_a, c);
+  ASSERT_EQ(c.size(), 0u);
+}
+
+TEST(Picker, PadBlocksAreNeverRequested) {
+  auto pk = make(2);
+  pk.set_pad_block_test([](std::uint32_t p, std::uint32_t blk) { return p == 0 && blk >= 2; });
+  bitfield all(2, true);
+  std::vector<block_ref> out;
+  pk.set_sequential(true);
+  pk.pick(all, true, 100, none, out);
+  EXPECT_EQ(out.size(), 6u);  // 2 + 4
+  for (auto& b : out) {
+    pk.mark_requested(b);
+    pk.mark_received(b);
+  }
+  EXPECT_TRUE(pk.piece_received(0));
+}

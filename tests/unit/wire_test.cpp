@@ -1,0 +1,138 @@
+#include <gtest/gtest.h>
+
+#include "core/bitfield.hpp"
+#include "wire/extension.hpp"
+#include "wire/message.hpp"
+
+using namespace shoal;
+using namespace shoal::wire;
+
+namespace {
+message decode_framed(const std::string& framed) {
+  auto len = peek_length(framed);
+  EXPECT_TRUE(len.has_value());
+  EXPECT_EQ(*len + 4, framed.size());
+  auto m = decode_message(std::string_view(framed).substr(4));
+  EXPECT_TRUE(m.ok()) << (m.ok() ? "" : m.err().message());
+  return m.ok() ? *m : message{};
+}
+}  // namespace
+
+TEST(Wire, HandshakeRoundTrip) {
+  handshake h;
+  h.set_extension_protocol();
+  h.set_fast_extension();
+  h.info_hash[0] = 0xab;
+  h.id[19] = 7;
+  const std::string bytes = encode_handshake(h);
+  ASSERT_EQ(bytes.size(), handshake_size);
+  EXPECT_EQ(bytes.substr(1, 19), "BitTorrent protocol");
+  auto d = decode_handshake(bytes);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->extension_protocol());
+  EXPECT_TRUE(d->fast_extension());
+  EXPECT_FALSE(d->dht());
+  EXPECT_EQ(d->info_hash, h.info_hash);
+  EXPECT_EQ(d->id, h.id);
+  std::string bad = bytes;
+  bad[5] = 'X';
+  EXPECT_FALSE(decode_handshake(bad).ok());
+  EXPECT_FALSE(decode_handshake(bytes.substr(0, 67)).ok());
+}
+
+TEST(Wire, MessagesRoundTrip) {
+  std::string out;
+  put_simple(out, msg::unchoke);
+  EXPECT_EQ(decode_framed(out).type, msg::unchoke);
+  out.clear();
+  put_have(out, 0x01020304);
+  EXPECT_EQ(out, std::string("\0\0\0\5\4\1\2\3\4", 9));
+  EXPECT_EQ(decode_framed(out).index, 0x01020304u);
+  out.clear();
+  put_request(out, msg::request, 7, 16384, 16384);
+  auto r = decode_framed(out);
+  EXPECT_EQ(r.type, msg::request);
+  EXPECT_EQ(r.index, 7u);
+  EXPECT_EQ(r.begin, 16384u);
+  EXPECT_EQ(r.length, 16384u);
+  out.clear();
+  put_piece_header(out, 3, 0, 5);
+  out += "hello";
+  auto p = decode_framed(out);
+  EXPECT_EQ(p.type, msg::piece);
+  EXPECT_EQ(p.payload, "hello");
+  EXPECT_EQ(p.length, 5u);
+  out.clear();
+  put_bitfield(out, "\xf0");
+  EXPECT_EQ(decode_framed(out).payload, "\xf0");
+  out.clear();
+  put_port(out, 6881);
+  EXPECT_EQ(decode_framed(out).port, 6881);
+  out.clear();
+  put_extended(out, 3, "d1:xi1ee");
+  auto e = decode_framed(out);
+  EXPECT_EQ(e.ext_id, 3);
+  EXPECT_EQ(e.payload, "d1:xi1ee");
+  out.clear();
+  put_keep_alive(out);
+  EXPECT_EQ(decode_framed(out).type, msg::keep_alive);
+}
+
+TEST(Wire, MalformedMessagesAreErrors) {
+  EXPECT_FALSE(decode_message(std::string("\x04\0\0\0", 4)).ok());            // have: 3 bytes
+  EXPECT_FALSE(decode_message(std::string("\x06\0\0\0\0\0\0\0\0\0\0\0", 12)).ok());  // request: 11
+  EXPECT_FALSE(decode_message(std::string("\x07\0\0\0", 4)).ok());            // piece: short header
+  EXPECT_FALSE(decode_message(std::string("\x00\x01", 2)).ok());              // choke with payload
+  EXPECT_FALSE(decode_message(std::string("\x14", 1)).ok());                  // extended: no id
+  auto unknown = decode_message(std::string("\x63", 1));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.err().detail.find("unknown type 99"), std::string::npos);
+  EXPECT_FALSE(peek_length("\0\0\0").has_value());
+}
+
+TEST(Wire, ExtensionHandshake) {
+  ext_handshake h;
+  h.messages["ut_metadata"] = 2;
+  h.client = "shoal test";
+  h.reqq = 500;
+  h.listen_port = 6881;
+  h.yourip = std::string("\x7f\0\0\1", 4);
+  h.upload_only = true;
+  auto d = decode_ext_handshake(encode_ext_handshake(h));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->messages.at("ut_metadata"), 2);
+  EXPECT_EQ(d->client, "shoal test");
+  EXPECT_EQ(d->reqq, 500u);
+  EXPECT_EQ(d->listen_port, 6881);
+  EXPECT_EQ(d->yourip.size(), 4u);
+  EXPECT_TRUE(d->upload_only);
+  // Huge reqq values are capped; wrong types are ignored; non-dicts fail.
+  auto capped = decode_ext_handshake("d4:reqqi999999999e1:p3:abce");
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->reqq, max_reqq);
+  EXPECT_FALSE(capped->listen_port);
+  EXPECT_FALSE(decode_ext_handshake("li1ee").ok());
+  EXPECT_FALSE(decode_ext_handshake("d1:md").ok());
+  EXPECT_FALSE(decode_ext_handshake(std::string(20, 'l') + std::string(20, 'e')).ok());  // depth 8
+}
+
+TEST(Bitfield, HintsAndWireForm) {
+  bitfield b(10);
+  EXPECT_TRUE(b.none());
+  b.set(0);
+  b.set(9);
+  b.set(9);
+  EXPECT_EQ(b.count(), 2u);
+  EXPECT_EQ(b.bytes(), std::string("\x80\x40", 2));
+  b.set_all();
+  EXPECT_TRUE(b.all());
+  EXPECT_EQ(b.bytes(), std::string("\xff\xc0", 2));
+  b.clear(0);
+  EXPECT_FALSE(b.all());
+  EXPECT_EQ(b.count(), 9u);
+  bitfield w(10);
+  EXPECT_TRUE(w.assign(std::string("\xff\xc0", 2)));
+  EXPECT_TRUE(w.all());
+  EXPECT_FALSE(w.assign(std::string("\xff\xe0", 2)));  // a spare bit set
+  EXPECT_FALSE(w.assign(std::string("\xff", 1)));      // wrong length
+}
