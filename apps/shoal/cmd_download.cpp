@@ -94,7 +94,7 @@ std::string format_eta(double secs) {
 }
 
 int run_transfer(const transfer_args& a) {
-  if (a.target.rfind("magnet:", 0) == 0) {
+  if (is_magnet(a.target)) {
     return fail("magnet links need metadata exchange from peers, which this build does not do yet; "
                 "download the .torrent file instead");
   }

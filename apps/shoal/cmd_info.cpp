@@ -187,7 +187,7 @@ runner add_info(CLI::App& app) {
   app.add_option("TORRENT", a->target, "A .torrent file or a magnet link")->required();
   app.add_flag("--json", a->json, "Print the facts as one JSON object");
   return [a] {
-    if (a->target.rfind("magnet:", 0) == 0) return show_magnet(a->target, a->json);
+    if (is_magnet(a->target)) return show_magnet(a->target, a->json);
     return show_torrent(a->target, a->json);
   };
 }

@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <cctype>
+
 #include "core/text.hpp"
 
 namespace shoal::cli {
@@ -15,6 +17,15 @@ std::string printable(std::string_view s) {
     out += (u < 0x20 || u == 0x7f) ? '?' : c;
   }
   return out;
+}
+
+bool is_magnet(std::string_view arg) {
+  constexpr std::string_view scheme = "magnet:";
+  if (arg.size() < scheme.size()) return false;
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(arg[i])) != scheme[i]) return false;
+  }
+  return true;
 }
 
 int fail(std::string_view what) {

@@ -16,6 +16,9 @@ inline constexpr int exit_usage = 2;  // wrong command-line arguments
 // Replaces control characters so untrusted text cannot move the cursor or fake lines.
 [[nodiscard]] std::string printable(std::string_view s);
 
+// True if the argument is a magnet link (the scheme is case-insensitive).
+[[nodiscard]] bool is_magnet(std::string_view arg);
+
 // Prints "shoal: error: <what>" to stderr and returns exit_error.
 int fail(std::string_view what);
 void warn(std::string_view what);

@@ -19,6 +19,26 @@ error bad(const std::string& field, const std::string& why, const node& at) {
   return error{errc::bad_metainfo, field + ": " + why, at ? at.offset() : no_offset};
 }
 
+constexpr std::size_t max_name_in_message = 96;
+constexpr std::size_t max_path_in_message = 400;
+
+// A name as shown in a message: valid UTF-8, at most max_name_in_message bytes of it.
+std::string cap_name(std::string_view n) {
+  if (n.size() <= max_name_in_message) return repair_utf8(n);
+  return repair_utf8(n.substr(0, max_name_in_message)) + "...";
+}
+
+// A path as shown in a message, capped per component and in all.
+std::string describe_path(const std::vector<std::string_view>& comps) {
+  std::string s;
+  for (auto c : comps) {
+    if (!s.empty()) s += '/';
+    s += cap_name(c);
+    if (s.size() > max_path_in_message) return s + "/...";
+  }
+  return s;
+}
+
 // A file as listed in the torrent, before sanitising.
 struct raw_file {
   std::vector<std::string_view> comps;
@@ -71,10 +91,9 @@ std::optional<error> read_attrs(const node& d, const std::string& field, raw_fil
 std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& prefix, std::vector<raw_file>& out) {
   for (node key : dir) {
     node val = key.value_of_key();
-    std::string field = "info.file tree";
-    for (auto c : prefix)
-      field.append("/").append(c);
-    if (!key.as_string().empty()) field.append("/").append(key.as_string());
+    // Names in messages are capped, so hostile long names cost no more than short ones.
+    std::string field = "info.file tree/" + describe_path(prefix);
+    if (!key.as_string().empty()) field.append(prefix.empty() ? "" : "/").append(cap_name(key.as_string()));
     if (!val.is_dict()) return bad(field, "expected a dictionary", val);
     if (key.as_string().empty()) {
       if (prefix.empty()) return bad(field, "file with no name at the root of the tree", key);
@@ -105,27 +124,19 @@ std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& p
   return std::nullopt;
 }
 
-std::string describe_path(const std::vector<std::string_view>& comps) {
-  std::string s;
-  for (auto c : comps) {
-    if (!s.empty()) s += '/';
-    s.append(c);
-  }
-  return s;
-}
-
 // Joins sanitised components; notes a warning when the shown name differs.
 std::string sanitize_path(const std::vector<std::string_view>& comps, std::vector<std::string>& warnings,
                           const std::string& what) {
   std::string out;
+  bool changed = false;
   for (auto c : comps) {
     auto s = sanitize_component(c);
+    changed = changed || !s || *s != c;
     if (!s) continue;
     if (!out.empty()) out += '/';
     out += *s;
   }
-  std::string orig = describe_path(comps);
-  if (out != orig) warnings.push_back(what + ": name '" + repair_utf8(orig) + "' shown as '" + out + "'");
+  if (changed) warnings.push_back(what + ": name '" + describe_path(comps) + "' shown as '" + cap_name(out) + "'");
   return out;
 }
 
@@ -160,7 +171,8 @@ std::string_view version_name(torrent_version v) {
 
 std::optional<std::string> sanitize_component(std::string_view c) {
   if (c.empty() || c == "." || c == "..") return std::nullopt;
-  std::string s = repair_utf8(c);
+  // Cut before repairing: the result keeps at most max_component_bytes anyway.
+  std::string s = repair_utf8(c.substr(0, 4 * max_component_bytes));
   for (char& ch : s) {
     auto u = static_cast<unsigned char>(ch);
     if (ch == '/' || ch == '\\' || u < 0x20 || u == 0x7f) ch = '_';

@@ -491,7 +491,9 @@ void peer_connection::serve_requests() {
 
 void peer_connection::on_piece(const wire::message& m) {
   const block_ref b{m.index, m.begin, m.length};
-  auto it = std::find(outstanding_.begin(), outstanding_.end(), b);
+  // Blocks nearly always arrive in the order asked for: try the front before searching.
+  auto it = !outstanding_.empty() && outstanding_.front() == b ? outstanding_.begin()
+                                                               : std::find(outstanding_.begin(), outstanding_.end(), b);
   if (it == outstanding_.end()) {
     // Unrequested data. With the fast extension this is a protocol violation; without it
     // the block may be one we cancelled after a choke.
@@ -527,7 +529,8 @@ void peer_connection::fill_requests() {
   auto mine = [this](const block_ref& b) {
     return std::find(outstanding_.begin(), outstanding_.end(), b) != outstanding_.end();
   };
-  torrent_->picker().pick(has_, has_.all(), depth - static_cast<std::uint32_t>(outstanding_.size()), mine, pick_buf_);
+  torrent_->picker().pick(has_, has_.all(), depth - static_cast<std::uint32_t>(outstanding_.size()), mine, pick_buf_,
+                          static_cast<std::uint32_t>(outstanding_.size()));
   if (pick_buf_.empty()) {
     update_interest();
     return;

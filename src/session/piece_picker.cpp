@@ -83,6 +83,7 @@ void piece_picker::rebuild_order() {
     if (!random && avail_[a] != avail_[b]) return avail_[a] < avail_[b];
     return rank_[a] < rank_[b];
   });
+  order_start_ = 0;
   dirty_ = false;
 }
 
@@ -112,7 +113,8 @@ piece_picker::partial& piece_picker::start(std::uint32_t p) {
 }
 
 void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32_t count,
-                        const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out) {
+                        const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out,
+                        std::uint32_t queued) {
   if (count == 0 || wanted_missing_ == 0) return;
   auto has = [&](std::uint32_t p) { return peer_is_seed || peer_has.get(p); };
   // 1. Free blocks of partial pieces, oldest piece first.
@@ -125,9 +127,15 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
       if (--count == 0) return;
     }
   }
-  // 2. New pieces, in the picker's order.
+  // 2. New pieces, in the picker's order. Pieces had or started only ever leave the
+  // candidates until the next rebuild, so a cursor skips them for every peer at once.
   if (dirty_) rebuild_order();
-  for (std::uint32_t p : order_) {
+  while (order_start_ < order_.size() &&
+         (!wanted(order_[order_start_]) || partial_.count(order_[order_start_]) != 0)) {
+    ++order_start_;
+  }
+  for (std::size_t k = order_start_; k < order_.size(); ++k) {
+    const std::uint32_t p = order_[k];
     if (!wanted(p) || !has(p) || partial_.count(p) != 0) continue;
     partial& pp = start(p);
     for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
@@ -137,15 +145,13 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
     }
   }
   // 3. End game: nothing free is left, so ask for blocks others are fetching.
-  bool any_free = false;
-  for (const auto& [p, pp] : partial_) any_free = any_free || (pp.free > 0 && prio_[p] > 0);
-  if (any_free) return;
-  if (!order_.empty()) {
-    for (std::uint32_t p : order_) {
-      if (wanted(p) && partial_.count(p) == 0) return;  // untouched pieces remain
-    }
+  if (order_start_ < order_.size()) return;  // untouched pieces remain (the peer lacks them)
+  for (const auto& [p, pp] : partial_) {
+    if (pp.free > 0 && prio_[p] > 0) return;
   }
   end_game_ = true;
+  if (queued >= end_game_queue) return;
+  count = std::min(count, end_game_queue - queued);
   for (std::uint32_t p : partial_order_) {
     if (!has(p) || prio_[p] == 0) continue;
     partial& pp = partial_[p];

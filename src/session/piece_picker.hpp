@@ -59,10 +59,16 @@ class piece_picker {
   [[nodiscard]] std::uint64_t wanted_pieces() const { return wanted_; }
   [[nodiscard]] std::uint64_t wanted_missing() const { return wanted_missing_; }
 
+  // In end game a peer duplicates others' requests only while its own queue is shorter
+  // than this: with deep queues, duplicating everything would waste most of the tail.
+  static constexpr std::uint32_t end_game_queue = 4;
+
   // Appends up to `count` blocks to request from a peer. `mine` says whether this peer
-  // already has a block requested (to avoid asking it twice in end game).
+  // already has a block requested (to avoid asking it twice in end game); `queued` is how
+  // many requests the peer has outstanding.
   void pick(const bitfield& peer_has, bool peer_is_seed, std::uint32_t count,
-            const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out);
+            const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out,
+            std::uint32_t queued = 0);
   [[nodiscard]] bool in_end_game() const { return end_game_; }
 
   void mark_requested(const block_ref& b);
@@ -99,6 +105,7 @@ class piece_picker {
   std::unordered_map<std::uint32_t, partial> partial_;
   std::vector<std::uint32_t> partial_order_;  // oldest first
   std::vector<std::uint32_t> order_;          // candidate order for new pieces
+  std::size_t order_start_ = 0;               // entries before this are had or started
   std::vector<std::uint32_t> rank_;           // random tie-break per piece
   bool dirty_ = true;
   bool sequential_ = false;

@@ -94,7 +94,8 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
       if (!it->is_regular_file(sec)) continue;
       source_file f;
       f.disk = it->path();
-      for (const auto& c : fs::relative(it->path(), path, sec))
+      // Lexical, not fs::relative: a symlinked file keeps its own name, not its target's.
+      for (const auto& c : it->path().lexically_relative(path))
         f.comps.push_back(c.string());
       if (sec) return error{errc::io, it->path().string() + ": " + sec.message(), no_offset};
       files.push_back(std::move(f));

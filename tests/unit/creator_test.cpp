@@ -191,3 +191,15 @@ TEST_F(CreatorTest, NoPadAfterTheLastFileWithData) {
   EXPECT_EQ(m.num_pieces, 1u);
   EXPECT_EQ(m.v1_piece_hashes, as_view(sha1(a)));
 }
+
+TEST_F(CreatorTest, SymlinkedFileKeepsItsOwnName) {
+  write("real/target.bin", 1000);
+  write("s/a.bin", 10);
+  fs::create_symlink(dir_ / "real" / "target.bin", dir_ / "s" / "link.bin");
+  create_options opt;
+  auto m = make(dir_ / "s", opt);
+  ASSERT_EQ(m.files.size(), 3u);  // a.bin, pad, link.bin (read through the link)
+  EXPECT_EQ(m.files[0].path, "s/a.bin");
+  EXPECT_EQ(m.files.back().path, "s/link.bin");
+  EXPECT_EQ(m.files.back().size, 1000u);
+}
