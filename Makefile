@@ -30,7 +30,7 @@ fuzz: deps
 	scripts/run-fuzz $${FUZZ_SECONDS:-600}
 
 fuzz-smoke: deps
-	scripts/run-fuzz 20
+	scripts/run-fuzz 10
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

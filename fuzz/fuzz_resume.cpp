@@ -1,0 +1,25 @@
+// Resume files are read back from disk after crashes: anything may be in them. A file
+// that decodes must describe exactly the torrent asked for.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "check.hpp"
+#include "storage/resume.hpp"
+
+using namespace shoal;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const std::string key(20, 'k');
+  for (std::uint32_t pieces : {1u, 7u, 8u, 100u}) {
+    auto r = decode_resume(in, key, pieces);
+    if (!r) continue;
+    FUZZ_CHECK(r->info_hash == key);
+    FUZZ_CHECK(r->pieces.size() == pieces);
+    FUZZ_CHECK(r->pieces.count() <= pieces);
+    auto again = decode_resume(encode_resume(*r), key, pieces);
+    FUZZ_CHECK(again.ok() && again->pieces.bytes() == r->pieces.bytes());
+  }
+  return 0;
+}

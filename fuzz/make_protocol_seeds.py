@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the protocol fuzz targets (wire, tracker, resume) byte for
+byte; rerun after changing it: python3 fuzz/make_protocol_seeds.py"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def msg(mid, payload=b""):
+    return struct.pack(">IB", len(payload) + 1, mid) + payload
+
+
+hs = bytes([19]) + b"BitTorrent protocol" + b"\0\0\0\0\0\x10\0\x05" + b"\xab" * 20 + b"-SH0100-" + b"x" * 12
+ext = b"d1:md11:ut_metadatai2e6:ut_pexi1ee1:pi6881e4:reqqi500e1:v9:shoal 0.16:yourip4:\x7f\0\0\x01e"
+put("wire", "handshake-then-messages", hs + msg(5, b"\xff\xc0") + msg(1) + msg(2) + msg(4, struct.pack(">I", 3)))
+put("wire", "requests", msg(6, struct.pack(">III", 0, 0, 16384)) + msg(8, struct.pack(">III", 1, 16384, 16384)) +
+    msg(16, struct.pack(">III", 2, 0, 16384)))
+put("wire", "piece", msg(7, struct.pack(">II", 5, 0) + b"d" * 64))
+put("wire", "fast", msg(14) + msg(15) + msg(13, struct.pack(">I", 9)) + msg(17, struct.pack(">I", 4)))
+put("wire", "extended", msg(20, b"\0" + ext) + msg(20, b"\x02d8:msg_typei0e5:piecei0ee"))
+put("wire", "keepalive-port", b"\0\0\0\0" + msg(9, b"\x1a\xe1"))
+put("wire", "oversized-prefix", struct.pack(">I", (1 << 20) + 14) + b"\x07")
+put("wire", "bad-lengths", msg(4, b"\0\0") + msg(0, b"x") + msg(99))
+
+put("tracker", "compact", b"d8:intervali1800e12:min intervali60e8:completei3e10:incompletei2e5:peers12:"
+    b"\x7f\0\0\x01\x1a\xe1\x0a\0\0\x02\0\x50" b"6:peers618:" + b"\0" * 15 + b"\x01\x1a\xe2" + b"e")
+put("tracker", "dict-peers", b"d8:intervali900e5:peersld2:ip9:127.0.0.17:peer id20:aaaaaaaaaaaaaaaaaaaa4:porti6881eeee")
+put("tracker", "failure", b"d14:failure reason16:torrent unknowne")
+put("tracker", "warning-external", b"d8:intervali5e15:warning message4:slow11:external ip4:\x01\x02\x03\x04e")
+put("tracker", "scrape", b"d5:filesd20:" + b"\xab" * 20 + b"d8:completei5e10:downloadedi50e10:incompletei10eeee")
+put("tracker", "udp-connect", struct.pack(">IIQ", 0, 0x11223344, 0x0102030405060708))
+put("tracker", "udp-announce", struct.pack(">IIIII", 1, 0x11223344, 1800, 3, 4) + b"\x7f\0\0\x01\x1a\xe1")
+put("tracker", "udp-error", struct.pack(">II", 3, 0x11223344) + b"not allowed")
+
+k = b"k" * 20
+put("resume", "seven", b"d10:downloadedi7e11:file-format12:shoal resume12:file-versioni1e9:info-hash20:" + k +
+    b"10:num piecesi7e6:pieces1:\xfe8:uploadedi5ee")
+put("resume", "hundred", b"d11:file-format12:shoal resume9:info-hash20:" + k + b"10:num piecesi100e6:pieces13:" +
+    b"\xff" * 12 + b"\xf0" + b"e")
+put("resume", "wrong-hash", b"d11:file-format12:shoal resume9:info-hash20:" + b"x" * 20 + b"10:num piecesi1e6:pieces1:\x80e")
+put("resume", "torn", b"d11:file-format12:shoal resume9:info-hash20:" + k + b"10:num pie")
