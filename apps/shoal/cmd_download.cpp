@@ -13,6 +13,7 @@
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
 #include "session/session.hpp"
+#include "tracker/client.hpp"
 
 namespace shoal::cli {
 
@@ -98,7 +99,25 @@ int run_transfer(const transfer_args& a) {
     return fail("magnet links need metadata exchange from peers, which this build does not do yet; "
                 "download the .torrent file instead");
   }
-  auto loaded = load_metainfo(a.target);
+  result<metainfo> loaded = error{};
+  if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
+    // A .torrent by URL: fetched once, at most max_torrent_size bytes, certificates verified.
+    asio::io_context fetch_io;
+    std::optional<result<std::string>> body;
+    asio::co_spawn(
+        fetch_io,
+        [&]() -> asio::awaitable<void> {
+          // Named, not a default-argument temporary: GCC 12 mishandles temporaries around co_await.
+          const tracker::client_options opt;
+          body = co_await tracker::http_get(fetch_io, a.target, max_torrent_size, opt);
+        },
+        asio::detached);
+    fetch_io.run();
+    if (!body || !*body) return fail(body ? body->err().message() : a.target + ": fetch failed");
+    loaded = parse_metainfo(**body);
+  } else {
+    loaded = load_metainfo(a.target);
+  }
   if (!loaded) return fail(a.target + ": " + loaded.err().message());
   metainfo mi = std::move(loaded).value();
   for (const auto& w : mi.warnings) warn(a.target + ": " + w);
@@ -356,7 +375,7 @@ void add_common(CLI::App& app, transfer_args& a) {
 
 runner add_download(CLI::App& app) {
   auto a = std::make_shared<transfer_args>();
-  app.add_option("TORRENT", a->target, "A .torrent file")->required();
+  app.add_option("TORRENT", a->target, "A .torrent file, or its http(s):// URL")->required();
   add_common(app, *a);
   app.add_option("--seed-ratio", a->seed_ratio, "After completing, seed until uploaded/size reaches this (default 1.0)");
   app.add_option("--seed-time", a->seed_time, "After completing, seed this many seconds (0: exit at once)");

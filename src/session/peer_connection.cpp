@@ -109,8 +109,8 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   std::string in(wire::handshake_size, '\0');
   if (we_send_first) {
     ours.info_hash = torrent_->wire_hash();
-    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(wire::encode_handshake(ours)),
-                                              asio::as_tuple(asio::use_awaitable));
+    const std::string out = wire::encode_handshake(ours);  // named: it must outlive the write
+    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
     if (ec) {
       close("handshake: " + ec.message());
       co_return false;
@@ -147,8 +147,8 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
       co_return false;
     }
     ours.info_hash = torrent_->wire_hash();
-    auto [wec, wn] = co_await asio::async_write(sock_, asio::buffer(wire::encode_handshake(ours)),
-                                                asio::as_tuple(asio::use_awaitable));
+    const std::string out = wire::encode_handshake(ours);
+    auto [wec, wn] = co_await asio::async_write(sock_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
     if (wec) {
       close("handshake: " + wec.message());
       co_return false;

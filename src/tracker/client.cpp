@@ -141,7 +141,8 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
 asio::awaitable<result<announce_response>> announce(asio::io_context& io, const std::string& url,
                                                     const announce_request& req, const client_options& opt) {
   if (url.rfind("udp://", 0) == 0) co_return co_await udp_announce(io, url, req, opt);
-  auto body = co_await fetch(io, announce_url(url, req), max_reply_size, opt);
+  const std::string full = announce_url(url, req);
+  auto body = co_await fetch(io, full, max_reply_size, opt);
   if (!body) co_return body.err();
   auto r = parse_announce_reply(*body);
   if (!r) co_return error{r.err().code, url + ": " + r.err().message(), no_offset};

@@ -8,6 +8,7 @@ Usage: failure_test.py --shoal PATH  (needs root for the tmpfs mounts)
 import argparse
 import http.server
 import os
+import ssl
 import subprocess
 import threading
 
@@ -128,6 +129,34 @@ def main():
         run.check("wrong data on disk: only the bad pieces are fetched",
                   0 < summ.get("downloaded", 0) < 24 << 20, f"downloaded {summ.get('downloaded')}")
         run.check("wrong data on disk: result byte-identical", h.same_tree(src, wrong, [name]))
+        # 7. The .torrent by URL: over HTTP it works; over HTTPS a self-signed certificate is refused.
+        www = run.path("www")
+        os.makedirs(www)
+        subprocess.run(["cp", t_none, os.path.join(www, "x.torrent")], check=True)
+        web = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=www, **k))
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{web.server_address[1]}/x.torrent"
+        rc, out, err = download(run, url, run.path("byurl"), "byurl.log", *peer)
+        run.check("a torrent by http:// URL downloads", rc == 0 and h.same_tree(src, run.path("byurl"), [name]),
+                  f"exit {rc}: {err[-300:]}")
+        rc, out, err = download(run, url.replace("x.torrent", "missing.torrent"), run.path("d404"), "404.log")
+        run.check("a missing URL: exit 1 naming the HTTP status", rc == 1 and "404" in err, f"exit {rc}: {err[-300:]}")
+        web.shutdown()
+        key, cert = run.path("key.pem"), run.path("cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+        tls = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=www, **k))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        rc, out, err = download(run, f"https://127.0.0.1:{tls.server_address[1]}/x.torrent", run.path("tls"),
+                                "tls.log")
+        run.check("https:// with an untrusted certificate is refused (exit 1, says why)",
+                  rc == 1 and "certificate verify failed" in err, f"exit {rc}: {err[-300:]}")
+        tls.shutdown()
         run.stop(seed)
     finally:
         for m in reversed(mounts):

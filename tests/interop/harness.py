@@ -73,7 +73,8 @@ class Run:
                 except OSError:
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
-        print(f"{self.passed} passed, {self.failed} failed")
+        if self.passed or self.failed:
+            print(f"{self.passed} passed, {self.failed} failed")
         return 1 if self.failed else 0
 
 
