@@ -13,7 +13,8 @@ void check_reply(const tracker::announce_response& r) {
   FUZZ_CHECK(r.interval >= tracker::min_interval && r.interval <= tracker::max_interval);
   FUZZ_CHECK(!r.min_interval || (*r.min_interval >= tracker::min_interval && *r.min_interval <= tracker::max_interval));
   FUZZ_CHECK(r.peers.size() <= 2 * tracker::max_reply_peers);
-  for (const auto& p : r.peers) FUZZ_CHECK(p.port() != 0);
+  for (const auto& p : r.peers)
+    FUZZ_CHECK(p.port() != 0);
 }
 }  // namespace
 
@@ -27,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   sha1_digest h{};
   if (size >= 20) std::copy_n(data, 20, h.begin());
   (void)tracker::parse_scrape_reply(in, h);
-  const std::uint32_t tid = size >= 8 ? static_cast<std::uint32_t>(data[4]) << 24 | data[5] << 16 | data[6] << 8 | data[7] : 0;
+  const std::uint32_t tid =
+      size >= 8 ? static_cast<std::uint32_t>(data[4]) << 24 | data[5] << 16 | data[6] << 8 | data[7] : 0;
   (void)tracker::udp_connect_reply(in, tid);
   for (bool v6 : {false, true}) {
     if (auto r = tracker::udp_announce_reply(in, tid, v6)) check_reply(*r);

@@ -20,22 +20,37 @@ void reencode_check(const message& m, std::string_view body) {
     case msg::interested:
     case msg::not_interested:
     case msg::have_all:
-    case msg::have_none: put_simple(out, m.type); break;
+    case msg::have_none:
+      put_simple(out, m.type);
+      break;
     case msg::have:
     case msg::suggest:
-    case msg::allowed_fast: put_index(out, m.type, m.index); break;
+    case msg::allowed_fast:
+      put_index(out, m.type, m.index);
+      break;
     case msg::request:
     case msg::cancel:
-    case msg::reject: put_request(out, m.type, m.index, m.begin, m.length); break;
-    case msg::bitfield: put_bitfield(out, m.payload); break;
+    case msg::reject:
+      put_request(out, m.type, m.index, m.begin, m.length);
+      break;
+    case msg::bitfield:
+      put_bitfield(out, m.payload);
+      break;
     case msg::piece:
       put_piece_header(out, m.index, m.begin, m.length);
       out.append(m.payload);
       break;
-    case msg::port: put_port(out, m.port); break;
-    case msg::extended: put_extended(out, m.ext_id, m.payload); break;
-    case msg::keep_alive: put_keep_alive(out); break;
-    default: return;  // hash messages: bodies are opaque here
+    case msg::port:
+      put_port(out, m.port);
+      break;
+    case msg::extended:
+      put_extended(out, m.ext_id, m.payload);
+      break;
+    case msg::keep_alive:
+      put_keep_alive(out);
+      break;
+    default:
+      return;  // hash messages: bodies are opaque here
   }
   FUZZ_CHECK(out.size() >= 4);
   FUZZ_CHECK(std::string_view(out).substr(4) == body);

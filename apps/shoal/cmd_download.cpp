@@ -82,7 +82,8 @@ std::optional<std::vector<std::uint8_t>> parse_select(const std::string& s, std:
       err = "--select-file '" + s + "': file indices run from 1 to " + std::to_string(nfiles);
       return std::nullopt;
     }
-    for (unsigned long i = a; i <= b; ++i) prio[i - 1] = 1;
+    for (unsigned long i = a; i <= b; ++i)
+      prio[i - 1] = 1;
   }
   return prio;
 }
@@ -96,8 +97,9 @@ std::string format_eta(double secs) {
 
 int run_transfer(const transfer_args& a) {
   if (is_magnet(a.target)) {
-    return fail("magnet links need metadata exchange from peers, which this build does not do yet; "
-                "download the .torrent file instead");
+    return fail(
+        "magnet links need metadata exchange from peers, which this build does not do yet; "
+        "download the .torrent file instead");
   }
   result<metainfo> loaded = error{};
   if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
@@ -120,7 +122,8 @@ int run_transfer(const transfer_args& a) {
   }
   if (!loaded) return fail(a.target + ": " + loaded.err().message());
   metainfo mi = std::move(loaded).value();
-  for (const auto& w : mi.warnings) warn(a.target + ": " + w);
+  for (const auto& w : mi.warnings)
+    warn(a.target + ": " + w);
 
   session_settings st;
   st.listen_port = static_cast<std::uint16_t>(a.port);
@@ -165,7 +168,8 @@ int run_transfer(const transfer_args& a) {
       return exit_usage;
     }
     tp.file_priorities.assign(mi.files.size(), 0);
-    for (std::size_t i = 0; i < real.size(); ++i) tp.file_priorities[real[i]] = (*sel)[i];
+    for (std::size_t i = 0; i < real.size(); ++i)
+      tp.file_priorities[real[i]] = (*sel)[i];
   }
   tcp::resolver resolver(io);
   for (const auto& p : a.peers) {
@@ -249,8 +253,10 @@ int run_transfer(const transfer_args& a) {
       if (ec || stopping) return;
       ++ticks;
       auto s = t->status();
-      const double frac = s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
-      const double eta = s.download_rate > 0 ? static_cast<double>(s.total_wanted - s.have_wanted) / s.download_rate : -1;
+      const double frac =
+          s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
+      const double eta =
+          s.download_rate > 0 ? static_cast<double>(s.total_wanted - s.have_wanted) / s.download_rate : -1;
       if (a.json_progress) {
         if (ticks % 2 == 0) {
           boost::json::object o;
@@ -308,8 +314,9 @@ int run_transfer(const transfer_args& a) {
       if (finished_at && !a.seed_mode) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - *finished_at).count();
         const bool time_done = a.seed_time >= 0 && secs >= static_cast<double>(a.seed_time);
-        const bool ratio_done = a.seed_time < 0 && s.total_wanted > 0 &&
-                                static_cast<double>(t->total_uploaded()) >= a.seed_ratio * static_cast<double>(s.total_wanted);
+        const bool ratio_done =
+            a.seed_time < 0 && s.total_wanted > 0 &&
+            static_cast<double>(t->total_uploaded()) >= a.seed_ratio * static_cast<double>(s.total_wanted);
         if (time_done || ratio_done) {
           shutdown(exit_ok);
           return;
@@ -325,10 +332,12 @@ int run_transfer(const transfer_args& a) {
   auto s = t->status();
   if (stalled && !t->finished()) {
     fmt::print(stderr, "shoal: error: {}: no data for {} s ({}); giving up\n", printable(mi.name), a.stop_timeout,
-               s.peers ? fmt::format("{} peers connected, none sending", s.peers)
-                       : s.tracker_message.empty() ? std::string("no peers") : "no peers; last tracker reply: " + printable(s.tracker_message));
+               s.peers                     ? fmt::format("{} peers connected, none sending", s.peers)
+               : s.tracker_message.empty() ? std::string("no peers")
+                                           : "no peers; last tracker reply: " + printable(s.tracker_message));
   }
-  const double secs = std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();
+  const double secs =
+      std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();
   if (a.json_progress) {
     boost::json::object o;
     o["event"] = "summary";
@@ -347,13 +356,15 @@ int run_transfer(const transfer_args& a) {
     o["tracker"] = s.tracker_message;
     fmt::print("{}\n", boost::json::serialize(o));
   } else if (!a.seed_mode) {
-    fmt::print(stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s), uploaded {}{}\n",
-               printable(mi.name), human_size(s.have_wanted), human_size(s.total_wanted),
-               s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 100.0,
-               human_size(s.downloaded), secs, human_size(static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0)),
-               human_size(s.uploaded),
-               s.hash_failures ? fmt::format(", {} pieces failed their hash check, {} peers banned", s.hash_failures, s.banned)
-                               : std::string());
+    fmt::print(
+        stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s), uploaded {}{}\n", printable(mi.name),
+        human_size(s.have_wanted), human_size(s.total_wanted),
+        s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 100.0,
+        human_size(s.downloaded), secs,
+        human_size(static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0)),
+        human_size(s.uploaded),
+        s.hash_failures ? fmt::format(", {} pieces failed their hash check, {} peers banned", s.hash_failures, s.banned)
+                        : std::string());
   }
   return exit_code;
 }
@@ -377,7 +388,8 @@ runner add_download(CLI::App& app) {
   auto a = std::make_shared<transfer_args>();
   app.add_option("TORRENT", a->target, "A .torrent file, or its http(s):// URL")->required();
   add_common(app, *a);
-  app.add_option("--seed-ratio", a->seed_ratio, "After completing, seed until uploaded/size reaches this (default 1.0)");
+  app.add_option("--seed-ratio", a->seed_ratio,
+                 "After completing, seed until uploaded/size reaches this (default 1.0)");
   app.add_option("--seed-time", a->seed_time, "After completing, seed this many seconds (0: exit at once)");
   app.add_option("--select-file", a->select, "Download only these files (1-based, e.g. 1,3-5; see `shoal info`)");
   app.add_flag("--sequential", a->sequential, "Download pieces in order");

@@ -21,13 +21,15 @@ void bitfield::clear(std::uint32_t i) {
 }
 
 void bitfield::set_all() {
-  for (auto& b : bytes_) b = static_cast<char>(0xff);
+  for (auto& b : bytes_)
+    b = static_cast<char>(0xff);
   if (size_ % 8 != 0) bytes_.back() = static_cast<char>(0xff << (8 - size_ % 8));
   count_ = size_;
 }
 
 void bitfield::clear_all() {
-  for (auto& b : bytes_) b = 0;
+  for (auto& b : bytes_)
+    b = 0;
   count_ = 0;
 }
 
@@ -39,7 +41,8 @@ bool bitfield::assign(std::string_view wire) {
   }
   bytes_.assign(wire);
   count_ = 0;
-  for (unsigned char b : bytes_) count_ += static_cast<std::uint32_t>(std::popcount(static_cast<unsigned>(b)));
+  for (unsigned char b : bytes_)
+    count_ += static_cast<std::uint32_t>(std::popcount(static_cast<unsigned>(b)));
   return true;
 }
 

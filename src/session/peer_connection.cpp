@@ -281,7 +281,8 @@ asio::awaitable<void> peer_connection::timer_body() {
       // Snubbed: give its requests to other peers, ask it for one block at a time.
       snubbed_ = true;
       drop_requests();
-      for (auto& p : torrent_->peers()) p->fill_requests();
+      for (auto& p : torrent_->peers())
+        p->fill_requests();
     }
     fill_requests();
   }
@@ -295,7 +296,8 @@ bool peer_connection::handle(const wire::message& m) {
     return fast_;
   };
   switch (m.type) {
-    case msg::keep_alive: return true;
+    case msg::keep_alive:
+      return true;
     case msg::choke:
       peer_choking_ = true;
       // Without the fast extension a choke cancels every request.
@@ -357,7 +359,9 @@ bool peer_connection::handle(const wire::message& m) {
       if (!need_fast()) return false;
       got_bitfield_ = true;
       return true;
-    case msg::request: on_request(m); return !closed_;
+    case msg::request:
+      on_request(m);
+      return !closed_;
     case msg::cancel: {
       auto it = std::find(incoming_.begin(), incoming_.end(), block_ref{m.index, m.begin, m.length});
       if (it != incoming_.end()) {
@@ -370,7 +374,9 @@ bool peer_connection::handle(const wire::message& m) {
       }
       return true;
     }
-    case msg::piece: on_piece(m); return !closed_;
+    case msg::piece:
+      on_piece(m);
+      return !closed_;
     case msg::reject: {
       if (!need_fast()) return false;
       block_ref b{m.index, m.begin, m.length};
@@ -388,11 +394,15 @@ bool peer_connection::handle(const wire::message& m) {
     case msg::suggest:
       if (!need_fast()) return false;
       return true;
-    case msg::port: return true;
-    case msg::extended: handle_extended(m); return !closed_;
+    case msg::port:
+      return true;
+    case msg::extended:
+      handle_extended(m);
+      return !closed_;
     case msg::hash_request:
     case msg::hashes:
-    case msg::hash_reject: return true;  // v2 hash exchange: not yet
+    case msg::hash_reject:
+      return true;  // v2 hash exchange: not yet
   }
   return true;
 }
@@ -567,7 +577,8 @@ void peer_connection::choke(bool c) {
   if (c) {
     // Choke first, then reject what is queued (fast extension), so the peer re-requests elsewhere.
     if (fast_) {
-      for (const auto& b : incoming_) wire::put_request(m, wire::msg::reject, b.piece, b.begin, b.length);
+      for (const auto& b : incoming_)
+        wire::put_request(m, wire::msg::reject, b.piece, b.begin, b.length);
     }
     incoming_.clear();
   } else {
@@ -598,7 +609,8 @@ void peer_connection::cancel_block(const block_ref& b) {
 
 void peer_connection::drop_requests() {
   if (!torrent_) return;
-  for (const auto& b : outstanding_) torrent_->picker().abort_request(b);
+  for (const auto& b : outstanding_)
+    torrent_->picker().abort_request(b);
   outstanding_.clear();
 }
 

@@ -99,8 +99,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool snubbed_ = false;
   std::vector<std::uint32_t> allowed_fast_;
 
-  std::deque<block_ref> outstanding_;       // our requests to them
-  std::deque<block_ref> incoming_;          // their requests to us
+  std::deque<block_ref> outstanding_;  // our requests to them
+  std::deque<block_ref> incoming_;     // their requests to us
   std::uint32_t reads_in_flight_ = 0;
   std::uint32_t choked_requests_ = 0;  // requests received while we choke it
   std::uint64_t send_queued_bytes_ = 0;

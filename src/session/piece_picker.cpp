@@ -44,7 +44,8 @@ void piece_picker::add_peer(const bitfield& has, bool as_seed) {
     ++seeds_;
     return;
   }
-  for (std::uint32_t p = 0; p < n_; ++p) avail_[p] += has.get(p) ? 1 : 0;
+  for (std::uint32_t p = 0; p < n_; ++p)
+    avail_[p] += has.get(p) ? 1 : 0;
   dirty_ = true;
 }
 
@@ -53,7 +54,8 @@ void piece_picker::remove_peer(const bitfield& has, bool as_seed) {
     --seeds_;
     return;
   }
-  for (std::uint32_t p = 0; p < n_; ++p) avail_[p] -= has.get(p) ? 1 : 0;
+  for (std::uint32_t p = 0; p < n_; ++p)
+    avail_[p] -= has.get(p) ? 1 : 0;
   dirty_ = true;
 }
 
@@ -130,8 +132,7 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
   // 2. New pieces, in the picker's order. Pieces had or started only ever leave the
   // candidates until the next rebuild, so a cursor skips them for every peer at once.
   if (dirty_) rebuild_order();
-  while (order_start_ < order_.size() &&
-         (!wanted(order_[order_start_]) || partial_.count(order_[order_start_]) != 0)) {
+  while (order_start_ < order_.size() && (!wanted(order_[order_start_]) || partial_.count(order_[order_start_]) != 0)) {
     ++order_start_;
   }
   for (std::size_t k = order_start_; k < order_.size(); ++k) {
@@ -207,7 +208,9 @@ bool piece_picker::piece_received(std::uint32_t p) const {
   return it != partial_.end() && it->second.received == it->second.state.size();
 }
 
-void piece_picker::piece_passed(std::uint32_t p) { set_have(p); }
+void piece_picker::piece_passed(std::uint32_t p) {
+  set_have(p);
+}
 
 void piece_picker::piece_failed(std::uint32_t p) {
   auto it = partial_.find(p);

@@ -44,7 +44,9 @@ class piece_picker {
     dirty_ = true;
   }
   // Blocks that lie wholly in pad files are never requested: they start out received.
-  void set_pad_block_test(std::function<bool(std::uint32_t piece, std::uint32_t block)> f) { pad_block_ = std::move(f); }
+  void set_pad_block_test(std::function<bool(std::uint32_t piece, std::uint32_t block)> f) {
+    pad_block_ = std::move(f);
+  }
 
   // Availability. A peer that arrives complete is counted once as a seed, not per
   // piece; the caller remembers which way it was counted and removes it the same way.
@@ -67,8 +69,7 @@ class piece_picker {
   // already has a block requested (to avoid asking it twice in end game); `queued` is how
   // many requests the peer has outstanding.
   void pick(const bitfield& peer_has, bool peer_is_seed, std::uint32_t count,
-            const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out,
-            std::uint32_t queued = 0);
+            const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out, std::uint32_t queued = 0);
   [[nodiscard]] bool in_end_game() const { return end_game_; }
 
   void mark_requested(const block_ref& b);
@@ -84,12 +85,14 @@ class piece_picker {
 
  private:
   struct partial {
-    std::vector<std::uint8_t> state;      // 0 free, 1 requested, 2 received
-    std::vector<std::uint8_t> requests;   // outstanding requests per block
+    std::vector<std::uint8_t> state;     // 0 free, 1 requested, 2 received
+    std::vector<std::uint8_t> requests;  // outstanding requests per block
     std::uint32_t received = 0;
     std::uint32_t free = 0;
   };
-  [[nodiscard]] std::uint32_t blocks_in(std::uint32_t p) const { return (piece_size_(p) + block_size - 1) / block_size; }
+  [[nodiscard]] std::uint32_t blocks_in(std::uint32_t p) const {
+    return (piece_size_(p) + block_size - 1) / block_size;
+  }
   partial& start(std::uint32_t p);
   void rebuild_order();
   [[nodiscard]] bool wanted(std::uint32_t p) const { return prio_[p] > 0 && !have_.get(p); }

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 
 namespace shoal {
@@ -60,7 +60,8 @@ class rate_meter {
   [[nodiscard]] double rate() {
     advance();
     std::uint64_t sum = 0;
-    for (auto b : buckets_) sum += b;
+    for (auto b : buckets_)
+      sum += b;
     const double since_start = std::chrono::duration<double>(clock::now() - born_).count();
     const double frac = since_start - std::floor(since_start);
     const double span = std::min(static_cast<double>(window - 1) + frac, std::max(since_start, 0.25));

@@ -19,7 +19,8 @@ session::session(asio::io_context& io, session_settings s)
   const std::string prefix = "-SH0100-";
   std::copy(prefix.begin(), prefix.end(), id_.begin());
   std::random_device rd;
-  for (std::size_t i = prefix.size(); i < id_.size(); ++i) id_[i] = static_cast<std::uint8_t>(rd());
+  for (std::size_t i = prefix.size(); i < id_.size(); ++i)
+    id_[i] = static_cast<std::uint8_t>(rd());
 }
 
 session::~session() = default;

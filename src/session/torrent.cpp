@@ -32,11 +32,16 @@ std::string resume_key(const metainfo& m) {
 
 std::string_view state_name(torrent_state s) {
   switch (s) {
-    case torrent_state::checking: return "checking";
-    case torrent_state::downloading: return "downloading";
-    case torrent_state::seeding: return "seeding";
-    case torrent_state::stopped: return "stopped";
-    case torrent_state::error: return "error";
+    case torrent_state::checking:
+      return "checking";
+    case torrent_state::downloading:
+      return "downloading";
+    case torrent_state::seeding:
+      return "seeding";
+    case torrent_state::stopped:
+      return "stopped";
+    case torrent_state::error:
+      return "error";
   }
   return "?";
 }
@@ -55,10 +60,12 @@ torrent::torrent(session& s, torrent_params p)
       max_disk_queue_(s.settings().max_disk_queue),
       tick_(s.io()),
       announce_timer_(s.io()) {
-  picker_ = std::make_unique<piece_picker>(fs_.num_pieces(), [this](std::uint32_t piece) { return fs_.piece_size(piece); });
+  picker_ =
+      std::make_unique<piece_picker>(fs_.num_pieces(), [this](std::uint32_t piece) { return fs_.piece_size(piece); });
   picker_->set_sequential(sequential_);
   bool any_pad = false;
-  for (const auto& f : fs_.files()) any_pad = any_pad || f.pad;
+  for (const auto& f : fs_.files())
+    any_pad = any_pad || f.pad;
   if (any_pad) {
     picker_->set_pad_block_test([this](std::uint32_t piece, std::uint32_t block) {
       std::vector<file_slice> sl;
@@ -71,9 +78,11 @@ torrent::torrent(session& s, torrent_params p)
   flushed_ = bitfield(fs_.num_pieces());
   std::mt19937 rng(std::random_device{}());
   tiers_ = info_.tracker_tiers;
-  for (auto& tier : tiers_) std::shuffle(tier.begin(), tier.end(), rng);
+  for (auto& tier : tiers_)
+    std::shuffle(tier.begin(), tier.end(), rng);
   tracker_key_ = static_cast<std::uint32_t>(rng());
-  for (const auto& ep : p.peers) add_peer(ep);
+  for (const auto& ep : p.peers)
+    add_peer(ep);
   apply_file_priorities();
 }
 
@@ -86,9 +95,11 @@ void torrent::apply_file_priorities() {
   for (std::uint32_t f = 0; f < fs_.files().size(); ++f) {
     const std::uint8_t prio = f < file_prio_.size() ? file_prio_[f] : 1;
     auto [a, b] = fs_.file_pieces(f);
-    for (std::uint32_t p = a; p < b; ++p) piece_prio[p] = std::max(piece_prio[p], prio);
+    for (std::uint32_t p = a; p < b; ++p)
+      piece_prio[p] = std::max(piece_prio[p], prio);
   }
-  for (std::uint32_t p = 0; p < fs_.num_pieces(); ++p) picker_->set_priority(p, piece_prio[p]);
+  for (std::uint32_t p = 0; p < fs_.num_pieces(); ++p)
+    picker_->set_priority(p, piece_prio[p]);
 }
 
 void torrent::add_peer(const tcp::endpoint& ep) {
@@ -132,7 +143,8 @@ void torrent::start() {
         if (!r->pieces.get(p)) continue;
         fs_.map(p, 0, fs_.piece_size(p), sl);
         bool ok = true;
-        for (const auto& s : sl) ok = ok && file_ok[s.file];
+        for (const auto& s : sl)
+          ok = ok && file_ok[s.file];
         if (ok) {
           picker_->set_have(p);
           flushed_.set(p);
@@ -166,7 +178,8 @@ void torrent::start_checking() {
 }
 
 void torrent::check_next() {
-  const unsigned window = 2 * std::max<std::size_t>(1, session_.settings().hash_threads ? session_.settings().hash_threads : 2);
+  const unsigned window =
+      2 * std::max<std::size_t>(1, session_.settings().hash_threads ? session_.settings().hash_threads : 2);
   while (check_inflight_ < window && check_next_ < fs_.num_pieces() && !stopping_) {
     const std::uint32_t p = check_next_++;
     ++check_inflight_;
@@ -281,7 +294,8 @@ void torrent::connect_more() {
     if (active >= session_.settings().max_peers_per_torrent) break;
     if (connecting_.count(ep) || is_banned(ep)) continue;
     bool connected = false;
-    for (auto& p : peers_) connected = connected || p->endpoint() == ep;
+    for (auto& p : peers_)
+      connected = connected || p->endpoint() == ep;
     if (connected) continue;
     auto f = failed_.find(ep);
     if (f != failed_.end()) {
@@ -304,7 +318,8 @@ void torrent::connect_more() {
     *check = [self, wp, ep, watch, check] {
       auto peer = wp.lock();
       bool attached = false;
-      for (auto& q : self->peers_) attached = attached || q.get() == peer.get();
+      for (auto& q : self->peers_)
+        attached = attached || q.get() == peer.get();
       if (peer && !peer->closed() && !attached) {
         watch->expires_after(std::chrono::milliseconds(100));
         watch->async_wait([check](boost::system::error_code) { (*check)(); });
@@ -355,7 +370,8 @@ void torrent::detach(peer_connection* p) {
     }
   }
   // Its unchoke slot is free now.
-  if (p->peer_interested() && !p->am_choking()) asio::post(session_.io(), [self = shared_from_this()] { self->run_choker(); });
+  if (p->peer_interested() && !p->am_choking())
+    asio::post(session_.io(), [self = shared_from_this()] { self->run_choker(); });
 }
 
 void torrent::on_have(peer_connection* p, std::uint32_t piece) {
@@ -367,7 +383,8 @@ void torrent::on_peer_interest_changed(peer_connection* p) {
   if (p->peer_interested()) {
     // Unchoke at once if a slot is free, rather than waiting for the next round.
     std::uint32_t unchoked = 0;
-    for (auto& q : peers_) unchoked += q->am_choking() ? 0 : 1;
+    for (auto& q : peers_)
+      unchoked += q->am_choking() ? 0 : 1;
     if (unchoked < upload_slots() + 1) p->choke(false);
   } else if (!p->am_choking()) {
     p->choke(true);
@@ -402,7 +419,8 @@ void torrent::run_choker() {
   }
   // Rotate the optimistic unchoke every 30 s to the one waiting longest.
   bool optimistic_alive = false;
-  for (auto* p : interested) optimistic_alive = optimistic_alive || p == optimistic_;
+  for (auto* p : interested)
+    optimistic_alive = optimistic_alive || p == optimistic_;
   if (!optimistic_alive || tick_count_ % optimistic_every_ticks == 0) {
     optimistic_ = nullptr;
     for (std::size_t i = slots; i < interested.size(); ++i) {
@@ -488,7 +506,8 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
                        sha1(std::string_view(buf->data).substr(off, piece_picker::block_size))});
       }
     }
-    for (auto& p : peers_) p->fill_requests();
+    for (auto& p : peers_)
+      p->fill_requests();
     return;
   }
   if (auto s = suspects_.find(piece); s != suspects_.end()) {
@@ -528,7 +547,8 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
   unflushed_.push_back(piece);
   unflushed_bytes_ += bytes;
   if (unflushed_bytes_ >= session_.settings().flush_bytes && state_ == torrent_state::downloading) do_flush({});
-  for (auto& p : peers_) p->send_have(piece);
+  for (auto& p : peers_)
+    p->send_have(piece);
   maybe_finished();
 }
 
@@ -571,7 +591,8 @@ void torrent::do_flush(std::function<void()> then) {
         self->fail("cannot flush data to disk: " + ec.message());
         return;
       }
-      for (auto p : *pieces) self->flushed_.set(p);
+      for (auto p : *pieces)
+        self->flushed_.set(p);
       self->save_resume();
       if (then) then();
     });
@@ -620,7 +641,8 @@ void torrent::fail(const std::string& why) {
   state_ = torrent_state::error;
   error_ = why;
   auto copy = peers_;
-  for (auto& p : copy) p->close("torrent stopped: " + why);
+  for (auto& p : copy)
+    p->close("torrent stopped: " + why);
   if (on_error) {
     asio::post(session_.io(), [self = shared_from_this(), why] {
       if (self->on_error) self->on_error(why);
@@ -655,7 +677,8 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         last_error = r.err().message();
         continue;
       }
-      std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i), tier.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i),
+                  tier.begin() + static_cast<std::ptrdiff_t>(i) + 1);
       std::size_t added = 0;
       for (const auto& ep : r->peers) {
         if (session_.is_self(ep)) continue;
@@ -663,7 +686,8 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         ++added;
       }
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
-      tracker_message_ = url + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
+      tracker_message_ =
+          url + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
       if (session_.settings().log) session_.settings().log("tracker " + tracker_message_);
       if (!stopping) connect_more();
       co_return true;
@@ -674,7 +698,9 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   co_return false;
 }
 
-asio::awaitable<void> torrent::announce_loop(std::shared_ptr<torrent> self) { co_await self->announce_body(); }
+asio::awaitable<void> torrent::announce_loop(std::shared_ptr<torrent> self) {
+  co_await self->announce_body();
+}
 
 asio::awaitable<void> torrent::announce_body() {
   int ev = static_cast<int>(tracker::event::started);
@@ -724,7 +750,8 @@ torrent_status torrent::status() {
   s.uploaded = uploaded_;
   s.wasted = wasted_;
   s.peers = static_cast<std::uint32_t>(peers_.size());
-  for (auto& p : peers_) s.seeds += p->is_seed() ? 1 : 0;
+  for (auto& p : peers_)
+    s.seeds += p->is_seed() ? 1 : 0;
   s.hash_failures = hash_failures_;
   s.banned = static_cast<std::uint32_t>(banned_.size());
   s.check_progress = fs_.num_pieces() ? static_cast<double>(check_done_) / fs_.num_pieces() : 1.0;
@@ -741,7 +768,8 @@ void torrent::stop(std::function<void()> done) {
   tick_.cancel();
   announce_timer_.cancel();
   auto copy = peers_;
-  for (auto& p : copy) p->close("stopping");
+  for (auto& p : copy)
+    p->close("stopping");
   // Wait for pieces in the hash/write pipeline, then flush and save resume data.
   auto self = shared_from_this();
   auto waiter = std::make_shared<asio::steady_timer>(session_.io());
@@ -767,7 +795,8 @@ void torrent::stop(std::function<void()> done) {
     if (self->state_ == torrent_state::error) {
       // Keep what was verified: flush what is written and save resume data anyway.
       self->disk_.flush();
-      for (auto p : self->unflushed_) self->flushed_.set(p);
+      for (auto p : self->unflushed_)
+        self->flushed_.set(p);
       self->unflushed_.clear();
       self->save_resume();
       finish();

@@ -55,7 +55,7 @@ struct torrent_status {
   double upload_rate = 0;
   std::uint64_t downloaded = 0;  // payload bytes received this session
   std::uint64_t uploaded = 0;
-  std::uint64_t wasted = 0;       // duplicate or failed bytes
+  std::uint64_t wasted = 0;  // duplicate or failed bytes
   std::uint32_t peers = 0;
   std::uint32_t seeds = 0;
   std::uint32_t hash_failures = 0;
@@ -147,7 +147,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   torrent_state state_ = torrent_state::checking;
   std::string error_;
   std::unique_ptr<piece_picker> picker_;
-  bitfield flushed_;                 // verified and flushed: what resume data lists
+  bitfield flushed_;                      // verified and flushed: what resume data lists
   std::vector<std::uint32_t> unflushed_;  // verified and written, waiting for fdatasync
   std::uint64_t unflushed_bytes_ = 0;
   std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>> buffers_;
@@ -188,6 +188,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   bool completed_pending_ = false;
   std::uint32_t tracker_key_ = 0;
   std::chrono::seconds next_announce_{1800};
+
  public:
   void set_tracker_message(std::string m) { tracker_message_ = std::move(m); }
   [[nodiscard]] std::uint64_t bytes_left() const;

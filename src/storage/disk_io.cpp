@@ -15,9 +15,13 @@ disk_io::disk_io(const file_storage& fs, fs::path save_path) : fs_(fs), root_(st
 
 disk_io::~disk_io() = default;
 
-disk_io::fd_holder::~fd_holder() { ::close(fd); }
+disk_io::fd_holder::~fd_holder() {
+  ::close(fd);
+}
 
-fs::path disk_io::file_path(std::uint32_t f) const { return root_ / fs_.files()[f].path; }
+fs::path disk_io::file_path(std::uint32_t f) const {
+  return root_ / fs_.files()[f].path;
+}
 
 void disk_io::evict_locked() {
   while (open_.size() >= max_open_files) {
@@ -89,8 +93,8 @@ std::error_code disk_io::read(std::uint32_t piece, std::uint64_t begin, std::uin
     const int fd = file->fd;
     std::uint64_t done = 0;
     while (done < s.length) {
-      ssize_t r = ::pread(fd, out + s.piece_offset - begin + done, s.length - done,
-                          static_cast<off_t>(s.file_offset + done));
+      ssize_t r =
+          ::pread(fd, out + s.piece_offset - begin + done, s.length - done, static_cast<off_t>(s.file_offset + done));
       if (r < 0) {
         if (errno == EINTR) continue;
         return {errno, std::generic_category()};

@@ -10,7 +10,8 @@ file_storage::file_storage(const metainfo& m)
       num_pieces_(static_cast<std::uint32_t>(m.num_pieces)),
       end_(0),
       v2_only_(m.version == torrent_version::v2) {
-  for (const auto& f : files_) end_ = std::max(end_, f.offset + f.size);
+  for (const auto& f : files_)
+    end_ = std::max(end_, f.offset + f.size);
 }
 
 std::uint32_t file_storage::piece_size(std::uint32_t piece) const {

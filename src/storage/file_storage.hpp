@@ -11,8 +11,8 @@
 namespace shoal {
 
 struct file_slice {
-  std::uint32_t file;        // index into files()
-  std::uint64_t file_offset; // where in the file
+  std::uint32_t file;         // index into files()
+  std::uint64_t file_offset;  // where in the file
   std::uint64_t length;
   std::uint64_t piece_offset;  // where in the piece this slice starts
 };

@@ -4,7 +4,8 @@ namespace shoal {
 
 thread_pool::thread_pool(unsigned threads) {
   if (threads == 0) threads = 1;
-  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (unsigned i = 0; i < threads; ++i)
+    threads_.emplace_back([this] { run(); });
 }
 
 thread_pool::~thread_pool() {
@@ -13,7 +14,8 @@ thread_pool::~thread_pool() {
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_)
+    t.join();
 }
 
 void thread_pool::post(std::function<void()> job) {

@@ -18,20 +18,26 @@ std::string pct(std::string_view raw) {
 
 const char* event_name(event e) {
   switch (e) {
-    case event::completed: return "completed";
-    case event::started: return "started";
-    case event::stopped: return "stopped";
-    case event::none: break;
+    case event::completed:
+      return "completed";
+    case event::started:
+      return "started";
+    case event::stopped:
+      return "stopped";
+    case event::none:
+      break;
   }
   return nullptr;
 }
 
 void put(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  for (int i = bytes - 1; i >= 0; --i)
+    out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
 std::uint64_t get(std::string_view s, std::size_t at, int bytes) {
   std::uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = v << 8 | static_cast<unsigned char>(s[at + static_cast<std::size_t>(i)]);
+  for (int i = 0; i < bytes; ++i)
+    v = v << 8 | static_cast<unsigned char>(s[at + static_cast<std::size_t>(i)]);
   return v;
 }
 
@@ -50,7 +56,9 @@ void compact_peers(std::string_view s, bool v6, std::vector<ip::tcp::endpoint>& 
   }
 }
 
-error bad(const std::string& why) { return error{errc::syntax, "tracker reply: " + why, no_offset}; }
+error bad(const std::string& why) {
+  return error{errc::syntax, "tracker reply: " + why, no_offset};
+}
 
 std::uint32_t clamp_interval(std::int64_t v) {
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(v, min_interval, max_interval));
@@ -102,7 +110,8 @@ result<announce_response> parse_announce_reply(std::string_view body) {
   announce_response r;
   if (node i = root.find("interval"); i.is_int()) r.interval = clamp_interval(i.as_int());
   if (node i = root.find("min interval"); i.is_int()) r.min_interval = clamp_interval(i.as_int());
-  if (node c = root.find("complete"); c.is_int() && c.as_int() >= 0) r.complete = static_cast<std::uint32_t>(c.as_int());
+  if (node c = root.find("complete"); c.is_int() && c.as_int() >= 0)
+    r.complete = static_cast<std::uint32_t>(c.as_int());
   if (node c = root.find("incomplete"); c.is_int() && c.as_int() >= 0) {
     r.incomplete = static_cast<std::uint32_t>(c.as_int());
   }
@@ -148,7 +157,8 @@ result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest
   scrape_entry s;
   auto num = [&](const char* k) {
     node n = e.find(k);
-    return n.is_int() && n.as_int() >= 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(n.as_int(), UINT32_MAX)) : 0u;
+    return n.is_int() && n.as_int() >= 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(n.as_int(), UINT32_MAX))
+                                         : 0u;
   };
   s.complete = num("complete");
   s.incomplete = num("incomplete");

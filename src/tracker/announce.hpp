@@ -17,9 +17,9 @@
 
 namespace shoal::tracker {
 
-inline constexpr std::size_t max_reply_size = 4u << 20;   // bytes of one tracker reply
-inline constexpr std::size_t max_reply_peers = 10000;     // peers taken from one reply
-inline constexpr std::uint32_t min_interval = 30;         // seconds, whatever a tracker says
+inline constexpr std::size_t max_reply_size = 4u << 20;  // bytes of one tracker reply
+inline constexpr std::size_t max_reply_peers = 10000;    // peers taken from one reply
+inline constexpr std::uint32_t min_interval = 30;        // seconds, whatever a tracker says
 inline constexpr std::uint32_t max_interval = 6 * 3600;
 
 enum class event { none, completed, started, stopped };
@@ -61,7 +61,6 @@ inline constexpr std::uint64_t udp_protocol_id = 0x41727101980ull;
 [[nodiscard]] result<std::uint64_t> udp_connect_reply(std::string_view pkt, std::uint32_t transaction);
 [[nodiscard]] std::string udp_announce_request(std::uint64_t connection, std::uint32_t transaction,
                                                const announce_request& r);
-[[nodiscard]] result<announce_response> udp_announce_reply(std::string_view pkt, std::uint32_t transaction,
-                                                           bool ipv6);
+[[nodiscard]] result<announce_response> udp_announce_reply(std::string_view pkt, std::uint32_t transaction, bool ipv6);
 
 }  // namespace shoal::tracker

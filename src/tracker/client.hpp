@@ -21,15 +21,14 @@ struct client_options {
 };
 
 [[nodiscard]] boost::asio::awaitable<result<announce_response>> announce(boost::asio::io_context& io,
-                                                                        const std::string& url,
-                                                                        const announce_request& req,
-                                                                        const client_options& opt);
+                                                                         const std::string& url,
+                                                                         const announce_request& req,
+                                                                         const client_options& opt);
 
 // Options are passed by name, never as a default-argument temporary: GCC 12 destroys
 // temporaries around co_await wrongly.
 // GET of a small HTTP(S) resource (a .torrent by URL); bodies over `limit` are refused.
-[[nodiscard]] boost::asio::awaitable<result<std::string>> http_get(boost::asio::io_context& io,
-                                                                   const std::string& url, std::size_t limit,
-                                                                   const client_options& opt);
+[[nodiscard]] boost::asio::awaitable<result<std::string>> http_get(boost::asio::io_context& io, const std::string& url,
+                                                                   std::size_t limit, const client_options& opt);
 
 }  // namespace shoal::tracker

@@ -7,7 +7,8 @@ namespace shoal::wire {
 std::string encode_ext_handshake(const ext_handshake& h) {
   bencode::dict d;
   bencode::dict m;
-  for (const auto& [name, id] : h.messages) m[name] = static_cast<std::int64_t>(id);
+  for (const auto& [name, id] : h.messages)
+    m[name] = static_cast<std::int64_t>(id);
   d["m"] = std::move(m);
   if (!h.client.empty()) d["v"] = h.client;
   if (h.reqq) d["reqq"] = static_cast<std::int64_t>(*h.reqq);

@@ -26,26 +26,46 @@ error bad(msg m, const std::string& why) {
 
 std::string_view msg_name(msg m) {
   switch (m) {
-    case msg::choke: return "choke";
-    case msg::unchoke: return "unchoke";
-    case msg::interested: return "interested";
-    case msg::not_interested: return "not interested";
-    case msg::have: return "have";
-    case msg::bitfield: return "bitfield";
-    case msg::request: return "request";
-    case msg::piece: return "piece";
-    case msg::cancel: return "cancel";
-    case msg::port: return "port";
-    case msg::suggest: return "suggest";
-    case msg::have_all: return "have all";
-    case msg::have_none: return "have none";
-    case msg::reject: return "reject";
-    case msg::allowed_fast: return "allowed fast";
-    case msg::extended: return "extended";
-    case msg::hash_request: return "hash request";
-    case msg::hashes: return "hashes";
-    case msg::hash_reject: return "hash reject";
-    case msg::keep_alive: return "keep-alive";
+    case msg::choke:
+      return "choke";
+    case msg::unchoke:
+      return "unchoke";
+    case msg::interested:
+      return "interested";
+    case msg::not_interested:
+      return "not interested";
+    case msg::have:
+      return "have";
+    case msg::bitfield:
+      return "bitfield";
+    case msg::request:
+      return "request";
+    case msg::piece:
+      return "piece";
+    case msg::cancel:
+      return "cancel";
+    case msg::port:
+      return "port";
+    case msg::suggest:
+      return "suggest";
+    case msg::have_all:
+      return "have all";
+    case msg::have_none:
+      return "have none";
+    case msg::reject:
+      return "reject";
+    case msg::allowed_fast:
+      return "allowed fast";
+    case msg::extended:
+      return "extended";
+    case msg::hash_request:
+      return "hash request";
+    case msg::hashes:
+      return "hashes";
+    case msg::hash_reject:
+      return "hash reject";
+    case msg::keep_alive:
+      return "keep-alive";
   }
   return "unknown";
 }
@@ -121,7 +141,8 @@ result<message> decode_message(std::string_view body) {
       return m;
     case msg::port:
       if (!need(2)) return bad(m.type, "expected 2 bytes, got " + std::to_string(rest.size()));
-      m.port = static_cast<std::uint16_t>(static_cast<unsigned char>(rest[0]) << 8 | static_cast<unsigned char>(rest[1]));
+      m.port =
+          static_cast<std::uint16_t>(static_cast<unsigned char>(rest[0]) << 8 | static_cast<unsigned char>(rest[1]));
       return m;
     case msg::extended:
       if (rest.empty()) return bad(m.type, "missing the extended message id");
@@ -136,9 +157,10 @@ result<message> decode_message(std::string_view body) {
     case msg::keep_alive:
       break;
   }
-  return error{errc::syntax,
-               "peer message: unknown type " + std::to_string(static_cast<unsigned>(static_cast<unsigned char>(body[0]))),
-               no_offset};
+  return error{
+      errc::syntax,
+      "peer message: unknown type " + std::to_string(static_cast<unsigned>(static_cast<unsigned char>(body[0]))),
+      no_offset};
 }
 
 void put_simple(std::string& out, msg m) {
@@ -146,9 +168,13 @@ void put_simple(std::string& out, msg m) {
   out += static_cast<char>(m);
 }
 
-void put_keep_alive(std::string& out) { put32(out, 0); }
+void put_keep_alive(std::string& out) {
+  put32(out, 0);
+}
 
-void put_have(std::string& out, std::uint32_t index) { put_index(out, msg::have, index); }
+void put_have(std::string& out, std::uint32_t index) {
+  put_index(out, msg::have, index);
+}
 
 void put_bitfield(std::string& out, std::string_view bits) {
   put32(out, static_cast<std::uint32_t>(bits.size() + 1));

@@ -418,12 +418,14 @@ TEST(Metainfo, LongNamesCostNoMoreThanShortOnes) {
   // One 1 MB folder name holding 2000 files: messages and warnings must not copy it per file.
   const std::string longname(1 << 20, 'd');
   dict folder;
-  for (int i = 0; i < 2000; ++i) folder["f" + std::to_string(i)] = dict{{"", dict{{"length", 0}}}};
+  for (int i = 0; i < 2000; ++i)
+    folder["f" + std::to_string(i)] = dict{{"", dict{{"length", 0}}}};
   dict info{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", dict{{longname, folder}}}};
   auto m = parse_ok(torrent(info));
   ASSERT_EQ(m.files.size(), 2000u);
   std::size_t warning_bytes = 0;
-  for (const auto& w : m.warnings) warning_bytes += w.size();
+  for (const auto& w : m.warnings)
+    warning_bytes += w.size();
   EXPECT_LT(warning_bytes, 2000u * 1200u);
   EXPECT_LE(m.files[0].path.size(), 2 + 1 + max_component_bytes + 1 + 5);
 }

@@ -9,7 +9,8 @@ using namespace shoal;
 namespace {
 constexpr std::uint32_t piece = 4 * piece_picker::block_size;  // 4 blocks
 piece_picker make(std::uint32_t n, std::uint32_t last = piece) {
-  return piece_picker(n, [n, last](std::uint32_t p) { return p + 1 == n ? last : piece; }, 1);
+  return piece_picker(
+      n, [n, last](std::uint32_t p) { return p + 1 == n ? last : piece; }, 1);
 }
 auto none = [](const block_ref&) { return false; };
 }  // namespace
@@ -24,11 +25,13 @@ TEST(Picker, RarestFirstAfterTheFirstPieces) {
   pk.add_peer(common, false);
   pk.add_peer(common, false);
   pk.add_peer(all, false);  // piece 7 has availability 1, the rest 3
-  for (std::uint32_t p = 0; p < piece_picker::random_first_pieces; ++p) pk.set_have(p == 7 ? 9 : p);
+  for (std::uint32_t p = 0; p < piece_picker::random_first_pieces; ++p)
+    pk.set_have(p == 7 ? 9 : p);
   std::vector<block_ref> out;
   pk.pick(all, false, 4, none, out);
   ASSERT_EQ(out.size(), 4u);
-  for (const auto& b : out) EXPECT_EQ(b.piece, 7u);
+  for (const auto& b : out)
+    EXPECT_EQ(b.piece, 7u);
 }
 
 TEST(Picker, PartialPiecesFirstAndWholePieces) {
@@ -40,7 +43,8 @@ TEST(Picker, PartialPiecesFirstAndWholePieces) {
   ASSERT_EQ(out.size(), 2u);
   const std::uint32_t first = out[0].piece;
   EXPECT_EQ(out[1].piece, first);
-  for (auto& b : out) pk.mark_requested(b);
+  for (auto& b : out)
+    pk.mark_requested(b);
   out.clear();
   pk.pick(all, true, 2, none, out);  // the rest of the same piece comes first
   ASSERT_EQ(out.size(), 2u);
@@ -57,8 +61,10 @@ TEST(Picker, ReceivedBlocksCompleteAPiece) {
   ASSERT_EQ(out.size(), 6u);
   EXPECT_EQ(out.back().piece, 1u);
   EXPECT_EQ(out.back().length, 20000u - piece_picker::block_size);
-  for (auto& b : out) pk.mark_requested(b);
-  for (auto& b : out) EXPECT_TRUE(pk.mark_received(b));
+  for (auto& b : out)
+    pk.mark_requested(b);
+  for (auto& b : out)
+    EXPECT_TRUE(pk.mark_received(b));
   EXPECT_FALSE(pk.mark_received(out[0]));  // duplicate
   EXPECT_TRUE(pk.piece_received(0));
   EXPECT_TRUE(pk.piece_received(1));
@@ -80,7 +86,8 @@ TEST(Picker, PrioritiesAndSkippedPieces) {
   std::vector<block_ref> out;
   pk.pick(all, true, 100, none, out);
   std::set<std::uint32_t> pieces;
-  for (auto& b : out) pieces.insert(b.piece);
+  for (auto& b : out)
+    pieces.insert(b.piece);
   EXPECT_EQ(pieces, (std::set<std::uint32_t>{0, 2}));
   bitfield only_skipped(4);
   only_skipped.set(1);
@@ -96,7 +103,8 @@ TEST(Picker, EndGameDuplicatesOthersRequests) {
   std::vector<block_ref> a, b;
   pk.pick(all, true, 100, none, a);
   ASSERT_EQ(a.size(), 4u);
-  for (auto& x : a) pk.mark_requested(x);
+  for (auto& x : a)
+    pk.mark_requested(x);
   EXPECT_FALSE(pk.in_end_game());
   auto mine_a = [&](const block_ref& x) { return std::find(a.begin(), a.end(), x) != a.end(); };
   pk.pick(all, true, 100, mine_a, b);
@@ -105,7 +113,8 @@ TEST(Picker, EndGameDuplicatesOthersRequests) {
   EXPECT_TRUE(pk.in_end_game());
   EXPECT_EQ(b.size(), 4u);  // another peer may duplicate them
   // Aborting a duplicate keeps the block requested while one request remains.
-  for (auto& x : b) pk.mark_requested(x);
+  for (auto& x : b)
+    pk.mark_requested(x);
   pk.abort_request(b[0]);
   std::vector<block_ref> c;
   pk.pick(all, true, 1, mine_a, c);

@@ -121,12 +121,16 @@ TEST(Tracker, AnnounceRepliesAndUrls) {
   EXPECT_EQ(u.rfind("http://t/announce?passkey=abc&info_hash=%FF%FF", 0), 0u);
   EXPECT_NE(u.find("&event=started"), std::string::npos);
   EXPECT_NE(u.find("&compact=1"), std::string::npos);
-  EXPECT_EQ(tracker::scrape_url("http://t/x/announce.php?k=1", req.info_hash).value().rfind("http://t/x/scrape.php?k=1&info_hash=", 0), 0u);
+  EXPECT_EQ(tracker::scrape_url("http://t/x/announce.php?k=1", req.info_hash)
+                .value()
+                .rfind("http://t/x/scrape.php?k=1&info_hash=", 0),
+            0u);
   EXPECT_FALSE(tracker::scrape_url("http://t/a", req.info_hash));
 
-  auto r = tracker::parse_announce_reply(
-      std::string("d8:intervali900e5:peers12:\x7f\0\0\1\x1a\xe1\x0a\0\0\2\0\x50" "6:peers618:", 49) +
-      std::string("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\x1a\xe2", 18) + "e");
+  auto r = tracker::parse_announce_reply(std::string("d8:intervali900e5:peers12:\x7f\0\0\1\x1a\xe1\x0a\0\0\2\0\x50"
+                                                     "6:peers618:",
+                                                     49) +
+                                         std::string("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\x1a\xe2", 18) + "e");
   ASSERT_TRUE(r.ok()) << r.err().message();
   EXPECT_EQ(r->interval, 900u);
   ASSERT_EQ(r->peers.size(), 3u);

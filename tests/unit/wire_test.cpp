@@ -79,11 +79,11 @@ TEST(Wire, MessagesRoundTrip) {
 }
 
 TEST(Wire, MalformedMessagesAreErrors) {
-  EXPECT_FALSE(decode_message(std::string("\x04\0\0\0", 4)).ok());            // have: 3 bytes
+  EXPECT_FALSE(decode_message(std::string("\x04\0\0\0", 4)).ok());                   // have: 3 bytes
   EXPECT_FALSE(decode_message(std::string("\x06\0\0\0\0\0\0\0\0\0\0\0", 12)).ok());  // request: 11
-  EXPECT_FALSE(decode_message(std::string("\x07\0\0\0", 4)).ok());            // piece: short header
-  EXPECT_FALSE(decode_message(std::string("\x00\x01", 2)).ok());              // choke with payload
-  EXPECT_FALSE(decode_message(std::string("\x14", 1)).ok());                  // extended: no id
+  EXPECT_FALSE(decode_message(std::string("\x07\0\0\0", 4)).ok());                   // piece: short header
+  EXPECT_FALSE(decode_message(std::string("\x00\x01", 2)).ok());                     // choke with payload
+  EXPECT_FALSE(decode_message(std::string("\x14", 1)).ok());                         // extended: no id
   auto unknown = decode_message(std::string("\x63", 1));
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.err().detail.find("unknown type 99"), std::string::npos);
