@@ -4,7 +4,7 @@
 1. One seeder, one leecher, a file of --size MiB (default 1024), warm page cache:
    shoal->shoal, libtorrent->libtorrent, libtorrent->shoal, shoal->libtorrent.
    For each: MB/s (file size / leecher wall time, start-up included), CPU seconds and
-   peak RSS of both sides.
+   peak RSS of both sides. Dirty pages are flushed (sync) before every transfer.
 2. One shoal seeder and --leechers shoal leechers (default 20), a smaller file.
 3. Two peers through a relay adding 50 ms each way (100 ms RTT): shoal->shoal and
    libtorrent->libtorrent.
@@ -76,6 +76,8 @@ def leech_argv(run, kind, torrent, dst, port, peer):
 
 
 def pair(run, seeder, leecher, torrent, src, size, via=None, label=""):
+    # Dirty pages from the previous run would be written back during this one: flush first.
+    os.sync()
     sport = h.free_port()
     sp = start_seeder(run, seeder, torrent, src, sport, f"seed-{seeder}-{leecher}{label}.log")
     target = f"127.0.0.1:{sport}"

@@ -71,6 +71,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void on_piece(const wire::message& m);
   void on_request(const wire::message& m);
   void serve_requests();
+  void on_blocks_read(const std::vector<block_ref>& run, std::uint32_t span, std::error_code ec,
+                      const std::string& data);
   void send(std::string&& bytes);
   void flush_writes();
   void drop_requests();

@@ -21,7 +21,7 @@ struct session_settings {
   std::uint64_t max_upload_rate = 0;
   std::uint32_t upload_slots = 0;  // 0: chosen from the upload limit
   std::string client_name = "shoal 0.1.0";
-  unsigned disk_threads = 2;
+  unsigned disk_threads = 1;
   unsigned hash_threads = 0;  // 0: one per core
   // Bytes waiting for the disk before peers stop reading their sockets.
   std::uint64_t max_disk_queue = 64u << 20;

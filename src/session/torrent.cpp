@@ -66,6 +66,7 @@ torrent::torrent(session& s, torrent_params p)
   bool any_pad = false;
   for (const auto& f : fs_.files())
     any_pad = any_pad || f.pad;
+  has_pad_files_ = any_pad;
   if (any_pad) {
     picker_->set_pad_block_test([this](std::uint32_t piece, std::uint32_t block) {
       std::vector<file_slice> sl;
@@ -445,16 +446,17 @@ void torrent::on_block(peer_connection* from, std::uint32_t piece, std::uint32_t
   auto& buf = buffers_[piece];
   if (!buf) {
     buf = std::make_shared<piece_buffer>();
-    buf->data.assign(fs_.piece_size(piece), '\0');
-    const std::size_t nb = (buf->data.size() + piece_picker::block_size - 1) / piece_picker::block_size;
+    buf->size = fs_.piece_size(piece);
+    buf->bytes = has_pad_files_ ? std::make_unique<char[]>(buf->size) : std::make_unique_for_overwrite<char[]>(buf->size);
+    const std::size_t nb = (buf->size + piece_picker::block_size - 1) / piece_picker::block_size;
     buf->senders.assign(nb, nullptr);
     buf->sender_eps.assign(nb, tcp::endpoint{});
   }
-  if (begin + data.size() > buf->data.size()) {
+  if (begin + data.size() > buf->size) {
     wasted_ += data.size();
     return;
   }
-  std::memcpy(buf->data.data() + begin, data.data(), data.size());
+  std::memcpy(buf->bytes.get() + begin, data.data(), data.size());
   buf->senders[begin / piece_picker::block_size] = from;
   buf->sender_eps[begin / piece_picker::block_size] = from->endpoint();
   // End game: others may still be fetching this block.
@@ -471,19 +473,19 @@ void torrent::hash_and_write(std::uint32_t piece) {
   if (it == buffers_.end()) return;
   auto buf = it->second;
   buffers_.erase(it);
-  disk_queue_bytes_ += buf->data.size();
+  disk_queue_bytes_ += buf->size;
   auto self = shared_from_this();
   session_.hash_pool().post([self, piece, buf] {
-    const bool ok = self->verify_piece(piece, buf->data);
+    const bool ok = self->verify_piece(piece, buf->data());
     asio::post(self->session_.io(), [self, piece, ok, buf] { self->on_piece_hashed(piece, ok, buf); });
   });
 }
 
 void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piece_buffer> buf) {
   if (!ok) {
-    disk_queue_bytes_ -= buf->data.size();
+    disk_queue_bytes_ -= buf->size;
     ++hash_failures_;
-    wasted_ += buf->data.size();
+    wasted_ += buf->size;
     picker_->piece_failed(piece);
     // Smart ban: one sender is the liar; several: remember each block for the re-download.
     std::set<tcp::endpoint> senders(buf->sender_eps.begin(), buf->sender_eps.end());
@@ -503,7 +505,7 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
         if (buf->sender_eps[i] == tcp::endpoint{}) continue;
         const std::size_t off = i * piece_picker::block_size;
         rec.push_back({buf->sender_eps[i], static_cast<std::uint32_t>(i),
-                       sha1(std::string_view(buf->data).substr(off, piece_picker::block_size))});
+                       sha1(buf->data().substr(off, piece_picker::block_size))});
       }
     }
     for (auto& p : peers_)
@@ -514,7 +516,7 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
     // The good copy is known now: whoever sent a different block lied.
     for (const auto& [ep, blk, h] : s->second) {
       const std::size_t off = static_cast<std::size_t>(blk) * piece_picker::block_size;
-      if (sha1(std::string_view(buf->data).substr(off, piece_picker::block_size)) != h) {
+      if (sha1(buf->data().substr(off, piece_picker::block_size)) != h) {
         banned_.insert(ep);
         for (auto& p : peers_) {
           if (p->endpoint() == ep) {
@@ -528,8 +530,8 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
   }
   auto self = shared_from_this();
   session_.disk_pool().post([self, piece, buf] {
-    auto ec = self->disk_.write(piece, 0, buf->data);
-    asio::post(self->session_.io(), [self, piece, ec, n = buf->data.size()] { self->on_piece_written(piece, ec, n); });
+    auto ec = self->disk_.write(piece, 0, buf->data());
+    asio::post(self->session_.io(), [self, piece, ec, n = buf->size] { self->on_piece_written(piece, ec, n); });
   });
 }
 
@@ -584,7 +586,8 @@ void torrent::do_flush(std::function<void()> then) {
   unflushed_.clear();
   unflushed_bytes_ = 0;
   auto self = shared_from_this();
-  session_.disk_pool().post([self, pieces, then = std::move(then)]() mutable {
+  // On the hash pool, so that writes on the disk pool are not held up by fdatasync.
+  session_.hash_pool().post([self, pieces, then = std::move(then)]() mutable {
     auto ec = self->disk_.flush();
     asio::post(self->session_.io(), [self, pieces, ec, then = std::move(then)] {
       if (ec) {

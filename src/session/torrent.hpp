@@ -111,7 +111,11 @@ class torrent : public std::enable_shared_from_this<torrent> {
 
  private:
   struct piece_buffer {
-    std::string data;
+    // Not zero-filled (a 1 GiB download would memset 1 GiB for nothing) unless the torrent
+    // has pad files, whose never-requested blocks must read as zeros.
+    std::unique_ptr<char[]> bytes;
+    std::size_t size = 0;
+    [[nodiscard]] std::string_view data() const { return {bytes.get(), size}; }
     std::vector<peer_connection*> senders;  // per block, for smart ban
     std::vector<tcp::endpoint> sender_eps;
   };
@@ -172,6 +176,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::uint64_t max_disk_queue_;
   std::uint32_t check_next_ = 0, check_inflight_ = 0, check_done_ = 0;
   bool stopping_ = false;
+  bool has_pad_files_ = false;
   bool finished_fired_ = false;
   bool flush_running_ = false;
   rate_meter download_meter_, upload_meter_;

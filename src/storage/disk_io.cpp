@@ -137,12 +137,19 @@ std::error_code disk_io::write(std::uint32_t piece, std::uint64_t begin, std::st
 }
 
 std::error_code disk_io::flush() {
-  std::lock_guard lk(mu_);
-  for (std::uint32_t f : dirty_) {
-    auto it = open_.find(f);
-    if (it != open_.end() && ::fdatasync(it->second.file->fd) != 0) return {errno, std::generic_category()};
+  // Take the dirty descriptors, then sync without the lock: writes go on meanwhile.
+  std::vector<std::shared_ptr<fd_holder>> files;
+  {
+    std::lock_guard lk(mu_);
+    for (std::uint32_t f : dirty_) {
+      auto it = open_.find(f);
+      if (it != open_.end()) files.push_back(it->second.file);
+    }
+    dirty_.clear();
   }
-  dirty_.clear();
+  for (const auto& file : files) {
+    if (::fdatasync(file->fd) != 0) return {errno, std::generic_category()};
+  }
   return {};
 }
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import subprocess
+import time
 
 import harness as h
 
@@ -55,6 +56,8 @@ def swarm(run, torrent, src_dir, name, tracker):
         port = h.free_port()
         p = h.shoal_download(run, torrent, d, port, f"swarm-shoal-{i}.log", "--seed-time", "20", background=True)
         shoal_leechers.append((p, d, port, f"swarm-shoal-{i}.log"))
+    # The libtorrent leechers come a little later, when the shoal leechers have pieces to offer.
+    time.sleep(3)
     for i in range(3):
         d = run.path(f"swarm-lt-{i}")
         os.makedirs(d)
@@ -72,18 +75,21 @@ def swarm(run, torrent, src_dir, name, tracker):
         s = h.summary(run, log) or {}
         run.check(f"swarm: shoal leecher {i} uploaded to others", s.get("uploaded", 0) > 0, json.dumps(s))
     from_shoal_leechers = 0
+    totals_seen = []
     for i, (p, d, port) in enumerate(lt_leechers):
         rc, lines = h.lt_result(p, timeout=240)
         run.check(f"swarm: libtorrent leecher {i} completes", rc == 0, f"exit {rc}")
         run.check(f"swarm: libtorrent leecher {i} bytes identical", h.same_tree(src_dir, d, [name]))
         for line in lines:
+            if "peer_totals" in line:
+                totals_seen.append(line["peer_totals"])
             for ep, t in line.get("peer_totals", {}).items():
                 # Incoming connections show an ephemeral port; match shoal leechers by client name and
                 # by listen port when the connection was outgoing.
                 if t["client"].startswith("shoal") and int(ep.rsplit(":", 1)[1]) != sport:
                     from_shoal_leechers += t["down"]
     run.check("swarm: libtorrent leechers received data from shoal leechers", from_shoal_leechers > 0,
-              f"{from_shoal_leechers} bytes")
+              f"{from_shoal_leechers} bytes; " + json.dumps(totals_seen)[:1500])
     run.stop(seed)
 
 
@@ -99,6 +105,13 @@ def multi_file(run, tracker_port):
     info = h.shoal_create(run, src, t, "--v1", "--piece-size", "64KiB", "-t",
                           f"http://127.0.0.1:{tracker_port}/announce")
     return t, src, info
+
+
+def sizes_of(root):
+    """Relative paths of every file under root."""
+    for d, _, files in os.walk(root):
+        for f in files:
+            yield os.path.relpath(os.path.join(d, f), root)
 
 
 def main():
@@ -150,6 +163,28 @@ def main():
         data = open(skipped, "rb").read() if os.path.exists(skipped) else b""
         run.check("an unselected file is not downloaded whole",
                   not h.same_tree(mt_src, os.path.join(dst, "album"), ["d-skip-big"]), f"{len(data)} bytes")
+        run.stop(seed)
+
+        # A hybrid torrent (pad files between the files): libtorrent seeds, shoal downloads, and back.
+        ht = run.path("hybrid.torrent")
+        h.shoal_create(run, mt_src, ht, "--hybrid", "--piece-size", "64KiB")
+        sport = h.free_port()
+        seed = h.lt_peer(run, "seed", ht, os.path.dirname(mt_src), sport, "hybrid-seed.log")
+        h.wait_listening(sport)
+        hdst = run.path("hybrid-dst")
+        rc = h.shoal_download(run, ht, hdst, h.free_port(), "hybrid-leech.log", "--seed-time", "0", "--peer",
+                              f"127.0.0.1:{sport}")
+        run.check("hybrid torrent with pad files: libtorrent -> shoal", rc == 0 and h.same_tree(
+            mt_src, os.path.join(hdst, "album"), list(sizes_of(mt_src))), f"exit {rc}")
+        run.stop(seed)
+        sport = h.free_port()
+        seed = h.shoal_seed(run, ht, hdst, sport, "hybrid-shoal-seed.log")
+        h.wait_listening(sport)
+        ldst = run.path("hybrid-lt-dst")
+        lp = h.lt_peer(run, "download", ht, ldst, h.free_port(), "hybrid-lt-leech.log", peers=[f"127.0.0.1:{sport}"])
+        rc, _ = h.lt_result(lp)
+        run.check("hybrid torrent with pad files: shoal -> libtorrent", rc == 0 and h.same_tree(
+            mt_src, os.path.join(ldst, "album"), list(sizes_of(mt_src))), f"exit {rc}")
         run.stop(seed)
     finally:
         code = run.finish()
