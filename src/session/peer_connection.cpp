@@ -17,6 +17,8 @@ constexpr std::uint32_t max_reads_in_flight = 8;
 constexpr std::uint32_t max_read_span = 256 * 1024;
 constexpr std::uint64_t max_send_backlog = 4u << 20;
 constexpr std::uint8_t our_ut_metadata = 0;  // not offered yet
+// Cancelled or dropped requests remembered, so a late answer is not taken for abuse.
+constexpr std::size_t max_cancelled = 2048;
 using clock = std::chrono::steady_clock;
 }  // namespace
 
@@ -282,6 +284,12 @@ asio::awaitable<void> peer_connection::timer_body() {
     if (!outstanding_.empty() && now - last_block_ > st.request_timeout && !snubbed_) {
       // Snubbed: give its requests to other peers, ask it for one block at a time.
       snubbed_ = true;
+      if (fast_) {
+        std::string cancels;
+        for (const auto& b : outstanding_)
+          wire::put_request(cancels, wire::msg::cancel, b.piece, b.begin, b.length);
+        send(std::move(cancels));
+      }
       drop_requests();
       for (auto& p : torrent_->peers())
         p->fill_requests();
@@ -322,6 +330,8 @@ bool peer_connection::handle(const wire::message& m) {
         violation("have for piece " + std::to_string(m.index) + " out of range");
         return false;
       }
+      // A peer with nothing may skip the bitfield (BEP 3): after a have, one is too late.
+      got_bitfield_ = true;
       if (!has_.get(m.index)) {
         has_.set(m.index);
         torrent_->on_have(this, m.index);
@@ -386,6 +396,8 @@ bool peer_connection::handle(const wire::message& m) {
       if (it != outstanding_.end()) {
         outstanding_.erase(it);
         torrent_->picker().abort_request(b);
+      } else if (auto c = std::find(cancelled_.begin(), cancelled_.end(), b); c != cancelled_.end()) {
+        cancelled_.erase(c);
       }
       return true;
     }
@@ -420,7 +432,24 @@ void peer_connection::handle_extended(const wire::message& m) {
       close(e.err().message());
       return;
     }
-    ext_ = std::move(*e);
+    if (!got_ext_) {
+      ext_ = std::move(*e);
+      got_ext_ = true;
+      return;
+    }
+    // Later handshakes carry changes only (BEP 10): merge what they say.
+    for (const auto& [name, id] : e->messages) {
+      if (id == 0)
+        ext_.messages.erase(name);
+      else
+        ext_.messages[name] = id;
+    }
+    if (!e->client.empty()) ext_.client = e->client;
+    if (e->reqq) ext_.reqq = e->reqq;
+    if (e->listen_port) ext_.listen_port = e->listen_port;
+    if (!e->yourip.empty()) ext_.yourip = e->yourip;
+    if (e->metadata_size) ext_.metadata_size = e->metadata_size;
+    ext_.upload_only = e->upload_only;
     return;
   }
   // ut_metadata, ut_pex and others are not offered yet, so peers should not send them.
@@ -480,10 +509,9 @@ void peer_connection::serve_requests() {
     ++reads_in_flight_;
     send_queued_bytes_ += span;
     auto self = shared_from_this();
-    torrent_->async_read_block(run->front().piece, run->front().begin, span,
-                               [self, run, span](std::error_code ec, std::string data) {
-                                 self->on_blocks_read(*run, span, ec, data);
-                               });
+    torrent_->async_read_block(
+        run->front().piece, run->front().begin, span,
+        [self, run, span](std::error_code ec, std::string data) { self->on_blocks_read(*run, span, ec, data); });
   }
 }
 
@@ -526,9 +554,14 @@ void peer_connection::on_piece(const wire::message& m) {
   auto it = !outstanding_.empty() && outstanding_.front() == b ? outstanding_.begin()
                                                                : std::find(outstanding_.begin(), outstanding_.end(), b);
   if (it == outstanding_.end()) {
-    // Unrequested data. With the fast extension this is a protocol violation; without it
-    // the block may be one we cancelled after a choke.
+    // Not outstanding: a block we cancelled or dropped may still come (BEP 6 lets a peer
+    // finish a cancelled request); anything else, with the fast extension, is a violation.
     torrent_->count_wasted(m.length);
+    auto c = std::find(cancelled_.begin(), cancelled_.end(), b);
+    if (c != cancelled_.end()) {
+      cancelled_.erase(c);
+      return;
+    }
     if (fast_) violation("sent a block that was never requested (piece " + std::to_string(m.index) + ")");
     return;
   }
@@ -620,10 +653,16 @@ void peer_connection::send_have(std::uint32_t piece) {
   if (am_interested_) update_interest();
 }
 
+void peer_connection::remember_cancelled(const block_ref& b) {
+  cancelled_.push_back(b);
+  if (cancelled_.size() > max_cancelled) cancelled_.pop_front();
+}
+
 void peer_connection::cancel_block(const block_ref& b) {
   auto it = std::find(outstanding_.begin(), outstanding_.end(), b);
   if (it == outstanding_.end()) return;
   outstanding_.erase(it);
+  remember_cancelled(b);
   torrent_->picker().abort_request(b);
   std::string m;
   wire::put_request(m, wire::msg::cancel, b.piece, b.begin, b.length);
@@ -632,8 +671,10 @@ void peer_connection::cancel_block(const block_ref& b) {
 
 void peer_connection::drop_requests() {
   if (!torrent_) return;
-  for (const auto& b : outstanding_)
+  for (const auto& b : outstanding_) {
     torrent_->picker().abort_request(b);
+    remember_cancelled(b);
+  }
   outstanding_.clear();
 }
 

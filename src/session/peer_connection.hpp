@@ -76,6 +76,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void send(std::string&& bytes);
   void flush_writes();
   void drop_requests();
+  void remember_cancelled(const block_ref& b);
   [[nodiscard]] std::uint32_t queue_depth();
   [[nodiscard]] bool has_bitfield_state() const { return got_bitfield_; }
 
@@ -91,6 +92,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool fast_ = false;
   bool extended_ = false;
   wire::ext_handshake ext_;
+  bool got_ext_ = false;
   bitfield has_;
   bool got_bitfield_ = false;
   bool counted_seed_ = false;
@@ -103,6 +105,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
 
   std::deque<block_ref> outstanding_;  // our requests to them
   std::deque<block_ref> incoming_;     // their requests to us
+  std::deque<block_ref> cancelled_;    // ours, cancelled or dropped: late answers are allowed
   std::uint32_t reads_in_flight_ = 0;
   std::uint32_t choked_requests_ = 0;  // requests received while we choke it
   std::uint64_t send_queued_bytes_ = 0;

@@ -9,7 +9,11 @@
 #include "storage/resume.hpp"
 #include "tracker/client.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 namespace shoal {
+
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 using clock = std::chrono::steady_clock;
@@ -447,7 +451,8 @@ void torrent::on_block(peer_connection* from, std::uint32_t piece, std::uint32_t
   if (!buf) {
     buf = std::make_shared<piece_buffer>();
     buf->size = fs_.piece_size(piece);
-    buf->bytes = has_pad_files_ ? std::make_unique<char[]>(buf->size) : std::make_unique_for_overwrite<char[]>(buf->size);
+    buf->bytes =
+        has_pad_files_ ? std::make_unique<char[]>(buf->size) : std::make_unique_for_overwrite<char[]>(buf->size);
     const std::size_t nb = (buf->size + piece_picker::block_size - 1) / piece_picker::block_size;
     buf->senders.assign(nb, nullptr);
     buf->sender_eps.assign(nb, tcp::endpoint{});
@@ -592,6 +597,8 @@ void torrent::do_flush(std::function<void()> then) {
     asio::post(self->session_.io(), [self, pieces, ec, then = std::move(then)] {
       if (ec) {
         self->fail("cannot flush data to disk: " + ec.message());
+        // Callers still go on (stop must finish); they see the error state.
+        if (then) then();
         return;
       }
       for (auto p : *pieces)
@@ -670,6 +677,16 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
     opt.udp_attempts = 1;
     opt.udp_base_timeout = std::chrono::milliseconds(2000);
   }
+  if (stopping) {
+    // Leaving: tell only the tracker that last answered, and give it three seconds in all
+    // (name resolution included), so that dead trackers cannot hold up shutdown.
+    if (last_tracker_.empty()) co_return false;
+    asio::steady_timer limit(session_.io());
+    limit.expires_after(std::chrono::seconds(3));
+    const std::string url = last_tracker_;
+    co_await (tracker::announce(session_.io(), url, req, opt) || limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    co_return true;
+  }
   std::string last_error;
   // BEP 12: tiers in order, trackers in a tier in order; the first to answer moves up.
   for (auto& tier : tiers_) {
@@ -689,6 +706,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         ++added;
       }
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
+      last_tracker_ = url;
       tracker_message_ =
           url + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
       if (session_.settings().log) session_.settings().log("tracker " + tracker_message_);
@@ -723,6 +741,7 @@ asio::awaitable<void> torrent::announce_body() {
       wait = retry;
       retry = std::min(retry * 2, std::chrono::seconds(1800));
     }
+    if (completed_pending_) continue;  // finished while announcing: say so at once
     announce_timer_.expires_after(wait);
     co_await announce_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -795,11 +814,18 @@ void torrent::stop(std::function<void()> done) {
           },
           asio::detached);
     };
+    if (self->state_ == torrent_state::checking) {
+      // Stopped mid-check: what was checked so far is not the whole truth; save nothing,
+      // so the next start checks again instead of trusting a partial list.
+      finish();
+      return;
+    }
     if (self->state_ == torrent_state::error) {
-      // Keep what was verified: flush what is written and save resume data anyway.
-      self->disk_.flush();
-      for (auto p : self->unflushed_)
-        self->flushed_.set(p);
+      // Keep what was verified, if it can still be synced; otherwise claim nothing new.
+      if (!self->disk_.flush()) {
+        for (auto p : self->unflushed_)
+          self->flushed_.set(p);
+      }
       self->unflushed_.clear();
       self->save_resume();
       finish();

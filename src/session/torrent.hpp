@@ -193,6 +193,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   bool completed_pending_ = false;
   std::uint32_t tracker_key_ = 0;
   std::chrono::seconds next_announce_{1800};
+  std::string last_tracker_;  // the tracker that answered last: the one told we stop
 
  public:
   void set_tracker_message(std::string m) { tracker_message_ = std::move(m); }

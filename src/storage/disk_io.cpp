@@ -28,7 +28,9 @@ void disk_io::evict_locked() {
     auto oldest = std::min_element(open_.begin(), open_.end(),
                                    [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
     if (std::find(dirty_.begin(), dirty_.end(), oldest->first) != dirty_.end()) {
-      ::fdatasync(oldest->second.file->fd);
+      if (::fdatasync(oldest->second.file->fd) != 0 && !sync_error_) {
+        sync_error_ = std::error_code(errno, std::generic_category());
+      }
       dirty_.erase(std::find(dirty_.begin(), dirty_.end(), oldest->first));
     }
     open_.erase(oldest);
@@ -118,7 +120,6 @@ std::error_code disk_io::write(std::uint32_t piece, std::uint64_t begin, std::st
     {
       std::lock_guard lk(mu_);
       file = open_file(s.file, true, ec);
-      if (file && std::find(dirty_.begin(), dirty_.end(), s.file) == dirty_.end()) dirty_.push_back(s.file);
     }
     if (!file) return ec;
     const int fd = file->fd;
@@ -132,23 +133,36 @@ std::error_code disk_io::write(std::uint32_t piece, std::uint64_t begin, std::st
       }
       done += static_cast<std::uint64_t>(r);
     }
+    // Dirty only once the bytes are in: a flush that starts earlier must not count them.
+    std::lock_guard lk(mu_);
+    if (std::find(dirty_.begin(), dirty_.end(), s.file) == dirty_.end()) dirty_.push_back(s.file);
   }
   return {};
 }
 
 std::error_code disk_io::flush() {
-  // Take the dirty descriptors, then sync without the lock: writes go on meanwhile.
-  std::vector<std::shared_ptr<fd_holder>> files;
+  // One flush at a time: a flush must not return while an earlier one is still syncing
+  // files it took. Writes go on meanwhile (mu_ is released during fdatasync).
+  std::lock_guard flush_lk(flush_mu_);
+  std::vector<std::pair<std::uint32_t, std::shared_ptr<fd_holder>>> files;
   {
     std::lock_guard lk(mu_);
+    if (sync_error_) return sync_error_;
     for (std::uint32_t f : dirty_) {
       auto it = open_.find(f);
-      if (it != open_.end()) files.push_back(it->second.file);
+      if (it != open_.end()) files.emplace_back(f, it->second.file);
     }
     dirty_.clear();
   }
-  for (const auto& file : files) {
-    if (::fdatasync(file->fd) != 0) return {errno, std::generic_category()};
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (::fdatasync(files[i].second->fd) != 0) {
+      // Sticky: data that failed to sync may be gone; no later flush may claim otherwise.
+      std::lock_guard lk(mu_);
+      sync_error_ = std::error_code(errno, std::generic_category());
+      for (std::size_t k = i; k < files.size(); ++k)
+        dirty_.push_back(files[k].first);
+      return sync_error_;
+    }
   }
   return {};
 }

@@ -30,7 +30,8 @@ class disk_io {
                        bool allow_missing = false);
   // Writes a whole piece or part of it; creates files and folders as needed.
   std::error_code write(std::uint32_t piece, std::uint64_t begin, std::string_view data);
-  // fdatasync every file written since the last flush.
+  // fdatasync every file written since the last flush. After one failure, every later
+  // call fails too: data that could not be synced may be lost.
   std::error_code flush();
   // True if file f exists with at least its full size.
   [[nodiscard]] bool file_complete(std::uint32_t f) const;
@@ -58,6 +59,8 @@ class disk_io {
   const file_storage& fs_;
   std::filesystem::path root_;
   std::mutex mu_;
+  std::mutex flush_mu_;
+  std::error_code sync_error_;  // sticky: after a failed fdatasync every flush fails
   std::unordered_map<std::uint32_t, handle> open_;
   std::vector<std::uint32_t> dirty_;
   std::uint64_t clock_ = 0;

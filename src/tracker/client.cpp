@@ -124,12 +124,14 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
   };
 
   const std::uint32_t t1 = rng();
-  auto r1 = co_await exchange(udp_connect_request(t1));
+  const std::string connect_pkt = udp_connect_request(t1);  // named: no temporaries around co_await
+  auto r1 = co_await exchange(connect_pkt);
   if (!r1) co_return fail(url, "no answer from the UDP tracker");
   auto conn = udp_connect_reply(*r1, t1);
   if (!conn) co_return fail(url, conn.err().message());
   const std::uint32_t t2 = rng();
-  auto r2 = co_await exchange(udp_announce_request(*conn, t2, req));
+  const std::string announce_pkt = udp_announce_request(*conn, t2, req);
+  auto r2 = co_await exchange(announce_pkt);
   if (!r2) co_return fail(url, "no answer to the UDP announce");
   auto res = udp_announce_reply(*r2, t2, target.address().is_v6());
   if (!res) co_return fail(url, res.err().message());
