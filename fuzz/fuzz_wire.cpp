@@ -8,6 +8,7 @@
 #include "check.hpp"
 #include "wire/extension.hpp"
 #include "wire/message.hpp"
+#include "wire/metadata.hpp"
 
 using namespace shoal::wire;
 
@@ -72,6 +73,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto m = decode_message(body);
     if (m) {
       reencode_check(*m, body);
+      if (m->type == msg::extended && m->ext_id != 0) {
+        // ut_metadata: a data message's piece is within bounds and at most 16 KiB.
+        if (auto md = decode_metadata_message(m->payload)) {
+          FUZZ_CHECK(md->data.size() <= metadata_piece_size);
+          if (md->type == metadata_msg::data) {
+            FUZZ_CHECK(md->total_size <= max_metadata_size && md->piece < metadata_pieces(md->total_size));
+            auto again = decode_metadata_message(encode_metadata_data(md->piece, md->total_size, md->data));
+            FUZZ_CHECK(again.ok() && again->data == md->data);
+          }
+        }
+      }
       if (m->type == msg::extended && m->ext_id == 0) {
         auto e = decode_ext_handshake(m->payload);
         if (e) {

@@ -7,12 +7,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 #include "commands.hpp"
 #include "console.hpp"
+#include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "session/metadata_fetch.hpp"
 #include "session/session.hpp"
+#include "storage/resume.hpp"
 #include "tracker/client.hpp"
 
 namespace shoal::cli {
@@ -95,14 +99,128 @@ std::string format_eta(double secs) {
   return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
-int run_transfer(const transfer_args& a) {
-  if (is_magnet(a.target)) {
-    return fail(
-        "magnet links need metadata exchange from peers, which this build does not do yet; "
-        "download the .torrent file instead");
+// "host:port" or "[v6]:port" -> an endpoint.
+result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p) {
+  auto colon = p.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return error{errc::invalid_argument, "peer '" + p + "': expected HOST:PORT", no_offset};
   }
+  std::string host = p.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(host, p.substr(colon + 1), ec);
+  if (ec || results.empty()) {
+    return error{errc::invalid_argument, "peer '" + p + "': " + (ec ? ec.message() : "no address"), no_offset};
+  }
+  return results.begin()->endpoint();
+}
+
+// A magnet link's metadata (BEP 9): peers from x.pe, --peer and the link's trackers are
+// asked for the info dictionary; the verified copy is kept in DIR/.shoal/ for next time.
+result<std::string> magnet_torrent(const magnet_link& mag, const transfer_args& a,
+                                   const std::vector<tcp::endpoint>& given, const std::string& key,
+                                   const std::function<void(const std::string&)>& log) {
+  const fs::path cached = fs::path(a.dir) / ".shoal" / (key + ".torrent");
+  if (auto c = load_metainfo(cached);
+      c && c->info_hash_v1 == mag.info_hash_v1 && (!mag.info_hash_v2 || c->info_hash_v2 == mag.info_hash_v2)) {
+    return torrent_from_metadata(c->info_bytes, mag.trackers);
+  }
+  asio::io_context io;
+  std::optional<result<std::string>> got;
+  metadata_fetch_params p;
+  if (mag.info_hash_v1) {
+    p.wire_hash = *mag.info_hash_v1;
+  } else {
+    std::copy_n(mag.info_hash_v2->begin(), 20, p.wire_hash.begin());
+  }
+  p.v1 = mag.info_hash_v1;
+  p.v2 = mag.info_hash_v2;
+  std::random_device rd;
+  const std::string prefix = "-SH0100-";
+  std::copy(prefix.begin(), prefix.end(), p.id.begin());
+  for (std::size_t i = prefix.size(); i < p.id.size(); ++i)
+    p.id[i] = static_cast<std::uint8_t>(rd());
+  p.peers = given;
+  p.log = log;
+  if (a.stop_timeout > 0) p.timeout = std::chrono::seconds(a.stop_timeout);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        // Trackers from the link give more peers to ask.
+        tracker::announce_request req;
+        req.info_hash = p.wire_hash;
+        req.peer_id = p.id;
+        req.port = static_cast<std::uint16_t>(a.port);
+        req.left = 1;
+        req.ev = tracker::event::started;
+        const tracker::client_options opt;
+        // A tracker may not know any peer yet (a seeder that just started): ask a few times.
+        asio::steady_timer wait(io);
+        for (int round = 0; round < 5 && !mag.trackers.empty(); ++round) {
+          for (const auto& url : mag.trackers) {
+            auto r = co_await tracker::announce(io, url, req, opt);
+            if (!r) {
+              if (log) log("tracker error: " + r.err().message());
+              continue;
+            }
+            for (const auto& ep : r->peers) {
+              if (ep.port() != a.port || !ep.address().is_loopback()) p.peers.push_back(ep);
+            }
+          }
+          if (!p.peers.empty()) break;
+          wait.expires_after(std::chrono::seconds(2));
+          co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        got = co_await fetch_metadata(io, p);
+      },
+      asio::detached);
+  io.run();
+  if (!got) return error{errc::io, "metadata fetch did not finish", no_offset};
+  if (!*got) return got->err();
+  std::error_code ec;
+  fs::create_directories(cached.parent_path(), ec);
+  const std::string bytes = torrent_from_metadata(**got, mag.trackers);
+  if (!ec) (void)save_resume_file(cached, bytes);  // atomic write; losing the cache only costs a refetch
+  return bytes;
+}
+
+int run_transfer(const transfer_args& in) {
+  transfer_args a = in;
   result<metainfo> loaded = error{};
-  if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
+  std::vector<tcp::endpoint> extra_peers;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> select_only;
+  if (is_magnet(a.target)) {
+    auto mag = parse_magnet(a.target);
+    if (!mag) return fail(mag.err().message());
+    asio::io_context rio;
+    tcp::resolver resolver(rio);
+    std::vector<tcp::endpoint> given;
+    for (const auto& p : mag->peers) {
+      auto ep = resolve_peer(resolver, p);
+      if (!ep) return fail("x.pe " + ep.err().message());
+      given.push_back(*ep);
+    }
+    for (const auto& p : a.peers) {
+      auto ep = resolve_peer(resolver, p);
+      if (!ep) return fail("--" + ep.err().message());
+      given.push_back(*ep);
+    }
+    if (given.empty() && mag->trackers.empty()) {
+      return fail(
+          "the magnet link has no trackers and no peers (x.pe), and no --peer was given: nobody to ask "
+          "for the metadata (the DHT is not supported yet)");
+    }
+    const std::string key =
+        mag->info_hash_v1 ? to_hex(as_view(*mag->info_hash_v1)) : to_hex(as_view(*mag->info_hash_v2));
+    std::function<void(const std::string&)> log;
+    if (a.verbose) log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
+    if (!a.json_progress) fmt::print(stderr, "fetching the metadata of {} from peers...\n", key);
+    auto bytes = magnet_torrent(*mag, a, given, key, log);
+    if (!bytes) return fail(bytes.err().message());
+    loaded = parse_metainfo(*bytes);
+    extra_peers = given;
+    select_only = mag->select_only;
+  } else if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
     // A .torrent by URL: fetched once, at most max_torrent_size bytes, certificates verified.
     asio::io_context fetch_io;
     std::optional<result<std::string>> body;
@@ -172,15 +290,26 @@ int run_transfer(const transfer_args& a) {
       tp.file_priorities[real[i]] = (*sel)[i];
   }
   tcp::resolver resolver(io);
-  for (const auto& p : a.peers) {
-    auto colon = p.rfind(':');
-    if (colon == std::string::npos || colon == 0) return fail("--peer '" + p + "': expected HOST:PORT");
-    std::string host = p.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    boost::system::error_code ec;
-    auto results = resolver.resolve(host, p.substr(colon + 1), ec);
-    if (ec || results.empty()) return fail("--peer '" + p + "': " + (ec ? ec.message() : "no address"));
-    tp.peers.push_back(results.begin()->endpoint());
+  if (!extra_peers.empty()) {
+    tp.peers = extra_peers;
+  } else {
+    for (const auto& p : a.peers) {
+      auto ep = resolve_peer(resolver, p);
+      if (!ep) return fail("--" + ep.err().message());
+      tp.peers.push_back(*ep);
+    }
+  }
+  if (!select_only.empty() && tp.file_priorities.empty()) {
+    // BEP 53 `so`: indices count the files a user sees (no pad files), from 0.
+    std::vector<std::size_t> real;
+    for (std::size_t i = 0; i < mi.files.size(); ++i) {
+      if (!mi.files[i].pad) real.push_back(i);
+    }
+    tp.file_priorities.assign(mi.files.size(), 0);
+    for (auto [lo, hi] : select_only) {
+      for (std::uint64_t i = lo; i <= hi && i < real.size(); ++i)
+        tp.file_priorities[real[i]] = 1;
+    }
   }
   std::error_code dec;
   fs::create_directories(a.dir, dec);
@@ -386,7 +515,7 @@ void add_common(CLI::App& app, transfer_args& a) {
 
 runner add_download(CLI::App& app) {
   auto a = std::make_shared<transfer_args>();
-  app.add_option("TORRENT", a->target, "A .torrent file, or its http(s):// URL")->required();
+  app.add_option("TORRENT", a->target, "A .torrent file, its http(s):// URL, or a magnet link")->required();
   add_common(app, *a);
   app.add_option("--seed-ratio", a->seed_ratio,
                  "After completing, seed until uploaded/size reaches this (default 1.0)");

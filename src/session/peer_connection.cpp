@@ -5,6 +5,7 @@
 
 #include "session/session.hpp"
 #include "session/torrent.hpp"
+#include "wire/metadata.hpp"
 
 namespace shoal {
 
@@ -16,7 +17,9 @@ constexpr std::uint32_t max_reads_in_flight = 8;
 // Contiguous requests are read from disk together, up to this many bytes.
 constexpr std::uint32_t max_read_span = 256 * 1024;
 constexpr std::uint64_t max_send_backlog = 4u << 20;
-constexpr std::uint8_t our_ut_metadata = 0;  // not offered yet
+constexpr std::uint8_t our_ut_metadata = 1;  // the id peers use to send us ut_metadata
+// Metadata requests served per connection before rejecting (flood guard, BEP 9).
+constexpr std::uint32_t metadata_requests_per_piece = 4;
 // Cancelled or dropped requests remembered, so a late answer is not taken for abuse.
 constexpr std::size_t max_cancelled = 2048;
 using clock = std::chrono::steady_clock;
@@ -188,7 +191,9 @@ void peer_connection::after_handshake() {
       auto b = ep_.address().to_v6().to_bytes();
       e.yourip.assign(reinterpret_cast<const char*>(b.data()), b.size());
     }
-    (void)our_ut_metadata;
+    // BEP 9: offer the info dictionary to peers that came with only a magnet link.
+    e.messages[std::string(wire::ut_metadata)] = our_ut_metadata;
+    e.metadata_size = torrent_->info().info_bytes.size();
     wire::put_extended(msgs, 0, wire::encode_ext_handshake(e));
   }
   const bitfield& mine = torrent_->picker().have_bits();
@@ -452,7 +457,34 @@ void peer_connection::handle_extended(const wire::message& m) {
     ext_.upload_only = e->upload_only;
     return;
   }
-  // ut_metadata, ut_pex and others are not offered yet, so peers should not send them.
+  if (m.ext_id == our_ut_metadata) {
+    on_metadata(m.payload);
+    return;
+  }
+  // Other extensions (ut_pex, ...) are not offered yet; peers should not send them.
+}
+
+void peer_connection::on_metadata(std::string_view payload) {
+  auto md = wire::decode_metadata_message(payload);
+  if (!md) {
+    violation(md.err().message());
+    return;
+  }
+  if (md->type != wire::metadata_msg::request) return;  // we never ask on this connection
+  auto it = ext_.messages.find(wire::ut_metadata);
+  if (it == ext_.messages.end() || it->second == 0) return;  // cannot answer a peer without the id
+  const std::string& info = torrent_->info().info_bytes;
+  const std::uint32_t pieces = wire::metadata_pieces(info.size());
+  std::string out;
+  if (md->piece >= pieces || ++metadata_served_ > pieces * metadata_requests_per_piece) {
+    wire::put_extended(out, it->second, wire::encode_metadata_reject(md->piece));
+  } else {
+    const std::size_t off = static_cast<std::size_t>(md->piece) * wire::metadata_piece_size;
+    wire::put_extended(out, it->second,
+                       wire::encode_metadata_data(md->piece, info.size(),
+                                                  std::string_view(info).substr(off, wire::metadata_piece_size)));
+  }
+  send(std::move(out));
 }
 
 void peer_connection::on_request(const wire::message& m) {

@@ -68,6 +68,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void after_handshake();
   bool handle(const wire::message& m);
   void handle_extended(const wire::message& m);
+  void on_metadata(std::string_view payload);
   void on_piece(const wire::message& m);
   void on_request(const wire::message& m);
   void serve_requests();
@@ -93,6 +94,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool extended_ = false;
   wire::ext_handshake ext_;
   bool got_ext_ = false;
+  std::uint32_t metadata_served_ = 0;
   bitfield has_;
   bool got_bitfield_ = false;
   bool counted_seed_ = false;

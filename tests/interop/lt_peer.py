@@ -3,7 +3,7 @@
 
 Usage:
   lt_peer.py seed TORRENT DIR --port N [--peer HOST:PORT ...] [--seconds S]
-  lt_peer.py download TORRENT DIR --port N [--peer HOST:PORT ...] [--seconds S]
+    lt_peer.py download TORRENT|MAGNET DIR --port N [--peer HOST:PORT ...] [--seconds S]
 
 Prints one JSON line per second with its state, and exits 0 when a download completes
 (verified), 1 on timeout or error. A seeder runs until --seconds pass or it is killed.
@@ -51,8 +51,12 @@ def main():
 
     extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
     ses = make_session(args.port, extra)
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(args.torrent)
+    if args.torrent.startswith("magnet:"):
+        # Metadata comes from the peers (BEP 9).
+        atp = lt.parse_magnet_uri(args.torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.dir
     if args.mode == "seed":
         atp.flags |= lt.torrent_flags.seed_mode

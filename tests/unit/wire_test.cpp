@@ -3,6 +3,7 @@
 #include "core/bitfield.hpp"
 #include "wire/extension.hpp"
 #include "wire/message.hpp"
+#include "wire/metadata.hpp"
 
 using namespace shoal;
 using namespace shoal::wire;
@@ -135,4 +136,29 @@ TEST(Bitfield, HintsAndWireForm) {
   EXPECT_TRUE(w.all());
   EXPECT_FALSE(w.assign(std::string("\xff\xe0", 2)));  // a spare bit set
   EXPECT_FALSE(w.assign(std::string("\xff", 1)));      // wrong length
+}
+
+TEST(Wire, MetadataMessages) {
+  auto req = decode_metadata_message(encode_metadata_request(3));
+  ASSERT_TRUE(req.ok());
+  EXPECT_EQ(req->type, metadata_msg::request);
+  EXPECT_EQ(req->piece, 3u);
+  const std::string chunk(100, 'i');
+  auto data = decode_metadata_message(encode_metadata_data(1, metadata_piece_size + 100, chunk));
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(data->type, metadata_msg::data);
+  EXPECT_EQ(data->total_size, metadata_piece_size + 100u);
+  EXPECT_EQ(data->data, chunk);
+  EXPECT_EQ(decode_metadata_message(encode_metadata_reject(9))->type, metadata_msg::reject);
+  // Bounds: piece past the total, data over 16 KiB, oversized totals, unknown types.
+  EXPECT_FALSE(decode_metadata_message(encode_metadata_data(2, metadata_piece_size + 100, chunk)).ok());
+  EXPECT_FALSE(
+      decode_metadata_message(encode_metadata_data(0, 1 << 20, std::string(metadata_piece_size + 1, 'x'))).ok());
+  EXPECT_FALSE(decode_metadata_message(encode_metadata_data(0, max_metadata_size + 1, chunk)).ok());
+  EXPECT_TRUE(decode_metadata_message(encode_metadata_data(0, max_metadata_size, chunk)).ok());
+  EXPECT_FALSE(decode_metadata_message("d8:msg_typei3e5:piecei0ee").ok());
+  EXPECT_FALSE(decode_metadata_message("d8:msg_typei0e5:piecei0eeXX").ok());
+  EXPECT_EQ(metadata_pieces(1), 1u);
+  EXPECT_EQ(metadata_pieces(metadata_piece_size), 1u);
+  EXPECT_EQ(metadata_pieces(metadata_piece_size + 1), 2u);
 }

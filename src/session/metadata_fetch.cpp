@@ -1,0 +1,214 @@
+#include "session/metadata_fetch.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <map>
+#include <memory>
+
+#include "core/bencode.hpp"
+#include "wire/extension.hpp"
+#include "wire/metadata.hpp"
+
+namespace shoal {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr std::uint8_t our_ut_metadata = 1;
+constexpr std::size_t max_parallel_peers = 16;
+constexpr unsigned max_attempts = 4;
+
+struct shared_state {
+  std::optional<std::string> result;
+  std::string last_error;
+  std::size_t running = 0;
+  std::vector<std::weak_ptr<tcp::socket>> sockets;  // closed once a copy is verified
+};
+
+std::string ep_string(const tcp::endpoint& ep) {
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+bool matches(const metadata_fetch_params& p, const std::string& info) {
+  if (p.v1 && sha1(info) != *p.v1) return false;
+  if (p.v2 && sha256(info) != *p.v2) return false;
+  return p.v1 || p.v2;
+}
+
+// One peer: handshake, extension handshake, then every metadata piece. Returns an error
+// text, or an empty string once shared state holds a verified copy.
+asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<const metadata_fetch_params> pp,
+                                       tcp::endpoint ep, std::shared_ptr<shared_state> st) {
+  const metadata_fetch_params& p = *pp;
+  auto sock_ptr = std::make_shared<tcp::socket>(io);
+  st->sockets.push_back(sock_ptr);
+  tcp::socket& sock = *sock_ptr;
+  auto [cec] = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  if (cec) co_return "connect: " + cec.message();
+  wire::handshake hs;
+  hs.set_extension_protocol();
+  hs.set_fast_extension();
+  hs.info_hash = p.wire_hash;
+  hs.id = p.id;
+  const std::string hs_out = wire::encode_handshake(hs);
+  wire::ext_handshake eh;
+  eh.messages[std::string(wire::ut_metadata)] = our_ut_metadata;
+  eh.client = p.client_name;
+  std::string ext_out;
+  wire::put_extended(ext_out, 0, wire::encode_ext_handshake(eh));
+  auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(hs_out), asio::as_tuple(asio::use_awaitable));
+  if (wec) co_return "send: " + wec.message();
+  std::string in(wire::handshake_size, '\0');
+  auto [rec, rn] = co_await asio::async_read(sock, asio::buffer(in), asio::as_tuple(asio::use_awaitable));
+  if (rec) co_return "handshake: " + rec.message();
+  auto theirs = wire::decode_handshake(in);
+  if (!theirs) co_return theirs.err().message();
+  if (theirs->info_hash != p.wire_hash) co_return "peer answered for another torrent";
+  if (!theirs->extension_protocol()) co_return "peer does not support the extension protocol";
+  auto [xec, xn] = co_await asio::async_write(sock, asio::buffer(ext_out), asio::as_tuple(asio::use_awaitable));
+  if (xec) co_return "send: " + xec.message();
+
+  std::uint8_t their_id = 0;
+  std::uint64_t size = 0;
+  std::string info;
+  std::vector<bool> got;
+  std::uint32_t have = 0;
+  std::string buf;
+  while (!st->result) {
+    char head[4];
+    auto [hec, hn] = co_await asio::async_read(sock, asio::buffer(head, 4), asio::as_tuple(asio::use_awaitable));
+    if (hec) co_return "read: " + hec.message();
+    const std::uint32_t len = *wire::peek_length(std::string_view(head, 4));
+    if (len > wire::max_message_size) co_return "message too large";
+    buf.resize(len);
+    auto [bec, bn] = co_await asio::async_read(sock, asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    if (bec) co_return "read: " + bec.message();
+    auto m = wire::decode_message(buf);
+    if (!m) co_return m.err().message();
+    if (m->type != wire::msg::extended) continue;  // bitfields, haves: not needed here
+    if (m->ext_id == 0) {
+      auto e = wire::decode_ext_handshake(m->payload);
+      if (!e) co_return e.err().message();
+      auto it = e->messages.find(wire::ut_metadata);
+      if (it == e->messages.end() || it->second == 0) co_return "peer does not offer ut_metadata";
+      if (!e->metadata_size || *e->metadata_size == 0 || *e->metadata_size > wire::max_metadata_size) {
+        co_return "peer gave no usable metadata_size";
+      }
+      their_id = it->second;
+      size = *e->metadata_size;
+      info.assign(size, '\0');
+      got.assign(wire::metadata_pieces(size), false);
+      std::string reqs;
+      for (std::uint32_t i = 0; i < got.size(); ++i)
+        wire::put_extended(reqs, their_id, wire::encode_metadata_request(i));
+      auto [qec, qn] = co_await asio::async_write(sock, asio::buffer(reqs), asio::as_tuple(asio::use_awaitable));
+      if (qec) co_return "send: " + qec.message();
+      continue;
+    }
+    if (m->ext_id != our_ut_metadata || their_id == 0) continue;
+    auto md = wire::decode_metadata_message(m->payload);
+    if (!md) co_return md.err().message();
+    if (md->type == wire::metadata_msg::reject) co_return "peer rejected metadata piece " + std::to_string(md->piece);
+    if (md->type != wire::metadata_msg::data) continue;
+    const std::uint64_t off = static_cast<std::uint64_t>(md->piece) * wire::metadata_piece_size;
+    const std::uint64_t want = std::min<std::uint64_t>(wire::metadata_piece_size, size - std::min(size, off));
+    if (md->total_size != size || md->piece >= got.size() || md->data.size() != want) {
+      co_return "peer sent a metadata piece of the wrong size";
+    }
+    std::copy(md->data.begin(), md->data.end(), info.begin() + static_cast<std::ptrdiff_t>(off));
+    if (!got[md->piece]) {
+      got[md->piece] = true;
+      ++have;
+    }
+    if (have == got.size()) {
+      if (!matches(p, info)) co_return "metadata does not match the info-hash";
+      if (!st->result) st->result = std::move(info);
+      co_return "";
+    }
+  }
+  co_return "";
+}
+
+}  // namespace
+
+asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const metadata_fetch_params& p) {
+  if (p.peers.empty()) co_return error{errc::invalid_argument, "no peers to ask for the metadata", no_offset};
+  auto st = std::make_shared<shared_state>();
+  // The peers' coroutines may outlive this call: they share a copy of the parameters.
+  auto pp = std::make_shared<const metadata_fetch_params>(p);
+  const auto deadline = std::chrono::steady_clock::now() + p.timeout;
+  // Each peer is tried up to max_attempts times, waiting 1 s, 2 s, ... between tries: a
+  // peer that only just started may not know the torrent yet and hang up.
+  struct attempt {
+    tcp::endpoint ep;
+    unsigned tries = 0;
+    std::chrono::steady_clock::time_point not_before;
+  };
+  auto queue = std::make_shared<std::vector<attempt>>();
+  for (const auto& ep : p.peers)
+    queue->push_back({ep, 0, std::chrono::steady_clock::now()});
+  asio::steady_timer tick(io);
+  while (!st->result && std::chrono::steady_clock::now() < deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < queue->size() && st->running < max_parallel_peers;) {
+      if ((*queue)[i].not_before > now) {
+        ++i;
+        continue;
+      }
+      attempt at = (*queue)[i];
+      queue->erase(queue->begin() + static_cast<std::ptrdiff_t>(i));
+      ++st->running;
+      if (p.log) p.log("metadata: asking " + ep_string(at.ep));
+      asio::co_spawn(
+          io,
+          [&io, pp, at, st, queue]() -> asio::awaitable<void> {
+            asio::steady_timer limit(io);
+            limit.expires_after(std::chrono::seconds(30));
+            auto r = co_await (from_peer(io, pp, at.ep, st) || limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+            std::string why = r.index() == 0 ? std::get<0>(r) : std::string("timed out");
+            if (!why.empty() && !st->result) {
+              st->last_error = ep_string(at.ep) + ": " + why;
+              if (pp->log) pp->log("metadata: " + st->last_error);
+              if (at.tries + 1 < max_attempts) {
+                queue->push_back(
+                    {at.ep, at.tries + 1, std::chrono::steady_clock::now() + std::chrono::seconds(at.tries + 1)});
+              }
+            }
+            --st->running;
+          },
+          asio::detached);
+    }
+    if (st->running == 0 && queue->empty()) break;
+    tick.expires_after(std::chrono::milliseconds(20));
+    co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  // Hang up on every peer still talking, so nothing outlives the fetch for long.
+  for (auto& w : st->sockets) {
+    if (auto s = w.lock()) {
+      boost::system::error_code ec;
+      s->close(ec);
+    }
+  }
+  if (st->result) co_return std::move(*st->result);
+  co_return error{
+      errc::io,
+      "could not get the metadata from any peer" + (st->last_error.empty() ? "" : " (last: " + st->last_error + ")"),
+      no_offset};
+}
+
+std::string torrent_from_metadata(const std::string& info, const std::vector<std::string>& trackers) {
+  std::string t = "d";
+  if (!trackers.empty()) {
+    t += "8:announce" + bencode::encode(trackers.front());
+    bencode::list tiers;
+    for (const auto& tr : trackers)
+      tiers.emplace_back(bencode::list{tr});
+    t += "13:announce-list" + bencode::encode(tiers);
+  }
+  t += "4:info" + info + "e";
+  return t;
+}
+
+}  // namespace shoal
