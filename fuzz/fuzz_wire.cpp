@@ -9,6 +9,7 @@
 #include "wire/extension.hpp"
 #include "wire/message.hpp"
 #include "wire/metadata.hpp"
+#include "wire/pex.hpp"
 
 using namespace shoal::wire;
 
@@ -74,6 +75,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (m) {
       reencode_check(*m, body);
       if (m->type == msg::extended && m->ext_id != 0) {
+        // ut_pex: bounded, and what decodes re-encodes to the same contacts.
+        if (auto px = decode_pex(m->payload)) {
+          FUZZ_CHECK(px->added.size() <= max_pex_contacts && px->dropped.size() <= 2 * max_pex_contacts);
+          if (!px->added.empty() || !px->dropped.empty()) {
+            auto again = decode_pex(encode_pex(*px));
+            FUZZ_CHECK(again.ok() && again->added.size() == px->added.size());
+          }
+        }
         // ut_metadata: a data message's piece is within bounds and at most 16 KiB.
         if (auto md = decode_metadata_message(m->payload)) {
           FUZZ_CHECK(md->data.size() <= metadata_piece_size);

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "session/session.hpp"
 #include "session/torrent.hpp"
 #include "wire/metadata.hpp"
+#include "wire/pex.hpp"
 
 namespace shoal {
 
@@ -18,6 +20,10 @@ constexpr std::uint32_t max_reads_in_flight = 8;
 constexpr std::uint32_t max_read_span = 256 * 1024;
 constexpr std::uint64_t max_send_backlog = 4u << 20;
 constexpr std::uint8_t our_ut_metadata = 1;  // the id peers use to send us ut_metadata
+constexpr std::uint8_t our_ut_pex = 2;
+// BEP 11: the first PEX message a little after the handshake, then at most one a minute.
+constexpr auto first_pex_after = std::chrono::seconds(2);
+constexpr auto pex_interval = std::chrono::seconds(60);
 // Metadata requests served per connection before rejecting (flood guard, BEP 9).
 constexpr std::uint32_t metadata_requests_per_piece = 4;
 // Cancelled or dropped requests remembered, so a late answer is not taken for abuse.
@@ -194,6 +200,9 @@ void peer_connection::after_handshake() {
     // BEP 9: offer the info dictionary to peers that came with only a magnet link.
     e.messages[std::string(wire::ut_metadata)] = our_ut_metadata;
     e.metadata_size = torrent_->info().info_bytes.size();
+    // BEP 27: private torrents learn peers from their trackers only.
+    if (!torrent_->info().is_private) e.messages[std::string(wire::ut_pex)] = our_ut_pex;
+    next_pex_ = clock::now() + first_pex_after;
     wire::put_extended(msgs, 0, wire::encode_ext_handshake(e));
   }
   const bitfield& mine = torrent_->picker().have_bits();
@@ -300,6 +309,7 @@ asio::awaitable<void> peer_connection::timer_body() {
         p->fill_requests();
     }
     fill_requests();
+    maybe_send_pex();
   }
 }
 
@@ -461,7 +471,52 @@ void peer_connection::handle_extended(const wire::message& m) {
     on_metadata(m.payload);
     return;
   }
+  if (m.ext_id == our_ut_pex) {
+    if (torrent_->info().is_private) return;  // never offered for private torrents
+    auto pex = wire::decode_pex(m.payload);
+    if (!pex) {
+      violation(pex.err().message());
+      return;
+    }
+    torrent_->on_pex(this, *pex);
+    return;
+  }
   // Other extensions (ut_pex, ...) are not offered yet; peers should not send them.
+}
+
+std::optional<tcp::endpoint> peer_connection::listen_endpoint() const {
+  if (outgoing_) return ep_;
+  if (ext_.listen_port) return tcp::endpoint(ep_.address(), *ext_.listen_port);
+  return std::nullopt;
+}
+
+void peer_connection::maybe_send_pex() {
+  if (closed_ || torrent_->info().is_private || clock::now() < next_pex_) return;
+  auto it = ext_.messages.find(wire::ut_pex);
+  if (it == ext_.messages.end() || it->second == 0) return;
+  next_pex_ = clock::now() + pex_interval;
+  // The peers we are connected to now, against what this peer was told before.
+  std::map<tcp::endpoint, std::uint8_t> now;
+  for (const auto& [ep, flags] : torrent_->pex_contacts(this))
+    now.emplace(ep, flags);
+  wire::pex_message msg;
+  const std::size_t limit = pex_told_.empty() ? wire::max_pex_contacts : wire::pex_batch;
+  for (const auto& [ep, flags] : now) {
+    if (msg.added.size() >= limit) break;
+    if (pex_told_.insert(ep).second) msg.added.emplace_back(ep, flags);
+  }
+  for (auto t = pex_told_.begin(); t != pex_told_.end() && msg.dropped.size() < wire::pex_batch;) {
+    if (now.count(*t) == 0) {
+      msg.dropped.push_back(*t);
+      t = pex_told_.erase(t);
+    } else {
+      ++t;
+    }
+  }
+  if (msg.added.empty() && msg.dropped.empty()) return;
+  std::string out;
+  wire::put_extended(out, it->second, wire::encode_pex(msg));
+  send(std::move(out));
 }
 
 void peer_connection::on_metadata(std::string_view payload) {

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,11 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   [[nodiscard]] std::chrono::steady_clock::time_point last_unchoked() const { return last_unchoked_; }
   [[nodiscard]] bool counted_as_seed() const { return counted_seed_; }
 
+  // Where this peer accepts connections: its address with the port it connected from
+  // (outgoing) or told us (extension handshake "p"); unknown otherwise.
+  [[nodiscard]] std::optional<tcp::endpoint> listen_endpoint() const;
+  [[nodiscard]] bool is_outgoing() const { return outgoing_; }
+
   void choke(bool c);
   void send_have(std::uint32_t piece);
   // Tells the peer we no longer need a block another peer delivered (end game).
@@ -69,6 +76,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool handle(const wire::message& m);
   void handle_extended(const wire::message& m);
   void on_metadata(std::string_view payload);
+  void maybe_send_pex();
   void on_piece(const wire::message& m);
   void on_request(const wire::message& m);
   void serve_requests();
@@ -95,6 +103,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   wire::ext_handshake ext_;
   bool got_ext_ = false;
   std::uint32_t metadata_served_ = 0;
+  std::set<tcp::endpoint> pex_told_;  // contacts this peer has been sent (BEP 11 liveness)
+  std::chrono::steady_clock::time_point next_pex_ = std::chrono::steady_clock::time_point::max();
   bitfield has_;
   bool got_bitfield_ = false;
   bool counted_seed_ = false;

@@ -20,6 +20,7 @@ using clock = std::chrono::steady_clock;
 constexpr auto first_retry = std::chrono::seconds(2);
 constexpr auto max_retry = std::chrono::seconds(60);
 constexpr int choke_every_ticks = 10;
+constexpr std::size_t max_candidates = 2000;  // peers known but not connected
 constexpr int optimistic_every_ticks = 30;
 
 sha1_digest wire_hash_of(const metainfo& m) {
@@ -299,8 +300,9 @@ void torrent::connect_more() {
     if (active >= session_.settings().max_peers_per_torrent) break;
     if (connecting_.count(ep) || is_banned(ep)) continue;
     bool connected = false;
+    // Connected already, either way round (an incoming peer is known by its listen port).
     for (auto& p : peers_)
-      connected = connected || p->endpoint() == ep;
+      connected = connected || p->endpoint() == ep || p->listen_endpoint() == ep;
     if (connected) continue;
     auto f = failed_.find(ep);
     if (f != failed_.end()) {
@@ -382,6 +384,39 @@ void torrent::detach(peer_connection* p) {
 void torrent::on_have(peer_connection* p, std::uint32_t piece) {
   if (!p->counted_as_seed()) picker_->add_have(piece);
   p->update_interest();
+}
+
+void torrent::on_pex(peer_connection* from, const wire::pex_message& m) {
+  if (info_.is_private) return;
+  std::size_t added = 0;
+  for (const auto& [ep, flags] : m.added) {
+    if (candidates_.size() >= max_candidates) break;
+    // A seed gains nothing from contacts that are seeds too.
+    if (state_ == torrent_state::seeding && (flags & wire::pex_seed)) continue;
+    if (session_.is_self(ep) || is_banned(ep) || candidates_.count(ep)) continue;
+    candidates_.insert(ep);
+    ++added;
+  }
+  if (added && session_.settings().log) {
+    const auto& ep = from->endpoint();
+    session_.settings().log("pex: " + std::to_string(added) + " new peers from " + ep.address().to_string() + ":" +
+                            std::to_string(ep.port()));
+  }
+  if (added) connect_more();
+}
+
+std::vector<std::pair<tcp::endpoint, std::uint8_t>> torrent::pex_contacts(const peer_connection* except) const {
+  std::vector<std::pair<tcp::endpoint, std::uint8_t>> out;
+  for (const auto& p : peers_) {
+    if (p.get() == except || p->closed()) continue;
+    auto ep = p->listen_endpoint();
+    if (!ep) continue;
+    std::uint8_t flags = 0;
+    if (p->is_seed() || p->upload_only()) flags |= wire::pex_seed;
+    if (p->is_outgoing()) flags |= wire::pex_reachable;
+    out.emplace_back(*ep, flags);
+  }
+  return out;
 }
 
 void torrent::on_peer_interest_changed(peer_connection* p) {

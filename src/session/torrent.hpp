@@ -22,6 +22,7 @@
 #include "session/rate_limiter.hpp"
 #include "storage/disk_io.hpp"
 #include "storage/file_storage.hpp"
+#include "wire/pex.hpp"
 
 namespace shoal {
 
@@ -97,6 +98,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void on_block(peer_connection* from, std::uint32_t piece, std::uint32_t begin, std::string_view data);
   void on_peer_interest_changed(peer_connection* p);
   void on_have(peer_connection* p, std::uint32_t piece);
+  // BEP 11: contacts learned from a peer, and the contacts we tell others (our live peers).
+  void on_pex(peer_connection* from, const wire::pex_message& m);
+  [[nodiscard]] std::vector<std::pair<tcp::endpoint, std::uint8_t>> pex_contacts(const peer_connection* except) const;
   void async_read_block(std::uint32_t piece, std::uint32_t begin, std::uint32_t length,
                         std::function<void(std::error_code, std::string)> done);
   [[nodiscard]] bool disk_backlogged() const { return disk_queue_bytes_ > max_disk_queue_; }

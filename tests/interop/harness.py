@@ -160,9 +160,9 @@ def summary(run, log):
     return None
 
 
-def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=False, linger=0):
+def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=False, linger=0, max_upload=0):
     argv = [PY, LT_PEER, mode, torrent, folder, "--port", str(port), "--seconds", str(seconds),
-            "--linger", str(linger)]
+            "--linger", str(linger), "--max-upload", str(max_upload)]
     for p in peers:
         argv += ["--peer", p]
     if utp:

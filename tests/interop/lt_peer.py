@@ -47,9 +47,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--utp", action="store_true", help="allow uTP (default: TCP only)")
     ap.add_argument("--linger", type=float, default=0, help="seconds to keep seeding after completing")
+    ap.add_argument("--max-upload", type=int, default=0, help="upload limit in bytes/s (0: none)")
     args = ap.parse_args()
 
     extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
+    if args.max_upload:
+        extra["upload_rate_limit"] = args.max_upload
     ses = make_session(args.port, extra)
     if args.torrent.startswith("magnet:"):
         # Metadata comes from the peers (BEP 9).
@@ -73,7 +76,8 @@ def main():
         for pi in h.get_peer_info():
             key = f"{pi.ip[0]}:{pi.ip[1]}"
             client = pi.client.decode("utf-8", "replace") if isinstance(pi.client, bytes) else pi.client
-            t = totals.setdefault(key, {"client": client, "down": 0, "up": 0})
+            pid = pi.pid.to_bytes()[:8].decode("latin-1")
+            t = totals.setdefault(key, {"client": client, "peer_id": pid, "down": 0, "up": 0})
             t["down"] = max(t["down"], pi.total_download)
             t["up"] = max(t["up"], pi.total_upload)
 

@@ -45,10 +45,12 @@ def one_way(run, torrent, src_dir, name, seeder, leecher, via_tracker):
 
 
 def swarm(run, torrent, src_dir, name, tracker):
-    """1 shoal seeder (upload capped so leechers must trade) + 3 shoal and 3 libtorrent leechers."""
+    """1 libtorrent seeder (upload capped so leechers must trade) + 3 shoal and 3 libtorrent leechers.
+    With libtorrent seeding, every shoal peer a libtorrent leecher sees is a shoal leecher."""
     sport = h.free_port()
-    seed = h.shoal_seed(run, torrent, src_dir, sport, "swarm-seed.log", "--max-upload-rate", "6MiB")
+    seed = h.lt_peer(run, "seed", torrent, src_dir, sport, "swarm-seed.log", max_upload=6 << 20)
     h.wait_listening(sport)
+    time.sleep(1)
     shoal_leechers, lt_leechers = [], []
     for i in range(3):
         d = run.path(f"swarm-shoal-{i}")
@@ -86,7 +88,7 @@ def swarm(run, torrent, src_dir, name, tracker):
             for ep, t in line.get("peer_totals", {}).items():
                 # Incoming connections show an ephemeral port; match shoal leechers by client name and
                 # by listen port when the connection was outgoing.
-                if t["client"].startswith("shoal") and int(ep.rsplit(":", 1)[1]) != sport:
+                if t["client"].startswith("shoal") or t.get("peer_id", "").startswith("-SH"):
                     from_shoal_leechers += t["down"]
     run.check("swarm: libtorrent leechers received data from shoal leechers", from_shoal_leechers > 0,
               f"{from_shoal_leechers} bytes; " + json.dumps(totals_seen)[:1500])

@@ -4,6 +4,7 @@
 #include "wire/extension.hpp"
 #include "wire/message.hpp"
 #include "wire/metadata.hpp"
+#include "wire/pex.hpp"
 
 using namespace shoal;
 using namespace shoal::wire;
@@ -161,4 +162,33 @@ TEST(Wire, MetadataMessages) {
   EXPECT_EQ(metadata_pieces(1), 1u);
   EXPECT_EQ(metadata_pieces(metadata_piece_size), 1u);
   EXPECT_EQ(metadata_pieces(metadata_piece_size + 1), 2u);
+}
+
+TEST(Wire, PexMessages) {
+  namespace ip = boost::asio::ip;
+  pex_message m;
+  m.added.emplace_back(ip::tcp::endpoint(ip::make_address("10.0.0.1"), 6881), pex_seed | pex_reachable);
+  m.added.emplace_back(ip::tcp::endpoint(ip::make_address("::1"), 51413), pex_utp);
+  m.dropped.emplace_back(ip::make_address("192.0.2.9"), 80);
+  auto d = decode_pex(encode_pex(m));
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d->added.size(), 2u);
+  EXPECT_EQ(d->added[0].first.address().to_string(), "10.0.0.1");
+  EXPECT_EQ(d->added[0].second, pex_seed | pex_reachable);
+  EXPECT_EQ(d->added[1].first.port(), 51413);
+  EXPECT_EQ(d->added[1].second, pex_utp);
+  ASSERT_EQ(d->dropped.size(), 1u);
+  EXPECT_EQ(d->dropped[0].port(), 80);
+  // At most max_pex_contacts are taken; port 0 is skipped; an empty message is an error.
+  std::string many;
+  for (int i = 0; i < 300; ++i)
+    many += std::string("\x0a\0\0", 3) + static_cast<char>(i % 250 + 1) + "\x1a\xe1";
+  auto big = decode_pex("d5:added" + std::to_string(many.size()) + ":" + many + "e");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->added.size(), max_pex_contacts);
+  auto zero = decode_pex(std::string("d5:added6:\x0a\0\0\1\0\0e", 17));
+  ASSERT_TRUE(zero.ok());
+  EXPECT_TRUE(zero->added.empty());
+  EXPECT_FALSE(decode_pex("d1:xi1ee").ok());
+  EXPECT_FALSE(decode_pex("le").ok());
 }
