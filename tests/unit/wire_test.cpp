@@ -145,7 +145,9 @@ TEST(Wire, MetadataMessages) {
   EXPECT_EQ(req->type, metadata_msg::request);
   EXPECT_EQ(req->piece, 3u);
   const std::string chunk(100, 'i');
-  auto data = decode_metadata_message(encode_metadata_data(1, metadata_piece_size + 100, chunk));
+  // The decoded data is a view: keep the encoded bytes alive while it is used.
+  const std::string encoded = encode_metadata_data(1, metadata_piece_size + 100, chunk);
+  auto data = decode_metadata_message(encoded);
   ASSERT_TRUE(data.ok());
   EXPECT_EQ(data->type, metadata_msg::data);
   EXPECT_EQ(data->total_size, metadata_piece_size + 100u);
