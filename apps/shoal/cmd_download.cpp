@@ -153,10 +153,19 @@ result<std::string> magnet_torrent(const magnet_link& mag, const transfer_args& 
         req.port = static_cast<std::uint16_t>(a.port);
         req.left = 1;
         req.ev = tracker::event::started;
-        const tracker::client_options opt;
-        // A tracker may not know any peer yet (a seeder that just started): ask a few times.
+        // Quick tries only: peers were given, or the trackers are a best effort before the
+        // fetch's own deadline (a dead UDP tracker must not cost minutes).
+        tracker::client_options opt;
+        opt.http_timeout = std::chrono::seconds(5);
+        opt.udp_attempts = 2;
+        opt.udp_base_timeout = std::chrono::milliseconds(2000);
+        // A tracker may not know any peer yet (a seeder that just started): ask a few times,
+        // unless peers were given already.
         asio::steady_timer wait(io);
-        for (int round = 0; round < 5 && !mag.trackers.empty(); ++round) {
+        const auto deadline = std::chrono::steady_clock::now() + p.timeout;
+        for (int round = 0;
+             round < 5 && !mag.trackers.empty() && p.peers.empty() && std::chrono::steady_clock::now() < deadline;
+             ++round) {
           for (const auto& url : mag.trackers) {
             auto r = co_await tracker::announce(io, url, req, opt);
             if (!r) {
@@ -216,7 +225,11 @@ int run_transfer(const transfer_args& in) {
     if (a.verbose) log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
     if (!a.json_progress) fmt::print(stderr, "fetching the metadata of {} from peers...\n", key);
     auto bytes = magnet_torrent(*mag, a, given, key, log);
-    if (!bytes) return fail(bytes.err().message());
+    if (!bytes) {
+      // Nobody gave the metadata in time: the same as a download that got no data.
+      fail(bytes.err().message());
+      return exit_stalled;
+    }
     loaded = parse_metainfo(*bytes);
     extra_peers = given;
     select_only = mag->select_only;
@@ -362,12 +375,19 @@ int run_transfer(const transfer_args& in) {
     if (!a.seed_mode && a.seed_time == 0) shutdown(exit_ok);
   };
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int) {
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int) {
     if (ec) return;
+    if (stopping) {
+      // A second Ctrl-C: leave at once. Resume data only ever lists synced pieces.
+      fmt::print(stderr, "shoal: stopped without waiting\n");
+      std::_Exit(exit_interrupted);
+    }
     if (tty) fmt::print(stderr, "\n");
-    fmt::print(stderr, "shoal: stopping (saving resume data)...\n");
+    fmt::print(stderr, "shoal: stopping (saving resume data); Ctrl-C again to quit at once...\n");
     shutdown(t->finished() ? exit_ok : exit_interrupted);
-  });
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
 
   // Progress: a live line on a terminal, a plain line every 5 s otherwise, or JSON lines.
   asio::steady_timer progress(io);

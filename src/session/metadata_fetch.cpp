@@ -48,8 +48,7 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
   auto [cec] = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
   if (cec) co_return "connect: " + cec.message();
   wire::handshake hs;
-  hs.set_extension_protocol();
-  hs.set_fast_extension();
+  hs.set_extension_protocol();  // no fast bit: this connection sends no have-all/none
   hs.info_hash = p.wire_hash;
   hs.id = p.id;
   const std::string hs_out = wire::encode_handshake(hs);
@@ -89,6 +88,7 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
     if (!m) co_return m.err().message();
     if (m->type != wire::msg::extended) continue;  // bitfields, haves: not needed here
     if (m->ext_id == 0) {
+      if (their_id != 0) continue;  // later handshakes carry changes only; the size is known
       auto e = wire::decode_ext_handshake(m->payload);
       if (!e) co_return e.err().message();
       auto it = e->messages.find(wire::ut_metadata);
@@ -109,7 +109,7 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
     }
     if (m->ext_id != our_ut_metadata || their_id == 0) continue;
     auto md = wire::decode_metadata_message(m->payload);
-    if (!md) co_return md.err().message();
+    if (!md) continue;  // unknown or malformed: ignored (BEP 9)
     if (md->type == wire::metadata_msg::reject) co_return "peer rejected metadata piece " + std::to_string(md->piece);
     if (md->type != wire::metadata_msg::data) continue;
     const std::uint64_t off = static_cast<std::uint64_t>(md->piece) * wire::metadata_piece_size;

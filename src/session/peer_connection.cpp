@@ -24,6 +24,7 @@ constexpr std::uint8_t our_ut_pex = 2;
 // BEP 11: the first PEX message a little after the handshake, then at most one a minute.
 constexpr auto first_pex_after = std::chrono::seconds(2);
 constexpr auto pex_interval = std::chrono::seconds(60);
+constexpr auto min_pex_in_interval = std::chrono::seconds(45);
 // Metadata requests served per connection before rejecting (flood guard, BEP 9).
 constexpr std::uint32_t metadata_requests_per_piece = 4;
 // Cancelled or dropped requests remembered, so a late answer is not taken for abuse.
@@ -473,6 +474,10 @@ void peer_connection::handle_extended(const wire::message& m) {
   }
   if (m.ext_id == our_ut_pex) {
     if (torrent_->info().is_private) return;  // never offered for private torrents
+    // BEP 11: at most one message a minute; a peer sending more gets the rest ignored.
+    const auto now = clock::now();
+    if (last_pex_in_ != clock::time_point{} && now - last_pex_in_ < min_pex_in_interval) return;
+    last_pex_in_ = now;
     auto pex = wire::decode_pex(m.payload);
     if (!pex) {
       violation(pex.err().message());
@@ -520,11 +525,9 @@ void peer_connection::maybe_send_pex() {
 }
 
 void peer_connection::on_metadata(std::string_view payload) {
+  // BEP 9: messages we do not understand (future types, say) are ignored, not punished.
   auto md = wire::decode_metadata_message(payload);
-  if (!md) {
-    violation(md.err().message());
-    return;
-  }
+  if (!md) return;
   if (md->type != wire::metadata_msg::request) return;  // we never ask on this connection
   auto it = ext_.messages.find(wire::ut_metadata);
   if (it == ext_.messages.end() || it->second == 0) return;  // cannot answer a peer without the id

@@ -104,6 +104,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool got_ext_ = false;
   std::uint32_t metadata_served_ = 0;
   std::set<tcp::endpoint> pex_told_;  // contacts this peer has been sent (BEP 11 liveness)
+  std::chrono::steady_clock::time_point last_pex_in_{};
   std::chrono::steady_clock::time_point next_pex_ = std::chrono::steady_clock::time_point::max();
   bitfield has_;
   bool got_bitfield_ = false;

@@ -21,6 +21,18 @@ constexpr auto first_retry = std::chrono::seconds(2);
 constexpr auto max_retry = std::chrono::seconds(60);
 constexpr int choke_every_ticks = 10;
 constexpr std::size_t max_candidates = 2000;  // peers known but not connected
+constexpr std::uint32_t max_failures = 5;     // failed connection attempts before a peer is forgotten
+
+// --local: only loopback and private-range addresses (the test networks), never the internet.
+bool is_local_address(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168);
+  }
+  const auto b = a.to_v6().to_bytes();
+  return (b[0] & 0xfe) == 0xfc || a.to_v6().is_link_local();
+}
 constexpr int optimistic_every_ticks = 30;
 
 sha1_digest wire_hash_of(const metainfo& m) {
@@ -87,8 +99,10 @@ torrent::torrent(session& s, torrent_params p)
   for (auto& tier : tiers_)
     std::shuffle(tier.begin(), tier.end(), rng);
   tracker_key_ = static_cast<std::uint32_t>(rng());
-  for (const auto& ep : p.peers)
+  for (const auto& ep : p.peers) {
     add_peer(ep);
+    pinned_.insert(ep);  // given by the user: retried, never forgotten
+  }
   apply_file_priorities();
 }
 
@@ -207,8 +221,16 @@ void torrent::on_checked(std::uint32_t p, bool ok) {
   }
   if (stopping_) return;
   if (check_done_ == fs_.num_pieces()) {
-    save_resume();
-    enter_running();
+    // Checked pieces may sit only in the page cache (a crash before any flush): sync the
+    // files before the resume data vouches for them.
+    auto self = shared_from_this();
+    session_.hash_pool().post([self] {
+      auto ec = self->disk_.sync_all();
+      asio::post(self->session_.io(), [self, ec] {
+        if (!ec) self->save_resume();
+        self->enter_running();
+      });
+    });
     return;
   }
   check_next();
@@ -336,7 +358,11 @@ void torrent::connect_more() {
       if (!attached) {
         auto& f = self->failed_[ep];
         f.when = clock::now();
-        ++f.count;
+        // Contacts from peers that never answer are forgotten, so they cannot crowd out others.
+        if (++f.count >= max_failures && self->pinned_.count(ep) == 0) {
+          self->candidates_.erase(ep);
+          self->failed_.erase(ep);
+        }
       } else {
         self->failed_.erase(ep);
       }
@@ -389,8 +415,11 @@ void torrent::on_have(peer_connection* p, std::uint32_t piece) {
 void torrent::on_pex(peer_connection* from, const wire::pex_message& m) {
   if (info_.is_private) return;
   std::size_t added = 0;
+  std::set<asio::ip::address> ips;  // one contact per address and message, except on loopback
   for (const auto& [ep, flags] : m.added) {
     if (candidates_.size() >= max_candidates) break;
+    if (!ep.address().is_loopback() && !ips.insert(ep.address()).second) continue;
+    if (session_.settings().local && !is_local_address(ep.address())) continue;
     // A seed gains nothing from contacts that are seeds too.
     if (state_ == torrent_state::seeding && (flags & wire::pex_seed)) continue;
     if (session_.is_self(ep) || is_banned(ep) || candidates_.count(ep)) continue;
@@ -688,11 +717,10 @@ void torrent::fail(const std::string& why) {
   auto copy = peers_;
   for (auto& p : copy)
     p->close("torrent stopped: " + why);
-  if (on_error) {
-    asio::post(session_.io(), [self = shared_from_this(), why] {
-      if (self->on_error) self->on_error(why);
-    });
-  }
+  // Always posted: the owner may set on_error only after add_torrent returns.
+  asio::post(session_.io(), [self = shared_from_this(), why] {
+    if (self->on_error) self->on_error(why);
+  });
 }
 
 asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
@@ -737,6 +765,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       std::size_t added = 0;
       for (const auto& ep : r->peers) {
         if (session_.is_self(ep)) continue;
+        if (session_.settings().local && !is_local_address(ep.address())) continue;
         add_peer(ep);
         ++added;
       }

@@ -161,6 +161,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>> buffers_;
   std::vector<std::shared_ptr<peer_connection>> peers_;
   std::set<tcp::endpoint> candidates_;
+  std::set<tcp::endpoint> pinned_;
   struct failure {
     std::chrono::steady_clock::time_point when;
     std::uint32_t count = 0;

@@ -33,6 +33,8 @@ class disk_io {
   // fdatasync every file written since the last flush. After one failure, every later
   // call fails too: data that could not be synced may be lost.
   std::error_code flush();
+  // fdatasync every file of the torrent that exists (after a check read them back).
+  std::error_code sync_all();
   // True if file f exists with at least its full size.
   [[nodiscard]] bool file_complete(std::uint32_t f) const;
   [[nodiscard]] std::filesystem::path file_path(std::uint32_t f) const;

@@ -21,20 +21,24 @@ void put_contact(std::string& v4, std::string& v6, const ip::tcp::endpoint& ep) 
   out += static_cast<char>(ep.port() & 0xff);
 }
 
-void take_contacts(std::string_view s, bool v6, std::vector<ip::tcp::endpoint>& out) {
+// Contacts with their flags (flags[i] belongs to the i-th contact in the string, kept or
+// not); port-0 contacts are skipped.
+void take_contacts(std::string_view s, std::string_view flags, bool v6,
+                   std::vector<std::pair<ip::tcp::endpoint, std::uint8_t>>& out) {
   const std::size_t step = v6 ? 18 : 6;
-  for (std::size_t i = 0; i + step <= s.size() && out.size() < max_pex_contacts; i += step) {
+  for (std::size_t i = 0, n = 0; i + step <= s.size() && out.size() < max_pex_contacts; i += step, ++n) {
     const auto port = static_cast<std::uint16_t>(static_cast<unsigned char>(s[i + step - 2]) << 8 |
                                                  static_cast<unsigned char>(s[i + step - 1]));
     if (port == 0) continue;
+    const std::uint8_t f = n < flags.size() ? static_cast<std::uint8_t>(flags[n]) : 0;
     if (v6) {
       ip::address_v6::bytes_type b;
       std::copy_n(s.data() + i, 16, reinterpret_cast<char*>(b.data()));
-      out.emplace_back(ip::address_v6(b), port);
+      out.emplace_back(ip::tcp::endpoint(ip::address_v6(b), port), f);
     } else {
       ip::address_v4::bytes_type b;
       std::copy_n(s.data() + i, 4, reinterpret_cast<char*>(b.data()));
-      out.emplace_back(ip::address_v4(b), port);
+      out.emplace_back(ip::tcp::endpoint(ip::address_v4(b), port), f);
     }
   }
 }
@@ -74,20 +78,13 @@ result<pex_message> decode_pex(std::string_view payload) {
     return error{errc::syntax, "ut_pex: no added or dropped contacts", no_offset};
   }
   pex_message m;
-  std::vector<ip::tcp::endpoint> eps;
-  take_contacts(a4.as_string(), false, eps);
-  const std::string_view f4 = root.find("added.f").as_string();
-  for (std::size_t i = 0; i < eps.size(); ++i) {
-    m.added.emplace_back(eps[i], i < f4.size() ? static_cast<std::uint8_t>(f4[i]) : 0);
-  }
-  eps.clear();
-  take_contacts(a6.as_string(), true, eps);
-  const std::string_view f6 = root.find("added6.f").as_string();
-  for (std::size_t i = 0; i < eps.size() && m.added.size() < max_pex_contacts; ++i) {
-    m.added.emplace_back(eps[i], i < f6.size() ? static_cast<std::uint8_t>(f6[i]) : 0);
-  }
-  take_contacts(d4.as_string(), false, m.dropped);
-  take_contacts(d6.as_string(), true, m.dropped);
+  take_contacts(a4.as_string(), root.find("added.f").as_string(), false, m.added);
+  take_contacts(a6.as_string(), root.find("added6.f").as_string(), true, m.added);
+  std::vector<std::pair<ip::tcp::endpoint, std::uint8_t>> dropped;
+  take_contacts(d4.as_string(), {}, false, dropped);
+  take_contacts(d6.as_string(), {}, true, dropped);
+  for (const auto& d : dropped)
+    m.dropped.push_back(d.first);
   return m;
 }
 
