@@ -189,7 +189,7 @@ result<std::string> magnet_torrent(const magnet_link& mag, const transfer_args& 
   std::error_code ec;
   fs::create_directories(cached.parent_path(), ec);
   const std::string bytes = torrent_from_metadata(**got, mag.trackers);
-  if (!ec) (void)save_resume_file(cached, bytes);  // atomic write; losing the cache only costs a refetch
+  if (!ec) (void)write_file_atomically(cached, bytes);  // atomic write; losing the cache only costs a refetch
   return bytes;
 }
 

@@ -45,11 +45,11 @@ peer_connection::~peer_connection() = default;
 void peer_connection::start_outgoing(std::shared_ptr<torrent> t, tcp::endpoint ep) {
   torrent_ = std::move(t);
   ep_ = ep;
-  asio::co_spawn(session_.io(), run_outgoing(shared_from_this(), ep), asio::detached);
+  asio::co_spawn(session_.io(), run(shared_from_this(), ep), asio::detached);
 }
 
 void peer_connection::start_incoming() {
-  asio::co_spawn(session_.io(), run_incoming(shared_from_this()), asio::detached);
+  asio::co_spawn(session_.io(), run(shared_from_this(), std::nullopt), asio::detached);
 }
 
 void peer_connection::close(const std::string& why) {
@@ -76,37 +76,26 @@ void peer_connection::violation(const std::string& why) {
   close(why);
 }
 
-asio::awaitable<void> peer_connection::run_outgoing(std::shared_ptr<peer_connection> self, tcp::endpoint ep) {
+asio::awaitable<void> peer_connection::run(std::shared_ptr<peer_connection> self,
+                                           std::optional<tcp::endpoint> connect_to) {
+  // One deadline covers connecting and the handshake.
   asio::steady_timer guard(self->session_.io());
   guard.expires_after(self->session_.settings().connect_timeout);
-  guard.async_wait([self](boost::system::error_code ec) {
-    if (!ec && !self->attached_) self->close("connect timeout");
-  });
-  auto [ec] = co_await self->sock_.async_connect(ep, asio::as_tuple(asio::use_awaitable));
-  if (ec || self->closed_) {
-    guard.cancel();
-    self->close(ec ? "connect: " + ec.message() : "closed");
-    co_return;
-  }
-  self->sock_.set_option(tcp::no_delay(true), ec);
-  const bool ok = co_await self->exchange_handshake(true);
-  guard.cancel();
-  if (!ok) co_return;
-  self->after_handshake();
-  if (self->closed_) co_return;
-  asio::co_spawn(self->session_.io(), timer_loop(self), asio::detached);
-  co_await self->read_loop();
-}
-
-asio::awaitable<void> peer_connection::run_incoming(std::shared_ptr<peer_connection> self) {
-  asio::steady_timer guard(self->session_.io());
-  guard.expires_after(self->session_.settings().connect_timeout);
-  guard.async_wait([self](boost::system::error_code ec) {
-    if (!ec && !self->attached_) self->close("handshake timeout");
+  const char* what = connect_to ? "connect timeout" : "handshake timeout";
+  guard.async_wait([self, what](boost::system::error_code ec) {
+    if (!ec && !self->attached_) self->close(what);
   });
   boost::system::error_code ec;
+  if (connect_to) {
+    std::tie(ec) = co_await self->sock_.async_connect(*connect_to, asio::as_tuple(asio::use_awaitable));
+    if (ec || self->closed_) {
+      guard.cancel();
+      self->close(ec ? "connect: " + ec.message() : "closed");
+      co_return;
+    }
+  }
   self->sock_.set_option(tcp::no_delay(true), ec);
-  const bool ok = co_await self->exchange_handshake(false);
+  const bool ok = co_await self->exchange_handshake(connect_to.has_value());
   guard.cancel();
   if (!ok) co_return;
   self->after_handshake();

@@ -66,8 +66,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
  private:
   // Each coroutine takes a strong reference as a parameter: it lives in the coroutine
   // frame, so the connection outlives every suspended coroutine of its own.
-  static asio::awaitable<void> run_outgoing(std::shared_ptr<peer_connection> self, tcp::endpoint ep);
-  static asio::awaitable<void> run_incoming(std::shared_ptr<peer_connection> self);
+  // Outgoing when connect_to is set, incoming otherwise: connect, handshake, then run.
+  static asio::awaitable<void> run(std::shared_ptr<peer_connection> self, std::optional<tcp::endpoint> connect_to);
   static asio::awaitable<void> timer_loop(std::shared_ptr<peer_connection> self);
   asio::awaitable<bool> exchange_handshake(bool we_send_first);
   asio::awaitable<void> read_loop();

@@ -48,6 +48,10 @@ result<resume_data> decode_resume(std::string_view bytes, std::string_view info_
 }
 
 std::error_code save_resume_file(const fs::path& file, const std::string& bytes) {
+  return write_file_atomically(file, bytes);
+}
+
+std::error_code write_file_atomically(const fs::path& file, const std::string& bytes) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) return ec;

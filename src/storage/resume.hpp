@@ -25,7 +25,9 @@ struct resume_data {
 // Checks the info-hash and piece count against the torrent it should belong to.
 [[nodiscard]] result<resume_data> decode_resume(std::string_view bytes, std::string_view info_hash,
                                                 std::uint32_t num_pieces);
-// Atomic write; returns an error message on failure.
+// Replaces `file` atomically: temporary file, fsync, rename, fsync of the folder.
+[[nodiscard]] std::error_code write_file_atomically(const std::filesystem::path& file, const std::string& bytes);
+// The resume file, written by write_file_atomically.
 [[nodiscard]] std::error_code save_resume_file(const std::filesystem::path& file, const std::string& bytes);
 [[nodiscard]] result<resume_data> load_resume_file(const std::filesystem::path& file, std::string_view info_hash,
                                                    std::uint32_t num_pieces);
