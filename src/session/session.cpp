@@ -56,12 +56,53 @@ std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
   auto t = std::make_shared<torrent>(*this, std::move(p));
   torrents_[t->wire_hash()] = t;
   t->start();
+  if (dht_ && !t->info().is_private) asio::co_spawn(io_, dht_loop(t), asio::detached);
   return t;
 }
 
 std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {
   auto it = torrents_.find(h);
   return it == torrents_.end() ? nullptr : it->second;
+}
+
+asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
+  asio::steady_timer timer(io_);
+  int quiet_rounds = 0;
+  while (!stopping_ && dht_ && dht_->running()) {
+    auto t = w.lock();
+    if (!t || t->ended()) co_return;
+    if (!t->accepting_peers()) {
+      // Still checking: announce once the data is known.
+      t.reset();
+      timer.expires_after(std::chrono::milliseconds(500));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    dht::node::lookup_options opt;
+    opt.announce_port = port_;
+    opt.seed = t->finished();
+    const sha1_digest hash = t->wire_hash();
+    t.reset();  // a lookup takes seconds: do not keep a stopped torrent alive
+    auto node = dht_;
+    const bool local = settings_.local;
+    // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
+    std::function<void(const std::vector<tcp::endpoint>&)> on_peers = [this, w,
+                                                                       local](const std::vector<tcp::endpoint>& peers) {
+      auto tt = w.lock();
+      if (!tt || tt->ended()) return;
+      for (const auto& ep : peers) {
+        if (is_self(ep) || (local && !dht::is_local_address(ep.address()))) continue;
+        tt->add_peer(ep);
+      }
+    };
+    auto found = co_await node->get_peers(hash, opt, on_peers);
+    if (settings_.log) settings_.log("dht: " + std::to_string(found) + " peers from the DHT");
+    // Nobody yet (a swarm just starting): ask again soon, backing off to the usual 15 min.
+    std::chrono::seconds wait(15 * 60);
+    if (found == 0 && quiet_rounds < 6) wait = std::chrono::seconds(5 << quiet_rounds++);
+    timer.expires_after(wait);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
 }
 
 bool session::is_self(const tcp::endpoint& ep) const {
@@ -77,6 +118,7 @@ void session::stop(std::function<void()> done) {
   stopping_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (dht_) dht_->stop();
   auto remaining = std::make_shared<std::size_t>(torrents_.size());
   if (*remaining == 0) {
     done();
