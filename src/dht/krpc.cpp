@@ -471,9 +471,10 @@ double bloom_estimate(std::string_view filter) {
   int zero = 0;
   for (unsigned char c : filter)
     zero += 8 - std::popcount(c);
-  if (zero == 0) return 6000;  // saturated
+  if (zero == 0) return 8000;  // saturated: past what the filter can count
   const double m = 2048, k = 2;
-  return std::log(zero / m) / (k * std::log(1 - 1 / m));
+  const double c = std::min(m - 1, static_cast<double>(zero));
+  return std::log(c / m) / (k * std::log(1 - 1 / m));
 }
 
 }  // namespace shoal::dht

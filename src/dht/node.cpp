@@ -301,7 +301,16 @@ void node::on_query(message& q, const udp::endpoint& from, std::size_t query_siz
   if (!q.read_only) {
     // Its address is proven only once it answers us: the table takes it then.
     table_.heard_from(*q.id, from, false, node_id_valid_for(*q.id, from.address()), now);
-    if (!table_.find(from) && verify_pings_ < max_verify_pings && table_.size() < 160 * bucket_size) ping(from);
+    // One ping per unknown address at a time (a node that never answers gets no more).
+    const std::string key = ep_key(from);
+    if (!table_.find(from) && !answered_.count(key) && verify_pings_ < max_verify_pings &&
+        verifying_.size() < 4 * max_verify_pings) {
+      auto [it, fresh] = verifying_.emplace(key, now);
+      if (fresh || now - it->second > std::chrono::minutes(5)) {
+        it->second = now;
+        ping(from);
+      }
+    }
   }
   message r;
   r.type = msg_type::response;
@@ -669,6 +678,7 @@ asio::awaitable<void> node::maintenance_loop(std::shared_ptr<node> self) {
     if (now - last_expire > std::chrono::minutes(1)) {
       store_.expire(now);
       std::erase_if(answered_, [&](const auto& kv) { return now - kv.second > std::chrono::hours(1); });
+      std::erase_if(verifying_, [&](const auto& kv) { return now - kv.second > std::chrono::minutes(5); });
       last_expire = now;
     }
     if (table_.size() < bucket_size && now - last_bootstrap > std::chrono::seconds(30)) {

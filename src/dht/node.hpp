@@ -157,7 +157,8 @@ class node : public std::enable_shared_from_this<node> {
   std::map<std::string, std::map<std::string, bool>> ip_votes_;  // external ip -> voters
   std::vector<udp::endpoint> saved_nodes_;
   std::uint16_t tid_counter_ = 0;
-  std::size_t verify_pings_ = 0;  // pings in flight to nodes that queried us
+  std::size_t verify_pings_ = 0;                        // pings in flight to nodes that queried us
+  std::map<std::string, clock::time_point> verifying_;  // ... and to whom
   mutable node_stats stats_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::unique_ptr<asio::steady_timer> maintenance_timer_;
