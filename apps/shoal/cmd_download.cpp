@@ -202,10 +202,10 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
           opt.http_timeout = std::chrono::seconds(5);
           opt.udp_attempts = 2;
           opt.udp_base_timeout = std::chrono::milliseconds(2000);
-          // A tracker may not know any peer yet (a seeder that just started): ask a few times.
+          // A tracker may not know any peer yet (a seeder that just started), or only peers that
+          // are gone: ask again while the fetch runs, backing off from 2 s to 30 s.
           asio::steady_timer wait(io);
-          for (int round = 0; round < 5 && !*done; ++round) {
-            bool any = false;
+          for (int round = 0; !*done; ++round) {
             for (const auto& url : trackers) {
               auto r = co_await tracker::announce(io, url, req, opt);
               if (*done) co_return;
@@ -214,14 +214,10 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
                 continue;
               }
               for (const auto& ep : r->peers) {
-                if (wanted(ep)) {
-                  incoming->push_back(ep);
-                  any = true;
-                }
+                if (wanted(ep)) incoming->push_back(ep);
               }
             }
-            if (any) break;
-            wait.expires_after(std::chrono::seconds(2));
+            wait.expires_after(std::chrono::seconds(std::min(30, 2 << std::min(round, 4))));
             co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
           }
         },

@@ -131,6 +131,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   }
   their_hs_ = *hs;
   if (their_hs_.id == session_.id()) {
+    if (we_send_first) session_.learned_self(ep_);
     close("connected to ourselves");
     co_return false;
   }

@@ -106,6 +106,7 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
 }
 
 bool session::is_self(const tcp::endpoint& ep) const {
+  if (self_endpoints_.count(ep)) return true;
   if (ep.port() != port_) return false;
   const auto a = ep.address();
   if (a.is_loopback() || a.is_unspecified()) return true;

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
 
@@ -41,6 +42,10 @@ class session {
   [[nodiscard]] const std::shared_ptr<dht::node>& dht_node() const { return dht_; }
   // True if the endpoint is this session's own listener (trackers can hand it back).
   [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
+  // An address that turned out to be us (our own peer id answered): never dialled again.
+  void learned_self(const tcp::endpoint& ep) {
+    if (self_endpoints_.size() < 64) self_endpoints_.insert(ep);
+  }
 
  private:
   asio::awaitable<void> accept_loop();
@@ -59,6 +64,7 @@ class session {
   std::map<sha1_digest, std::shared_ptr<torrent>> torrents_;
   bool stopping_ = false;
   std::shared_ptr<dht::node> dht_;
+  std::set<tcp::endpoint> self_endpoints_;
 };
 
 }  // namespace shoal

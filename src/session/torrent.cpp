@@ -313,7 +313,7 @@ void torrent::connect_more() {
   std::size_t active = peers_.size() + connecting_.size();
   for (const auto& ep : candidates_) {
     if (active >= session_.settings().max_peers_per_torrent) break;
-    if (connecting_.count(ep) || is_banned(ep)) continue;
+    if (connecting_.count(ep) || is_banned(ep) || session_.is_self(ep)) continue;
     bool connected = false;
     // Connected already, either way round (an incoming peer is known by its listen port).
     for (auto& p : peers_)
