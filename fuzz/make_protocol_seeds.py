@@ -67,3 +67,10 @@ put("krpc", "sample-infohashes", b"d1:rd2:id20:" + nid + b"8:intervali300e5:node
     b"h" * 40 + b"e1:t2:aa1:y1:re")
 put("krpc", "error", b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee")
 put("krpc", "read-only", b"d1:ad2:id20:" + nid + b"e1:q4:ping2:roi1e1:t2:aa1:v4:LT\x01\x021:y1:qe")
+
+ih = "ab" * 20
+put("lsd", "one", b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: " + ih.encode() +
+    b"\r\ncookie: c00k1e\r\n\r\n\r\n")
+put("lsd", "two-hashes-odd-case", b"BT-SEARCH * HTTP/1.1\r\nhost: [ff15::efc0:988f]:6771\r\nPORT:  51413 \r\n"
+    b"infohash: " + ih.encode() + b"\r\nINFOHASH: " + ("cd" * 20).encode() + b"\r\nX-Other: 1\r\n\r\n\r\n")
+put("lsd", "bad-port", b"BT-SEARCH * HTTP/1.1\r\nPort: 99999\r\nInfohash: " + ih.encode() + b"\r\n\r\n")

@@ -15,6 +15,7 @@
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
 #include "dht/node.hpp"
+#include "lsd/lsd.hpp"
 #include "session/metadata_fetch.hpp"
 #include "session/session.hpp"
 #include "storage/resume.hpp"
@@ -44,6 +45,7 @@ struct transfer_args {
   std::string select;
   bool sequential = false;
   bool no_dht = false;
+  bool no_lsd = false;
   std::vector<std::string> dht_bootstrap;
   std::string dht_state;  // empty: DIR/.shoal/dht.state
   bool json_progress = false;
@@ -340,6 +342,8 @@ int run_transfer(const transfer_args& in) {
   // The TCP listener takes the DHT's UDP port number (when --port 0 let the OS pick it).
   st.listen_port = dht ? dht->port() : static_cast<std::uint16_t>(a.port);
   st.local = a.local || env_local();
+  // LSD multicasts on the LAN: under --local only inside a test's network namespace.
+  st.lsd = !a.no_lsd && (!st.local || lsd::in_network_namespace());
   st.max_peers_per_torrent = a.max_peers;
   if (a.verbose) {
     st.log = [](const std::string& line) {
@@ -606,6 +610,7 @@ void add_common(CLI::App& app, transfer_args& a) {
   app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable");
   app.add_flag("--local", a.local, "Keep all traffic on loopback and the given addresses (also SHOAL_LOCAL=1)");
   app.add_flag("--no-dht", a.no_dht, "Do not use the DHT");
+  app.add_flag("--no-lsd", a.no_lsd, "Do not look for peers on the local network (BEP 14 multicast)");
   app.add_option("--dht-bootstrap", a.dht_bootstrap,
                  "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)");
   app.add_option("--dht-state", a.dht_state,

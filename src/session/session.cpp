@@ -37,6 +37,24 @@ std::error_code session::listen() {
   if (ec) return std::error_code(ec.value(), std::system_category());
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  if (settings_.lsd) {
+    lsd::service_settings ls;
+    ls.peer_port = port_;
+    ls.log = settings_.log;
+    ls.on_peer = [this](const sha1_digest& h, const tcp::endpoint& peer) {
+      auto t = find_torrent(h);
+      if (!t || t->info().is_private || t->ended() || is_self(peer)) return;
+      if (settings_.log) {
+        settings_.log("lsd: peer " + peer.address().to_string() + ":" + std::to_string(peer.port()));
+      }
+      t->add_peer(peer);
+    };
+    lsd_ = std::make_shared<lsd::service>(io_, ls);
+    if (auto lec = lsd_->start()) {
+      if (settings_.log) settings_.log("lsd: off (" + lec.message() + ")");
+      lsd_.reset();
+    }
+  }
   return {};
 }
 
@@ -57,6 +75,7 @@ std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
   torrents_[t->wire_hash()] = t;
   t->start();
   if (dht_ && !t->info().is_private) asio::co_spawn(io_, dht_loop(t), asio::detached);
+  if (lsd_ && !t->info().is_private) lsd_->add(t->wire_hash());
   return t;
 }
 
@@ -120,6 +139,7 @@ void session::stop(std::function<void()> done) {
   boost::system::error_code ec;
   acceptor_.close(ec);
   if (dht_) dht_->stop();
+  if (lsd_) lsd_->stop();
   auto remaining = std::make_shared<std::size_t>(torrents_.size());
   if (*remaining == 0) {
     done();

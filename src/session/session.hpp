@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "dht/node.hpp"
+#include "lsd/lsd.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -65,6 +66,7 @@ class session {
   bool stopping_ = false;
   std::shared_ptr<dht::node> dht_;
   std::set<tcp::endpoint> self_endpoints_;
+  std::shared_ptr<lsd::service> lsd_;
 };
 
 }  // namespace shoal

@@ -7,6 +7,7 @@
 #include "dht/krpc.hpp"
 #include "dht/routing_table.hpp"
 #include "dht/storage.hpp"
+#include "lsd/lsd.hpp"
 
 using namespace shoal;
 using namespace shoal::dht;
@@ -255,4 +256,29 @@ TEST(Storage, BoundsAndExpiry) {
   s.expire(now + std::chrono::hours(10));
   EXPECT_EQ(s.torrent_count(), 0u);
   EXPECT_EQ(s.item_count(), 0u);
+}
+
+TEST(Lsd, FormatAndParse) {
+  lsd::announce a;
+  a.port = 6881;
+  a.info_hashes = {id_with_prefix(1, 7), id_with_prefix(2, 9)};
+  a.cookie = "abc";
+  const std::string d = lsd::format_announce(a);
+  EXPECT_EQ(d.rfind("BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\n", 0), 0u);
+  auto back = lsd::parse_announce(d);
+  ASSERT_TRUE(back) << back.err().message();
+  EXPECT_EQ(back->port, 6881);
+  EXPECT_EQ(back->info_hashes, a.info_hashes);
+  EXPECT_EQ(back->cookie, "abc");
+  // Header names are case-blind; unknown headers are ignored.
+  auto odd = lsd::parse_announce(
+      "BT-SEARCH * HTTP/1.1\r\nPORT:  51413 \r\nx-foo: 1\r\ninfohash: " + std::string(40, 'a') + "\r\n\r\n\r\n");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->port, 51413);
+  for (const std::string& bad : {std::string("GET / HTTP/1.1\r\n\r\n"),
+                                 "BT-SEARCH * HTTP/1.1\r\nPort: 0\r\nInfohash: " + std::string(40, 'a') + "\r\n\r\n",
+                                 std::string("BT-SEARCH * HTTP/1.1\r\nPort: 6881\r\nInfohash: zz\r\n\r\n"),
+                                 std::string("BT-SEARCH * HTTP/1.1\r\nPort: 6881\r\n\r\n")}) {
+    EXPECT_FALSE(lsd::parse_announce(bad)) << bad;
+  }
 }
