@@ -30,6 +30,7 @@ struct dht_args {
   bool json = false;
   bool verbose = false;
   bool read_only = false;
+  bool no_ipv6 = false;
   double wait = 5;  // seconds to wait for the routing table before a lookup
   // node
   std::size_t max_torrents = 2000, max_peers = 500, max_items = 700;
@@ -57,6 +58,7 @@ std::shared_ptr<dht::node> make_node(asio::io_context& io, const dht_args& a) {
   s.local = a.local || env_local();
   s.state_file = a.state;
   s.read_only = a.read_only;
+  s.ipv6 = !a.no_ipv6;
   s.limits.max_torrents = a.max_torrents;
   s.limits.max_peers_per_torrent = a.max_peers;
   s.limits.max_items = a.max_items;
@@ -77,6 +79,7 @@ boost::json::object stats_json(const dht::node& n) {
   boost::json::object o;
   o["event"] = "stats";
   o["nodes"] = s.nodes;
+  o["nodes6"] = s.nodes6;
   o["buckets"] = s.buckets;
   o["torrents"] = s.torrents;
   o["peers"] = s.peers;
@@ -298,6 +301,7 @@ runner add_dht(CLI::App& app) {
     s->add_flag("--json", a->json, "Machine-readable output");
     s->add_flag("-v,--verbose", a->verbose, "Log what the node does");
     s->add_flag("--read-only", a->read_only, "Ask, never answer (BEP 43)");
+    s->add_flag("--no-ipv6", a->no_ipv6, "No IPv6 twin node (BEP 32) beside the IPv4 one");
   };
   auto* node = app.add_subcommand("node", "Run a DHT node until stopped (--json prints stats every second)");
   common(node, a->node_port);

@@ -152,6 +152,9 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
   auto done = std::make_shared<bool>(false);
   const bool search = given.empty();
   if (search) p.incoming = std::make_shared<std::vector<tcp::endpoint>>();
+  // The DHT found no node at all and there is no tracker: nothing more will come.
+  auto dht_dead = std::make_shared<bool>(!dht);
+  if (search && mag.trackers.empty()) p.finders_done = [dht_dead] { return *dht_dead; };
   const bool local = a.local || env_local();
   // The finders below may still be running when the fetch is over and this function has
   // returned (their lookups end later, in the transfer's own run): they own copies.
@@ -164,11 +167,15 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
   if (search && dht) {
     asio::co_spawn(
         io,
-        [&io, dht, done, wanted, wire_hash, log, incoming = p.incoming]() -> asio::awaitable<void> {
+        [&io, dht, done, wanted, wire_hash, log, dht_dead, incoming = p.incoming]() -> asio::awaitable<void> {
           asio::steady_timer wait(io);
-          const auto ready_wait = std::chrono::milliseconds(5000);
+          const auto ready_wait = std::chrono::milliseconds(10000);
           const bool ready = co_await dht->wait_ready(ready_wait);
-          if (!ready && log) log("dht: no node answered yet");
+          if (!ready) {
+            if (log) log("dht: no node answered");
+            *dht_dead = true;
+            co_return;
+          }
           for (int round = 0; !*done && dht->running(); ++round) {
             const dht::node::lookup_options opt;
             // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
@@ -253,6 +260,7 @@ std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& 
   ds.port = static_cast<std::uint16_t>(a.port);
   ds.bootstrap = a.dht_bootstrap;
   ds.local = a.local || env_local();
+  ds.ipv6 = true;
   ds.state_file = a.dht_state.empty() ? fs::path(a.dir) / ".shoal" / "dht.state" : fs::path(a.dht_state);
   ds.log = log;
   auto node = std::make_shared<dht::node>(io, ds);
@@ -290,10 +298,10 @@ int run_transfer(const transfer_args& in) {
       given.push_back(*ep);
     }
     if (!a.no_dht && given.empty()) dht = start_dht(io, a, dht_log);
-    if (given.empty() && mag->trackers.empty() && !dht) {
+    if (given.empty() && mag->trackers.empty() && (!dht || !dht->has_contacts())) {
       return fail(
-          "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off: nobody to "
-          "ask for the metadata");
+          "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
+          "node to start from (--dht-bootstrap): nobody to ask for the metadata");
     }
     const std::string key =
         mag->info_hash_v1 ? to_hex(as_view(*mag->info_hash_v1)) : to_hex(as_view(*mag->info_hash_v2));

@@ -97,6 +97,7 @@ std::error_code node::start() {
   }
   socket_.non_blocking(true, ec);
   port_ = socket_.local_endpoint().port();
+  v6_ = addr.is_v6();
   load_state();
   secret_rotated_ = clock::now();
   maintenance_timer_ = std::make_unique<asio::steady_timer>(io_);
@@ -104,7 +105,22 @@ std::error_code node::start() {
   asio::co_spawn(io_, receive_loop(self), asio::detached);
   asio::co_spawn(io_, bootstrap(self), asio::detached);
   asio::co_spawn(io_, maintenance_loop(self), asio::detached);
-  log("dht: listening on UDP port " + std::to_string(port_) + ", id " + to_hex(as_view(table_.self())));
+  log("dht: listening on UDP port " + std::to_string(port_) + (v6_ ? " (IPv6)" : "") + ", id " +
+      to_hex(as_view(table_.self())));
+  if (s_.ipv6 && !v6_ && addr.is_unspecified()) {
+    settings s6 = s_;
+    s6.listen_address = "::";
+    s6.port = port_;
+    s6.ipv6 = false;
+    if (!s6.state_file.empty()) s6.state_file += ".v6";
+    auto twin = std::make_shared<node>(io_, s6);
+    twin->parent_ = self;
+    if (auto tec = twin->start(); !tec) {
+      twin_ = twin;
+    } else {
+      log("dht: no IPv6 node (" + tec.message() + ")");
+    }
+  }
   return {};
 }
 
@@ -114,6 +130,7 @@ void node::stop() {
   save_state();
   boost::system::error_code ec;
   socket_.close(ec);
+  if (twin_) twin_->stop();
   if (maintenance_timer_) maintenance_timer_->cancel();
   for (auto& [tid, p] : pending_) {
     if (p->timer) p->timer->cancel();
@@ -127,7 +144,28 @@ node_stats node::stats() const {
   s.torrents = store_.torrent_count();
   s.peers = store_.peer_count();
   s.items = store_.item_count();
+  if (twin_) s.nodes6 = twin_->table().size();
   return s;
+}
+
+std::shared_ptr<node> node::other_family() const {
+  return twin_ ? twin_ : parent_.lock();
+}
+
+void node::add_contact(const udp::endpoint& ep) {
+  if (ep.address().is_v6() != v6_) {
+    if (auto other = other_family()) other->consider({node_id{}, ep});
+    return;
+  }
+  consider({node_id{}, ep});
+}
+
+void node::consider(const node_entry& n) {
+  if (!socket_.is_open() || n.ep.address().is_v6() != v6_ || !allowed_address(n.ep) || table_.find(n.ep)) return;
+  if (verify_pings_ >= max_verify_pings || table_.size() >= 160 * bucket_size) return;
+  const std::string key = ep_key(n.ep);
+  auto [it, fresh] = verifying_.emplace(key, clock::now());
+  if (fresh) ping(n.ep);
 }
 
 // --- persistence ---------------------------------------------------------------------
@@ -320,8 +358,13 @@ void node::on_query(message& q, const udp::endpoint& from, std::size_t query_siz
   r.version = s_.version;
   const bool want4 = q.want4 || (!q.want4 && !q.want6 && !v6);
   const bool want6 = q.want6 || (!q.want4 && !q.want6 && v6);
+  auto other = other_family();
   auto nodes_for = [&](const node_id& target) {
     auto closest = table_.closest(target, bucket_size * 2);
+    if (other && (v6_ ? want4 : want6)) {
+      auto more = other->table().closest(target, bucket_size);
+      closest.insert(closest.end(), more.begin(), more.end());
+    }
     for (const auto& n : closest) {
       const bool nv6 = n.ep.address().is_v6();
       if (!nv6 && want4 && r.nodes.size() < bucket_size) r.nodes.push_back(n);
@@ -465,6 +508,10 @@ asio::awaitable<std::optional<message>> node::query(std::shared_ptr<node> self, 
   q.id = table_.self();
   q.read_only = s_.read_only;
   q.version = s_.version;
+  auto other = other_family();
+  if (other && (q.meth == method::find_node || q.meth == method::get_peers || q.meth == method::get)) {
+    q.want4 = q.want6 = true;  // BEP 32: both families, the twin takes the other one's nodes
+  }
   auto p = std::make_shared<pending>();
   p->to = to;
   p->timer = std::make_unique<asio::steady_timer>(io_);
@@ -494,6 +541,10 @@ asio::awaitable<std::optional<message>> node::query(std::shared_ptr<node> self, 
       if (to_ping) ping(to_ping->ep);
     }
     if (r.ip) vote_external_ip(*r.ip, to);
+    if (other) {
+      for (const auto& n : v6_ ? r.nodes : r.nodes6)
+        other->consider(n);
+    }
   }
   (void)self;
   co_return std::move(p->reply);
@@ -539,7 +590,7 @@ asio::awaitable<std::vector<node::candidate>> node::lookup(std::shared_ptr<node>
                                                            reply_fn on_reply, fill_fn fill) {
   auto cands = std::make_shared<std::vector<candidate>>();
   auto add = [cands, target, this](const node_entry& n) {
-    if (n.id == table_.self() || !allowed_address(n.ep)) return;
+    if (n.id == table_.self() || !allowed_address(n.ep) || n.ep.address().is_v6() != v6_) return;
     for (const auto& c : *cands) {
       if (c.n.ep == n.ep) return;
     }
@@ -748,6 +799,11 @@ asio::awaitable<std::size_t> node::get_peers(node_id info_hash, lookup_options o
           asio::detached);
     }
   }
+  if (twin_ && twin_->running()) {
+    auto twin = twin_;
+    const std::size_t more = co_await twin->get_peers(info_hash, opt, on_peers);
+    *found += more;
+  }
   co_return *found;
 }
 
@@ -768,6 +824,11 @@ asio::awaitable<result<item_result>> node::get_item(node_id target, std::string 
   };
   fill_fn fill = [target](message& q) { q.target = target; };
   auto closest = co_await lookup(self, method::get, target, on_reply, fill);
+  if (!*best && twin_ && twin_->running()) {
+    auto twin = twin_;
+    auto r = co_await twin->get_item(target, salt);
+    co_return r;
+  }
   if (!*best) co_return error{errc::io, "no node holds that item", no_offset};
   co_return std::move(**best);
 }
@@ -837,6 +898,13 @@ asio::awaitable<result<node_id>> node::put_item(put_item_params p) {
   if (*left > 0) {
     done->expires_after(query_timeout + std::chrono::milliseconds(500));
     co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (twin_ && twin_->running()) {
+    auto twin = twin_;
+    put_item_params p6 = p;
+    p6.seq = q.seq;  // the same version on both families
+    auto r6 = co_await twin->put_item(p6);
+    if (r6) ++*stored;
   }
   if (*stored == 0) {
     co_return error{errc::io, "no node stored the item" + (last_error->empty() ? "" : " (" + *last_error + ")"),

@@ -32,6 +32,9 @@ struct settings {
   bool local = false;
   std::filesystem::path state_file;  // node id and routing table between runs; empty: none
   bool read_only = false;            // BEP 43: ask, never answer
+  // BEP 32: also run an IPv6 node on [::] at the same port (when the IPv4 one listens on
+  // 0.0.0.0 and the machine has IPv6); lookups then run on both and merge.
+  bool ipv6 = false;
   storage_limits limits;
   // Per-source rate limit (loopback sources are counted by address and port).
   double queries_per_second = 20;
@@ -46,6 +49,7 @@ struct settings {
 
 struct node_stats {
   std::size_t nodes = 0, buckets = 0, torrents = 0, peers = 0, items = 0;
+  std::size_t nodes6 = 0;  // the IPv6 twin's routing table
   std::uint64_t queries_in = 0, replies_out = 0, errors_out = 0, dropped_rate = 0, dropped_malformed = 0,
                 banned_sources = 0, queries_out = 0, timeouts = 0, trimmed_replies = 0;
 };
@@ -78,6 +82,12 @@ class node : public std::enable_shared_from_this<node> {
   [[nodiscard]] node_stats stats() const;
   [[nodiscard]] const routing_table& table() const { return table_; }
   [[nodiscard]] bool running() const { return socket_.is_open(); }
+  // A node heard of elsewhere (a peer's PORT message): pinged, and kept if it answers.
+  void add_contact(const udp::endpoint& ep);
+  // Whether it has anyone to start from: bootstrap nodes, saved nodes or a table.
+  [[nodiscard]] bool has_contacts() const {
+    return table_.size() > 0 || !saved_nodes_.empty() || !s_.bootstrap.empty() || !s_.local;
+  }
 
   // Finds peers for an info-hash: on_peers gets each batch as it arrives. With announce_port,
   // the closest nodes are then told we are a peer (implied port when 0 is given... see .cpp).
@@ -127,6 +137,9 @@ class node : public std::enable_shared_from_this<node> {
                                                  reply_fn on_reply, fill_fn fill);
   void ping(const udp::endpoint& ep);
 
+  // Nodes of the other family seen in replies: the twin pings them into its own table.
+  void consider(const node_entry& n);
+  [[nodiscard]] std::shared_ptr<node> other_family() const;
   void on_packet(std::string_view pkt, const udp::endpoint& from);
   void on_query(message& q, const udp::endpoint& from, std::size_t query_size);
   void send_error(const std::string& tid, int code, const std::string& text, const udp::endpoint& to,
@@ -163,6 +176,9 @@ class node : public std::enable_shared_from_this<node> {
   std::mt19937_64 rng_{std::random_device{}()};
   std::unique_ptr<asio::steady_timer> maintenance_timer_;
   bool stopped_ = false;
+  bool v6_ = false;             // this socket's family
+  std::shared_ptr<node> twin_;  // the IPv6 node, owned by the IPv4 one (BEP 32)
+  std::weak_ptr<node> parent_;  // ... and back
 };
 
 // "HOST:PORT" or "[v6]:PORT" -> host and port; false if malformed.

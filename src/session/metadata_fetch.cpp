@@ -192,7 +192,7 @@ asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const 
           },
           asio::detached);
     }
-    if (st->running == 0 && queue->empty() && !p.incoming) break;
+    if (st->running == 0 && queue->empty() && (!p.incoming || (p.finders_done && p.finders_done()))) break;
     tick.expires_after(std::chrono::milliseconds(20));
     co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
   }

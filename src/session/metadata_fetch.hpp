@@ -27,6 +27,9 @@ struct metadata_fetch_params {
   // with it, the fetch waits for more until the timeout instead of giving up when the
   // known peers are exhausted.
   std::shared_ptr<std::vector<boost::asio::ip::tcp::endpoint>> incoming;
+  // With `incoming`: the finders have given up (true) and nothing is left to try: stop
+  // before the timeout.
+  std::function<bool()> finders_done;
   std::chrono::seconds timeout{120};
   std::string client_name = "shoal 0.1.0";
   std::function<void(const std::string&)> log;  // optional progress lines

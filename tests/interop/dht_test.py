@@ -62,9 +62,10 @@ def main():
             port = h.free_port()
             argv = [run.shoal, "dht", "node", "--port", str(port), "--local", "--json",
                     "--state", run.path(f"node{i}.state")]
-            # Each node knows one earlier node (the first knows nobody yet).
+            # Each node knows one earlier node (the first knows nobody yet), over IPv4 and,
+            # for its IPv6 twin (BEP 32), over ::1.
             if ports:
-                argv += ["--dht-bootstrap", f"127.0.0.1:{ports[i // 2]}"]
+                argv += ["--dht-bootstrap", f"127.0.0.1:{ports[i // 2]}", "--dht-bootstrap", f"[::1]:{ports[i // 2]}"]
             run.spawn(argv, f"node{i}.log")
             if not listening(run, f"node{i}.log"):
                 raise RuntimeError(f"shoal dht node {i} did not start")
@@ -80,6 +81,19 @@ def main():
         tables = [last_stats(run, f"node{i}.log").get("nodes", 0) for i in range(N_SHOAL)]
         run.check(f"every shoal node has a routing table ({min(tables)}..{max(tables)} nodes)",
                   min(tables) >= 5, str(tables))
+        tables6 = [last_stats(run, f"node{i}.log").get("nodes6", 0) for i in range(N_SHOAL)]
+        run.check(f"BEP 32: every shoal node has an IPv6 routing table too ({min(tables6)}..{max(tables6)} nodes)",
+                  min(tables6) >= 3, str(tables6))
+
+        # --- BEP 32: an announce reaches the IPv6 side; an IPv6-only node finds it -------
+        ih6 = "6a" * 20
+        r = run_cmd([run.shoal, "dht", "get-peers", ih6, "--announce", "5555", "--local",
+                     "--dht-bootstrap", boot(5), "--dht-bootstrap", f"[::1]:{ports[6]}"])
+        r = run_cmd([run.shoal, "dht", "get-peers", ih6, "--bind", "::", "--local", "--json",
+                     "--dht-bootstrap", f"[::1]:{ports[14]}"])
+        peers6 = json.loads(r.stdout).get("peers", []) if r.returncode == 0 else []
+        run.check("BEP 32: an IPv6-only lookup finds the peer announced over both families",
+                  "[::1]:5555" in peers6, f"{r.returncode} {peers6} {r.stderr[-300:]}")
 
         # --- magnet, DHT only: libtorrent seeds, shoal downloads -----------------------
         src = run.path("src")
