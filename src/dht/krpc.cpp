@@ -83,6 +83,7 @@ std::string read_body(const bencode::node& d, message& m) {
   }
   if (auto n = d.find("scrape"); n.is_int()) m.scrape = n.as_int() != 0;
   if (auto n = d.find("seed"); n.is_int()) m.seed = n.as_int() != 0;
+  if (auto n = d.find("noseed"); n.is_int()) m.noseed = n.as_int() != 0;
   if (auto n = d.find("BFsd"); n.is_string() && n.as_string().size() == 256) m.bf_seeds = n.as_string();
   if (auto n = d.find("BFpe"); n.is_string() && n.as_string().size() == 256) m.bf_peers = n.as_string();
   if (auto n = d.find("v"); n) m.v = n.raw();
@@ -278,6 +279,7 @@ std::string encode(const message& m) {
   }
   if (m.scrape) put("scrape", 1);
   if (m.seed) put("seed", 1);
+  if (m.noseed) put("noseed", 1);
   if (!m.bf_seeds.empty()) put("BFsd", m.bf_seeds);
   if (!m.bf_peers.empty()) put("BFpe", m.bf_peers);
   if (!m.v.empty()) body.emplace_back("v", m.v);

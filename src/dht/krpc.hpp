@@ -75,7 +75,8 @@ struct message {
 
   // BEP 33.
   bool scrape = false;
-  bool seed = false;
+  bool seed = false;               // announce_peer: we are a seed
+  bool noseed = false;             // get_peers: leave seeds out of the values
   std::string bf_seeds, bf_peers;  // 256-byte bloom filters
 
   // BEP 44. `v` is the raw bencoded value.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/bencode.hpp"
@@ -29,6 +30,19 @@ std::string ep_key(const udp::endpoint& ep) {
   if (ep.address().is_loopback()) return ep.address().to_string() + ":" + std::to_string(ep.port());
   return ep.address().to_string();
 }
+
+}  // namespace
+
+// The unit a rate limit or a vote counts: an IPv4 address (a /24 for votes would punish
+// NATed neighbours), an IPv6 /64 (one host usually owns a whole /64).
+std::string source_prefix(const boost::asio::ip::address& a) {
+  if (a.is_v4()) return a.to_string();
+  auto b = a.to_v6().to_bytes();
+  std::fill(b.begin() + 8, b.end(), 0);
+  return boost::asio::ip::address_v6(b).to_string() + "/64";
+}
+
+namespace {
 
 std::string addr_bytes(const boost::asio::ip::address& a) {
   if (a.is_v4()) {
@@ -222,10 +236,11 @@ void node::send(const std::string& bytes, const udp::endpoint& to) {
 }
 
 std::string node::next_tid() {
-  ++tid_counter_;
-  std::string t(2, '\0');
-  t[0] = static_cast<char>(tid_counter_ >> 8);
-  t[1] = static_cast<char>(tid_counter_ & 0xff);
+  // Random, so a node we query cannot guess the ids of our other queries and answer them.
+  const auto r = rng_();
+  std::string t(4, '\0');
+  for (int i = 0; i < 4; ++i)
+    t[static_cast<std::size_t>(i)] = static_cast<char>(r >> (8 * i));
   return t;
 }
 
@@ -237,15 +252,14 @@ bool node::allowed_address(const udp::endpoint& ep) const {
 
 bool node::allow_source(const udp::endpoint& from) {
   const auto now = clock::now();
-  const std::string key = ep_key(from);
+  const std::string key = from.address().is_loopback() ? ep_key(from) : source_prefix(from.address());
   auto it = sources_.find(key);
   if (it == sources_.end()) {
     if (sources_.size() >= max_sources) {
-      // Forget sources that have been quiet long enough to be full again and are not banned.
-      std::erase_if(sources_, [&](const auto& kv) {
-        return kv.second.banned_until < now && now - kv.second.last > std::chrono::seconds(10);
-      });
-      if (sources_.size() >= max_sources) return false;
+      // Full: forget every source that is not banned (a fresh source starts with a full
+      // bucket anyway), so newcomers are never refused. Amortised: once per fill.
+      std::erase_if(sources_, [&](const auto& kv) { return kv.second.banned_until < now; });
+      if (sources_.size() >= max_sources) sources_.clear();
     }
     it = sources_.emplace(key, source_state{s_.burst, now, 0, {}}).first;
   }
@@ -281,8 +295,20 @@ asio::awaitable<void> node::receive_loop(std::shared_ptr<node> self) {
 }
 
 void node::on_packet(std::string_view pkt, const udp::endpoint& from) {
-  if (!allowed_address(from) || !allow_source(from)) return;
+  if (!allowed_address(from)) return;
   auto m = decode(pkt);
+  // Answers to our own queries pass (matched by random transaction id and address); all
+  // else counts against the sender's rate.
+  if (m && m->type != msg_type::query) {
+    auto it = pending_.find(m->tid);
+    if (it == pending_.end() || it->second->to != from) return;  // unsolicited, or from the wrong address
+    auto p = it->second;
+    pending_.erase(it);
+    p->reply = std::move(*m);
+    if (p->timer) p->timer->cancel();
+    return;
+  }
+  if (!allow_source(from)) return;
   if (!m) {
     ++stats_.dropped_malformed;
     // A query we can still answer: tell it what was wrong (203), if it carries a transaction id.
@@ -295,17 +321,8 @@ void node::on_packet(std::string_view pkt, const udp::endpoint& from) {
     }
     return;
   }
-  if (m->type == msg_type::query) {
-    ++stats_.queries_in;
-    if (!s_.read_only) on_query(*m, from, pkt.size());
-    return;
-  }
-  auto it = pending_.find(m->tid);
-  if (it == pending_.end() || it->second->to != from) return;  // unsolicited, or from the wrong address
-  auto p = it->second;
-  pending_.erase(it);
-  p->reply = std::move(*m);
-  if (p->timer) p->timer->cancel();
+  ++stats_.queries_in;
+  if (!s_.read_only) on_query(*m, from, pkt.size());
 }
 
 void node::send_error(const std::string& tid, int code, const std::string& text, const udp::endpoint& to,
@@ -381,8 +398,8 @@ void node::on_query(message& q, const udp::endpoint& from, std::size_t query_siz
     case method::get_peers: {
       if (!q.info_hash) return send_error(q.tid, err_protocol, "get_peers without an info_hash", from, query_size);
       r.token = make_token(from, *q.info_hash, 0);
-      r.values = store_.peers(*q.info_hash, v6, q.seed);
-      if (q.scrape) {
+      r.values = store_.peers(*q.info_hash, v6, q.noseed);
+      if (q.scrape && store_.has_torrent(*q.info_hash)) {
         auto [sd, pe] = store_.scrape(*q.info_hash);
         r.bf_seeds = sd;
         r.bf_peers = pe;
@@ -408,11 +425,14 @@ void node::on_query(message& q, const udp::endpoint& from, std::size_t query_siz
       if (!q.target) return send_error(q.tid, err_protocol, "get without a target", from, query_size);
       r.token = make_token(from, *q.target, 0);
       if (const stored_item* it = store_.item(*q.target)) {
+        // The requester has this version already: the sequence number alone says so.
         const bool newer_known = q.seq && it->seq && *it->seq <= *q.seq;
         if (!newer_known) r.v = it->v;
         if (it->seq) {
-          r.k = it->k;
-          r.sig = it->sig;
+          if (!newer_known) {
+            r.k = it->k;
+            r.sig = it->sig;
+          }
           r.seq = it->seq;
         }
       }
@@ -467,30 +487,36 @@ void node::on_query(message& q, const udp::endpoint& from, std::size_t query_siz
       return send_error(q.tid, err_method_unknown, "method unknown: " + q.method_text, from, query_size);
   }
   std::string out = encode(r);
-  // No amplification: a node that has not answered us gets little more than it sent.
-  if (!answered_.count(ep_key(from))) {
-    const std::size_t cap = std::max<std::size_t>(s_.reflection_factor * query_size, 64);
-    bool trimmed = false;
-    while (out.size() > cap &&
-           (!r.values.empty() || !r.nodes.empty() || !r.nodes6.empty() || !r.samples.empty() || !r.bf_seeds.empty())) {
-      trimmed = true;
-      if (!r.values.empty()) {
-        r.values.resize(r.values.size() / 2);
-      } else if (!r.bf_seeds.empty()) {
-        r.bf_seeds.clear();
-        r.bf_peers.clear();
-      } else if (!r.samples.empty()) {
-        r.samples.resize(r.samples.size() / 40 * 20);
-      } else if (!r.nodes6.empty()) {
-        r.nodes6.pop_back();
-      } else {
-        r.nodes.pop_back();
-      }
-      out = encode(r);
+  // No amplification: a node that has not answered us gets little more than it sent; and
+  // no reply is fragmented.
+  const bool stranger = !answered_.count(ep_key(from));
+  const std::size_t cap =
+      stranger ? std::min<std::size_t>(std::max<std::size_t>(s_.reflection_factor * query_size, 64), 1400) : 1400;
+  bool trimmed = false;
+  while (out.size() > cap) {
+    trimmed = true;
+    if (!r.values.empty()) {
+      r.values.resize(r.values.size() / 2);
+    } else if (!r.bf_seeds.empty()) {
+      r.bf_seeds.clear();
+      r.bf_peers.clear();
+    } else if (!r.samples.empty()) {
+      r.samples.resize(r.samples.size() / 40 * 20);
+    } else if (!r.nodes6.empty()) {
+      r.nodes6.pop_back();
+    } else if (!r.nodes.empty()) {
+      r.nodes.pop_back();
+    } else if (!r.v.empty() || !r.sig.empty()) {
+      r.v.clear();  // the token still lets it put; the value waits until it has answered us
+      r.k.clear();
+      r.sig.clear();
+      r.seq.reset();
+    } else {
+      return;
     }
-    if (trimmed) ++stats_.trimmed_replies;
-    if (out.size() > cap) return;  // a stored item too big to send to a stranger
+    out = encode(r);
   }
+  if (trimmed) ++stats_.trimmed_replies;
   ++stats_.replies_out;
   send(out, from);
 }
@@ -534,7 +560,11 @@ asio::awaitable<std::optional<message>> node::query(std::shared_ptr<node> self, 
   message& r = *p->reply;
   if (r.type == msg_type::response && r.id) {
     const auto now = clock::now();
-    if (answered_.size() >= max_answered) answered_.erase(answered_.begin());
+    if (answered_.size() >= max_answered) {
+      // Full: forget those not heard from for ten minutes (all of them if none is that old).
+      std::erase_if(answered_, [&](const auto& kv) { return now - kv.second > std::chrono::minutes(10); });
+      if (answered_.size() >= max_answered) answered_.clear();
+    }
     answered_[ep_key(to)] = now;
     if (!r.read_only) {
       auto to_ping = table_.heard_from(*r.id, to, true, node_id_valid_for(*r.id, to.address()), now);
@@ -569,21 +599,37 @@ void node::ping(const udp::endpoint& ep) {
 void node::vote_external_ip(const udp::endpoint& ip, const udp::endpoint& from) {
   const auto addr = ip.address();
   if (is_local_address(addr)) return;
-  auto& voters = ip_votes_[addr.to_string()];
-  voters[ep_key(from)] = true;
-  if (ip_votes_.size() > 64) ip_votes_.clear();
-  if (voters.size() >= 5 && !node_id_valid_for(table_.self(), addr)) {
-    // BEP 42: our id must come from our address. Take a new one and start over.
-    node_id rnd;
-    randombytes_buf(rnd.data(), rnd.size());
-    const node_id id = make_node_id(addr, static_cast<std::uint8_t>(rnd[19] & 7), rnd);
-    log("dht: external address " + addr.to_string() + ", new node id " + to_hex(as_view(id)));
-    auto known = table_.all();
-    table_.reset(id);
+  // Only nodes of our routing table vote, one vote per /24 (IPv4) or /64 (IPv6), and an id
+  // changes at most once an hour: strangers cannot make us drop our table.
+  if (!table_.find(from)) return;
+  const auto now = clock::now();
+  if (now - votes_started_ > std::chrono::hours(1)) {
     ip_votes_.clear();
-    for (const auto& n : known)
-      ping(n.ep);
+    votes_started_ = now;
   }
+  const std::string voter = source_prefix(from.address());
+  for (auto& [a, vs] : ip_votes_)
+    vs.erase(voter);  // a voter's latest word counts
+  if (ip_votes_.size() >= 64 && !ip_votes_.count(addr.to_string())) return;
+  ip_votes_[addr.to_string()][voter] = true;
+  std::size_t total = 0;
+  for (const auto& [a, vs] : ip_votes_)
+    total += vs.size();
+  const std::size_t mine = ip_votes_[addr.to_string()].size();
+  if (mine < 5 || mine * 3 < total * 2 || node_id_valid_for(table_.self(), addr)) return;
+  if (now - last_id_change_ < std::chrono::hours(1) && last_id_change_ != clock::time_point{}) return;
+  // BEP 42: our id must come from our address. Take a new one; the known nodes are pinged
+  // back into the new table.
+  node_id rnd;
+  randombytes_buf(rnd.data(), rnd.size());
+  const node_id id = make_node_id(addr, static_cast<std::uint8_t>(rnd[19] & 7), rnd);
+  log("dht: external address " + addr.to_string() + ", new node id " + to_hex(as_view(id)));
+  auto known = table_.all();
+  table_.reset(id);
+  ip_votes_.clear();
+  last_id_change_ = now;
+  for (const auto& n : known)
+    consider(n);
 }
 
 asio::awaitable<std::vector<node::candidate>> node::lookup(std::shared_ptr<node> self, method m, node_id target,
@@ -680,7 +726,7 @@ asio::awaitable<void> node::bootstrap(std::shared_ptr<node> self) {
       continue;
     }
     for (const auto& r : res) {
-      if (r.endpoint().address().is_v4() == socket_.local_endpoint().address().is_v4()) eps.push_back(r.endpoint());
+      if (r.endpoint().address().is_v6() == v6_) eps.push_back(r.endpoint());
     }
   }
   if (eps.empty()) co_return;
@@ -739,6 +785,7 @@ asio::awaitable<void> node::maintenance_loop(std::shared_ptr<node> self) {
     for (const auto& n : table_.questionable(now, 4))
       ping(n.ep);
     for (const auto& target : table_.stale_buckets(now, std::chrono::minutes(15))) {
+      table_.touch(target, now);
       asio::co_spawn(
           io_,
           [self, target]() -> asio::awaitable<void> {
@@ -760,11 +807,12 @@ asio::awaitable<void> node::maintenance_loop(std::shared_ptr<node> self) {
 asio::awaitable<bool> node::wait_ready(std::chrono::milliseconds max) {
   asio::steady_timer t(io_);
   const auto until = clock::now() + max;
-  while (table_.size() == 0 && clock::now() < until && socket_.is_open()) {
+  auto twin_size = [this] { return twin_ ? twin_->table().size() : 0; };
+  while (table_.size() == 0 && twin_size() == 0 && clock::now() < until && socket_.is_open()) {
     t.expires_after(std::chrono::milliseconds(50));
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  co_return table_.size() > 0;
+  co_return table_.size() > 0 || twin_size() > 0;
 }
 
 asio::awaitable<std::size_t> node::get_peers(node_id info_hash, lookup_options opt,
@@ -855,16 +903,22 @@ asio::awaitable<result<node_id>> node::put_item(put_item_params p) {
   }
   // A get first: tokens from the closest nodes, and the newest sequence number.
   auto newest = std::make_shared<std::optional<std::int64_t>>();
-  reply_fn on_reply = [newest](const candidate&, const message& r) {
-    if (r.seq && (!*newest || *r.seq > **newest)) *newest = r.seq;
+  const std::string pk_copy = pk, salt_copy = p.salt;
+  reply_fn on_reply = [newest, target, pk_copy, salt_copy, is_mutable](const candidate&, const message& r) {
+    // Only a sequence number under a valid signature of this key counts.
+    if (!is_mutable || !r.seq || r.k != pk_copy) return;
+    if (!verify_item(target, r.v, r.k, r.sig, salt_copy, r.seq)) return;
+    if (!*newest || *r.seq > **newest) *newest = r.seq;
   };
   fill_fn fill = [target](message& q) { q.target = target; };
   auto closest = co_await lookup(self, method::get, target, on_reply, fill);
-  if (closest.empty()) co_return error{errc::io, "no DHT node answered", no_offset};
   message q;
   q.meth = method::put;
   q.v = p.v;
   if (is_mutable) {
+    if (!p.seq && *newest && **newest == std::numeric_limits<std::int64_t>::max()) {
+      co_return error{errc::invalid_argument, "the item's sequence number is at its maximum", no_offset};
+    }
     const std::int64_t seq = p.seq ? *p.seq : (*newest ? **newest + 1 : 1);
     q.seq = seq;
     q.k = pk;

@@ -168,6 +168,7 @@ class node : public std::enable_shared_from_this<node> {
   std::array<std::string, 2> secrets_;
   clock::time_point secret_rotated_{};
   std::map<std::string, std::map<std::string, bool>> ip_votes_;  // external ip -> voters
+  clock::time_point votes_started_{}, last_id_change_{};
   std::vector<udp::endpoint> saved_nodes_;
   std::uint16_t tid_counter_ = 0;
   std::size_t verify_pings_ = 0;                        // pings in flight to nodes that queried us
@@ -180,6 +181,9 @@ class node : public std::enable_shared_from_this<node> {
   std::shared_ptr<node> twin_;  // the IPv6 node, owned by the IPv4 one (BEP 32)
   std::weak_ptr<node> parent_;  // ... and back
 };
+
+// The unit a rate limit or a vote counts: an IPv4 address, an IPv6 /64.
+std::string source_prefix(const boost::asio::ip::address& a);
 
 // "HOST:PORT" or "[v6]:PORT" -> host and port; false if malformed.
 bool split_host_port(const std::string& s, std::string& host, std::string& port);

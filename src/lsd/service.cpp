@@ -2,6 +2,7 @@
 #include <random>
 
 #include "core/text.hpp"
+#include "dht/krpc.hpp"
 #include "lsd/lsd.hpp"
 
 namespace shoal::lsd {
@@ -89,6 +90,9 @@ asio::awaitable<void> service::receive_loop(std::shared_ptr<service> self) {
     auto [ec, n] = co_await sock_.async_receive_from(asio::buffer(buf), from, asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted || !sock_.is_open()) break;
     if (ec) continue;
+    // Announces come from the LAN: anything else (a spoofed unicast datagram that would make
+    // us dial a stranger) is dropped.
+    if (!dht::is_local_address(from.address())) continue;
     // At most 10 announces per second from one address; the rest are dropped.
     const auto now = std::chrono::steady_clock::now();
     const std::string key = from.address().to_string();
