@@ -124,7 +124,8 @@ result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p
 // asked for the info dictionary; the verified copy is kept in DIR/.shoal/ for next time.
 result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<dht::node>& dht, const magnet_link& mag,
                                    const transfer_args& a, const std::vector<tcp::endpoint>& given,
-                                   const std::string& key, const std::function<void(const std::string&)>& log) {
+                                   const std::string& key, const std::function<void(const std::string&)>& log,
+                                   std::shared_ptr<std::vector<tcp::endpoint>> found) {
   const fs::path cached = fs::path(a.dir) / ".shoal" / (key + ".torrent");
   if (auto c = load_metainfo(cached);
       c && c->info_hash_v1 == mag.info_hash_v1 && (!mag.info_hash_v2 || c->info_hash_v2 == mag.info_hash_v2)) {
@@ -167,7 +168,7 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
   if (search && dht) {
     asio::co_spawn(
         io,
-        [&io, dht, done, wanted, wire_hash, log, dht_dead, incoming = p.incoming]() -> asio::awaitable<void> {
+        [&io, dht, done, wanted, wire_hash, log, dht_dead, found, incoming = p.incoming]() -> asio::awaitable<void> {
           asio::steady_timer wait(io);
           const auto ready_wait = std::chrono::milliseconds(10000);
           const bool ready = co_await dht->wait_ready(ready_wait);
@@ -180,10 +181,14 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
             const dht::node::lookup_options opt;
             // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
             std::function<void(const std::vector<tcp::endpoint>&)> on_peers =
-                [wanted, incoming, done](const std::vector<tcp::endpoint>& peers) {
+                [wanted, incoming, done, found](const std::vector<tcp::endpoint>& peers) {
                   if (*done) return;
                   for (const auto& ep : peers) {
-                    if (wanted(ep)) incoming->push_back(ep);
+                    if (wanted(ep)) {
+                      incoming->push_back(ep);
+                      if (found->size() < 200 && std::find(found->begin(), found->end(), ep) == found->end())
+                        found->push_back(ep);
+                    }
                   }
                 };
             auto n = co_await dht->get_peers(wire_hash, opt, on_peers);
@@ -198,8 +203,8 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
   if (search && !mag.trackers.empty()) {
     asio::co_spawn(
         io,
-        [&io, done, wanted, log, incoming = p.incoming, trackers = mag.trackers, wire_hash, id = p.id,
-         own_port]() -> asio::awaitable<void> {
+        [&io, done, wanted, log, incoming = p.incoming, trackers = mag.trackers, wire_hash, id = p.id, own_port,
+         found]() -> asio::awaitable<void> {
           tracker::announce_request req;
           req.info_hash = wire_hash;
           req.peer_id = id;
@@ -223,7 +228,11 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
                 continue;
               }
               for (const auto& ep : r->peers) {
-                if (wanted(ep)) incoming->push_back(ep);
+                if (wanted(ep)) {
+                  incoming->push_back(ep);
+                  if (found->size() < 200 && std::find(found->begin(), found->end(), ep) == found->end())
+                    found->push_back(ep);
+                }
               }
             }
             wait.expires_after(std::chrono::seconds(std::min(30, 2 << std::min(round, 4))));
@@ -308,7 +317,9 @@ int run_transfer(const transfer_args& in) {
     std::function<void(const std::string&)> log;
     if (a.verbose) log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
     if (!a.json_progress) fmt::print(stderr, "fetching the metadata of {} from peers...\n", key);
-    auto bytes = magnet_torrent(io, dht, *mag, a, given, key, log);
+    // The peers the DHT and trackers found for the metadata are the torrent's first peers.
+    auto found = std::make_shared<std::vector<tcp::endpoint>>();
+    auto bytes = magnet_torrent(io, dht, *mag, a, given, key, log, found);
     if (!bytes) {
       // Nobody gave the metadata in time: the same as a download that got no data.
       fail(bytes.err().message());
@@ -316,6 +327,9 @@ int run_transfer(const transfer_args& in) {
     }
     loaded = parse_metainfo(*bytes);
     extra_peers = given;
+    for (const auto& ep : *found) {
+      if (std::find(extra_peers.begin(), extra_peers.end(), ep) == extra_peers.end()) extra_peers.push_back(ep);
+    }
     select_only = mag->select_only;
   } else if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
     // A .torrent by URL: fetched once, at most max_torrent_size bytes, certificates verified.

@@ -129,6 +129,7 @@ std::error_code node::start() {
     if (!s6.state_file.empty()) s6.state_file += ".v6";
     auto twin = std::make_shared<node>(io_, s6);
     twin->parent_ = self;
+    twin->table_.reset(table_.self());  // BEP 32: one id on both families
     if (auto tec = twin->start(); !tec) {
       twin_ = twin;
     } else {
@@ -197,7 +198,7 @@ void node::load_state() {
     return;
   }
   auto root = doc->root();
-  if (auto id = root.find("id"); id.is_string() && id.as_string().size() == 20) {
+  if (auto id = root.find("id"); id.is_string() && id.as_string().size() == 20 && parent_.expired()) {
     node_id nid;
     std::memcpy(nid.data(), id.as_string().data(), 20);
     table_.reset(nid);
@@ -826,6 +827,29 @@ asio::awaitable<std::size_t> node::get_peers(node_id info_hash, lookup_options o
     }
   };
   fill_fn fill = [info_hash](message& q) { q.info_hash = info_hash; };
+  // The IPv6 twin looks at the same time; its count is added at the end.
+  auto twin_found = std::make_shared<std::optional<std::size_t>>();
+  auto twin_done = std::make_shared<asio::steady_timer>(io_);
+  twin_done->expires_at(asio::steady_timer::time_point::max());
+  const bool with_twin = twin_ && twin_->running();
+  if (with_twin) {
+    auto twin = twin_;
+    asio::co_spawn(
+        io_,
+        [twin, info_hash, opt, on_peers, twin_found, twin_done]() -> asio::awaitable<void> {
+          // A twin that joined later than its IPv4 half gets a moment to find its first nodes.
+          if (!twin->grace_used_) {
+            twin->grace_used_ = true;
+            const auto grace = std::chrono::milliseconds(3000);
+            const bool ready = co_await twin->wait_ready(grace);
+            (void)ready;
+          }
+          const std::size_t n = co_await twin->get_peers(info_hash, opt, on_peers);
+          *twin_found = n;
+          twin_done->cancel();
+        },
+        asio::detached);
+  }
   auto closest = co_await lookup(self, method::get_peers, info_hash, on_reply, fill);
   if (opt.announce_port) {
     for (const auto& c : closest) {
@@ -847,10 +871,9 @@ asio::awaitable<std::size_t> node::get_peers(node_id info_hash, lookup_options o
           asio::detached);
     }
   }
-  if (twin_ && twin_->running()) {
-    auto twin = twin_;
-    const std::size_t more = co_await twin->get_peers(info_hash, opt, on_peers);
-    *found += more;
+  if (with_twin) {
+    if (!*twin_found) co_await twin_done->async_wait(asio::as_tuple(asio::use_awaitable));
+    *found += twin_found->value_or(0);
   }
   co_return *found;
 }
