@@ -6,7 +6,7 @@
 #include "console.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents", "shoal"};
+  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents; run a tracker", "shoal"};
   app.set_version_flag("--version", "shoal 0.1.0");
   app.require_subcommand(0, 1);
 
@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   commands.emplace_back(download, shoal::cli::add_download(*download));
   auto* seed = app.add_subcommand("seed", "Check a torrent's data and seed it until stopped");
   commands.emplace_back(seed, shoal::cli::add_seed(*seed));
+  auto* tracker = app.add_subcommand("tracker", "Run an HTTP and UDP BitTorrent tracker until stopped");
+  commands.emplace_back(tracker, shoal::cli::add_tracker(*tracker));
 
   try {
     app.parse(argc, argv);
