@@ -61,16 +61,23 @@ bool key_is(const boost::urls::param_pct_view& p, std::string_view name) {
   return *p.key == name;
 }
 
+// Boost.URL's parse_query calls strlen on a null pointer (a default std::string_view):
+// give it a real empty string instead.
+auto parse_params(std::string_view query) {
+  if (query.empty()) query = "";
+  return boost::urls::parse_query(boost::urls::string_view(query.data(), query.size()));
+}
+
 }  // namespace
 
 target_parts split_target(std::string_view target) {
   const auto q = target.find('?');
-  if (q == std::string_view::npos) return {target, {}};
+  if (q == std::string_view::npos) return {target, target.substr(target.size())};
   return {target.substr(0, q), target.substr(q + 1)};
 }
 
 result<announce_query> parse_announce_query(std::string_view query) {
-  auto params = boost::urls::parse_query(boost::urls::string_view(query.data(), query.size()));
+  auto params = parse_params(query);
   if (!params) return bad("announce: the query string is not valid (binary values must be percent-encoded)");
   announce_query q;
   bool have_hash = false, have_id = false, have_port = false, have_left = false;
@@ -129,7 +136,7 @@ result<announce_query> parse_announce_query(std::string_view query) {
 }
 
 result<std::vector<sha1_digest>> parse_scrape_query(std::string_view query) {
-  auto params = boost::urls::parse_query(boost::urls::string_view(query.data(), query.size()));
+  auto params = parse_params(query);
   if (!params) return bad("scrape: the query string is not valid (binary values must be percent-encoded)");
   std::vector<sha1_digest> out;
   for (auto p : *params) {

@@ -184,6 +184,13 @@ TEST(TrackerServerCodec, ScrapeQueries) {
   EXPECT_NE(short_hash.err().detail.find("20 bytes"), std::string::npos);
 }
 
+TEST(TrackerServerCodec, EmptyQueries) {
+  // A default string_view has a null pointer, which Boost.URL must never see (found by fuzzing).
+  EXPECT_FALSE(parse_announce_query(std::string_view()).ok());
+  EXPECT_FALSE(parse_scrape_query(std::string_view()).ok());
+  EXPECT_NE(split_target("/announce").query.data(), nullptr);
+}
+
 TEST(TrackerServerCodec, SplitTarget) {
   EXPECT_EQ(split_target("/announce?a=1?b").path, "/announce");
   EXPECT_EQ(split_target("/announce?a=1?b").query, "a=1?b");
@@ -659,6 +666,7 @@ TEST(TrackerService, HttpAnnounceScrapeAndStats) {
   auto bad = svc.handle_http("/announce?port=1", loopback, 3);
   EXPECT_EQ(bad.status, 200u);  // failures are tracker replies, not HTTP errors
   EXPECT_NE(bad.body.find("failure reason"), std::string::npos);
+  EXPECT_NE(svc.handle_http("/announce", loopback, 3).body.find("info_hash is missing"), std::string::npos);
   EXPECT_EQ(svc.handle_http("/nothing", loopback, 3).status, 404u);
   auto long_target = svc.handle_http("/announce?" + std::string(max_request_target, 'a'), loopback, 3);
   EXPECT_EQ(long_target.status, 414u);
@@ -672,7 +680,7 @@ TEST(TrackerService, HttpAnnounceScrapeAndStats) {
   EXPECT_EQ(j["announces"].as_object()["http"].as_int64(), 2);
   EXPECT_EQ(j["announces"].as_object()["udp"].as_int64(), 0);
   EXPECT_EQ(j["scrapes"].as_object()["http"].as_int64(), 1);
-  EXPECT_EQ(j["failures"].as_object()["http"].as_int64(), 3);
+  EXPECT_EQ(j["failures"].as_object()["http"].as_int64(), 4);
   EXPECT_EQ(j["uptime_seconds"].as_int64(), 77);
   EXPECT_EQ(j["peer_storage_bytes"].as_int64(), 16);
 }
