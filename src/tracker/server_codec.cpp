@@ -61,13 +61,13 @@ bool key_is(const boost::urls::param_pct_view& p, std::string_view name) {
   return *p.key == name;
 }
 
-// Boost.URL's parse_query calls strlen on a null pointer (a default std::string_view):
-// give it a real empty string instead.
-auto parse_params(std::string_view query) {
-  if (query.empty()) query = "";
-  return boost::urls::parse_query(boost::urls::string_view(query.data(), query.size()));
+// Boost.URL 1.81's parse_query builds its view from s.data() alone, which measures the
+// input with strlen: it must be given a NUL-terminated copy that ends where the query
+// ends (a view into a request buffer reads on into the HTTP headers; found by the interop
+// test).
+auto parse_params(const std::string& copy) {
+  return boost::urls::parse_query(boost::urls::string_view(copy.data(), copy.size()));
 }
-
 }  // namespace
 
 target_parts split_target(std::string_view target) {
@@ -77,7 +77,8 @@ target_parts split_target(std::string_view target) {
 }
 
 result<announce_query> parse_announce_query(std::string_view query) {
-  auto params = parse_params(query);
+  const std::string copy(query);
+  auto params = parse_params(copy);
   if (!params) return bad("announce: the query string is not valid (binary values must be percent-encoded)");
   announce_query q;
   bool have_hash = false, have_id = false, have_port = false, have_left = false;
@@ -136,7 +137,8 @@ result<announce_query> parse_announce_query(std::string_view query) {
 }
 
 result<std::vector<sha1_digest>> parse_scrape_query(std::string_view query) {
-  auto params = parse_params(query);
+  const std::string copy(query);
+  auto params = parse_params(copy);
   if (!params) return bad("scrape: the query string is not valid (binary values must be percent-encoded)");
   std::vector<sha1_digest> out;
   for (auto p : *params) {

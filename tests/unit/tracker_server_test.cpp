@@ -191,6 +191,22 @@ TEST(TrackerServerCodec, EmptyQueries) {
   EXPECT_NE(split_target("/announce").query.data(), nullptr);
 }
 
+TEST(TrackerServerCodec, QueriesEndWhereTheirViewEnds) {
+  // A query is a view into a request buffer that goes on with more bytes (Boost.URL 1.81
+  // reads up to a NUL if given the chance).
+  const std::string scrape = "info_hash=" + pct_all(as_view(hash_of(2)));
+  const std::string buffer = scrape + "%02%02 HTTP/1.1\r\nConnection: close\r\n\r\n";
+  auto s = parse_scrape_query(std::string_view(buffer).substr(0, scrape.size()));
+  ASSERT_TRUE(s.ok()) << s.err().message();
+  EXPECT_EQ(s->at(0), hash_of(2));
+  const std::string ann = query_with("");
+  const std::string buffer2 = ann + "0000&event=stopped HTTP/1.1\r\n";
+  auto a = parse_announce_query(std::string_view(buffer2).substr(0, ann.size()));
+  ASSERT_TRUE(a.ok()) << a.err().message();
+  EXPECT_EQ(a->req.left, 100u);
+  EXPECT_EQ(a->req.ev, event::none);
+}
+
 TEST(TrackerServerCodec, SplitTarget) {
   EXPECT_EQ(split_target("/announce?a=1?b").path, "/announce");
   EXPECT_EQ(split_target("/announce?a=1?b").query, "a=1?b");
