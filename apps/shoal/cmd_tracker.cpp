@@ -30,6 +30,7 @@ struct tracker_args {
   std::size_t max_swarm_peers = 100'000;
   std::size_t max_total_peers = 20'000'000;
   std::size_t max_connections = 2048;
+  std::uint32_t idle_timeout = 15;
   bool json = false;
   bool local = false;
 };
@@ -46,6 +47,7 @@ int run_tracker(const tracker_args& a) {
   // --local: loopback only, unless an address was given.
   if (o.bind.empty() && (a.local || env_local())) o.bind = "127.0.0.1";
   o.max_connections = a.max_connections;
+  o.idle_timeout = std::chrono::seconds(a.idle_timeout);
   o.service.interval = a.interval;
   o.service.peer_timeout = a.peer_timeout;
   o.service.max_numwant = a.max_numwant;
@@ -125,6 +127,9 @@ runner add_tracker(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   app.add_option("--max-connections", a->max_connections, "Most HTTP connections open at once (default 2048)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--idle-timeout", a->idle_timeout,
+                 "Close an HTTP connection after this many seconds without a complete request (default 15)")
+      ->check(CLI::Range(1u, 3600u));
   app.add_flag("--local", a->local, "Listen on 127.0.0.1 unless --bind says otherwise (also SHOAL_LOCAL=1)");
   app.add_flag("--json", a->json, "Print one JSON line with the address and ports once listening");
   return [a] { return run_tracker(*a); };

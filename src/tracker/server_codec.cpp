@@ -57,8 +57,13 @@ bool decode_number(const boost::urls::decode_view& v, Int& out) {
   return ec == std::errc() && p == end;
 }
 
-bool key_is(const boost::urls::param_pct_view& p, std::string_view name) {
-  return *p.key == name;
+// A parameter's key as plain text. Keys are ASCII names that no client escapes, so the
+// encoded text usually is the key (comparing decoded views key by key cost more than the
+// rest of the parse); an escaped key is decoded into `scratch`.
+std::string_view key_text(const boost::urls::param_pct_view& p, std::string& scratch) {
+  if (p.key.decoded_size() == p.key.size()) return {p.key.data(), p.key.size()};
+  scratch = p.key.decode();
+  return scratch;
 }
 
 // Boost.URL 1.81's parse_query builds its view from s.data() alone, which measures the
@@ -82,36 +87,38 @@ result<announce_query> parse_announce_query(std::string_view query) {
   if (!params) return bad("announce: the query string is not valid (binary values must be percent-encoded)");
   announce_query q;
   bool have_hash = false, have_id = false, have_port = false, have_left = false;
+  std::string scratch;
   for (auto p : *params) {
     if (!p.has_value) continue;
     const auto v = *p.value;
-    if (key_is(p, "info_hash")) {
+    const std::string_view key = key_text(p, scratch);
+    if (key == "info_hash") {
       if (have_hash) return bad("announce: info_hash given twice");
       if (!decode_exact(v, q.req.info_hash)) return bad("announce: info_hash must be 20 bytes");
       have_hash = true;
-    } else if (key_is(p, "peer_id")) {
+    } else if (key == "peer_id") {
       if (!decode_exact(v, q.req.peer_id)) return bad("announce: peer_id must be 20 bytes");
       have_id = true;
-    } else if (key_is(p, "port")) {
+    } else if (key == "port") {
       std::uint32_t port = 0;
       if (!decode_number(v, port) || port == 0 || port > 65535) return bad("announce: port must be 1 to 65535");
       q.req.port = static_cast<std::uint16_t>(port);
       have_port = true;
-    } else if (key_is(p, "uploaded")) {
+    } else if (key == "uploaded") {
       if (!decode_number(v, q.req.uploaded)) return bad("announce: uploaded is not a number");
-    } else if (key_is(p, "downloaded")) {
+    } else if (key == "downloaded") {
       if (!decode_number(v, q.req.downloaded)) return bad("announce: downloaded is not a number");
-    } else if (key_is(p, "left")) {
+    } else if (key == "left") {
       if (!decode_number(v, q.req.left)) return bad("announce: left is not a number");
       have_left = true;
-    } else if (key_is(p, "numwant")) {
+    } else if (key == "numwant") {
       std::int64_t n = 0;
       if (!decode_number(v, n)) return bad("announce: numwant is not a number");
       if (n >= 0) {  // negative: the default, as in BEP 15
         q.req.numwant = static_cast<std::uint32_t>(std::min<std::int64_t>(n, UINT32_MAX));
         q.numwant_given = true;
       }
-    } else if (key_is(p, "event")) {
+    } else if (key == "event") {
       if (v == "started") {
         q.req.ev = event::started;
       } else if (v == "completed") {
@@ -123,9 +130,9 @@ result<announce_query> parse_announce_query(std::string_view query) {
       } else {
         return bad("announce: unknown event");
       }
-    } else if (key_is(p, "compact")) {
+    } else if (key == "compact") {
       q.compact = !(v == "0");
-    } else if (key_is(p, "no_peer_id")) {
+    } else if (key == "no_peer_id") {
       q.no_peer_id = !(v == "0");
     }
   }
@@ -141,8 +148,9 @@ result<std::vector<sha1_digest>> parse_scrape_query(std::string_view query) {
   auto params = parse_params(copy);
   if (!params) return bad("scrape: the query string is not valid (binary values must be percent-encoded)");
   std::vector<sha1_digest> out;
+  std::string scratch;
   for (auto p : *params) {
-    if (!p.has_value || !key_is(p, "info_hash")) continue;
+    if (!p.has_value || key_text(p, scratch) != "info_hash") continue;
     if (out.size() == max_scrape_hashes) {
       return bad("scrape: more than " + std::to_string(max_scrape_hashes) + " info-hashes");
     }
@@ -179,7 +187,47 @@ result<std::vector<sha1_digest>> parse_whitelist(std::string_view text) {
   return out;
 }
 
+namespace {
+// Bencode written straight into the reply, for the one reply every announce gets: the
+// value-tree encoder builds a std::map per reply. Keys must come in sorted order; the unit
+// tests compare the result with bencode::encode of the same dictionary.
+void bkey(std::string& out, std::string_view key) {
+  char num[24];
+  auto [end, ec] = std::to_chars(num, num + sizeof num, key.size());
+  out.append(num, end);
+  out += ':';
+  out.append(key);
+}
+void bint(std::string& out, std::string_view key, std::uint64_t v) {
+  bkey(out, key);
+  char num[24];
+  auto [end, ec] = std::to_chars(num, num + sizeof num, v);
+  out += 'i';
+  out.append(num, end);
+  out += 'e';
+}
+void bstr(std::string& out, std::string_view key, std::string_view v) {
+  bkey(out, key);
+  bkey(out, v);
+}
+}  // namespace
+
 std::string encode_http_announce(const announce_reply& r, bool compact) {
+  if (compact) {
+    std::string out;
+    out.reserve(128 + r.peers4.size() + r.peers6.size() + r.warning.size());
+    out += 'd';
+    bint(out, "complete", r.complete);
+    bint(out, "downloaded", r.downloaded);
+    bint(out, "incomplete", r.incomplete);
+    bint(out, "interval", r.interval);
+    bint(out, "min interval", r.min_interval);
+    bstr(out, "peers", r.peers4);
+    if (!r.peers6.empty()) bstr(out, "peers6", r.peers6);
+    if (!r.warning.empty()) bstr(out, "warning message", r.warning);
+    out += 'e';
+    return out;
+  }
   bencode::dict d;
   d["interval"] = static_cast<std::int64_t>(r.interval);
   d["min interval"] = static_cast<std::int64_t>(r.min_interval);
@@ -187,10 +235,7 @@ std::string encode_http_announce(const announce_reply& r, bool compact) {
   d["incomplete"] = static_cast<std::int64_t>(r.incomplete);
   d["downloaded"] = static_cast<std::int64_t>(r.downloaded);
   if (!r.warning.empty()) d["warning message"] = r.warning;
-  if (compact) {
-    d["peers"] = r.peers4;
-    if (!r.peers6.empty()) d["peers6"] = r.peers6;
-  } else {
+  {
     bencode::list peers;
     auto add = [&](std::string ip_text, std::uint64_t port) {
       bencode::dict p;

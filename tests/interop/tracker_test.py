@@ -329,8 +329,8 @@ def body(run, args):
                     if not chunk:
                         break
                     out += chunk
-            except socket.timeout:
-                pass
+            except (socket.timeout, ConnectionResetError):
+                pass  # a reset after the reply (unread input on the server side) is fine
             return out
 
     r = raw_http(b"THIS IS NOT HTTP\r\n\r\n")
@@ -410,8 +410,19 @@ def body(run, args):
     else:
         print("SKIP: no IPv6 loopback")
 
-    # --- expiry: a peer silent for 2 x interval is dropped -------------------------------
-    _, pe, info = start_tracker(run, "tracker-expiry.log", "--interval", "1")
+    # --- expiry: a peer silent for 2 x interval is dropped; idle connections are closed ---
+    _, pe, info = start_tracker(run, "tracker-expiry.log", "--interval", "1", "--idle-timeout", "2")
+    idle = socket.create_connection(("127.0.0.1", pe), timeout=8)
+    idle.sendall(b"GET /stats HTTP/1.1\r\nHost")  # and never the rest
+    t0 = time.time()
+    try:
+        closed = idle.recv(100) == b""
+    except (socket.timeout, ConnectionResetError):
+        closed = False
+    waited = time.time() - t0
+    idle.close()
+    run.check("a connection stuck mid-request is closed after --idle-timeout", closed and 1.5 < waited < 5,
+              f"closed {closed} after {waited:.1f} s")
     announce(pe, b"\x77" * 20, 9001, left=1, pid=1)
     announce(pe, b"\x77" * 20, 9002, left=0, pid=2)
     first = stats(pe)["peers"]

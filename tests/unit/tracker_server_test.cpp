@@ -103,6 +103,18 @@ TEST(TrackerServerCodec, ReadsWhatTheClientWrites) {
   EXPECT_TRUE(r->no_peer_id);
 }
 
+TEST(TrackerServerCodec, EscapedKeysStillCount) {
+  const std::string q =
+      "info%5Fhash=" + pct_all(as_view(hash_of(3))) + "&peer%5fid=" + peer_id_text + "&%70ort=99&left=1";
+  auto r = parse_announce_query(q);
+  ASSERT_TRUE(r.ok()) << r.err().message();
+  EXPECT_EQ(r->req.info_hash, hash_of(3));
+  EXPECT_EQ(r->req.port, 99);
+  auto s = parse_scrape_query("info%5Fhash=" + pct_all(as_view(hash_of(4))));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->at(0), hash_of(4));
+}
+
 TEST(TrackerServerCodec, DefaultsOfAnAnnounce) {
   auto r = parse_announce_query(query_with(""));
   ASSERT_TRUE(r.ok()) << r.err().message();
@@ -271,6 +283,32 @@ TEST(TrackerServerCodec, CompactReplyReadsBackInTheClient) {
   EXPECT_EQ(r->peers[0], ip::tcp::endpoint(ip::make_address("127.0.0.1"), 6881));
   EXPECT_EQ(r->peers[1], ip::tcp::endpoint(ip::make_address("10.0.0.2"), 80));
   EXPECT_EQ(r->peers[2], ip::tcp::endpoint(ip::make_address("::1"), 6882));
+}
+
+TEST(TrackerServerCodec, CompactReplyIsWhatTheBencodeEncoderWrites) {
+  const std::string p4("\x7f\x00\x00\x01\x1a\xe1", 6);
+  const std::string p6 = std::string(15, '\0') + "\x01\x1a\xe2";
+  for (int variant = 0; variant < 4; ++variant) {
+    announce_reply rep;
+    rep.interval = 1800;
+    rep.min_interval = 900;
+    rep.complete = 12345678;
+    rep.incomplete = 0;
+    rep.downloaded = 4294967295u;
+    rep.peers4 = (variant & 1) ? std::string_view(p4) : std::string_view();
+    rep.peers6 = (variant & 2) ? std::string_view(p6) : std::string_view();
+    if (variant == 3) rep.warning = "swarm is full";
+    bencode::dict d;
+    d["interval"] = std::int64_t{1800};
+    d["min interval"] = std::int64_t{900};
+    d["complete"] = std::int64_t{12345678};
+    d["incomplete"] = std::int64_t{0};
+    d["downloaded"] = std::int64_t{4294967295};
+    d["peers"] = rep.peers4;
+    if (!rep.peers6.empty()) d["peers6"] = rep.peers6;
+    if (!rep.warning.empty()) d["warning message"] = rep.warning;
+    EXPECT_EQ(encode_http_announce(rep, true), bencode::encode(d)) << variant;
+  }
 }
 
 TEST(TrackerServerCodec, DictionaryPeers) {
