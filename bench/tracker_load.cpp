@@ -148,7 +148,7 @@ tracker::announce_request request_for(const options& o, std::uint64_t k, tracker
   std::snprintf(id, sizeof id, "-LD0001-%012llu", static_cast<unsigned long long>(k % 1000000000000ull));
   std::memcpy(r.peer_id.data(), id, 20);
   r.port = p.port;
-  r.left = (k % 4 == 0) ? 0 : 1000000;  // a quarter seeders
+  r.left = (k / o.torrents) % 4 == 0 ? 0 : 1000000;  // a quarter of each torrent's peers are seeders
   r.ev = ev;
   r.numwant = o.numwant;
   r.key = static_cast<std::uint32_t>(k);
