@@ -2,8 +2,9 @@
 # `shoal tracker` against opentracker on loopback, in one run: memory after TRACKER_PEERS
 # distinct peers (announced once each over UDP), then announces per second over UDP, HTTP
 # keep-alive and HTTP with one connection per announce, each TRACKER_RUNS times (median).
-# Each tracker is pinned to CPU 0 and the load generator to CPU 1 (taskset), one tracker at
-# a time. opentracker is Debian's build (whitelist mode: the bench's info-hashes are listed;
+# Both trackers run at once, pinned to CPU 0, and the load generator to CPU 1 (taskset);
+# only one tracker is loaded at a time, in turn, each measurement after a quiet second.
+# opentracker is Debian's build (whitelist mode: the bench's info-hashes are listed;
 # shoal gets the same --whitelist so both do the same work).
 #
 # Usage: bench/tracker.sh SHOAL TRACKER_LOAD RESULTS_DIR
@@ -84,65 +85,91 @@ measure() {  # PID OUT ARGS...
 "$load" hashes --torrents "$torrents" >"$work/whitelist.txt"
 chmod 644 "$work/whitelist.txt"
 
-bench_one() {  # NAME PID PORT
-  local name=$1 pid=$2 port=$3 out="$results/tracker-$1.jsonl"
-  : >"$out"
-  sleep 0.5
-  local rss0 rss1
+# Waits (at most 30 s) for a second in which the machine is nearly idle, so that a
+# neighbour's burst does not land inside a measurement; says so when it never comes.
+wait_idle() {
+  local i b0 b1
+  for ((i = 0; i < 30; i++)); do
+    b0=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+    sleep 1
+    b1=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+    if [ $((b1 - b0)) -le $((hz / 10)) ]; then return; fi
+  done
+  echo "tracker.sh: warning: the machine did not go idle; this measurement may be disturbed" >&2
+}
+
+names=()
+declare -A pid_of port_of
+if [ -z "$only" ] || [ "$only" = shoal ]; then
+  port=$(free_port)
+  "${pin_tracker[@]}" "$shoal" tracker --port "$port" --bind 127.0.0.1 --whitelist "$work/whitelist.txt" \
+    >"$work/shoal.log" 2>&1 &
+  pid_of[shoal]=$!
+  port_of[shoal]=$port
+  pids+=("$!")
+  names+=(shoal)
+fi
+if [ -z "$only" ] || [ "$only" = opentracker ]; then
+  if command -v opentracker >/dev/null 2>&1; then
+    port=$(free_port)
+    # -A: loopback may read /stats (peer counts, to confirm the fill).
+    "${pin_tracker[@]}" opentracker -i 127.0.0.1 -p "$port" -P "$port" -w "$work/whitelist.txt" -A 127.0.0.1 \
+      -u nobody -d / >"$work/opentracker.log" 2>&1 &
+    pid_of[opentracker]=$!
+    port_of[opentracker]=$port
+    pids+=("$!")
+    names+=(opentracker)
+  else
+    echo "tracker.sh: opentracker is not installed; shoal only" >&2
+  fi
+fi
+for n in "${names[@]}"; do
+  wait_tcp "${port_of[$n]}"
+  : >"$results/tracker-$n.jsonl"
+done
+sleep 0.5
+
+# Memory: each tracker gets every peer once.
+for n in "${names[@]}"; do
+  pid=${pid_of[$n]} port=${port_of[$n]} out="$results/tracker-$n.jsonl"
   rss0=$(rss_kib "$pid")
-  echo "== $name: filling with $peers peers in $torrents torrents (UDP, event=started)" >&2
+  echo "== $n: filling with $peers peers in $torrents torrents (UDP, event=started)" >&2
+  wait_idle
   measure "$pid" "$out" udp --port "$port" --fill --peers "$peers" --torrents "$torrents" --window "$window" \
     --sources "$sources"
   sleep 1
   rss1=$(rss_kib "$pid")
   echo "{\"mode\":\"memory\",\"rss_before_kib\":$rss0,\"rss_after_kib\":$rss1,\"peers\":$peers}" | tee -a "$out" >&2
-  if [ "$name" = shoal ]; then
+  if [ "$n" = shoal ]; then
     printf '{"mode":"stats","stats":%s}\n' "$(curl -s "http://127.0.0.1:$port/stats")" | tee -a "$out" >&2
   else
     printf '{"mode":"stats","raw":%s}\n' \
       "$(curl -s "http://127.0.0.1:$port/stats?mode=peer" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')" |
       tee -a "$out" >&2
   fi
-  for r in $(seq "$runs"); do
-    echo "== $name: run $r of $runs, ${seconds}s each" >&2
-    measure "$pid" "$out" udp --port "$port" --seconds "$seconds" --peers "$peers" --torrents "$torrents" \
-      --window "$window" --sources "$sources"
-    measure "$pid" "$out" http --port "$port" --seconds "$seconds" --peers "$peers" --torrents "$torrents" \
-      --connections "$conns" --sources "$sources"
-    measure "$pid" "$out" http --close --port "$port" --seconds "$seconds" --peers "$peers" \
-      --torrents "$torrents" --connections "$conns" --sources "$sources"
+done
+
+# Speed: the same measurement on each tracker in turn (ABAB...), so that a disturbance of
+# the shared machine tends to hit both.
+for r in $(seq "$runs"); do
+  for mode in udp http http-close; do
+    for n in "${names[@]}"; do
+      pid=${pid_of[$n]} port=${port_of[$n]} out="$results/tracker-$n.jsonl"
+      echo "== $n: $mode, run $r of $runs, ${seconds}s" >&2
+      wait_idle
+      case $mode in
+        udp) measure "$pid" "$out" udp --port "$port" --seconds "$seconds" --peers "$peers" --torrents "$torrents" \
+          --window "$window" --sources "$sources" ;;
+        http) measure "$pid" "$out" http --port "$port" --seconds "$seconds" --peers "$peers" --torrents "$torrents" \
+          --connections "$conns" --sources "$sources" ;;
+        http-close) measure "$pid" "$out" http --close --port "$port" --seconds "$seconds" --peers "$peers" \
+          --torrents "$torrents" --connections "$conns" --sources "$sources" ;;
+      esac
+    done
   done
-  echo "{\"mode\":\"final\",\"rss_kib\":$(rss_kib "$pid")}" | tee -a "$out" >&2
-}
-
-if [ -z "$only" ] || [ "$only" = shoal ]; then
-  port=$(free_port)
-  "${pin_tracker[@]}" "$shoal" tracker --port "$port" --bind 127.0.0.1 --whitelist "$work/whitelist.txt" \
-    >"$work/shoal.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  wait_tcp "$port"
-  bench_one shoal "$pid" "$port"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-fi
-
-if [ -z "$only" ] || [ "$only" = opentracker ]; then
-  if command -v opentracker >/dev/null 2>&1; then
-    port=$(free_port)
-    # -A: loopback may read /stats (peer counts, to confirm the fill).
-    "${pin_tracker[@]}" opentracker -i 127.0.0.1 -p "$port" -P "$port" -w "$work/whitelist.txt" -A 127.0.0.1 \
-      -u nobody -d / \
-      >"$work/opentracker.log" 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    wait_tcp "$port"
-    bench_one opentracker "$pid" "$port"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-  else
-    echo "tracker.sh: opentracker is not installed; shoal only" >&2
-  fi
-fi
+done
+for n in "${names[@]}"; do
+  echo "{\"mode\":\"final\",\"rss_kib\":$(rss_kib "${pid_of[$n]}")}" | tee -a "$results/tracker-$n.jsonl" >&2
+done
 
 python3 "$(dirname "$0")/summarize_tracker.py" "$results" "$peers" "$torrents" "$seconds" "$runs"
