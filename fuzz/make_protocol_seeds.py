@@ -48,6 +48,33 @@ put("resume", "hundred", b"d11:file-format12:shoal resume9:info-hash20:" + k + b
 put("resume", "wrong-hash", b"d11:file-format12:shoal resume9:info-hash20:" + b"x" * 20 + b"10:num piecesi1e6:pieces1:\x80e")
 put("resume", "torn", b"d11:file-format12:shoal resume9:info-hash20:" + k + b"10:num pie")
 
+nid = b"n" * 20
+node = nid + b"\x7f\0\0\x01\x1a\xe1"
+node6 = nid + b"\0" * 15 + b"\x01\x1a\xe1"
+put("krpc", "ping", b"d1:ad2:id20:" + nid + b"e1:q4:ping1:t2:aa1:y1:qe")
+put("krpc", "find-node-want", b"d1:ad2:id20:" + nid + b"6:target20:" + b"t" * 20 + b"4:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe")
+put("krpc", "get-peers-scrape", b"d1:ad2:id20:" + nid + b"9:info_hash20:" + b"i" * 20 + b"6:scrapei1ee1:q9:get_peers1:t2:aa1:y1:qe")
+put("krpc", "announce", b"d1:ad2:id20:" + nid + b"12:implied_porti1e9:info_hash20:" + b"i" * 20 +
+    b"4:porti6881e4:seedi1e5:token8:abcdefghe1:q13:announce_peer1:t2:aa1:y1:qe")
+put("krpc", "response-nodes-values", b"d2:ip6:\x01\x02\x03\x04\x1a\xe11:rd2:id20:" + nid + b"5:nodes26:" + node +
+    b"6:nodes638:" + node6 + b"5:token4:tokn6:valuesl6:\x7f\0\0\x01\x1a\xe118:" + b"\0" * 15 + b"\x01\x1a\xe1" +
+    b"e4:BFpe256:" + b"\x0f" * 256 + b"e1:t2:aa1:y1:re")
+put("krpc", "put-mutable", b"d1:ad3:casi4e2:id20:" + nid + b"1:k32:" + b"k" * 32 + b"4:salt3:foo3:seqi5e3:sig64:" +
+    b"s" * 64 + b"5:token8:abcdefgh1:vd1:ai1e1:bl1:x1:yeee1:q3:put1:t2:aa1:y1:qe")
+put("krpc", "get-response-item", b"d1:rd2:id20:" + nid + b"1:k32:" + b"k" * 32 + b"3:seqi9e3:sig64:" + b"s" * 64 +
+    b"1:v12:Hello World!e1:t2:aa1:y1:re")
+put("krpc", "sample-infohashes", b"d1:rd2:id20:" + nid + b"8:intervali300e5:nodes26:" + node + b"3:numi3e7:samples40:" +
+    b"h" * 40 + b"e1:t2:aa1:y1:re")
+put("krpc", "error", b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee")
+put("krpc", "read-only", b"d1:ad2:id20:" + nid + b"e1:q4:ping2:roi1e1:t2:aa1:v4:LT\x01\x021:y1:qe")
+
+ih = "ab" * 20
+put("lsd", "one", b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: " + ih.encode() +
+    b"\r\ncookie: c00k1e\r\n\r\n\r\n")
+put("lsd", "two-hashes-odd-case", b"BT-SEARCH * HTTP/1.1\r\nhost: [ff15::efc0:988f]:6771\r\nPORT:  51413 \r\n"
+    b"infohash: " + ih.encode() + b"\r\nINFOHASH: " + ("cd" * 20).encode() + b"\r\nX-Other: 1\r\n\r\n\r\n")
+put("lsd", "bad-port", b"BT-SEARCH * HTTP/1.1\r\nPort: 99999\r\nInfohash: " + ih.encode() + b"\r\n\r\n")
+
 # tracker_server: records of kind (1 byte), length (2 bytes), data; see fuzz_tracker_server.cpp.
 # The first data byte of an HTTP or UDP record picks the source address (0: 127.0.0.1, 1: ::1).
 

@@ -14,6 +14,8 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "dht/node.hpp"
+#include "lsd/lsd.hpp"
 #include "session/metadata_fetch.hpp"
 #include "session/session.hpp"
 #include "storage/resume.hpp"
@@ -43,6 +45,9 @@ struct transfer_args {
   std::string select;
   bool sequential = false;
   bool no_dht = false;
+  bool no_lsd = false;
+  std::vector<std::string> dht_bootstrap;
+  std::string dht_state;  // empty: DIR/.shoal/dht.state
   bool json_progress = false;
   bool local = false;
   bool check = false;
@@ -117,15 +122,14 @@ result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p
 
 // A magnet link's metadata (BEP 9): peers from x.pe, --peer and the link's trackers are
 // asked for the info dictionary; the verified copy is kept in DIR/.shoal/ for next time.
-result<std::string> magnet_torrent(const magnet_link& mag, const transfer_args& a,
-                                   const std::vector<tcp::endpoint>& given, const std::string& key,
-                                   const std::function<void(const std::string&)>& log) {
+result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<dht::node>& dht, const magnet_link& mag,
+                                   const transfer_args& a, const std::vector<tcp::endpoint>& given,
+                                   const std::string& key, const std::function<void(const std::string&)>& log) {
   const fs::path cached = fs::path(a.dir) / ".shoal" / (key + ".torrent");
   if (auto c = load_metainfo(cached);
       c && c->info_hash_v1 == mag.info_hash_v1 && (!mag.info_hash_v2 || c->info_hash_v2 == mag.info_hash_v2)) {
     return torrent_from_metadata(c->info_bytes, mag.trackers);
   }
-  asio::io_context io;
   std::optional<result<std::string>> got;
   metadata_fetch_params p;
   if (mag.info_hash_v1) {
@@ -143,47 +147,102 @@ result<std::string> magnet_torrent(const magnet_link& mag, const transfer_args& 
   p.peers = given;
   p.log = log;
   if (a.stop_timeout > 0) p.timeout = std::chrono::seconds(a.stop_timeout);
+  // Peers given: ask them only. Otherwise the DHT and the link's trackers look for peers
+  // while the fetch runs, and hand them over as they come.
+  auto done = std::make_shared<bool>(false);
+  const bool search = given.empty();
+  if (search) p.incoming = std::make_shared<std::vector<tcp::endpoint>>();
+  // The DHT found no node at all and there is no tracker: nothing more will come.
+  auto dht_dead = std::make_shared<bool>(!dht);
+  if (search && mag.trackers.empty()) p.finders_done = [dht_dead] { return *dht_dead; };
+  const bool local = a.local || env_local();
+  // The finders below may still be running when the fetch is over and this function has
+  // returned (their lookups end later, in the transfer's own run): they own copies.
+  const int own_port = a.port;
+  auto wanted = [own_port, local](const tcp::endpoint& ep) {
+    if (local && !dht::is_local_address(ep.address())) return false;
+    return ep.port() != own_port || !ep.address().is_loopback();
+  };
+  const sha1_digest wire_hash = p.wire_hash;
+  if (search && dht) {
+    asio::co_spawn(
+        io,
+        [&io, dht, done, wanted, wire_hash, log, dht_dead, incoming = p.incoming]() -> asio::awaitable<void> {
+          asio::steady_timer wait(io);
+          const auto ready_wait = std::chrono::milliseconds(10000);
+          const bool ready = co_await dht->wait_ready(ready_wait);
+          if (!ready) {
+            if (log) log("dht: no node answered");
+            *dht_dead = true;
+            co_return;
+          }
+          for (int round = 0; !*done && dht->running(); ++round) {
+            const dht::node::lookup_options opt;
+            // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
+            std::function<void(const std::vector<tcp::endpoint>&)> on_peers =
+                [wanted, incoming, done](const std::vector<tcp::endpoint>& peers) {
+                  if (*done) return;
+                  for (const auto& ep : peers) {
+                    if (wanted(ep)) incoming->push_back(ep);
+                  }
+                };
+            auto n = co_await dht->get_peers(wire_hash, opt, on_peers);
+            if (log) log("dht: " + std::to_string(n) + " peers found");
+            if (*done) break;
+            wait.expires_after(std::chrono::seconds(round < 3 ? 2 : 10));
+            co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+          }
+        },
+        asio::detached);
+  }
+  if (search && !mag.trackers.empty()) {
+    asio::co_spawn(
+        io,
+        [&io, done, wanted, log, incoming = p.incoming, trackers = mag.trackers, wire_hash, id = p.id,
+         own_port]() -> asio::awaitable<void> {
+          tracker::announce_request req;
+          req.info_hash = wire_hash;
+          req.peer_id = id;
+          req.port = static_cast<std::uint16_t>(own_port);
+          req.left = 1;
+          req.ev = tracker::event::started;
+          // Quick tries only: a dead UDP tracker must not cost minutes.
+          tracker::client_options opt;
+          opt.http_timeout = std::chrono::seconds(5);
+          opt.udp_attempts = 2;
+          opt.udp_base_timeout = std::chrono::milliseconds(2000);
+          // A tracker may not know any peer yet (a seeder that just started), or only peers that
+          // are gone: ask again while the fetch runs, backing off from 2 s to 30 s.
+          asio::steady_timer wait(io);
+          for (int round = 0; !*done; ++round) {
+            for (const auto& url : trackers) {
+              auto r = co_await tracker::announce(io, url, req, opt);
+              if (*done) co_return;
+              if (!r) {
+                if (log) log("tracker error: " + r.err().message());
+                continue;
+              }
+              for (const auto& ep : r->peers) {
+                if (wanted(ep)) incoming->push_back(ep);
+              }
+            }
+            wait.expires_after(std::chrono::seconds(std::min(30, 2 << std::min(round, 4))));
+            co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+          }
+        },
+        asio::detached);
+  }
   asio::co_spawn(
       io,
-      [&]() -> asio::awaitable<void> {
-        // Trackers from the link give more peers to ask.
-        tracker::announce_request req;
-        req.info_hash = p.wire_hash;
-        req.peer_id = p.id;
-        req.port = static_cast<std::uint16_t>(a.port);
-        req.left = 1;
-        req.ev = tracker::event::started;
-        // Quick tries only: peers were given, or the trackers are a best effort before the
-        // fetch's own deadline (a dead UDP tracker must not cost minutes).
-        tracker::client_options opt;
-        opt.http_timeout = std::chrono::seconds(5);
-        opt.udp_attempts = 2;
-        opt.udp_base_timeout = std::chrono::milliseconds(2000);
-        // A tracker may not know any peer yet (a seeder that just started): ask a few times,
-        // unless peers were given already.
-        asio::steady_timer wait(io);
-        const auto deadline = std::chrono::steady_clock::now() + p.timeout;
-        for (int round = 0;
-             round < 5 && !mag.trackers.empty() && p.peers.empty() && std::chrono::steady_clock::now() < deadline;
-             ++round) {
-          for (const auto& url : mag.trackers) {
-            auto r = co_await tracker::announce(io, url, req, opt);
-            if (!r) {
-              if (log) log("tracker error: " + r.err().message());
-              continue;
-            }
-            for (const auto& ep : r->peers) {
-              if (ep.port() != a.port || !ep.address().is_loopback()) p.peers.push_back(ep);
-            }
-          }
-          if (!p.peers.empty()) break;
-          wait.expires_after(std::chrono::seconds(2));
-          co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
+      [&, done]() -> asio::awaitable<void> {
         got = co_await fetch_metadata(io, p);
+        *done = true;
+        io.stop();
       },
       asio::detached);
+  io.restart();
   io.run();
+  *done = true;
   if (!got) return error{errc::io, "metadata fetch did not finish", no_offset};
   if (!*got) return got->err();
   std::error_code ec;
@@ -193,8 +252,32 @@ result<std::string> magnet_torrent(const magnet_link& mag, const transfer_args& 
   return bytes;
 }
 
+// The DHT node for a transfer, on the UDP port with the TCP listener's number; null (with a
+// warning) when it cannot start: the transfer goes on without it.
+std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& a,
+                                     const std::function<void(const std::string&)>& log) {
+  dht::settings ds;
+  ds.port = static_cast<std::uint16_t>(a.port);
+  ds.bootstrap = a.dht_bootstrap;
+  ds.local = a.local || env_local();
+  ds.ipv6 = true;
+  ds.state_file = a.dht_state.empty() ? fs::path(a.dir) / ".shoal" / "dht.state" : fs::path(a.dht_state);
+  ds.log = log;
+  auto node = std::make_shared<dht::node>(io, ds);
+  if (auto ec = node->start()) {
+    warn("the DHT cannot listen on UDP port " + std::to_string(a.port) + ": " + ec.message() +
+         "; going on without it (--no-dht hides this)");
+    return nullptr;
+  }
+  return node;
+}
+
 int run_transfer(const transfer_args& in) {
   transfer_args a = in;
+  asio::io_context io;
+  std::shared_ptr<dht::node> dht;
+  std::function<void(const std::string&)> dht_log;
+  if (a.verbose) dht_log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
   result<metainfo> loaded = error{};
   std::vector<tcp::endpoint> extra_peers;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> select_only;
@@ -214,17 +297,18 @@ int run_transfer(const transfer_args& in) {
       if (!ep) return fail("--" + ep.err().message());
       given.push_back(*ep);
     }
-    if (given.empty() && mag->trackers.empty()) {
+    if (!a.no_dht && given.empty()) dht = start_dht(io, a, dht_log);
+    if (given.empty() && mag->trackers.empty() && (!dht || !dht->has_contacts())) {
       return fail(
-          "the magnet link has no trackers and no peers (x.pe), and no --peer was given: nobody to ask "
-          "for the metadata (the DHT is not supported yet)");
+          "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
+          "node to start from (--dht-bootstrap): nobody to ask for the metadata");
     }
     const std::string key =
         mag->info_hash_v1 ? to_hex(as_view(*mag->info_hash_v1)) : to_hex(as_view(*mag->info_hash_v2));
     std::function<void(const std::string&)> log;
     if (a.verbose) log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
     if (!a.json_progress) fmt::print(stderr, "fetching the metadata of {} from peers...\n", key);
-    auto bytes = magnet_torrent(*mag, a, given, key, log);
+    auto bytes = magnet_torrent(io, dht, *mag, a, given, key, log);
     if (!bytes) {
       // Nobody gave the metadata in time: the same as a download that got no data.
       fail(bytes.err().message());
@@ -255,10 +339,19 @@ int run_transfer(const transfer_args& in) {
   metainfo mi = std::move(loaded).value();
   for (const auto& w : mi.warnings)
     warn(a.target + ": " + w);
+  // BEP 27: a private torrent gets its peers from its trackers only.
+  if (mi.is_private && dht) {
+    dht->stop();
+    dht.reset();
+  }
+  if (!a.no_dht && !mi.is_private && !dht) dht = start_dht(io, a, dht_log);
 
   session_settings st;
-  st.listen_port = static_cast<std::uint16_t>(a.port);
+  // The TCP listener takes the DHT's UDP port number (when --port 0 let the OS pick it).
+  st.listen_port = dht ? dht->port() : static_cast<std::uint16_t>(a.port);
   st.local = a.local || env_local();
+  // LSD multicasts on the LAN: under --local only inside a test's network namespace.
+  st.lsd = !a.no_lsd && (!st.local || lsd::in_network_namespace());
   st.max_peers_per_torrent = a.max_peers;
   if (a.verbose) {
     st.log = [](const std::string& line) {
@@ -277,7 +370,6 @@ int run_transfer(const transfer_args& in) {
     st.max_upload_rate = *v;
   }
 
-  asio::io_context io;
   torrent_params tp;
   tp.info = mi;
   tp.save_path = a.dir;
@@ -332,6 +424,7 @@ int run_transfer(const transfer_args& in) {
   }
 
   session ses(io, st);
+  if (dht) ses.set_dht(dht);
   if (auto ec = ses.listen()) {
     return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
                 " (choose another with --port, or --port 0 for any)");
@@ -475,6 +568,7 @@ int run_transfer(const transfer_args& in) {
     });
   };
   report();
+  io.restart();
   io.run();
   if (tty && !a.json_progress) fmt::print(stderr, "\n");
 
@@ -524,6 +618,11 @@ void add_common(CLI::App& app, transfer_args& a) {
   app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable");
   app.add_flag("--local", a.local, "Keep all traffic on loopback and the given addresses (also SHOAL_LOCAL=1)");
   app.add_flag("--no-dht", a.no_dht, "Do not use the DHT");
+  app.add_flag("--no-lsd", a.no_lsd, "Do not look for peers on the local network (BEP 14 multicast)");
+  app.add_option("--dht-bootstrap", a.dht_bootstrap,
+                 "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)");
+  app.add_option("--dht-state", a.dht_state,
+                 "Where the DHT node id and routing table are kept (default DIR/.shoal/dht.state)");
   app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
   app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
   app.add_option("--max-peers", a.max_peers, "Most peers connected at once");

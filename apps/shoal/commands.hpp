@@ -12,6 +12,7 @@ runner add_create(CLI::App& app);
 runner add_info(CLI::App& app);
 runner add_download(CLI::App& app);
 runner add_seed(CLI::App& app);
+runner add_dht(CLI::App& app);
 runner add_tracker(CLI::App& app);
 
 }  // namespace shoal::cli

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   commands.emplace_back(download, shoal::cli::add_download(*download));
   auto* seed = app.add_subcommand("seed", "Check a torrent's data and seed it until stopped");
   commands.emplace_back(seed, shoal::cli::add_seed(*seed));
+  auto* dht = app.add_subcommand("dht", "Run a DHT node, find peers, put and get BEP 44 items");
+  commands.emplace_back(dht, shoal::cli::add_dht(*dht));
   auto* tracker = app.add_subcommand("tracker", "Run an HTTP and UDP BitTorrent tracker until stopped");
   commands.emplace_back(tracker, shoal::cli::add_tracker(*tracker));
 

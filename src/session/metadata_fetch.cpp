@@ -1,5 +1,6 @@
 #include "session/metadata_fetch.hpp"
 
+#include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <map>
 #include <memory>
@@ -134,7 +135,9 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
 }  // namespace
 
 asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const metadata_fetch_params& p) {
-  if (p.peers.empty()) co_return error{errc::invalid_argument, "no peers to ask for the metadata", no_offset};
+  if (p.peers.empty() && !p.incoming) {
+    co_return error{errc::invalid_argument, "no peers to ask for the metadata", no_offset};
+  }
   auto st = std::make_shared<shared_state>();
   // The peers' coroutines may outlive this call: they share a copy of the parameters.
   auto pp = std::make_shared<const metadata_fetch_params>(p);
@@ -150,8 +153,17 @@ asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const 
   for (const auto& ep : p.peers)
     queue->push_back({ep, 0, std::chrono::steady_clock::now()});
   asio::steady_timer tick(io);
+  std::vector<tcp::endpoint> seen = p.peers;
   while (!st->result && std::chrono::steady_clock::now() < deadline) {
     const auto now = std::chrono::steady_clock::now();
+    if (p.incoming) {
+      for (const auto& ep : *p.incoming) {
+        if (std::find(seen.begin(), seen.end(), ep) != seen.end() || seen.size() >= 1000) continue;
+        seen.push_back(ep);
+        queue->push_back({ep, 0, now});
+      }
+      p.incoming->clear();
+    }
     for (std::size_t i = 0; i < queue->size() && st->running < max_parallel_peers;) {
       if ((*queue)[i].not_before > now) {
         ++i;
@@ -180,7 +192,7 @@ asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const 
           },
           asio::detached);
     }
-    if (st->running == 0 && queue->empty()) break;
+    if (st->running == 0 && queue->empty() && (!p.incoming || (p.finders_done && p.finders_done()))) break;
     tick.expires_after(std::chrono::milliseconds(20));
     co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
   }

@@ -6,6 +6,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,13 @@ struct metadata_fetch_params {
   std::optional<sha256_digest> v2;
   wire::peer_id id{};
   std::vector<boost::asio::ip::tcp::endpoint> peers;
+  // Peers found while the fetch runs (DHT, trackers) are appended here by their finders;
+  // with it, the fetch waits for more until the timeout instead of giving up when the
+  // known peers are exhausted.
+  std::shared_ptr<std::vector<boost::asio::ip::tcp::endpoint>> incoming;
+  // With `incoming`: the finders have given up (true) and nothing is left to try: stop
+  // before the timeout.
+  std::function<bool()> finders_done;
   std::chrono::seconds timeout{120};
   std::string client_name = "shoal 0.1.0";
   std::function<void(const std::string&)> log;  // optional progress lines

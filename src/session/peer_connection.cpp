@@ -110,8 +110,13 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   ours.set_fast_extension();
   ours.id = session_.id();
   std::string in(wire::handshake_size, '\0');
+  // BEP 5: the DHT bit, and a PORT message after the handshake (not for private torrents).
+  auto dht_bit = [this](wire::handshake& h) {
+    if (session_.dht_node() && session_.dht_node()->running() && !torrent_->info().is_private) h.set_dht();
+  };
   if (we_send_first) {
     ours.info_hash = torrent_->wire_hash();
+    dht_bit(ours);
     const std::string out = wire::encode_handshake(ours);  // named: it must outlive the write
     auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
     if (ec) {
@@ -131,6 +136,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   }
   their_hs_ = *hs;
   if (their_hs_.id == session_.id()) {
+    if (we_send_first) session_.learned_self(ep_);
     close("connected to ourselves");
     co_return false;
   }
@@ -150,6 +156,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
       co_return false;
     }
     ours.info_hash = torrent_->wire_hash();
+    dht_bit(ours);
     const std::string out = wire::encode_handshake(ours);
     auto [wec, wn] = co_await asio::async_write(sock_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
     if (wec) {
@@ -196,6 +203,9 @@ void peer_connection::after_handshake() {
     wire::put_extended(msgs, 0, wire::encode_ext_handshake(e));
   }
   const bitfield& mine = torrent_->picker().have_bits();
+  if (their_hs_.dht() && session_.dht_node() && session_.dht_node()->running() && !torrent_->info().is_private) {
+    wire::put_port(msgs, session_.dht_node()->port());
+  }
   if (fast_ && mine.all()) {
     wire::put_simple(msgs, wire::msg::have_all);
   } else if (fast_ && mine.none()) {
@@ -427,6 +437,10 @@ bool peer_connection::handle(const wire::message& m) {
       if (!need_fast()) return false;
       return true;
     case msg::port:
+      // A DHT node at the peer's address: worth a ping into our routing table (BEP 5).
+      if (m.port != 0 && session_.dht_node() && !torrent_->info().is_private) {
+        session_.dht_node()->add_contact(dht::udp::endpoint(ep_.address(), m.port));
+      }
       return true;
     case msg::extended:
       handle_extended(m);

@@ -37,6 +37,24 @@ std::error_code session::listen() {
   if (ec) return std::error_code(ec.value(), std::system_category());
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  if (settings_.lsd) {
+    lsd::service_settings ls;
+    ls.peer_port = port_;
+    ls.log = settings_.log;
+    ls.on_peer = [this](const sha1_digest& h, const tcp::endpoint& peer) {
+      auto t = find_torrent(h);
+      if (!t || t->info().is_private || t->ended() || is_self(peer)) return;
+      if (settings_.log) {
+        settings_.log("lsd: peer " + peer.address().to_string() + ":" + std::to_string(peer.port()));
+      }
+      t->add_peer(peer);
+    };
+    lsd_ = std::make_shared<lsd::service>(io_, ls);
+    if (auto lec = lsd_->start()) {
+      if (settings_.log) settings_.log("lsd: off (" + lec.message() + ")");
+      lsd_.reset();
+    }
+  }
   return {};
 }
 
@@ -56,6 +74,8 @@ std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
   auto t = std::make_shared<torrent>(*this, std::move(p));
   torrents_[t->wire_hash()] = t;
   t->start();
+  if (dht_ && !t->info().is_private) asio::co_spawn(io_, dht_loop(t), asio::detached);
+  if (lsd_ && !t->info().is_private) lsd_->add(t->wire_hash());
   return t;
 }
 
@@ -64,7 +84,48 @@ std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {
   return it == torrents_.end() ? nullptr : it->second;
 }
 
+asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
+  asio::steady_timer timer(io_);
+  int quiet_rounds = 0;
+  while (!stopping_ && dht_ && dht_->running()) {
+    auto t = w.lock();
+    if (!t || t->ended()) co_return;
+    if (!t->accepting_peers()) {
+      // Still checking: announce once the data is known.
+      t.reset();
+      timer.expires_after(std::chrono::milliseconds(500));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    dht::node::lookup_options opt;
+    opt.announce_port = port_;
+    opt.seed = t->finished();
+    const sha1_digest hash = t->wire_hash();
+    t.reset();  // a lookup takes seconds: do not keep a stopped torrent alive
+    auto node = dht_;
+    const bool local = settings_.local;
+    // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
+    std::function<void(const std::vector<tcp::endpoint>&)> on_peers = [this, w,
+                                                                       local](const std::vector<tcp::endpoint>& peers) {
+      auto tt = w.lock();
+      if (!tt || tt->ended()) return;
+      for (const auto& ep : peers) {
+        if (is_self(ep) || (local && !dht::is_local_address(ep.address()))) continue;
+        tt->add_peer(ep);
+      }
+    };
+    auto found = co_await node->get_peers(hash, opt, on_peers);
+    if (settings_.log) settings_.log("dht: " + std::to_string(found) + " peers from the DHT");
+    // Nobody yet (a swarm just starting): ask again soon, backing off to the usual 15 min.
+    std::chrono::seconds wait(15 * 60);
+    if (found == 0 && quiet_rounds < 6) wait = std::chrono::seconds(5 << quiet_rounds++);
+    timer.expires_after(wait);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 bool session::is_self(const tcp::endpoint& ep) const {
+  if (self_endpoints_.count(ep)) return true;
   if (ep.port() != port_) return false;
   const auto a = ep.address();
   if (a.is_loopback() || a.is_unspecified()) return true;
@@ -77,6 +138,8 @@ void session::stop(std::function<void()> done) {
   stopping_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (dht_) dht_->stop();
+  if (lsd_) lsd_->stop();
   auto remaining = std::make_shared<std::size_t>(torrents_.size());
   if (*remaining == 0) {
     done();

@@ -5,9 +5,12 @@
 #include <boost/asio.hpp>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
 
+#include "dht/node.hpp"
+#include "lsd/lsd.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -35,11 +38,21 @@ class session {
   [[nodiscard]] thread_pool& hash_pool() { return hash_pool_; }
   [[nodiscard]] rate_limiter& download_limit() { return down_limit_; }
   [[nodiscard]] rate_limiter& upload_limit() { return up_limit_; }
+  // The DHT node torrents announce on (none: no DHT). Private torrents never use it.
+  void set_dht(std::shared_ptr<dht::node> d) { dht_ = std::move(d); }
+  [[nodiscard]] const std::shared_ptr<dht::node>& dht_node() const { return dht_; }
   // True if the endpoint is this session's own listener (trackers can hand it back).
   [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
+  // An address that turned out to be us (our own peer id answered): never dialled again.
+  void learned_self(const tcp::endpoint& ep) {
+    if (self_endpoints_.size() < 64) self_endpoints_.insert(ep);
+  }
 
  private:
   asio::awaitable<void> accept_loop();
+  // Finds peers for a torrent on the DHT and announces it there, every 15 minutes (sooner
+  // while nobody is found), until the torrent or the session stops.
+  asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w);
 
   asio::io_context& io_;
   session_settings settings_;
@@ -51,6 +64,9 @@ class session {
   std::uint16_t port_ = 0;
   std::map<sha1_digest, std::shared_ptr<torrent>> torrents_;
   bool stopping_ = false;
+  std::shared_ptr<dht::node> dht_;
+  std::set<tcp::endpoint> self_endpoints_;
+  std::shared_ptr<lsd::service> lsd_;
 };
 
 }  // namespace shoal

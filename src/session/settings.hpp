@@ -14,6 +14,8 @@ struct session_settings {
   // Keep every byte on loopback and the addresses given: no public bootstrap, no port
   // mapping, no multicast (--local / SHOAL_LOCAL=1).
   bool local = false;
+  // Local Service Discovery (BEP 14) for public torrents.
+  bool lsd = false;
   std::uint32_t max_peers_per_torrent = 80;
   // Connections per remote IP; loopback peers are counted per address *and* port.
   std::uint32_t max_peers_per_ip = 4;

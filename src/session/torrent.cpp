@@ -4,6 +4,7 @@
 #include <random>
 
 #include "core/merkle.hpp"
+#include "dht/krpc.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
 #include "storage/resume.hpp"
@@ -24,15 +25,7 @@ constexpr std::size_t max_candidates = 2000;  // peers known but not connected
 constexpr std::uint32_t max_failures = 5;     // failed connection attempts before a peer is forgotten
 
 // --local: only loopback and private-range addresses (the test networks), never the internet.
-bool is_local_address(const asio::ip::address& a) {
-  if (a.is_loopback()) return true;
-  if (a.is_v4()) {
-    const auto b = a.to_v4().to_bytes();
-    return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168);
-  }
-  const auto b = a.to_v6().to_bytes();
-  return (b[0] & 0xfe) == 0xfc || a.to_v6().is_link_local();
-}
+using dht::is_local_address;
 constexpr int optimistic_every_ticks = 30;
 
 sha1_digest wire_hash_of(const metainfo& m) {
@@ -320,7 +313,7 @@ void torrent::connect_more() {
   std::size_t active = peers_.size() + connecting_.size();
   for (const auto& ep : candidates_) {
     if (active >= session_.settings().max_peers_per_torrent) break;
-    if (connecting_.count(ep) || is_banned(ep)) continue;
+    if (connecting_.count(ep) || is_banned(ep) || session_.is_self(ep)) continue;
     bool connected = false;
     // Connected already, either way round (an incoming peer is known by its listen port).
     for (auto& p : peers_)

@@ -78,6 +78,10 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] const metainfo& info() const { return info_; }
   [[nodiscard]] const sha1_digest& wire_hash() const { return wire_hash_; }
   [[nodiscard]] bool finished() const { return state_ == torrent_state::seeding; }
+  // Stopping, stopped or failed: no more peers wanted.
+  [[nodiscard]] bool ended() const {
+    return stopping_ || state_ == torrent_state::stopped || state_ == torrent_state::error;
+  }
   [[nodiscard]] bool is_complete() const { return picker_ && picker_->have_bits().all(); }
   void add_peer(const tcp::endpoint& ep);
   // Fired once when every wanted piece is verified and flushed.

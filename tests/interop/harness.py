@@ -160,11 +160,14 @@ def summary(run, log):
     return None
 
 
-def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=False, linger=0, max_upload=0):
+def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=False, linger=0, max_upload=0,
+            dht_bootstrap=()):
     argv = [PY, LT_PEER, mode, torrent, folder, "--port", str(port), "--seconds", str(seconds),
             "--linger", str(linger), "--max-upload", str(max_upload)]
     for p in peers:
         argv += ["--peer", p]
+    for b in dht_bootstrap:
+        argv += ["--dht-bootstrap", b]
     if utp:
         argv.append("--utp")
     return run.spawn(argv, log)

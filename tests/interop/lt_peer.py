@@ -7,7 +7,8 @@ Usage:
 
 Prints one JSON line per second with its state, and exits 0 when a download completes
 (verified), 1 on timeout or error. A seeder runs until --seconds pass or it is killed.
-Everything stays on loopback: no DHT, LSD, UPnP or NAT-PMP.
+Everything stays on loopback: no LSD, UPnP or NAT-PMP, and no DHT unless --dht-bootstrap
+points it at loopback nodes.
 """
 import argparse
 import json
@@ -15,6 +16,20 @@ import sys
 import time
 
 import libtorrent as lt
+
+
+# What libtorrent's DHT needs to work among loopback nodes (its defaults reject them).
+def dht_settings(bootstrap):
+    return {
+        "enable_dht": True,
+        "dht_bootstrap_nodes": ",".join(bootstrap),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_ignore_dark_internet": False,
+        "dht_enforce_node_id": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_extended_routing_table": False,
+    }
 
 
 def make_session(port, extra=None):
@@ -48,11 +63,14 @@ def main():
     ap.add_argument("--utp", action="store_true", help="allow uTP (default: TCP only)")
     ap.add_argument("--linger", type=float, default=0, help="seconds to keep seeding after completing")
     ap.add_argument("--max-upload", type=int, default=0, help="upload limit in bytes/s (0: none)")
+    ap.add_argument("--dht-bootstrap", action="append", default=[], help="enable the DHT through this HOST:PORT")
     args = ap.parse_args()
 
     extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
     if args.max_upload:
         extra["upload_rate_limit"] = args.max_upload
+    if args.dht_bootstrap:
+        extra.update(dht_settings(args.dht_bootstrap))
     ses = make_session(args.port, extra)
     if args.torrent.startswith("magnet:"):
         # Metadata comes from the peers (BEP 9).
