@@ -74,3 +74,39 @@ put("lsd", "one", b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 
 put("lsd", "two-hashes-odd-case", b"BT-SEARCH * HTTP/1.1\r\nhost: [ff15::efc0:988f]:6771\r\nPORT:  51413 \r\n"
     b"infohash: " + ih.encode() + b"\r\nINFOHASH: " + ("cd" * 20).encode() + b"\r\nX-Other: 1\r\n\r\n\r\n")
 put("lsd", "bad-port", b"BT-SEARCH * HTTP/1.1\r\nPort: 99999\r\nInfohash: " + ih.encode() + b"\r\n\r\n")
+
+# tracker_server: records of kind (1 byte), length (2 bytes), data; see fuzz_tracker_server.cpp.
+# The first data byte of an HTTP or UDP record picks the source address (0: 127.0.0.1, 1: ::1).
+
+
+def rec(kind, data):
+    return struct.pack(">BH", kind, len(data)) + data
+
+
+def http(path, src=0):
+    return rec(0, bytes([src]) + path.encode("latin-1"))
+
+
+def pct(raw):
+    return "".join("%%%02X" % b for b in raw)
+
+
+ih = b"\xab" * 19 + b"\x00"
+pid = b"-XX0001-abcdefghijkl"
+q = f"announce?info_hash={pct(ih)}&peer_id={pct(pid)}&port=6881&uploaded=0&downloaded=0&left=100"
+udp_connect = struct.pack(">QII", 0x41727101980, 0, 0x11223344)
+udp_ann = struct.pack(">QII", 0, 1, 0x55667788) + ih + pid + struct.pack(">QQQIIIiH", 0, 100, 0, 2, 0, 9, -1, 6881)
+udp_scrape = struct.pack(">QII", 0, 2, 0x01020304) + ih + b"\xcd" * 20
+put("tracker_server", "http-announce-scrape-stats",
+    http(q + "&event=started") + http(q.replace("6881", "6882").replace("left=100", "left=0") + "&compact=0", 1) +
+    http(f"scrape?info_hash={pct(ih)}") + http("stats"))
+put("tracker_server", "http-bad", http("announce?port=1") + http("announce?info_hash=\xff") + http("x" * 2100) +
+    http("nothing"))
+put("tracker_server", "udp-conversation",
+    rec(1, udp_connect) + rec(2, udp_ann) + rec(2, udp_ann[:-2] + b"\x1a\xe2") + rec(2, udp_scrape) +
+    rec(2, udp_ann[:80] + struct.pack(">I", 3) + udp_ann[84:]))
+put("tracker_server", "udp-bad", rec(1, udp_connect[:15]) + rec(1, udp_ann) + rec(2, udp_ann[:97]) +
+    rec(2, udp_scrape[:30]) + rec(1, b"\x00" * 8 + struct.pack(">II", 9, 1)))
+put("tracker_server", "expiry", http(q + "&event=started") + rec(3, b"\x0c") + http(q.replace("6881", "7000")) +
+    rec(3, b"\xff") + http("stats"))
+put("tracker_server", "whitelist", rec(4, b"# list\n" + b"ab" * 20 + b"\n\n" + b"zz" * 20 + b"\n"))

@@ -13,5 +13,6 @@ runner add_info(CLI::App& app);
 runner add_download(CLI::App& app);
 runner add_seed(CLI::App& app);
 runner add_dht(CLI::App& app);
+runner add_tracker(CLI::App& app);
 
 }  // namespace shoal::cli

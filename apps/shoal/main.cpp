@@ -6,7 +6,7 @@
 #include "console.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents", "shoal"};
+  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents; run a tracker", "shoal"};
   app.set_version_flag("--version", "shoal 0.1.0");
   app.require_subcommand(0, 1);
 
@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   commands.emplace_back(seed, shoal::cli::add_seed(*seed));
   auto* dht = app.add_subcommand("dht", "Run a DHT node, find peers, put and get BEP 44 items");
   commands.emplace_back(dht, shoal::cli::add_dht(*dht));
+  auto* tracker = app.add_subcommand("tracker", "Run an HTTP and UDP BitTorrent tracker until stopped");
+  commands.emplace_back(tracker, shoal::cli::add_tracker(*tracker));
 
   try {
     app.parse(argc, argv);

@@ -353,15 +353,22 @@ bool peer_connection::handle(const wire::message& m) {
       }
       return !closed_;
     case msg::bitfield: {
-      if (got_bitfield_) {
-        violation("second bitfield");
-        return false;
-      }
       bitfield b(np);
       if (!b.assign(m.payload)) {
         violation("bitfield of " + std::to_string(m.payload.size()) + " bytes does not fit " + std::to_string(np) +
                   " pieces");
         return false;
+      }
+      if (got_bitfield_) {
+        // aria2 sends its whole bitfield again, instead of haves, as it gets pieces: its
+        // new pieces count as haves. A peer cannot lose pieces, so cleared bits are ignored.
+        for (std::uint32_t i = 0; i < np && !closed_; ++i) {
+          if (b.get(i) && !has_.get(i)) {
+            has_.set(i);
+            torrent_->on_have(this, i);
+          }
+        }
+        return !closed_;
       }
       has_ = std::move(b);
       got_bitfield_ = true;
@@ -373,8 +380,14 @@ bool peer_connection::handle(const wire::message& m) {
     case msg::have_all:
       if (!need_fast()) return false;
       if (got_bitfield_) {
-        violation("have all after a bitfield");
-        return false;
+        // aria2 again, once complete: the pieces it lacked count as haves.
+        for (std::uint32_t i = 0; i < np && !closed_; ++i) {
+          if (!has_.get(i)) {
+            has_.set(i);
+            torrent_->on_have(this, i);
+          }
+        }
+        return !closed_;
       }
       has_.set_all();
       got_bitfield_ = true;
