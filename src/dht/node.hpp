@@ -180,6 +180,7 @@ class node : public std::enable_shared_from_this<node> {
   bool v6_ = false;             // this socket's family
   std::shared_ptr<node> twin_;  // the IPv6 node, owned by the IPv4 one (BEP 32)
   std::weak_ptr<node> parent_;  // ... and back
+  bool grace_used_ = false;     // the twin waited once for its first nodes
 };
 
 // The unit a rate limit or a vote counts: an IPv4 address, an IPv6 /64.
