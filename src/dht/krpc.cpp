@@ -342,6 +342,11 @@ std::string encode(const message& m) {
   return out;
 }
 
+std::mt19937_64& random_engine() {
+  static thread_local std::mt19937_64 g{std::random_device{}()};
+  return g;
+}
+
 node_id distance(const node_id& a, const node_id& b) {
   node_id d;
   for (std::size_t i = 0; i < d.size(); ++i)

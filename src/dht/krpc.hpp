@@ -8,6 +8,7 @@
 #include <boost/asio/ip/udp.hpp>
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,6 +108,9 @@ struct message {
 [[nodiscard]] std::string compact_nodes(const std::vector<node_entry>& nodes, bool v6);
 [[nodiscard]] std::string compact_endpoint(const udp::endpoint& ep);
 [[nodiscard]] std::optional<udp::endpoint> parse_compact_endpoint(std::string_view s);
+
+// The DHT's pseudo-random source (random ids, samples), one per thread.
+[[nodiscard]] std::mt19937_64& random_engine();
 
 // XOR distance helpers.
 [[nodiscard]] node_id distance(const node_id& a, const node_id& b);

@@ -5,13 +5,6 @@
 
 namespace shoal::dht {
 
-namespace {
-std::mt19937_64& rng() {
-  static thread_local std::mt19937_64 g{std::random_device{}()};
-  return g;
-}
-}  // namespace
-
 void routing_table::reset(const node_id& self) {
   self_ = self;
   buckets_.clear();
@@ -157,7 +150,7 @@ std::vector<node_id> routing_table::stale_buckets(clock::time_point now, clock::
     if (now - buckets_[i].last_changed < age) continue;
     node_id id;
     for (auto& byte : id)
-      byte = static_cast<std::uint8_t>(rng()());
+      byte = static_cast<std::uint8_t>(random_engine()());
     // Keep our first i bits, flip bit i (not for the last bucket, which holds our side).
     for (std::size_t bit = 0; bit <= i && bit < 160; ++bit) {
       const std::uint8_t mask = static_cast<std::uint8_t>(0x80u >> (bit % 8));

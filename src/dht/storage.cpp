@@ -5,13 +5,6 @@
 
 namespace shoal::dht {
 
-namespace {
-std::mt19937_64& rng() {
-  static thread_local std::mt19937_64 g{std::random_device{}()};
-  return g;
-}
-}  // namespace
-
 void storage::announce(const node_id& info_hash, const tcp::endpoint& peer, bool seed, time_point now) {
   auto it = torrents_.find(info_hash);
   if (it == torrents_.end()) {
@@ -53,7 +46,7 @@ std::vector<tcp::endpoint> storage::peers(const node_id& info_hash, bool v6, boo
     if (p.ep.address().is_v6() == v6 && !(noseed && p.seed)) out.push_back(p.ep);
   }
   if (out.size() > lim_.max_values_per_reply) {
-    std::shuffle(out.begin(), out.end(), rng());
+    std::shuffle(out.begin(), out.end(), random_engine());
     out.resize(lim_.max_values_per_reply);
   }
   return out;
@@ -74,7 +67,7 @@ std::vector<node_id> storage::sample(std::size_t n) const {
   all.reserve(torrents_.size());
   for (const auto& [h, t] : torrents_)
     all.push_back(h);
-  std::shuffle(all.begin(), all.end(), rng());
+  std::shuffle(all.begin(), all.end(), random_engine());
   if (all.size() > n) all.resize(n);
   return all;
 }

@@ -7,6 +7,9 @@
 
 namespace shoal::tracker {
 
+using detail::get;
+using detail::put;
+
 namespace {
 
 namespace ip = boost::asio::ip;
@@ -28,17 +31,6 @@ const char* event_name(event e) {
       break;
   }
   return nullptr;
-}
-
-void put(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i)
-    out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-std::uint64_t get(std::string_view s, std::size_t at, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i)
-    v = v << 8 | static_cast<unsigned char>(s[at + static_cast<std::size_t>(i)]);
-  return v;
 }
 
 void compact_peers(std::string_view s, bool v6, std::vector<ip::tcp::endpoint>& out) {

@@ -55,6 +55,20 @@ struct scrape_entry {
 [[nodiscard]] result<announce_response> parse_announce_reply(std::string_view body);
 [[nodiscard]] result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest& h);
 
+namespace detail {
+// Big-endian integers of `bytes` bytes, as the UDP tracker protocol writes them.
+inline void put(std::string& out, std::uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i)
+    out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+inline std::uint64_t get(std::string_view s, std::size_t at, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v = v << 8 | static_cast<unsigned char>(s[at + static_cast<std::size_t>(i)]);
+  return v;
+}
+}  // namespace detail
+
 // BEP 15.
 inline constexpr std::uint64_t udp_protocol_id = 0x41727101980ull;
 [[nodiscard]] std::string udp_connect_request(std::uint32_t transaction);
