@@ -78,14 +78,21 @@ class Run:
         return 1 if self.failed else 0
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A TCP and UDP port that is free on loopback right now."""
+    """A TCP and UDP port that is free on loopback right now, and never the same one twice
+    in a run (two callers that bind later would otherwise race for it)."""
     while True:
         port = random.randint(20000, 60000)
+        if port in _handed_out:
+            continue
         with socket.socket() as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             try:
                 t.bind(("127.0.0.1", port))
                 u.bind(("127.0.0.1", port))
+                _handed_out.add(port)
                 return port
             except OSError:
                 continue
