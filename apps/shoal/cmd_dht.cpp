@@ -45,11 +45,6 @@ struct dht_args {
   long long seq = -1;
 };
 
-bool env_local() {
-  const char* v = std::getenv("SHOAL_LOCAL");
-  return v && *v && std::string(v) != "0";
-}
-
 std::shared_ptr<dht::node> make_node(asio::io_context& io, const dht_args& a) {
   dht::settings s;
   s.listen_address = a.bind;

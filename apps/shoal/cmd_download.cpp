@@ -58,11 +58,6 @@ struct transfer_args {
   long stop_timeout = 0;  // seconds without download progress before giving up; 0: never
 };
 
-bool env_local() {
-  const char* v = std::getenv("SHOAL_LOCAL");
-  return v && *v && std::string(v) != "0";
-}
-
 // "1,3-5" (1-based, like aria2) -> per-file priorities.
 std::optional<std::vector<std::uint8_t>> parse_select(const std::string& s, std::size_t nfiles, std::string& err) {
   std::vector<std::uint8_t> prio(nfiles, 0);

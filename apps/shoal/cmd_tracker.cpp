@@ -35,11 +35,6 @@ struct tracker_args {
   bool local = false;
 };
 
-bool env_local() {
-  const char* v = std::getenv("SHOAL_LOCAL");
-  return v && *v && std::string(v) != "0";
-}
-
 int run_tracker(const tracker_args& a) {
   tracker::server_options o;
   o.port = static_cast<std::uint16_t>(a.port);

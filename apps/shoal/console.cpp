@@ -1,5 +1,8 @@
 #include "console.hpp"
 
+#include <cstdlib>
+#include <string>
+
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -58,6 +61,11 @@ void progress_bar::update(std::uint64_t done, std::uint64_t total) {
 void progress_bar::finish() {
   if (drawn_) fmt::print(stderr, "\n");
   drawn_ = false;
+}
+
+bool env_local() {
+  const char* v = std::getenv("SHOAL_LOCAL");
+  return v && *v && std::string(v) != "0";
 }
 
 }  // namespace shoal::cli

@@ -21,6 +21,8 @@ inline constexpr int exit_usage = 2;  // wrong command-line arguments
 
 // Prints "shoal: error: <what>" to stderr and returns exit_error.
 int fail(std::string_view what);
+// SHOAL_LOCAL set to anything but "0": the same as --local.
+bool env_local();
 void warn(std::string_view what);
 
 // A one-line progress bar on stderr when it is a terminal; silent otherwise.
