@@ -110,3 +110,16 @@ put("tracker_server", "udp-bad", rec(1, udp_connect[:15]) + rec(1, udp_ann) + re
 put("tracker_server", "expiry", http(q + "&event=started") + rec(3, b"\x0c") + http(q.replace("6881", "7000")) +
     rec(3, b"\xff") + http("stats"))
 put("tracker_server", "whitelist", rec(4, b"# list\n" + b"ab" * 20 + b"\n\n" + b"zz" * 20 + b"\n"))
+
+# Proxy replies: the first byte picks the parser (0 method, 1 auth, 2 reply, 3 UDP, 4 HTTP).
+put("proxy", "method-password", b"\x80\x05\x02")
+put("proxy", "method-refused", b"\x00\x05\xff")
+put("proxy", "auth-ok", b"\x01\x01\x00")
+put("proxy", "reply-ipv4", b"\x02\x05\x00\x00\x01\x7f\x00\x00\x01\x04\x38")
+put("proxy", "reply-ipv6", b"\x02\x05\x00\x00\x04" + b"\0" * 15 + b"\x01\x1a\xe1")
+put("proxy", "reply-domain", b"\x02\x05\x00\x00\x03\x0bexample.org\x00\x50")
+put("proxy", "reply-refused", b"\x02\x05\x05\x00\x01\0\0\0\0\0\0")
+put("proxy", "udp-ipv4", b"\x03\x00\x00\x00\x01\x0a\x00\x00\x01\x1b\x39payload")
+put("proxy", "udp-domain", b"\x03\x00\x00\x00\x03\x04host\x00\x35dns")
+put("proxy", "http-200", b"\x04HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n")
+put("proxy", "http-407", b"\x04HTTP/1.0 407 Proxy Authentication Required\r\nContent-Length: 9\r\n\r\nbody")
