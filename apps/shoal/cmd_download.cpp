@@ -16,6 +16,8 @@
 #include "core/text.hpp"
 #include "dht/node.hpp"
 #include "lsd/lsd.hpp"
+#include "net/port_mapping.hpp"
+#include "net/proxy_codec.hpp"
 #include "session/metadata_fetch.hpp"
 #include "session/session.hpp"
 #include "storage/resume.hpp"
@@ -56,7 +58,35 @@ struct transfer_args {
   std::string max_down, max_up;
   std::uint32_t max_peers = 80;
   long stop_timeout = 0;  // seconds without download progress before giving up; 0: never
+  std::string proxy_url;  // --proxy; parsed into `proxy` before anything connects
+  net::proxy_settings proxy;
+  bool no_port_mapping = false;
+  std::string upnp_url;         // skips SSDP discovery (and allowed under --local)
+  std::string natpmp_gateway;   // instead of the default gateway (and allowed under --local)
+  long port_mapping_lease = 0;  // seconds; 0: the default (hidden, for tests)
 };
+
+boost::json::object mapping_json(const net::mapping_protocol_status& s) {
+  boost::json::object o;
+  o["enabled"] = s.enabled;
+  o["mapped"] = s.mapped;
+  o["external_address"] = s.external_address;
+  o["tcp_port"] = s.external_tcp;
+  o["udp_port"] = s.external_udp;
+  o["lease"] = s.lease_seconds;
+  o["refreshes"] = s.refreshes;
+  o["error"] = s.last_error;
+  return o;
+}
+
+boost::json::object mapping_json(const net::port_mapping_status& s) {
+  boost::json::object o;
+  o["protocols"] = s.protocols();
+  o["external_address"] = s.external_address();
+  o["upnp"] = mapping_json(s.upnp);
+  o["natpmp"] = mapping_json(s.natpmp);
+  return o;
+}
 
 // "1,3-5" (1-based, like aria2) -> per-file priorities.
 std::optional<std::vector<std::uint8_t>> parse_select(const std::string& s, std::size_t nfiles, std::string& err) {
@@ -198,7 +228,7 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
   if (search && !mag.trackers.empty()) {
     asio::co_spawn(
         io,
-        [&io, done, wanted, log, incoming = p.incoming, trackers = mag.trackers, wire_hash, id = p.id, own_port,
+        [&io, &a, done, wanted, log, incoming = p.incoming, trackers = mag.trackers, wire_hash, id = p.id, own_port,
          found]() -> asio::awaitable<void> {
           tracker::announce_request req;
           req.info_hash = wire_hash;
@@ -208,6 +238,7 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
           req.ev = tracker::event::started;
           // Quick tries only: a dead UDP tracker must not cost minutes.
           tracker::client_options opt;
+          opt.proxy = a.proxy;
           opt.http_timeout = std::chrono::seconds(5);
           opt.udp_attempts = 2;
           opt.udp_base_timeout = std::chrono::milliseconds(2000);
@@ -278,6 +309,14 @@ std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& 
 
 int run_transfer(const transfer_args& in) {
   transfer_args a = in;
+  if (!a.proxy_url.empty()) {
+    auto px = net::parse_proxy_url(a.proxy_url);
+    if (!px) {
+      fmt::print(stderr, "shoal: error: --{}\n", printable(px.err().message()));
+      return exit_usage;
+    }
+    a.proxy = *px;
+  }
   asio::io_context io;
   std::shared_ptr<dht::node> dht;
   std::function<void(const std::string&)> dht_log;
@@ -334,7 +373,8 @@ int run_transfer(const transfer_args& in) {
         fetch_io,
         [&]() -> asio::awaitable<void> {
           // Named, not a default-argument temporary: GCC 12 mishandles temporaries around co_await.
-          const tracker::client_options opt;
+          tracker::client_options opt;
+          opt.proxy = a.proxy;
           body = co_await tracker::http_get(fetch_io, a.target, max_torrent_size, opt);
         },
         asio::detached);
@@ -362,6 +402,16 @@ int run_transfer(const transfer_args& in) {
   // LSD multicasts on the LAN: under --local only inside a test's network namespace.
   st.lsd = !a.no_lsd && (!st.local || lsd::in_network_namespace());
   st.max_peers_per_torrent = a.max_peers;
+  st.proxy = a.proxy;
+  if (a.proxy.enabled()) {
+    // TODO(proxy): remove once session::connect_peer calls net::connect_tcp.
+    warn("--proxy: tracker announces go through the proxy; peer connections do not yet");
+  }
+  if (a.proxy.enabled() && (dht || st.lsd)) {
+    warn(
+        "--proxy: the DHT and local peer discovery do not go through the proxy (add --no-dht --no-lsd to keep "
+        "every outgoing connection on it)");
+  }
   if (a.verbose) {
     st.log = [](const std::string& line) {
       const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -438,6 +488,30 @@ int run_transfer(const transfer_args& in) {
     return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
                 " (choose another with --port, or --port 0 for any)");
   }
+  // Port mapping: under --local only the gateways named on the command line are contacted.
+  std::unique_ptr<net::port_mapper> mapper;
+  if (!a.no_port_mapping && (!st.local || !a.upnp_url.empty() || !a.natpmp_gateway.empty())) {
+    net::port_mapping_settings pm;
+    pm.tcp_port = ses.port();
+    pm.udp_port = ses.port();  // the DHT (and uTP) use the same number over UDP
+    pm.local = st.local;
+    pm.upnp_url = a.upnp_url;
+    pm.natpmp_gateway = a.natpmp_gateway;
+    pm.upnp = !st.local || !a.upnp_url.empty();
+    pm.natpmp = !st.local || !a.natpmp_gateway.empty();
+    if (a.port_mapping_lease > 0) pm.lease = std::chrono::seconds(a.port_mapping_lease);
+    pm.log = st.log;
+    mapper = std::make_unique<net::port_mapper>(io, pm);
+    if (a.json_progress) {
+      mapper->on_change([](const net::port_mapping_status& s) {
+        auto o = mapping_json(s);
+        o["event"] = "port_mapping";
+        fmt::print("{}\n", boost::json::serialize(o));
+        std::fflush(stdout);
+      });
+    }
+    mapper->start();
+  }
   if (mi.tracker_tiers.empty() && tp.peers.empty()) {
     warn("the torrent lists no trackers and no --peer was given: waiting for peers to connect to port " +
          std::to_string(ses.port()));
@@ -465,7 +539,14 @@ int run_transfer(const transfer_args& in) {
     if (stopping) return;
     stopping = true;
     exit_code = code;
-    ses.stop([&io] { io.stop(); });
+    // Mappings are removed after the session said goodbye to trackers and peers.
+    ses.stop([&io, &mapper] {
+      if (mapper) {
+        mapper->stop([&io] { io.stop(); });
+      } else {
+        io.stop();
+      }
+    });
   };
   t->on_error = [&](const std::string& why) {
     if (tty) fmt::print(stderr, "\n");
@@ -523,6 +604,7 @@ int run_transfer(const transfer_args& in) {
           o["downloaded"] = s.downloaded;
           o["uploaded"] = s.uploaded;
           o["hash_failures"] = s.hash_failures;
+          if (mapper) o["port_mapping"] = mapping_json(mapper->status());
           fmt::print("{}\n", boost::json::serialize(o));
           std::fflush(stdout);
         }
@@ -606,6 +688,7 @@ int run_transfer(const transfer_args& in) {
     o["exit_code"] = exit_code;
     o["error"] = s.error;
     o["tracker"] = s.tracker_message;
+    if (mapper) o["port_mapping"] = mapping_json(mapper->status());
     fmt::print("{}\n", boost::json::serialize(o));
   } else if (!a.seed_mode) {
     fmt::print(
@@ -635,6 +718,18 @@ void add_common(CLI::App& app, transfer_args& a) {
   app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
   app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
   app.add_option("--max-peers", a.max_peers, "Most peers connected at once");
+  app.add_option(
+      "--proxy", a.proxy_url,
+      "Make peer connections and HTTP(S) tracker announces through this proxy: socks5://[USER:PASS@]HOST:PORT "
+      "or http://HOST:PORT (UDP trackers are then skipped)");
+  app.add_flag("--no-port-mapping", a.no_port_mapping,
+               "Do not ask the router to forward the listen port (UPnP IGD and NAT-PMP)");
+  app.add_option("--upnp-url", a.upnp_url,
+                 "Use the UPnP gateway described at this URL (its rootDesc.xml) instead of discovering one");
+  app.add_option("--natpmp-gateway", a.natpmp_gateway,
+                 "Ask this NAT-PMP gateway (IPv4) instead of the default gateway");
+  // Hidden: tests shorten the lease to see renewals.
+  app.add_option("--port-mapping-lease", a.port_mapping_lease, "")->group("")->check(CLI::Range(1L, 86400L));
   app.add_flag("--json-progress", a.json_progress, "Print progress as JSON lines on stdout, and a JSON summary");
   app.add_flag("-v,--verbose", a.verbose, "Log peer connections, disconnections (with the reason) and tracker replies");
 }

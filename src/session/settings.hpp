@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "net/proxy_codec.hpp"
+
 namespace shoal {
 
 struct session_settings {
@@ -43,6 +45,9 @@ struct session_settings {
   // Receives one line per notable event (peer connected, closed and why, tracker replies);
   // empty: silent. The CLI's --verbose prints them.
   std::function<void(const std::string&)> log;
+  // Peer connections we make and HTTP(S) tracker announces go through this proxy when set
+  // (--proxy); UDP trackers are then skipped. Incoming connections are still accepted.
+  net::proxy_settings proxy;
   // Requests a peer may have queued with us before we drop it.
   std::uint32_t max_peer_requests = 2000;
 };

@@ -728,6 +728,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   req.key = tracker_key_;
   req.numwant = stopping ? 0 : 50;
   tracker::client_options opt;
+  opt.proxy = session_.settings().proxy;
   if (stopping) {
     opt.http_timeout = std::chrono::seconds(3);
     opt.udp_attempts = 1;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "net/proxy_codec.hpp"
 #include "tracker/announce.hpp"
 
 namespace shoal::tracker {
@@ -18,8 +19,13 @@ struct client_options {
   unsigned udp_attempts = 3;
   std::chrono::milliseconds udp_base_timeout{15000};
   std::string user_agent = "shoal/0.1.0";
+  // When set, HTTP(S) requests go through this proxy (the proxy resolves the tracker's
+  // name), and UDP trackers are skipped: see announce().
+  net::proxy_settings proxy;
 };
 
+// With a proxy set, a udp:// tracker fails at once with an error saying it was skipped:
+// its datagrams would leave from our own address, around the proxy.
 [[nodiscard]] boost::asio::awaitable<result<announce_response>> announce(boost::asio::io_context& io,
                                                                          const std::string& url,
                                                                          const announce_request& req,

@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""Port mapping (UPnP IGD and NAT-PMP) against a fake gateway (fake_gateway.py) inside a
+network namespace the test makes (libnatpmp always talks to port 5351, so the gateway
+gets a loopback of its own). Everything runs in that namespace.
+
+- A seeder maps its listen port over both protocols and, on SIGINT, removes the mappings.
+- A downloader with a 4 s lease maps TCP and UDP for its listen port, reports the external
+  address in its JSON output, renews the mappings before they expire, completes the
+  download byte for byte, and removes the mappings when it exits on its own.
+- Under --local without --upnp-url/--natpmp-gateway nothing reaches the gateway.
+Needs root.
+
+Usage: portmap_test.py --shoal PATH
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import time
+
+import harness as h
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXTERNAL = "203.0.113.7"
+
+
+def gateway_log(p):
+    out = []
+    for line in open(p.log, "rb").read().decode("utf-8", "replace").splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def json_lines(path):
+    out = []
+    for line in open(path, "rb").read().decode("utf-8", "replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def upnp(log, action, port, proto=None):
+    return [e for e in log if e.get("proto") == "upnp" and e.get("action") == action and
+            e.get("NewExternalPort") == str(port) and (proto is None or e.get("NewProtocol") == proto)]
+
+
+def natpmp(log, op, port, lifetime_zero):
+    return [e for e in log if e.get("proto") == "natpmp" and e.get("op") == op and e.get("internal") == port and
+            (e.get("lifetime") == 0) == lifetime_zero]
+
+
+def wait_for(pred, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shoal", required=True)
+    args = ap.parse_args()
+    run = h.Run(args.shoal, "portmap")
+    ns = f"shoal-pm{os.getpid() % 1000}"
+    subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        inns = ["ip", "netns", "exec", ns]
+        os.chmod(run.dir, 0o755)
+
+        src = run.path("seed", "data.bin")
+        h.write_random(src, 3 << 20, seed=7)
+        torrent = run.path("t.torrent")
+        h.shoal_create(run, src, torrent)
+
+        http_port = h.free_port()
+        gw = run.spawn(inns + [h.PY, os.path.join(HERE, "fake_gateway.py"), "--http-port", str(http_port),
+                               "--external", EXTERNAL, "--natpmp-lifetime", "4"], "gateway.log")
+        if not wait_for(lambda: any(e.get("action") == "ready" for e in gateway_log(gw)), 10):
+            run.check("fake gateway starts", False)
+            raise RuntimeError("the fake gateway did not start; see " + gw.log)
+        mapping = ["--upnp-url", f"http://127.0.0.1:{http_port}/rootDesc.xml", "--natpmp-gateway", "127.0.0.1"]
+        common = ["--local", "--no-dht", "--no-lsd", "-v"]
+
+        # 1. A seeder maps its port and removes the mappings on SIGINT.
+        seed_port = h.free_port()
+        seeder = run.spawn(inns + [run.shoal, "seed", torrent, "-d", run.path("seed"), "--port", str(seed_port),
+                                   "--json-progress", *common, *mapping], "seeder.log")
+        ok = wait_for(lambda: upnp(gateway_log(gw), "AddPortMapping", seed_port, "UDP") and
+                      natpmp(gateway_log(gw), 1, seed_port, False), 20)
+        run.check("seeder: TCP and UDP mapped over UPnP and NAT-PMP", ok and
+                  upnp(gateway_log(gw), "AddPortMapping", seed_port, "TCP") and
+                  natpmp(gateway_log(gw), 2, seed_port, False), json.dumps(gateway_log(gw))[-800:])
+
+        # 2. A downloader with a 4 s lease: mapped, renewed, external address, removed at the end.
+        dl_port = h.free_port()
+        dl_log = run.path("download.log")
+        with open(dl_log, "wb") as f:
+            rc = subprocess.run(inns + [run.shoal, "download", torrent, "-d", run.path("dl"), "--port", str(dl_port),
+                                        "--json-progress", "--peer", f"127.0.0.1:{seed_port}", "--seed-time", "7",
+                                        "--port-mapping-lease", "4", *common, *mapping],
+                                stdout=f, stderr=subprocess.STDOUT, timeout=120).returncode
+        log = gateway_log(gw)
+        run.check("download completes", rc == 0 and h.same_tree(run.path("seed"), run.path("dl"), ["data.bin"]),
+                  f"exit {rc}")
+        adds = {p: upnp(log, "AddPortMapping", dl_port, p) for p in ("TCP", "UDP")}
+        run.check("UPnP: AddPortMapping for TCP and UDP on the listen port, lease 4 s",
+                  all(adds[p] and all(e.get("NewInternalPort") == str(dl_port) and e.get("NewLeaseDuration") == "4" and
+                                      e.get("NewInternalClient") == "127.0.0.1" for e in adds[p]) for p in adds),
+                  json.dumps(adds))
+        run.check("UPnP: external address asked", any(e.get("action") == "GetExternalIPAddress" for e in log))
+        run.check("UPnP: mappings renewed before the lease ends (>= 3 adds each in 7+ s)",
+                  all(len(adds[p]) >= 3 for p in adds), {p: len(v) for p, v in adds.items()})
+        nat = {op: natpmp(log, op, dl_port, False) for op in (1, 2)}
+        run.check("NAT-PMP: UDP (1) and TCP (2) mapped, lifetime 4 asked",
+                  all(nat[op] and all(e.get("lifetime") == 4 and e.get("external") == dl_port for e in nat[op])
+                      for op in nat), json.dumps(nat))
+        run.check("NAT-PMP: public address asked", any(e.get("proto") == "natpmp" and e.get("op") == 0 for e in log))
+        run.check("NAT-PMP: renewed at half the granted 4 s lifetime (>= 3 requests each)",
+                  all(len(nat[op]) >= 3 for op in nat), {op: len(v) for op, v in nat.items()})
+        run.check("download: mappings removed on exit (UPnP DeletePortMapping TCP+UDP, NAT-PMP lifetime 0)",
+                  upnp(log, "DeletePortMapping", dl_port, "TCP") and upnp(log, "DeletePortMapping", dl_port, "UDP") and
+                  natpmp(log, 1, dl_port, True) and natpmp(log, 2, dl_port, True))
+        lines = json_lines(dl_log)
+        events = [e for e in lines if e.get("event") == "port_mapping"]
+        mapped = [e for e in events if e.get("protocols") == "upnp+natpmp"]
+        run.check("JSON: port_mapping events report both protocols and the external address",
+                  mapped and all(e["external_address"] == EXTERNAL for e in mapped) and
+                  mapped[-1]["upnp"]["tcp_port"] == dl_port and mapped[-1]["natpmp"]["udp_port"] == dl_port,
+                  json.dumps(events[-2:]))
+        run.check("JSON: renewals counted",
+                  any(e["upnp"]["refreshes"] >= 1 and e["natpmp"]["refreshes"] >= 1 for e in events))
+        summary = next((e for e in reversed(lines) if e.get("event") == "summary"), None)
+        run.check("JSON summary carries the port mapping status",
+                  summary is not None and "port_mapping" in summary and
+                  summary["port_mapping"]["external_address"] == EXTERNAL, json.dumps(summary))
+        text = open(dl_log, "rb").read().decode("utf-8", "replace")
+        run.check("--verbose logs the mapping", "port mapping: NAT-PMP mapped" in text and "port mapping: UPnP" in text)
+
+        # 3. SIGINT on the seeder: its mappings are removed before it exits.
+        run.stop(seeder, signal.SIGINT, wait=30)
+        log = gateway_log(gw)
+        run.check("seeder: SIGINT removes its mappings",
+                  upnp(log, "DeletePortMapping", seed_port, "TCP") and upnp(log, "DeletePortMapping", seed_port, "UDP")
+                  and natpmp(log, 1, seed_port, True) and natpmp(log, 2, seed_port, True),
+                  f"exit {seeder.returncode}")
+
+        # 4. --local without gateway flags: nothing is asked of anyone.
+        before = len(gateway_log(gw))
+        quiet_port = h.free_port()
+        quiet = run.spawn(inns + [run.shoal, "seed", torrent, "-d", run.path("seed"), "--port", str(quiet_port),
+                                  "--json-progress", *common], "quiet.log")
+        time.sleep(3)
+        run.stop(quiet, signal.SIGINT)
+        after = gateway_log(gw)[before:]
+        run.check("--local without --upnp-url/--natpmp-gateway: no request", not after, json.dumps(after))
+        run.check("--local without gateway flags: no port_mapping in the JSON output",
+                  not any("port_mapping" in e for e in json_lines(quiet.log)))
+    finally:
+        rc = run.finish()
+        subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+    return rc
+
+
+if __name__ == "__main__":
+    h.main_guard(main)
