@@ -338,6 +338,8 @@ proxy_result<http_connect_reply> parse_http_connect_reply(std::string_view head)
   }
   if (ec || !parser.is_header_done()) return error_code(proxy_errc::bad_http_reply);
   const auto& msg = parser.get();
+  // Beast takes any three digits; 000-099 is no HTTP status.
+  if (msg.result_int() < 100) return error_code(proxy_errc::bad_http_reply);
   http_connect_reply r;
   r.status = msg.result_int();
   r.reason = std::string(msg.reason().substr(0, 120));

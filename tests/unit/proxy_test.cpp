@@ -215,6 +215,7 @@ TEST(HttpConnect, Replies) {
   EXPECT_EQ(parse_http_connect_reply("SSH-2.0-OpenSSH\r\n\r\n").error(), code(proxy_errc::bad_http_reply));
   EXPECT_EQ(parse_http_connect_reply("HTTP/1.1 200 OK\r\n").error(), code(proxy_errc::bad_http_reply));
   EXPECT_EQ(parse_http_connect_reply("HTTP/1.1 2000 OK\r\n\r\n").error(), code(proxy_errc::bad_http_reply));
+  EXPECT_EQ(parse_http_connect_reply("HTTP/1.1 073 OK\r\n\r\n").error(), code(proxy_errc::bad_http_reply));  // fuzz
   std::string big = "HTTP/1.1 200 OK\r\nX: " + std::string(max_http_head, 'a') + "\r\n\r\n";
   EXPECT_EQ(parse_http_connect_reply(big).error(), code(proxy_errc::http_reply_too_large));
 }
