@@ -57,6 +57,8 @@ struct transfer_args {
   bool skip_check = false;
   std::string max_down, max_up;
   std::uint32_t max_peers = 80;
+  std::string encryption = "preferred";
+  std::string bind;       // listen on and connect from this address
   long stop_timeout = 0;  // seconds without download progress before giving up; 0: never
   std::string proxy_url;  // --proxy; parsed into `proxy` before anything connects
   net::proxy_settings proxy;
@@ -172,6 +174,7 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
     p.id[i] = static_cast<std::uint8_t>(rd());
   p.peers = given;
   p.log = log;
+  p.proxy = a.proxy;
   if (a.stop_timeout > 0) p.timeout = std::chrono::seconds(a.stop_timeout);
   // Peers given: ask them only. Otherwise the DHT and the link's trackers look for peers
   // while the fetch runs, and hand them over as they come.
@@ -295,7 +298,9 @@ std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& 
   ds.port = static_cast<std::uint16_t>(a.port);
   ds.bootstrap = a.dht_bootstrap;
   ds.local = a.local || env_local();
-  ds.ipv6 = true;
+  // Bound to one address, the node stays on it (no IPv6 twin on [::]).
+  if (!a.bind.empty()) ds.listen_address = a.bind;
+  ds.ipv6 = a.bind.empty();
   ds.state_file = a.dht_state.empty() ? fs::path(a.dir) / ".shoal" / "dht.state" : fs::path(a.dht_state);
   ds.log = log;
   auto node = std::make_shared<dht::node>(io, ds);
@@ -403,14 +408,22 @@ int run_transfer(const transfer_args& in) {
   st.lsd = !a.no_lsd && (!st.local || lsd::in_network_namespace());
   st.max_peers_per_torrent = a.max_peers;
   st.proxy = a.proxy;
-  if (a.proxy.enabled()) {
-    // TODO(proxy): remove once session::connect_peer calls net::connect_tcp.
-    warn("--proxy: tracker announces go through the proxy; peer connections do not yet");
-  }
   if (a.proxy.enabled() && (dht || st.lsd)) {
     warn(
         "--proxy: the DHT and local peer discovery do not go through the proxy (add --no-dht --no-lsd to keep "
         "every outgoing connection on it)");
+  }
+  if (auto pol = wire::mse::parse_policy(a.encryption)) {
+    st.encryption = *pol;
+  } else {
+    return fail("--encryption '" + a.encryption + "': use allowed, preferred or required");
+  }
+  if (!a.bind.empty()) {
+    boost::system::error_code bec;
+    (void)asio::ip::make_address(a.bind, bec);
+    if (bec) return fail("--bind '" + a.bind + "' is not an IP address");
+    st.listen_address = a.bind;
+    st.outgoing_address = a.bind;
   }
   if (a.verbose) {
     st.log = [](const std::string& line) {
@@ -715,6 +728,11 @@ void add_common(CLI::App& app, transfer_args& a) {
                  "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)");
   app.add_option("--dht-state", a.dht_state,
                  "Where the DHT node id and routing table are kept (default DIR/.shoal/dht.state)");
+  app.add_option("--encryption", a.encryption,
+                 "Protocol encryption (MSE/PE): allowed, preferred (default: try encrypted, fall back to "
+                 "plaintext) or required (refuse plaintext peers)")
+      ->check(CLI::IsMember({"allowed", "preferred", "required", "tolerated"}));
+  app.add_option("--bind", a.bind, "Listen on and connect from this address only (e.g. 192.168.1.5 or ::1)");
   app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
   app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
   app.add_option("--max-peers", a.max_peers, "Most peers connected at once");

@@ -33,12 +33,18 @@ class stream {
   [[nodiscard]] virtual bool encrypted() const { return false; }
 };
 
+// An IPv4 peer seen through a dual-stack socket (::ffff:a.b.c.d) as the IPv4 endpoint it
+// is, so bans, limits and comparisons see one address, not two spellings of it.
+[[nodiscard]] endpoint unmapped(const endpoint& ep);
+
 // Reads exactly buf.size() bytes.
 asio::awaitable<io_result> read_exact(stream& s, asio::mutable_buffer buf);
 
 class tcp_stream final : public stream {
  public:
   explicit tcp_stream(asio::ip::tcp::socket sock);
+  // A socket connected through a proxy: its own remote end is the proxy, `peer` the peer.
+  tcp_stream(asio::ip::tcp::socket sock, endpoint peer);
   asio::awaitable<io_result> read_some(asio::mutable_buffer buf) override;
   asio::awaitable<io_result> write(asio::const_buffer buf) override;
   void close() override;

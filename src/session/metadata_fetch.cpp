@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/bencode.hpp"
+#include "net/proxy.hpp"
 #include "wire/extension.hpp"
 #include "wire/metadata.hpp"
 
@@ -46,8 +47,8 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
   auto sock_ptr = std::make_shared<tcp::socket>(io);
   st->sockets.push_back(sock_ptr);
   tcp::socket& sock = *sock_ptr;
-  auto [cec] = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
-  if (cec) co_return "connect: " + cec.message();
+  std::string why;
+  if (auto cec = co_await net::connect_tcp(sock, p.proxy, ep, &why)) co_return "connect: " + why;
   wire::handshake hs;
   hs.set_extension_protocol();  // no fast bit: this connection sends no have-all/none
   hs.info_hash = p.wire_hash;

@@ -13,6 +13,7 @@
 
 #include "core/error.hpp"
 #include "core/hash.hpp"
+#include "net/proxy_codec.hpp"
 #include "wire/message.hpp"
 
 namespace shoal {
@@ -33,6 +34,7 @@ struct metadata_fetch_params {
   std::chrono::seconds timeout{120};
   std::string client_name = "shoal 0.1.0";
   std::function<void(const std::string&)> log;  // optional progress lines
+  net::proxy_settings proxy;                    // peers are dialled through it when set
 };
 
 [[nodiscard]] boost::asio::awaitable<result<std::string>> fetch_metadata(boost::asio::io_context& io,

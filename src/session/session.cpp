@@ -3,6 +3,7 @@
 #include <random>
 #include <thread>
 
+#include "net/proxy.hpp"
 #include "session/peer_connection.hpp"
 
 namespace shoal {
@@ -27,13 +28,30 @@ session::~session() = default;
 
 std::error_code session::listen() {
   boost::system::error_code ec;
-  auto addr = asio::ip::make_address(settings_.listen_address, ec);
-  if (ec) return std::make_error_code(std::errc::invalid_argument);
-  tcp::endpoint ep(addr, settings_.listen_port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  auto open_on = [this](const asio::ip::address& addr, bool dual) {
+    boost::system::error_code e;
+    tcp::endpoint ep(addr, settings_.listen_port);
+    acceptor_.open(ep.protocol(), e);
+    if (!e && dual) acceptor_.set_option(asio::ip::v6_only(false), e);
+    if (!e) acceptor_.set_option(tcp::acceptor::reuse_address(true), e);
+    if (!e) acceptor_.bind(ep, e);
+    if (!e) acceptor_.listen(asio::socket_base::max_listen_connections, e);
+    if (e && acceptor_.is_open()) {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+    }
+    return e;
+  };
+  if (settings_.listen_address.empty()) {
+    // Dual stack: one socket takes IPv6 and IPv4 (as mapped addresses, which tcp_stream
+    // turns back into IPv4 ones); IPv4 alone where IPv6 is off.
+    ec = open_on(asio::ip::address_v6::any(), true);
+    if (ec) ec = open_on(asio::ip::address_v4::any(), false);
+  } else {
+    auto addr = asio::ip::make_address(settings_.listen_address, ec);
+    if (ec) return std::make_error_code(std::errc::invalid_argument);
+    ec = open_on(addr, false);
+  }
   if (ec) return std::error_code(ec.value(), std::system_category());
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
@@ -65,7 +83,7 @@ asio::awaitable<void> session::accept_loop() {
       if (ec == asio::error::operation_aborted || stopping_) co_return;
       continue;
     }
-    auto p = std::make_shared<peer_connection>(*this, std::move(sock), false);
+    auto p = std::make_shared<peer_connection>(*this, std::make_unique<net::tcp_stream>(std::move(sock)), false);
     p->start_incoming();
   }
 }
@@ -122,6 +140,45 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
     timer.expires_after(wait);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+}
+
+asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> session::connect_peer(tcp::endpoint ep) {
+  tcp::socket sock(io_);
+  net::error_code ec;
+  if (settings_.proxy.enabled()) {
+    // Through the proxy (which the outgoing address does not apply to: the proxy dials).
+    std::string why;
+    ec = co_await net::connect_through(sock, settings_.proxy, ep.address().to_string(), ep.port(), &why);
+    if (ec) {
+      if (settings_.log)
+        settings_.log("peer " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why);
+      co_return std::pair{ec, std::unique_ptr<net::stream>()};
+    }
+    co_return std::pair{ec, std::unique_ptr<net::stream>(std::make_unique<net::tcp_stream>(std::move(sock), ep))};
+  }
+  if (!settings_.outgoing_address.empty()) {
+    auto addr = asio::ip::make_address(settings_.outgoing_address, ec);
+    if (!ec && addr.is_v6() != ep.address().is_v6()) ec = asio::error::address_family_not_supported;
+    if (!ec) sock.open(ep.protocol(), ec);
+    if (!ec) sock.bind(tcp::endpoint(addr, 0), ec);
+    if (ec) co_return std::pair{ec, std::unique_ptr<net::stream>()};
+  }
+  std::tie(ec) = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return std::pair{ec, std::unique_ptr<net::stream>()};
+  co_return std::pair{ec, std::unique_ptr<net::stream>(std::make_unique<net::tcp_stream>(std::move(sock)))};
+}
+
+std::optional<sha1_digest> session::find_by_obfuscated_hash(const sha1_digest& req2) const {
+  for (const auto& [h, t] : torrents_) {
+    if (!t->accepting_peers()) continue;
+    hasher x(hasher::algo::sha1);
+    x.update("req2");
+    x.update(as_view(h));
+    sha1_digest d;
+    x.final(d.data());
+    if (d == req2) return h;
+  }
+  return std::nullopt;
 }
 
 bool session::is_self(const tcp::endpoint& ep) const {

@@ -11,6 +11,7 @@
 
 #include "dht/node.hpp"
 #include "lsd/lsd.hpp"
+#include "net/stream.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -41,6 +42,11 @@ class session {
   // The DHT node torrents announce on (none: no DHT). Private torrents never use it.
   void set_dht(std::shared_ptr<dht::node> d) { dht_ = std::move(d); }
   [[nodiscard]] const std::shared_ptr<dht::node>& dht_node() const { return dht_; }
+  // Opens a stream to a peer: TCP from the outgoing address, or through the proxy when one
+  // is set (uTP joins here).
+  asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> connect_peer(tcp::endpoint ep);
+  // MSE: the info-hash of a torrent we serve whose HASH('req2', info-hash) is `req2`.
+  [[nodiscard]] std::optional<sha1_digest> find_by_obfuscated_hash(const sha1_digest& req2) const;
   // True if the endpoint is this session's own listener (trackers can hand it back).
   [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
   // An address that turned out to be us (our own peer id answered): never dialled again.

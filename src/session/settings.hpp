@@ -7,11 +7,22 @@
 #include <string>
 
 #include "net/proxy_codec.hpp"
+#include "wire/mse.hpp"
 
 namespace shoal {
 
 struct session_settings {
-  std::string listen_address = "0.0.0.0";
+  // Empty: every address, IPv6 and IPv4 on one dual-stack socket (IPv4 alone where the
+  // system has no IPv6).
+  std::string listen_address;
+  // Source address of every outgoing connection (--bind); empty: the OS chooses.
+  std::string outgoing_address;
+  // MSE/PE (--encryption): "preferred" dials encrypted and falls back to plaintext,
+  // "required" refuses plaintext both ways, "allowed" dials plaintext and accepts both.
+  wire::mse::policy encryption = wire::mse::policy::preferred;
+  // How long a dialled peer has to answer the encryption handshake before "preferred"
+  // falls back to plaintext.
+  std::chrono::milliseconds encryption_timeout{4000};
   std::uint16_t listen_port = 6881;  // 0: any free port
   // Keep every byte on loopback and the addresses given: no public bootstrap, no port
   // mapping, no multicast (--local / SHOAL_LOCAL=1).

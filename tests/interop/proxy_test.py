@@ -6,8 +6,8 @@ and password) and a small HTTP CONNECT proxy (connect_proxy.py). shoal runs outs
 namespace with --local: 127.0.0.1 there is its own loopback, so the tracker and the
 seeder exist for it only through the proxy.
 
-Checks: the download completes byte for byte through each proxy; the proxy's log shows
-the tracker announce and the peer connection; a wrong password fails with a clear error;
+Checks: the download completes byte for byte through each proxy (and a magnet link's
+metadata too); the proxy's log shows the tracker announce and the peer connection; a wrong password fails with a clear error;
 a udp:// tracker is skipped with a clear message; a bad --proxy URL is a usage error.
 Needs root (it builds the namespace).
 
@@ -36,6 +36,19 @@ def wait_tcp(inns, addr, port, timeout=15):
         if r.returncode == 0:
             return True
         time.sleep(0.2)
+    return False
+
+
+def wait_seeder_announced(inns, tport, ih, timeout=30):
+    """Waits until opentracker's scrape counts one seeder for the info-hash."""
+    q = "".join("%" + ih[i:i + 2] for i in range(0, 40, 2))
+    code = (f"import urllib.request, sys; b = urllib.request.urlopen('http://127.0.0.1:{tport}/scrape?info_hash={q}', "
+            f"timeout=2).read(); sys.exit(0 if b'8:completei1e' in b else 1)")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if subprocess.run(inns + [h.PY, "-c", code], stderr=subprocess.DEVNULL).returncode == 0:
+            return True
+        time.sleep(0.5)
     return False
 
 
@@ -102,6 +115,10 @@ def main():
                   "lt-seed.log")
         if not wait_tcp(inns, "127.0.0.1", sport, 30):
             raise RuntimeError("the libtorrent seeder did not start")
+        # Until the seeder has announced, shoal's first announce would find nobody (and the
+        # next one comes only after opentracker's interval).
+        if not wait_seeder_announced(inns, tport, ih):
+            raise RuntimeError("the libtorrent seeder did not announce to opentracker")
 
         # The proxies, reachable from the host at ns_ip.
         socks_port, http_port = h.free_port(), h.free_port()
@@ -131,6 +148,17 @@ def main():
                   slog[-500:])
         run.check("SOCKS5: the peer connection went through microsocks", f"connected to 127.0.0.1:{sport}" in slog,
                   slog[-500:])
+
+        # 1b. A magnet link: the metadata (BEP 9) and the data both come through the proxy.
+        dst = run.path("dst-magnet")
+        before = text(socks.log).count(f"connected to 127.0.0.1:{sport}")
+        magnet = f"magnet:?xt=urn:btih:{ih}&x.pe=127.0.0.1:{sport}"
+        rc = h.shoal_download(run, magnet, dst, h.free_port(), "magnet.log", "--proxy", socks_url, *common,
+                              "--stop-timeout", "60", timeout=120)
+        run.check("SOCKS5 magnet: metadata and data through the proxy, bytes identical",
+                  rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}")
+        run.check("SOCKS5 magnet: the metadata connection went through microsocks too",
+                  text(socks.log).count(f"connected to 127.0.0.1:{sport}") >= before + 2)
 
         # 2. Through HTTP CONNECT.
         dst = run.path("dst-http")
