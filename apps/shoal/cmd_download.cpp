@@ -739,7 +739,7 @@ void add_common(CLI::App& app, transfer_args& a) {
   app.add_option(
       "--proxy", a.proxy_url,
       "Make peer connections and HTTP(S) tracker announces through this proxy: socks5://[USER:PASS@]HOST:PORT "
-      "or http://HOST:PORT (UDP trackers are then skipped)");
+      "or http://HOST:PORT (UDP trackers: through SOCKS5 only)");
   app.add_flag("--no-port-mapping", a.no_port_mapping,
                "Do not ask the router to forward the listen port (UPnP IGD and NAT-PMP)");
   app.add_option("--upnp-url", a.upnp_url,

@@ -123,18 +123,48 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
                                                         const announce_request& req, const client_options& opt) {
   auto p = split(url);
   if (!p) co_return fail(url, "not a valid URL");
-  udp::resolver resolver(io);
-  auto [ec, eps] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
-  if (ec || eps.empty()) co_return fail(url, "cannot resolve " + p->host + ": " + ec.message());
-  const udp::endpoint target = eps.begin()->endpoint();
+  // Through a SOCKS5 proxy the datagrams go to its UDP relay, each wrapped with the
+  // tracker's address (a name stays a name: the proxy resolves it), while the TCP control
+  // connection of the association stays open.
+  const bool via_socks = opt.proxy.type == net::proxy_settings::socks5;
+  net::socks5_udp_association assoc(io.get_executor());
+  net::socks5_address socks_target;
+  udp::endpoint target;  // where datagrams are sent: the tracker, or the proxy's relay
+  if (via_socks) {
+    std::uint16_t port = 0;
+    try {
+      port = static_cast<std::uint16_t>(std::stoul(p->port));
+    } catch (const std::exception&) {
+      co_return fail(url, "bad port");
+    }
+    std::string why;
+    // Our sending address is not known before the socket exists: 0.0.0.0:0 (RFC 1928 allows it).
+    const udp::endpoint unknown;
+    if (co_await net::socks5_udp_associate(assoc, opt.proxy, unknown, &why)) co_return fail(url, why);
+    target = assoc.relay;
+    socks_target = net::socks5_target(p->host, port);
+  } else {
+    udp::resolver resolver(io);
+    auto [ec, eps] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
+    if (ec || eps.empty()) co_return fail(url, "cannot resolve " + p->host + ": " + ec.message());
+    target = eps.begin()->endpoint();
+  }
   udp::socket sock(io, target.protocol());
   std::mt19937 rng(std::random_device{}());
   std::array<char, 65536> in{};
+  // The family the tracker answered from decides how compact peers are read (BEP 15).
+  bool tracker_v6 = !via_socks && target.address().is_v6();
 
   // One request/reply exchange with BEP 15 timeouts; returns the reply bytes.
   auto exchange = [&](const std::string& pkt) -> asio::awaitable<std::optional<std::string>> {
+    std::string out = pkt;
+    if (via_socks) {
+      auto wrapped = net::socks5_udp_wrap(socks_target, pkt);
+      if (!wrapped) co_return std::nullopt;
+      out = *wrapped;
+    }
     for (unsigned attempt = 0; attempt < opt.udp_attempts; ++attempt) {
-      co_await sock.async_send_to(asio::buffer(pkt), target, asio::as_tuple(asio::use_awaitable));
+      co_await sock.async_send_to(asio::buffer(out), target, asio::as_tuple(asio::use_awaitable));
       asio::steady_timer timer(io);
       timer.expires_after(opt.udp_base_timeout * (1u << attempt));
       udp::endpoint from;
@@ -142,7 +172,12 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
                              timer.async_wait(asio::as_tuple(asio::use_awaitable)));
       if (which.index() == 0) {
         auto [rec, n] = std::get<0>(which);
-        if (!rec && from == target) co_return std::string(in.data(), n);
+        if (rec || from != target) continue;
+        if (!via_socks) co_return std::string(in.data(), n);
+        auto d = net::socks5_udp_unwrap(std::string_view(in.data(), n));
+        if (!d) continue;
+        if (d->from.domain.empty()) tracker_v6 = d->from.ip.is_v6() && !d->from.ip.to_v6().is_v4_mapped();
+        co_return std::string(d->payload);
       }
     }
     co_return std::nullopt;
@@ -151,14 +186,16 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
   const std::uint32_t t1 = rng();
   const std::string connect_pkt = udp_connect_request(t1);  // named: no temporaries around co_await
   auto r1 = co_await exchange(connect_pkt);
-  if (!r1) co_return fail(url, "no answer from the UDP tracker");
+  if (!r1)
+    co_return fail(url,
+                   via_socks ? "no answer from the UDP tracker through the proxy" : "no answer from the UDP tracker");
   auto conn = udp_connect_reply(*r1, t1);
   if (!conn) co_return fail(url, conn.err().message());
   const std::uint32_t t2 = rng();
   const std::string announce_pkt = udp_announce_request(*conn, t2, req);
   auto r2 = co_await exchange(announce_pkt);
   if (!r2) co_return fail(url, "no answer to the UDP announce");
-  auto res = udp_announce_reply(*r2, t2, target.address().is_v6());
+  auto res = udp_announce_reply(*r2, t2, tracker_v6);
   if (!res) co_return fail(url, res.err().message());
   co_return res;
 }
@@ -168,10 +205,10 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
 asio::awaitable<result<announce_response>> announce(asio::io_context& io, const std::string& url,
                                                     const announce_request& req, const client_options& opt) {
   if (url.rfind("udp://", 0) == 0) {
-    // A UDP tracker through a SOCKS5 UDP association is possible (net::socks5_udp_associate)
-    // but not wired here; sending around the proxy would reveal our address, so skip.
-    if (opt.proxy.enabled()) {
-      co_return fail(url, "skipped: UDP trackers are not used while a proxy is set (" + net::describe(opt.proxy) + ")");
+    // An HTTP proxy carries no datagrams; sending around it would reveal our address.
+    if (opt.proxy.type == net::proxy_settings::http) {
+      co_return fail(url, "skipped: UDP trackers are not used through an HTTP proxy (" + net::describe(opt.proxy) +
+                              "); a SOCKS5 proxy relays them");
     }
     co_return co_await udp_announce(io, url, req, opt);
   }

@@ -20,12 +20,13 @@ struct client_options {
   std::chrono::milliseconds udp_base_timeout{15000};
   std::string user_agent = "shoal/0.1.0";
   // When set, HTTP(S) requests go through this proxy (the proxy resolves the tracker's
-  // name), and UDP trackers are skipped: see announce().
+  // name); UDP announces go through a SOCKS5 UDP association, or are skipped with an HTTP
+  // proxy: see announce().
   net::proxy_settings proxy;
 };
 
-// With a proxy set, a udp:// tracker fails at once with an error saying it was skipped:
-// its datagrams would leave from our own address, around the proxy.
+// With an HTTP proxy set, a udp:// tracker fails at once with an error saying it was
+// skipped: its datagrams would leave from our own address, around the proxy.
 [[nodiscard]] boost::asio::awaitable<result<announce_response>> announce(boost::asio::io_context& io,
                                                                          const std::string& url,
                                                                          const announce_request& req,

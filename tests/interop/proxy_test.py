@@ -7,8 +7,11 @@ namespace with --local: 127.0.0.1 there is its own loopback, so the tracker and 
 seeder exist for it only through the proxy.
 
 Checks: the download completes byte for byte through each proxy (and a magnet link's
-metadata too); the proxy's log shows the tracker announce and the peer connection; a wrong password fails with a clear error;
-a udp:// tracker is skipped with a clear message; a bad --proxy URL is a usage error.
+metadata too); the proxy's log shows the tracker announce and the peer connection; a
+wrong password fails with a clear error; a udp:// tracker works through a SOCKS5 UDP
+association (a small SOCKS5 server of the test's own, socks5_udp_proxy.py: microsocks
+has no UDP) and is skipped with a clear message behind an HTTP proxy; a bad --proxy URL
+is a usage error.
 Needs root (it builds the namespace).
 
 Usage: proxy_test.py --shoal PATH
@@ -181,12 +184,31 @@ def main():
                   "authentication failed" in out or "wrong user name or password" in out, out[-600:])
         run.check("wrong password: the password is not printed", "wrong@" not in out and ":wrong" not in out)
 
-        # 4. A UDP tracker is skipped while a proxy is set, with a clear message.
-        rc = h.shoal_download(run, udp_t, run.path("dst-udp"), h.free_port(), "udp.log", "--proxy", socks_url,
-                              *common, "--stop-timeout", "5", timeout=60)
-        out = text(run.path("udp.log"))
-        run.check("UDP tracker: skipped with a clear message",
-                  "skipped: UDP trackers are not used while a proxy is set" in out, out[-600:])
+        # 4. A UDP tracker through a SOCKS5 UDP association (microsocks has no UDP: a small
+        # server of the test's own), and the peer through the same server's CONNECT.
+        udp_proxy_port = h.free_port()
+        uproxy = run.spawn(inns + [h.PY, os.path.join(HERE, "socks5_udp_proxy.py"), "--bind", ns_ip, "--port",
+                                   str(udp_proxy_port)], "socks5-udp-proxy.log")
+        if not wait_tcp(inns, ns_ip, udp_proxy_port):
+            raise RuntimeError("the SOCKS5 UDP proxy did not start")
+        dst = run.path("dst-udp")
+        rc = h.shoal_download(run, udp_t, dst, h.free_port(), "udp.log", "--proxy",
+                              f"socks5://{ns_ip}:{udp_proxy_port}", *common, "--stop-timeout", "60", timeout=120)
+        events = [json.loads(l) for l in text(uproxy.log).splitlines() if l.startswith("{")]
+        run.check("UDP tracker via SOCKS5 UDP ASSOCIATE: download completes, bytes identical",
+                  rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}")
+        run.check("UDP tracker via SOCKS5: connect and announce relayed to the tracker, answers relayed back",
+                  sum(1 for e in events if e.get("udp") == "out" and e.get("to") == f"127.0.0.1:{tport}") >= 2 and
+                  sum(1 for e in events if e.get("udp") == "in") >= 2, json.dumps(events[-6:]))
+        run.check("UDP tracker via SOCKS5: the peer connection went through the same proxy",
+                  any(e.get("tcp") == "connect" and e.get("to") == f"127.0.0.1:{sport}" for e in events))
+
+        # 4b. An HTTP proxy cannot carry datagrams: the UDP tracker is skipped, clearly.
+        rc = h.shoal_download(run, udp_t, run.path("dst-udp-http"), h.free_port(), "udp-http.log", "--proxy",
+                              f"http://{ns_ip}:{http_port}", *common, "--stop-timeout", "5", timeout=60)
+        out = text(run.path("udp-http.log"))
+        run.check("UDP tracker with an HTTP proxy: skipped with a clear message",
+                  "skipped: UDP trackers are not used through an HTTP proxy" in out, out[-600:])
 
         # 5. A malformed --proxy is a usage error naming the problem.
         r = subprocess.run([run.shoal, "download", plain, "-d", run.path("x"), "--local", "--proxy", "socks4://h:1"],
