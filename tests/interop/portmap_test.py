@@ -147,6 +147,7 @@ def main():
 
         # 3. SIGINT on the seeder: its mappings are removed before it exits.
         run.stop(seeder, signal.SIGINT, wait=30)
+        run.check("seeder: exits 0 after SIGINT", seeder.returncode == 0, f"exit {seeder.returncode}")
         log = gateway_log(gw)
         run.check("seeder: SIGINT removes its mappings",
                   upnp(log, "DeletePortMapping", seed_port, "TCP") and upnp(log, "DeletePortMapping", seed_port, "UDP")
