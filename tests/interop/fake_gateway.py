@@ -6,6 +6,7 @@ opcodes 0, 1 and 2 on UDP port 5351, which libnatpmp cannot change: run it in a 
 namespace). Every request is printed as one JSON line on stdout.
 
 Usage: fake_gateway.py --bind ADDR --http-port PORT [--external IP] [--natpmp-lifetime S]
+                       [--permanent-only]
 """
 import argparse
 import http.server
@@ -65,8 +66,18 @@ def arg(xml, name):
     return m.group(1) if m else None
 
 
+# What routers that take permanent leases only answer to a lease (UPnP error 725).
+FAULT_725 = ('<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+             's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><s:Fault>'
+             '<faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail>'
+             '<UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>725</errorCode>'
+             '<errorDescription>OnlyPermanentLeasesSupported</errorDescription></UPnPError>'
+             '</detail></s:Fault></s:Body></s:Envelope>\r\n')
+
+
 class Igd(http.server.BaseHTTPRequestHandler):
     external = "203.0.113.7"
+    permanent_only = False
 
     def log_message(self, *a):
         pass
@@ -94,6 +105,8 @@ class Igd(http.server.BaseHTTPRequestHandler):
         record(proto="upnp", action=action, **{k: v for k, v in fields.items() if v is not None})
         if action == "GetExternalIPAddress":
             self.reply(200, soap(action, f"<NewExternalIPAddress>{self.external}</NewExternalIPAddress>"))
+        elif action == "AddPortMapping" and self.permanent_only and fields["NewLeaseDuration"] != "0":
+            self.reply(500, FAULT_725)
         elif action in ("AddPortMapping", "DeletePortMapping"):
             self.reply(200, soap(action))
         else:
@@ -130,8 +143,10 @@ def main():
     ap.add_argument("--http-port", type=int, required=True)
     ap.add_argument("--external", default="203.0.113.7")
     ap.add_argument("--natpmp-lifetime", type=int, default=3600)
+    ap.add_argument("--permanent-only", action="store_true", help="refuse leases other than 0 (UPnP error 725)")
     a = ap.parse_args()
     Igd.external = a.external
+    Igd.permanent_only = a.permanent_only
     srv = Server((a.bind, a.http_port), Igd)
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind((a.bind, 5351))

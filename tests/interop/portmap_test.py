@@ -7,6 +7,8 @@ gets a loopback of its own). Everything runs in that namespace.
 - A downloader with a 4 s lease maps TCP and UDP for its listen port, reports the external
   address in its JSON output, renews the mappings before they expire, completes the
   download byte for byte, and removes the mappings when it exits on its own.
+- A router taking permanent leases only (UPnP error 725) gets lease 0; a NAT-PMP gateway
+  that is not there is reported as an error, and SIGINT still exits promptly.
 - Under --local without --upnp-url/--natpmp-gateway nothing reaches the gateway.
 Needs root.
 
@@ -154,7 +156,40 @@ def main():
                   and natpmp(log, 1, seed_port, True) and natpmp(log, 2, seed_port, True),
                   f"exit {seeder.returncode}")
 
-        # 4. --local without gateway flags: nothing is asked of anyone.
+        # 4. A router that takes permanent leases only (UPnP 725) and a NAT-PMP gateway that
+        # is not there: UPnP maps with lease 0, NAT-PMP reports its error, shutdown is prompt.
+        http2 = h.free_port()
+        gw2 = run.spawn(inns + [h.PY, os.path.join(HERE, "fake_gateway.py"), "--bind", "127.0.0.2", "--http-port",
+                                str(http2), "--permanent-only"], "gateway2.log")
+        if not wait_for(lambda: any(e.get("action") == "ready" for e in gateway_log(gw2)), 10):
+            raise RuntimeError("the second fake gateway did not start; see " + gw2.log)
+        odd_port = h.free_port()
+        odd = run.spawn(inns + [run.shoal, "seed", torrent, "-d", run.path("seed"), "--port", str(odd_port),
+                                "--json-progress", *common, "--upnp-url", f"http://127.0.0.2:{http2}/rootDesc.xml",
+                                "--natpmp-gateway", "127.0.0.3"], "odd.log")
+
+        def odd_state():
+            ev = [e for e in json_lines(odd.log) if e.get("event") == "port_mapping"]
+            return ev[-1] if ev else None
+
+        ok = wait_for(lambda: (odd_state() or {}).get("upnp", {}).get("mapped") and
+                      (odd_state() or {}).get("natpmp", {}).get("error"), 20)
+        st = odd_state() or {}
+        log2 = gateway_log(gw2)
+        leases = [e.get("NewLeaseDuration") for e in log2 if e.get("action") == "AddPortMapping"]
+        run.check("UPnP 725: a lease is tried, then a permanent mapping", ok and leases[:1] == ["3600"] and
+                  "0" in leases and st["upnp"]["lease"] == 0 and st["protocols"] == "upnp", f"{leases} {st}")
+        run.check("NAT-PMP gateway absent: not mapped, the error reported",
+                  ok and not st["natpmp"]["mapped"] and st["natpmp"]["error"], json.dumps(st.get("natpmp")))
+        t0 = time.time()
+        run.stop(odd, signal.SIGINT, wait=30)
+        run.check("with a dead NAT-PMP gateway, SIGINT still exits promptly (< 8 s) and cleanly",
+                  time.time() - t0 < 8 and odd.returncode == 0, f"{time.time() - t0:.1f} s, exit {odd.returncode}")
+        run.check("the permanent UPnP mappings are removed on exit",
+                  upnp(gateway_log(gw2), "DeletePortMapping", odd_port, "TCP") and
+                  upnp(gateway_log(gw2), "DeletePortMapping", odd_port, "UDP"))
+
+        # 5. --local without gateway flags: nothing is asked of anyone.
         before = len(gateway_log(gw))
         quiet_port = h.free_port()
         quiet = run.spawn(inns + [run.shoal, "seed", torrent, "-d", run.path("seed"), "--port", str(quiet_port),
