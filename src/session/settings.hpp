@@ -57,7 +57,8 @@ struct session_settings {
   // empty: silent. The CLI's --verbose prints them.
   std::function<void(const std::string&)> log;
   // Peer connections we make and HTTP(S) tracker announces go through this proxy when set
-  // (--proxy); UDP trackers are then skipped. Incoming connections are still accepted.
+  // (--proxy); UDP trackers only through a SOCKS5 proxy (skipped behind an HTTP one).
+  // Incoming connections are still accepted.
   net::proxy_settings proxy;
   // Requests a peer may have queued with us before we drop it.
   std::uint32_t max_peer_requests = 2000;
