@@ -172,6 +172,7 @@ asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep)
   }
   stream_ = std::move(st);
   if (pol == wire::mse::policy::allowed) co_return true;
+  if (pol == wire::mse::policy::preferred && session_.plaintext_only(ep)) co_return true;
   const std::uint32_t provide = pol == wire::mse::policy::required
                                     ? wire::mse::crypto_rc4
                                     : (wire::mse::crypto_rc4 | wire::mse::crypto_plaintext);
@@ -209,6 +210,7 @@ asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep)
     co_return false;
   }
   stream_ = std::move(st2);
+  session_.learned_plaintext(ep);
   co_return true;
 }
 

@@ -47,6 +47,12 @@ class session {
   asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> connect_peer(tcp::endpoint ep);
   // MSE: the info-hash of a torrent we serve whose HASH('req2', info-hash) is `req2`.
   [[nodiscard]] std::optional<sha1_digest> find_by_obfuscated_hash(const sha1_digest& req2) const;
+  // Peers that failed the encryption handshake and then spoke plaintext: under
+  // "preferred" they are dialled in plaintext from then on.
+  void learned_plaintext(const tcp::endpoint& ep) {
+    if (plaintext_peers_.size() < 4096) plaintext_peers_.insert(ep);
+  }
+  [[nodiscard]] bool plaintext_only(const tcp::endpoint& ep) const { return plaintext_peers_.count(ep) != 0; }
   // True if the endpoint is this session's own listener (trackers can hand it back).
   [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
   // An address that turned out to be us (our own peer id answered): never dialled again.
@@ -72,6 +78,7 @@ class session {
   bool stopping_ = false;
   std::shared_ptr<dht::node> dht_;
   std::set<tcp::endpoint> self_endpoints_;
+  std::set<tcp::endpoint> plaintext_peers_;
   std::shared_ptr<lsd::service> lsd_;
 };
 

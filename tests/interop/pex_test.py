@@ -17,7 +17,7 @@ def connections_to(log_path, ports):
     """Ports among `ports` that the shoal whose log this is connected to (outgoing)."""
     text = open(log_path, "rb").read().decode("utf-8", "replace")
     got = set()
-    for m in re.finditer(r"peer 127\.0\.0\.1:(\d+) connected \(outgoing\)", text):
+    for m in re.finditer(r"peer 127\.0\.0\.1:(\d+) connected \(outgoing[,)]", text):
         if int(m.group(1)) in ports:
             got.add(int(m.group(1)))
     return got, text

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import time
+import urllib.request
 
 import harness as h
 
@@ -27,7 +28,7 @@ def shoal_log_lines(run, log):
 
 
 def transfer(run, torrent, src, name, label, seeder, shoal_args=(), lt_args=(), listen="127.0.0.1",
-             expect_ok=True, timeout=120):
+             expect_ok=True, timeout=120, via_tracker=False, ready=None):
     """seeder: 'shoal' or 'lt'. Returns (ok, libtorrent's peer totals, shoal's log lines)."""
     dst = run.path("dst-" + label)
     os.makedirs(dst)
@@ -49,9 +50,13 @@ def transfer(run, torrent, src, name, label, seeder, shoal_args=(), lt_args=(), 
         deadline = time.time() + 20
         while time.time() < deadline and '"state": "seeding"' not in open(sp.log, "rb").read().decode():
             time.sleep(0.1)
-        rc = h.shoal_download(run, torrent, dst, lport, slog, "-v", "--seed-time", "0", "--peer",
-                              f"{host}:{sport}", "--stop-timeout", "20" if not expect_ok else "60", *shoal_args,
-                              timeout=timeout)
+        # ... and for a moment after it says "seeding" (seen: two connections reset at once).
+        time.sleep(1.5)
+        if ready:
+            ready()
+        peer = [] if via_tracker else ["--peer", f"{host}:{sport}"]
+        rc = h.shoal_download(run, torrent, dst, lport, slog, "-v", "--seed-time", "0", *peer,
+                              "--stop-timeout", "20" if not expect_ok else "60", *shoal_args, timeout=timeout)
         run.stop(sp)
         lines = [json.loads(l) for l in open(sp.log, "rb").read().decode().splitlines() if l.startswith("{")]
     same = h.same_tree(src, dst, [name])
@@ -119,6 +124,30 @@ def main():
                       any(k.startswith("::1") or k.startswith("[::1]") for k in totals) and
                       any("peer ::1:" in l and "connected (" in l for l in log),
                       json.dumps(totals) + "\n" + "\n".join(log[-5:]))
+
+        # A tracker reply carrying IPv6 peers (BEP 7 peers6): shoal tracker on ::1, libtorrent
+        # seeding on ::1 announces there, shoal finds it through the tracker alone.
+        tport = h.free_port()
+        tp = run.spawn([run.shoal, "tracker", "--port", str(tport), "--bind", "::1", "--json"], "tracker6.log")
+        h.wait_listening(tport, host="::1")
+        t6 = run.path("t6.torrent")
+        h.shoal_create(run, os.path.join(src, name), t6, "--v1", "-t", f"http://[::1]:{tport}/announce")
+        def lt_announced():
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://[::1]:{tport}/stats", timeout=2) as r:
+                        if json.loads(r.read()).get("peers", 0) > 0:
+                            return
+                except OSError:
+                    pass
+                time.sleep(0.2)
+
+        ok, totals, log = transfer(run, t6, src, name, "ipv6-tracker", "lt", [], [], listen="::1", via_tracker=True,
+                                   ready=lt_announced)
+        run.check("IPv6 peer from a tracker reply: shoal connected to libtorrent at ::1",
+                  any("peer ::1:" in l and "connected (outgoing" in l for l in log), "\n".join(log[-8:]))
+        run.stop(tp)
 
         # --bind 127.0.0.2: the connection libtorrent sees comes from 127.0.0.2.
         ok, totals, log = transfer(run, t, src, name, "bind", "lt", ["--bind", "127.0.0.2"], [])
