@@ -1,5 +1,6 @@
 #include "session/session.hpp"
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -146,9 +147,12 @@ asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> sessio
   tcp::socket sock(io_);
   net::error_code ec;
   if (settings_.proxy.enabled()) {
-    // Through the proxy (which the outgoing address does not apply to: the proxy dials).
+    // Through the proxy (which the outgoing address does not apply to: the proxy dials),
+    // within the connect timeout a direct connection gets.
+    net::proxy_settings px = settings_.proxy;
+    px.timeout = std::min<std::chrono::milliseconds>(px.timeout, settings_.connect_timeout);
     std::string why;
-    ec = co_await net::connect_through(sock, settings_.proxy, ep.address().to_string(), ep.port(), &why);
+    ec = co_await net::connect_through(sock, px, ep.address().to_string(), ep.port(), &why);
     if (ec) {
       if (settings_.log)
         settings_.log("peer " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why);
