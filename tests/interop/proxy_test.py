@@ -7,11 +7,11 @@ namespace with --local: 127.0.0.1 there is its own loopback, so the tracker and 
 seeder exist for it only through the proxy.
 
 Checks: the download completes byte for byte through each proxy (and a magnet link's
-metadata too); the proxy's log shows the tracker announce and the peer connection; a
-wrong password fails with a clear error; a udp:// tracker works through a SOCKS5 UDP
-association (a small SOCKS5 server of the test's own, socks5_udp_proxy.py: microsocks
-has no UDP) and is skipped with a clear message behind an HTTP proxy; a bad --proxy URL
-is a usage error.
+metadata too, and a .torrent by https:// URL with TLS inside the tunnel); the proxy's log
+shows the tracker announce and the peer connection; a wrong password fails with a clear
+error; a udp:// tracker works through a SOCKS5 UDP association (a small SOCKS5 server of
+the test's own, socks5_udp_proxy.py: microsocks has no UDP) and is skipped with a clear
+message behind an HTTP proxy; a bad --proxy URL is a usage error.
 Needs root (it builds the namespace).
 
 Usage: proxy_test.py --shoal PATH
@@ -162,6 +162,36 @@ def main():
                   rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}")
         run.check("SOCKS5 magnet: the metadata connection went through microsocks too",
                   text(socks.log).count(f"connected to 127.0.0.1:{sport}") >= before + 2)
+
+        # 1c. A .torrent by https:// URL inside the namespace: TLS runs inside the SOCKS5
+        # tunnel and the certificate (trusted through SSL_CERT_FILE) is checked for 127.0.0.1.
+        key, cert = run.path("key.pem"), run.path("cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        www = run.path("www")
+        os.makedirs(www)
+        shutil.copy(http_t, os.path.join(www, "t.torrent"))
+        https_port = h.free_port()
+        server = (f"import http.server, ssl, functools\n"
+                  f"s = http.server.ThreadingHTTPServer(('127.0.0.1', {https_port}), functools.partial("
+                  f"http.server.SimpleHTTPRequestHandler, directory={www!r}))\n"
+                  f"c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nc.load_cert_chain({cert!r}, {key!r})\n"
+                  f"s.socket = c.wrap_socket(s.socket, server_side=True)\ns.serve_forever()\n")
+        run.spawn(inns + [h.PY, "-c", server], "https.log")
+        if not wait_tcp(inns, "127.0.0.1", https_port):
+            raise RuntimeError("the HTTPS server did not start")
+        dst = run.path("dst-https")
+        os.environ["SSL_CERT_FILE"] = cert
+        try:
+            rc = h.shoal_download(run, f"https://127.0.0.1:{https_port}/t.torrent", dst, h.free_port(), "https.log",
+                                  "--proxy", socks_url, *common, "--stop-timeout", "60", timeout=120)
+        finally:
+            del os.environ["SSL_CERT_FILE"]
+        run.check("https:// .torrent through SOCKS5 (TLS in the tunnel, certificate checked), download completes",
+                  rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}: {text(run.path('https.log'))[-400:]}")
+        run.check("https://: the TLS connection went through microsocks",
+                  f"connected to 127.0.0.1:{https_port}" in text(socks.log))
 
         # 2. Through HTTP CONNECT.
         dst = run.path("dst-http")
