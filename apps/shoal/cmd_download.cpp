@@ -242,6 +242,7 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
           // Quick tries only: a dead UDP tracker must not cost minutes.
           tracker::client_options opt;
           opt.proxy = a.proxy;
+          opt.bind_address = a.bind;
           opt.http_timeout = std::chrono::seconds(5);
           opt.udp_attempts = 2;
           opt.udp_base_timeout = std::chrono::milliseconds(2000);
@@ -380,6 +381,7 @@ int run_transfer(const transfer_args& in) {
           // Named, not a default-argument temporary: GCC 12 mishandles temporaries around co_await.
           tracker::client_options opt;
           opt.proxy = a.proxy;
+          opt.bind_address = a.bind;
           body = co_await tracker::http_get(fetch_io, a.target, max_torrent_size, opt);
         },
         asio::detached);

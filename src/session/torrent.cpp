@@ -729,6 +729,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   req.numwant = stopping ? 0 : 50;
   tracker::client_options opt;
   opt.proxy = session_.settings().proxy;
+  opt.bind_address = session_.settings().outgoing_address;
   if (stopping) {
     opt.http_timeout = std::chrono::seconds(3);
     opt.udp_attempts = 1;

@@ -91,9 +91,28 @@ asio::awaitable<result<std::string>> fetch(asio::io_context& io, const std::stri
       if (pec) co_return why;
       co_return std::nullopt;
     }
-    auto [cec, cep] = co_await s.async_connect(eps, asio::as_tuple(asio::use_awaitable));
-    if (cec) co_return cec.message();
-    co_return std::nullopt;
+    if (opt.bind_address.empty()) {
+      auto [cec, cep] = co_await s.async_connect(eps, asio::as_tuple(asio::use_awaitable));
+      if (cec) co_return cec.message();
+      co_return std::nullopt;
+    }
+    // Bound to one address: only the tracker's addresses of that family, each tried from it.
+    boost::system::error_code bec;
+    const auto local = asio::ip::make_address(opt.bind_address, bec);
+    if (bec) co_return "--bind " + opt.bind_address + " is not an address";
+    std::string last = "no address of the bound family";
+    for (const auto& e : eps) {
+      if (e.endpoint().address().is_v6() != local.is_v6()) continue;
+      boost::system::error_code oec;
+      if (s.socket().is_open()) s.socket().close(oec);
+      s.socket().open(e.endpoint().protocol(), oec);
+      if (!oec) s.socket().bind(tcp::endpoint(local, 0), oec);
+      if (oec) co_return "cannot bind to " + opt.bind_address + ": " + oec.message();
+      auto [cec] = co_await s.async_connect(e.endpoint(), asio::as_tuple(asio::use_awaitable));
+      if (!cec) co_return std::nullopt;
+      last = cec.message();
+    }
+    co_return last;
   };
   if (p->scheme == "http") {
     beast::tcp_stream stream(io);
@@ -150,6 +169,12 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
     target = eps.begin()->endpoint();
   }
   udp::socket sock(io, target.protocol());
+  if (!opt.bind_address.empty() && !via_socks) {
+    boost::system::error_code bec;
+    const auto local = asio::ip::make_address(opt.bind_address, bec);
+    if (!bec) sock.bind(udp::endpoint(local, 0), bec);
+    if (bec) co_return fail(url, "cannot send from " + opt.bind_address + ": " + bec.message());
+  }
   std::mt19937 rng(std::random_device{}());
   std::array<char, 65536> in{};
   // The family the tracker answered from decides how compact peers are read (BEP 15).

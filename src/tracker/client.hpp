@@ -23,6 +23,8 @@ struct client_options {
   // name); UDP announces go through a SOCKS5 UDP association, or are skipped with an HTTP
   // proxy: see announce().
   net::proxy_settings proxy;
+  // Source address of direct HTTP(S) and UDP announces (--bind); empty: the OS chooses.
+  std::string bind_address;
 };
 
 // With an HTTP proxy set, a udp:// tracker fails at once with an error saying it was

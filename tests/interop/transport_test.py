@@ -10,9 +10,13 @@ Usage: transport_test.py --shoal PATH [--size MiB]
 import argparse
 import json
 import os
+import socket
+import struct
 import time
+import urllib.parse
 import urllib.request
 
+import bencoding
 import harness as h
 
 
@@ -20,6 +24,22 @@ def lt_totals(lines):
     out = {}
     for line in lines:
         out.update(line.get("peer_totals", {}))
+    return out
+
+
+def tracker_peers(port, info_hash):
+    """The peers a shoal tracker hands a fresh announcer of this torrent, as (address, port)."""
+    q = urllib.parse.urlencode({"info_hash": info_hash, "peer_id": b"-XX0000-probeprobe00", "port": 9,
+                                "uploaded": 0, "downloaded": 0, "left": 1, "compact": 1, "numwant": 50})
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/announce?{q}", timeout=5) as r:
+            rep = bencoding.decode(r.read())
+    except OSError:
+        return set()
+    raw = rep.get(b"peers", b"")
+    out = set()
+    for i in range(0, len(raw) - len(raw) % 6, 6):
+        out.add((socket.inet_ntoa(raw[i:i + 4]), struct.unpack(">H", raw[i + 4:i + 6])[0]))
     return out
 
 
@@ -77,7 +97,7 @@ def main():
         src = run.path("src")
         h.write_random(os.path.join(src, name), args.size << 20)
         t = run.path("t.torrent")
-        h.shoal_create(run, os.path.join(src, name), t, "--v1")
+        info = h.shoal_create(run, os.path.join(src, name), t, "--v1")
 
         # Encryption required on both sides, both ways.
         for seeder in ("shoal", "lt"):
@@ -147,6 +167,46 @@ def main():
                                    ready=lt_announced)
         run.check("IPv6 peer from a tracker reply: shoal connected to libtorrent at ::1",
                   any("peer ::1:" in l and "connected (outgoing" in l for l in log), "\n".join(log[-8:]))
+        run.stop(tp)
+
+        # --bind 127.0.0.2 with trackers: the tracker sees shoal's announces (HTTP, then UDP)
+        # come from 127.0.0.2, and libtorrent, found through it, sees the peer connection
+        # come from there too.
+        tport = h.free_port()
+        tp = run.spawn([run.shoal, "tracker", "--port", str(tport), "--bind", "127.0.0.1", "--json"], "tracker4.log")
+        h.wait_listening(tport)
+        ih = bytes.fromhex(info["info_hash_v1"])
+        for scheme in ("http", "udp"):
+            url = f"http://127.0.0.1:{tport}/announce" if scheme == "http" else f"udp://127.0.0.1:{tport}"
+            tb = run.path(f"bind-{scheme}.torrent")
+            h.shoal_create(run, os.path.join(src, name), tb, "--v1", "-t", url)
+            lport = h.free_port()
+            lp = h.lt_peer(run, "seed", tb, src, lport, f"bind-{scheme}-lt.log", seconds=90)
+            dst = run.path(f"dst-bind-{scheme}")
+            os.makedirs(dst)
+            sport = h.free_port()
+            sp = run.spawn([run.shoal, "download", tb, "-d", dst, "--port", str(sport), "--local", "--bind",
+                            "127.0.0.2", "--seed-time", "60", "--no-dht", "-v"], f"bind-{scheme}-shoal.log")
+            seen = set()
+            deadline = time.time() + 30
+            while time.time() < deadline and ("127.0.0.2", sport) not in seen:
+                seen = tracker_peers(tport, ih)
+                time.sleep(0.3)
+            run.check(f"--bind 127.0.0.2: the {scheme.upper()} tracker has shoal at 127.0.0.2:{sport}",
+                      ("127.0.0.2", sport) in seen and ("127.0.0.1", sport) not in seen, str(seen))
+            deadline = time.time() + 60
+            while time.time() < deadline and not h.same_tree(src, dst, [name]):
+                time.sleep(0.3)
+            run.check(f"--bind 127.0.0.2 ({scheme} tracker): download complete and identical",
+                      h.same_tree(src, dst, [name]))
+            run.stop(sp)
+            run.stop(lp)
+            lines = [json.loads(l) for l in open(lp.log, "rb").read().decode().splitlines() if l.startswith("{")]
+            totals = lt_totals(lines)
+            # (The tracker also lists the test's probe announcer, 127.0.0.1:9, which libtorrent tries.)
+            shoal_eps = [k for k in totals if k != "127.0.0.1:9"]
+            run.check(f"--bind 127.0.0.2 ({scheme} tracker): libtorrent saw shoal at 127.0.0.2 only",
+                      bool(shoal_eps) and all(k.startswith("127.0.0.2:") for k in shoal_eps), json.dumps(totals))
         run.stop(tp)
 
         # --bind 127.0.0.2: the connection libtorrent sees comes from 127.0.0.2.
