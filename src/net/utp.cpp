@@ -1,5 +1,9 @@
 #include "net/utp.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -58,7 +62,6 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
   utp_socket_manager::fallback_fn fallback;
   std::mt19937 rng{std::random_device{}()};
   std::chrono::steady_clock::time_point origin = std::chrono::steady_clock::now();
-  std::vector<char> rx = std::vector<char>(65536);
   utp_manager_stats stats;
 
   utp::time_us now() const {
@@ -69,16 +72,71 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
   }
   udp::socket& sock_for(const udp::endpoint& ep) { return ep.address().is_v6() ? sock6 : sock4; }
 
+  // Outgoing datagrams are batched and leave in one sendmmsg at the end of the handler
+  // that made them (or when the batch is full): one system call per burst, not per packet.
+  static constexpr std::size_t batch = 64;
+  static constexpr std::size_t tx_slot = 1500;
+  struct tx_queue {
+    std::vector<char> bufs = std::vector<char>(batch * tx_slot);
+    std::array<mmsghdr, batch> msgs{};
+    std::array<iovec, batch> iov{};
+    std::array<sockaddr_storage, batch> addrs{};
+    std::size_t n = 0;
+    int fd = -1;
+  } tx;
+  bool flush_posted = false;
+
   void send(std::span<const char> d, const udp::endpoint& to) {
     auto& sk = sock_for(to);
     if (!sk.is_open()) return;
-    error_code ec;
-    sk.send_to(asio::buffer(d.data(), d.size()), to, 0, ec);
-    if (ec) {
-      ++stats.send_drops;  // a full socket buffer drops the datagram, as the network would
-    } else {
-      ++stats.datagrams_out;
+    const int fd = sk.native_handle();
+    if (d.size() > tx_slot) {
+      flush_tx();
+      error_code ec;
+      sk.send_to(asio::buffer(d.data(), d.size()), to, 0, ec);
+      ++(ec ? stats.send_drops : stats.datagrams_out);
+      return;
     }
+    if (tx.n == batch || (tx.n > 0 && tx.fd != fd)) flush_tx();
+    const std::size_t i = tx.n++;
+    tx.fd = fd;
+    char* buf = tx.bufs.data() + i * tx_slot;
+    std::memcpy(buf, d.data(), d.size());
+    tx.iov[i] = iovec{buf, d.size()};
+    std::memcpy(&tx.addrs[i], to.data(), to.size());
+    auto& h = tx.msgs[i].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &tx.addrs[i];
+    h.msg_namelen = static_cast<socklen_t>(to.size());
+    h.msg_iov = &tx.iov[i];
+    h.msg_iovlen = 1;
+    if (!flush_posted) {
+      flush_posted = true;
+      asio::post(io, [w = weak_from_this()] {
+        if (auto self = w.lock()) self->flush_tx();
+      });
+    }
+  }
+
+  void flush_tx() {
+    flush_posted = false;
+    std::size_t i = 0;
+    while (i < tx.n) {
+      const int r = ::sendmmsg(tx.fd, tx.msgs.data() + i, static_cast<unsigned>(tx.n - i), 0);
+      if (r > 0) {
+        i += static_cast<std::size_t>(r);
+        stats.datagrams_out += static_cast<std::uint64_t>(r);
+      } else if (r < 0 && errno == EINTR) {
+        continue;
+      } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        stats.send_drops += tx.n - i;  // a full socket buffer drops them, as a network would
+        break;
+      } else {
+        ++stats.send_drops;  // this one datagram failed (unreachable address, ...): skip it
+        ++i;
+      }
+    }
+    tx.n = 0;
   }
 
   void send_reset(const udp::endpoint& to, std::uint16_t conn_id, std::uint16_t ack_nr) {
@@ -224,20 +282,53 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
     start_ticker();
   }
 
+  // Incoming datagrams: recvmmsg, up to `batch` a call, until the socket is empty or
+  // max_batch were read; then the ACKs owed go out, once per connection and batch.
+  static constexpr std::size_t rx_slot = 4096;
+  struct rx_queue {
+    std::vector<char> bufs = std::vector<char>(batch * rx_slot);
+    std::array<mmsghdr, batch> msgs{};
+    std::array<iovec, batch> iov{};
+    std::array<sockaddr_storage, batch> addrs{};
+  } rxq;
+
   void drain(udp::socket& sk) {
-    const auto t = now();
-    udp::endpoint from;
-    for (std::size_t i = 0; i < s.max_batch; ++i) {
-      error_code ec;
-      const std::size_t n = sk.receive_from(asio::buffer(rx), from, 0, ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) {
-        if (!sk.is_open()) break;
-        continue;  // ICMP errors reported on the socket: keep reading
+    const int fd = sk.native_handle();
+    std::size_t total = 0;
+    while (total < s.max_batch && sk.is_open() && !closed) {
+      for (std::size_t i = 0; i < batch; ++i) {
+        rxq.iov[i] = iovec{rxq.bufs.data() + i * rx_slot, rx_slot};
+        auto& h = rxq.msgs[i].msg_hdr;
+        h = msghdr{};
+        h.msg_name = &rxq.addrs[i];
+        h.msg_namelen = sizeof(sockaddr_storage);
+        h.msg_iov = &rxq.iov[i];
+        h.msg_iovlen = 1;
       }
-      dispatch(std::span<const char>(rx.data(), n), from, t);
+      const int r = ::recvmmsg(fd, rxq.msgs.data(), batch, MSG_DONTWAIT, nullptr);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        ++total;  // an ICMP error reported on the socket: keep reading
+        continue;
+      }
+      if (r == 0) break;
+      const auto t = now();
+      for (int i = 0; i < r; ++i) {
+        auto& m = rxq.msgs[static_cast<std::size_t>(i)];
+        if (m.msg_hdr.msg_flags & MSG_TRUNC) continue;  // bigger than any datagram we speak
+        udp::endpoint from;
+        if (m.msg_hdr.msg_namelen > from.capacity()) continue;
+        std::memcpy(from.data(), &rxq.addrs[static_cast<std::size_t>(i)], m.msg_hdr.msg_namelen);
+        from.resize(m.msg_hdr.msg_namelen);
+        dispatch(std::span<const char>(rxq.bufs.data() + static_cast<std::size_t>(i) * rx_slot, m.msg_len), from, t);
+        if (closed) return;
+      }
+      total += static_cast<std::size_t>(r);
+      if (static_cast<std::size_t>(r) < batch) break;
     }
     flush_dirty();
+    flush_tx();
   }
 
   void start_receive(udp::socket& sk) {
@@ -290,6 +381,7 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
     }
     conns.clear();
     dirty.clear();
+    flush_tx();
     error_code ec;
     sock4.close(ec);
     sock6.close(ec);

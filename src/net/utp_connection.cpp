@@ -432,6 +432,7 @@ void connection::ledbat(std::size_t bytes_acked, std::size_t flight_before, std:
     qdelay = filtered;
   }
   last_qdelay_us_ = qdelay;
+  const double before = cwnd_;
   const double target = cfg_.target_delay_us;
   if (slow_start_ && qdelay > target / 2) slow_start_ = false;
   if (slow_start_ && cwnd_ < ssthresh_) {
@@ -440,10 +441,10 @@ void connection::ledbat(std::size_t bytes_acked, std::size_t flight_before, std:
     const double off_target = (target - static_cast<double>(qdelay)) / target;
     cwnd_ += cfg_.gain * off_target * static_cast<double>(bytes_acked) * mss / cwnd_;
   }
-  // Grow only while the window is used (RFC 6817: at most flight size + one packet... we
-  // allow a little more so application pauses do not freeze the window).
+  // Grow only while the window is used (RFC 6817 caps cwnd at the flight size plus a
+  // little); a window that is not used is not cut either.
   const double max_allowed = static_cast<double>(flight_before) + 4 * mss;
-  cwnd_ = std::min(cwnd_, std::max(max_allowed, static_cast<double>(cfg_.min_cwnd_packets) * mss));
+  if (cwnd_ > before && cwnd_ > max_allowed) cwnd_ = std::max(before, max_allowed);
   cwnd_ = std::clamp(cwnd_, static_cast<double>(cfg_.min_cwnd_packets) * mss, static_cast<double>(cfg_.max_cwnd_bytes));
 }
 
