@@ -110,3 +110,22 @@ put("tracker_server", "udp-bad", rec(1, udp_connect[:15]) + rec(1, udp_ann) + re
 put("tracker_server", "expiry", http(q + "&event=started") + rec(3, b"\x0c") + http(q.replace("6881", "7000")) +
     rec(3, b"\xff") + http("stats"))
 put("tracker_server", "whitelist", rec(4, b"# list\n" + b"ab" * 20 + b"\n\n" + b"zz" * 20 + b"\n"))
+
+
+def utp(ptype, seq, ack, payload=b"", sack=b"", conn=10, wnd=1 << 20):
+    h = struct.pack(">BBHIIIHH", (ptype << 4) | 1, 1 if sack else 0, conn, 1000, 0, wnd, seq, ack)
+    if sack:
+        h += bytes([0, len(sack)]) + sack
+    return h + payload
+
+
+# fuzz_utp: byte 0 even = one datagram through the codec, then the same bytes as operations
+# on one connection; odd = two connections over a link the input drives.
+put("utp", "data", b"\x00" + utp(0, 5, 7, b"hello world"))
+put("utp", "state-sack", b"\x00" + utp(2, 5, 7, sack=b"\x05\x00\x00\x80"))
+put("utp", "syn", b"\x00" + utp(4, 1, 0))
+put("utp", "fin-reset", b"\x00" + utp(1, 9, 3) + utp(3, 0, 0))
+put("utp", "unknown-ext", b"\x00" + bytes([0x01, 7]) + b"\0" * 18 + bytes([1, 2, 9, 9, 0, 4, 1, 0, 0, 0]) + b"x")
+put("utp", "acceptor-ops", b"\x00\x10\x01\x01\xff\xf0" + bytes([2, 40, 4, 1, 0, 30]) + utp(0, 0x5556, 0xffef, b"d" * 10) +
+    bytes([3, 4, 50, 2, 200, 4, 100, 133]))
+put("utp", "pair-transfer", b"\x01\xff\xf8" + bytes([6, 6, 6, 6, 4, 200, 6, 6, 5, 0, 6, 6, 3, 6, 2, 6, 4, 255, 6, 6, 6, 5] * 8))

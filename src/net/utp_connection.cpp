@@ -75,7 +75,7 @@ void connection::emit(packet_type type, std::uint16_t seq, std::span<const char>
     mask_len = (highest / 32 + 1) * 4;
   }
   std::size_t n = write_header(pkt_.data(), h, std::span<const std::uint8_t>(mask.data(), mask_len));
-  std::memcpy(pkt_.data() + n, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(pkt_.data() + n, payload.data(), payload.size());
   n += payload.size();
   last_send_ = now;
   last_adv_wnd_ = h.wnd_size;

@@ -6,6 +6,7 @@
 #include <deque>
 #include <random>
 
+#include "dht/node.hpp"
 #include "net/utp.hpp"
 #include "net/utp_connection.hpp"
 #include "net/utp_packet.hpp"
@@ -777,4 +778,59 @@ TEST(UtpManager, ResetFromPeerFailsReadsAndAbortOnShutdown) {
   p->b.close();
   p->io.run_for(std::chrono::milliseconds(300));
   EXPECT_EQ(read_ec, asio::error::connection_reset);
+}
+
+TEST(UtpManager, DhtNodesShareTheSocketWithUtp) {
+  // Two DHT nodes without sockets of their own, each on a manager's socket: they find each
+  // other, and a uTP connection runs on the same two sockets at the same time.
+  loopback_pair p;
+  auto make_node = [&](utp_socket_manager& m, std::uint16_t bootstrap_port) {
+    dht::settings ds;
+    ds.local = true;
+    if (bootstrap_port) ds.bootstrap = {"127.0.0.1:" + std::to_string(bootstrap_port)};
+    auto n = std::make_shared<dht::node>(p.io, ds);
+    m.set_fallback([n](std::span<const char> d, const udp::endpoint& from) { n->deliver(d, from); });
+    EXPECT_FALSE(n->start_external([&m](std::span<const char> d, const udp::endpoint& to) { m.send_to(d, to); },
+                                   m.local_endpoint().port()));
+    return n;
+  };
+  auto nb = make_node(p.b, 0);
+  auto na = make_node(p.a, p.b.local_endpoint().port());
+  bool ready = false;
+  std::string got;
+  const std::string data = pattern(1 << 20, 21);
+  bool sent = false;
+  std::unique_ptr<stream> client;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        auto [ec, s] = co_await p.a.connect(p.b_ep(), std::chrono::seconds(5));
+        EXPECT_FALSE(ec);
+        if (ec) co_return;
+        client = std::move(s);
+        co_await send_all(*client, data, sent);
+      },
+      asio::detached);
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        ready = co_await na->wait_ready(std::chrono::seconds(5));
+        asio::steady_timer t(p.io);
+        while (p.accepted.empty()) {
+          t.expires_after(std::chrono::milliseconds(5));
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        co_await recv_all(*p.accepted.front(), data.size(), got);
+        p.io.stop();
+      },
+      asio::detached);
+  p.io.run_for(std::chrono::seconds(20));
+  EXPECT_TRUE(ready);
+  EXPECT_GE(na->table().size(), 1u);
+  EXPECT_GE(nb->stats().queries_in, 1u);
+  EXPECT_TRUE(got == data);
+  EXPECT_GT(p.b.stats().fallback_in, 0u);
+  na->stop();
+  nb->stop();
+  EXPECT_FALSE(na->running());
 }
