@@ -1,5 +1,7 @@
 #include "net/utp.hpp"
 
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -118,9 +120,85 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
     }
   }
 
+  // With UDP GSO (Linux 4.18+), consecutive datagrams to one address that have the same
+  // size (the last may be shorter) leave as one message the kernel cuts up: far fewer
+  // trips through the network stack. Off when the kernel refuses it once.
+  bool gso = true;
+  static constexpr std::size_t gso_max_bytes = 65000;
+  struct gso_queue {
+    std::array<mmsghdr, batch> msgs{};
+    std::array<std::size_t, batch> first{};  // the tx index each message starts at
+    std::array<std::array<char, CMSG_SPACE(sizeof(std::uint16_t))>, batch> ctrl{};
+  } gq;
+
+  bool same_destination(std::size_t a, std::size_t b) const {
+    return tx.msgs[a].msg_hdr.msg_namelen == tx.msgs[b].msg_hdr.msg_namelen &&
+           std::memcmp(&tx.addrs[a], &tx.addrs[b], tx.msgs[a].msg_hdr.msg_namelen) == 0;
+  }
+
+  // Sends tx[from, n) as GSO messages; returns false (GSO now off) if the kernel refused
+  // it, with tx[*resume, n) still to send.
+  bool flush_gso(std::size_t& resume) {
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < tx.n;) {
+      const std::size_t seg = tx.iov[i].iov_len;
+      std::size_t j = i + 1, total = seg;
+      while (j < tx.n && same_destination(i, j) && tx.iov[j].iov_len <= seg &&
+             total + tx.iov[j].iov_len <= gso_max_bytes) {
+        total += tx.iov[j].iov_len;
+        if (tx.iov[j++].iov_len < seg) break;  // a shorter one ends the train
+      }
+      auto& h = gq.msgs[m].msg_hdr;
+      h = tx.msgs[i].msg_hdr;
+      h.msg_iov = &tx.iov[i];
+      h.msg_iovlen = j - i;
+      if (j - i > 1) {
+        h.msg_control = gq.ctrl[m].data();
+        h.msg_controllen = gq.ctrl[m].size();
+        cmsghdr* c = CMSG_FIRSTHDR(&h);
+        c->cmsg_level = IPPROTO_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const auto size = static_cast<std::uint16_t>(seg);
+        std::memcpy(CMSG_DATA(c), &size, sizeof size);
+      }
+      gq.first[m++] = i;
+      i = j;
+    }
+    std::size_t k = 0;
+    while (k < m) {
+      const int r = ::sendmmsg(tx.fd, gq.msgs.data() + k, static_cast<unsigned>(m - k), 0);
+      if (r > 0) {
+        for (int x = 0; x < r; ++x)
+          stats.datagrams_out += gq.msgs[k + static_cast<std::size_t>(x)].msg_hdr.msg_iovlen;
+        k += static_cast<std::size_t>(r);
+      } else if (r < 0 && errno == EINTR) {
+        continue;
+      } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        for (std::size_t x = k; x < m; ++x)
+          stats.send_drops += gq.msgs[x].msg_hdr.msg_iovlen;
+        break;
+      } else if (gq.msgs[k].msg_hdr.msg_iovlen > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+        gso = false;
+        resume = gq.first[k];
+        return false;
+      } else {
+        stats.send_drops += gq.msgs[k].msg_hdr.msg_iovlen;
+        ++k;
+      }
+    }
+    return true;
+  }
+
   void flush_tx() {
     flush_posted = false;
     std::size_t i = 0;
+    if (gso && tx.n > 1) {
+      if (flush_gso(i)) {
+        tx.n = 0;
+        return;
+      }
+    }
     while (i < tx.n) {
       const int r = ::sendmmsg(tx.fd, tx.msgs.data() + i, static_cast<unsigned>(tx.n - i), 0);
       if (r > 0) {
@@ -284,19 +362,23 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
 
   // Incoming datagrams: recvmmsg, up to `batch` a call, until the socket is empty or
   // max_batch were read; then the ACKs owed go out, once per connection and batch.
-  static constexpr std::size_t rx_slot = 4096;
+  // With UDP GRO a message may hold many datagrams of one size (cut at gso_size), so a
+  // slot holds the largest UDP payload.
+  static constexpr std::size_t rx_batch = 16;
+  static constexpr std::size_t rx_slot = 65536;
   struct rx_queue {
-    std::vector<char> bufs = std::vector<char>(batch * rx_slot);
-    std::array<mmsghdr, batch> msgs{};
-    std::array<iovec, batch> iov{};
-    std::array<sockaddr_storage, batch> addrs{};
+    std::vector<char> bufs = std::vector<char>(rx_batch * rx_slot);
+    std::array<mmsghdr, rx_batch> msgs{};
+    std::array<iovec, rx_batch> iov{};
+    std::array<sockaddr_storage, rx_batch> addrs{};
+    std::array<std::array<char, CMSG_SPACE(sizeof(int))>, rx_batch> ctrl{};
   } rxq;
 
   void drain(udp::socket& sk) {
     const int fd = sk.native_handle();
     std::size_t total = 0;
     while (total < s.max_batch && sk.is_open() && !closed) {
-      for (std::size_t i = 0; i < batch; ++i) {
+      for (std::size_t i = 0; i < rx_batch; ++i) {
         rxq.iov[i] = iovec{rxq.bufs.data() + i * rx_slot, rx_slot};
         auto& h = rxq.msgs[i].msg_hdr;
         h = msghdr{};
@@ -304,8 +386,10 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
         h.msg_namelen = sizeof(sockaddr_storage);
         h.msg_iov = &rxq.iov[i];
         h.msg_iovlen = 1;
+        h.msg_control = rxq.ctrl[i].data();
+        h.msg_controllen = rxq.ctrl[i].size();
       }
-      const int r = ::recvmmsg(fd, rxq.msgs.data(), batch, MSG_DONTWAIT, nullptr);
+      const int r = ::recvmmsg(fd, rxq.msgs.data(), rx_batch, MSG_DONTWAIT, nullptr);
       if (r < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -321,11 +405,22 @@ struct utp_core : std::enable_shared_from_this<utp_core> {
         if (m.msg_hdr.msg_namelen > from.capacity()) continue;
         std::memcpy(from.data(), &rxq.addrs[static_cast<std::size_t>(i)], m.msg_hdr.msg_namelen);
         from.resize(m.msg_hdr.msg_namelen);
-        dispatch(std::span<const char>(rxq.bufs.data() + static_cast<std::size_t>(i) * rx_slot, m.msg_len), from, t);
-        if (closed) return;
+        std::size_t seg = m.msg_len;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg_hdr); c; c = CMSG_NXTHDR(&m.msg_hdr, c)) {
+          if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+            int size = 0;
+            std::memcpy(&size, CMSG_DATA(c), sizeof size);
+            if (size > 0) seg = static_cast<std::size_t>(size);
+          }
+        }
+        const char* base = rxq.bufs.data() + static_cast<std::size_t>(i) * rx_slot;
+        for (std::size_t off = 0; off < m.msg_len; off += seg) {
+          dispatch(std::span<const char>(base + off, std::min<std::size_t>(seg, m.msg_len - off)), from, t);
+          if (closed) return;
+          ++total;
+        }
       }
-      total += static_cast<std::size_t>(r);
-      if (static_cast<std::size_t>(r) < batch) break;
+      if (static_cast<std::size_t>(r) < rx_batch) break;
     }
     flush_dirty();
     flush_tx();
@@ -424,6 +519,11 @@ error_code utp_socket_manager::listen(const udp::endpoint& ep) {
   if (ep.address().is_v6()) sk.set_option(asio::ip::v6_only(true), ec);
   sk.set_option(asio::socket_base::receive_buffer_size(core_->s.socket_buffer), ec);
   sk.set_option(asio::socket_base::send_buffer_size(core_->s.socket_buffer), ec);
+  if (core_->s.gro) {
+    const int on = 1;  // best effort: without it datagrams simply come one by one
+    (void)::setsockopt(sk.native_handle(), IPPROTO_UDP, UDP_GRO, &on, sizeof on);
+  }
+  core_->gso = core_->gso && core_->s.gso;
   sk.bind(ep, ec);
   if (!ec) sk.non_blocking(true, ec);
   if (ec) {
