@@ -111,6 +111,15 @@ put("tracker_server", "expiry", http(q + "&event=started") + rec(3, b"\x0c") + h
     rec(3, b"\xff") + http("stats"))
 put("tracker_server", "whitelist", rec(4, b"# list\n" + b"ab" * 20 + b"\n\n" + b"zz" * 20 + b"\n"))
 
+# MSE: the first byte picks the mode (0 responder, 1 initiator, 2-3 an honest pair the rest
+# of the input tampers with). Real-looking bytes: a 96-byte key, padding, a plaintext
+# handshake where an encrypted one was expected.
+put("mse", "responder-key-and-pad", b"\x00" + bytes(range(96)) + b"\x11" * 40)
+put("mse", "initiator-plain-handshake", b"\x01" + hs)
+put("mse", "pair-clean", b"\x02\x02\x03" + b"\x40" * 32)
+put("mse", "pair-plaintext-offer", b"\x03\x00\x02" + b"\x10" * 32)
+put("mse", "pair-flip", b"\x02\x02\x02\x0e\x30\x07" + b"\x0e\x05\x09" * 10)
+put("mse", "pair-cut", b"\x02\x01\x01\x31\x50" + b"\x30\x20" * 10)
 
 def utp(ptype, seq, ack, payload=b"", sack=b"", conn=10, wnd=1 << 20):
     h = struct.pack(">BBHIIIHH", (ptype << 4) | 1, 1 if sack else 0, conn, 1000, 0, wnd, seq, ack)

@@ -28,6 +28,7 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
+using udp = asio::ip::udp;
 
 // Exit code for a download stopped (Ctrl-C) before it completed.
 constexpr int exit_interrupted = 3;
@@ -55,7 +56,10 @@ struct transfer_args {
   bool skip_check = false;
   std::string max_down, max_up;
   std::uint32_t max_peers = 80;
-  long stop_timeout = 0;  // seconds without download progress before giving up; 0: never
+  std::string encryption = "preferred";
+  std::string bind;               // listen on and connect from this address
+  std::string transport = "tcp";  // tcp, utp or both
+  long stop_timeout = 0;          // seconds without download progress before giving up; 0: never
 };
 
 // "1,3-5" (1-based, like aria2) -> per-file priorities.
@@ -259,15 +263,28 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
 // The DHT node for a transfer, on the UDP port with the TCP listener's number; null (with a
 // warning) when it cannot start: the transfer goes on without it.
 std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& a,
-                                     const std::function<void(const std::string&)>& log) {
+                                     const std::function<void(const std::string&)>& log,
+                                     net::utp_socket_manager* utp = nullptr) {
   dht::settings ds;
   ds.port = static_cast<std::uint16_t>(a.port);
   ds.bootstrap = a.dht_bootstrap;
   ds.local = a.local || env_local();
-  ds.ipv6 = true;
+  // Bound to one address, the node stays on it (no IPv6 twin on [::]).
+  if (!a.bind.empty()) ds.listen_address = a.bind;
+  ds.ipv6 = a.bind.empty();
   ds.state_file = a.dht_state.empty() ? fs::path(a.dir) / ".shoal" / "dht.state" : fs::path(a.dht_state);
   ds.log = log;
   auto node = std::make_shared<dht::node>(io, ds);
+  if (utp) {
+    // uTP's socket has the port: the node shares it (KRPC comes in through the fallback).
+    auto sent = [utp](std::span<const char> d, const udp::endpoint& to) { utp->send_to(d, to); };
+    if (auto ec = node->start_external(sent, static_cast<std::uint16_t>(a.port))) {
+      warn("the DHT cannot start: " + ec.message());
+      return nullptr;
+    }
+    utp->set_fallback([node](std::span<const char> d, const udp::endpoint& from) { node->deliver(d, from); });
+    return node;
+  }
   if (auto ec = node->start()) {
     warn("the DHT cannot listen on UDP port " + std::to_string(a.port) + ": " + ec.message() +
          "; going on without it (--no-dht hides this)");
@@ -279,6 +296,20 @@ std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& 
 int run_transfer(const transfer_args& in) {
   transfer_args a = in;
   asio::io_context io;
+  // uTP (--transport utp|both): its UDP socket comes first, so the DHT can share it and the
+  // TCP listener takes its port number.
+  std::shared_ptr<net::utp_socket_manager> utp;
+  if (a.transport != "tcp") {
+    utp = std::make_shared<net::utp_socket_manager>(io);
+    boost::system::error_code uec;
+    const auto any =
+        a.bind.empty() ? asio::ip::address(asio::ip::address_v4::any()) : asio::ip::make_address(a.bind, uec);
+    if (!uec) uec = utp->listen(udp::endpoint(any, static_cast<std::uint16_t>(a.port)));
+    if (uec) return fail("uTP cannot listen on UDP port " + std::to_string(a.port) + ": " + uec.message());
+    a.port = utp->local_endpoint(any.is_v6()).port();
+    if (a.bind.empty())
+      (void)utp->listen(udp::endpoint(asio::ip::address_v6::any(), static_cast<std::uint16_t>(a.port)));
+  }
   std::shared_ptr<dht::node> dht;
   std::function<void(const std::string&)> dht_log;
   if (a.verbose) dht_log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
@@ -301,7 +332,7 @@ int run_transfer(const transfer_args& in) {
       if (!ep) return fail("--" + ep.err().message());
       given.push_back(*ep);
     }
-    if (!a.no_dht && given.empty()) dht = start_dht(io, a, dht_log);
+    if (!a.no_dht && given.empty()) dht = start_dht(io, a, dht_log, utp.get());
     if (given.empty() && mag->trackers.empty() && (!dht || !dht->has_contacts())) {
       return fail(
           "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
@@ -353,7 +384,7 @@ int run_transfer(const transfer_args& in) {
     dht->stop();
     dht.reset();
   }
-  if (!a.no_dht && !mi.is_private && !dht) dht = start_dht(io, a, dht_log);
+  if (!a.no_dht && !mi.is_private && !dht) dht = start_dht(io, a, dht_log, utp.get());
 
   session_settings st;
   // The TCP listener takes the DHT's UDP port number (when --port 0 let the OS pick it).
@@ -362,6 +393,21 @@ int run_transfer(const transfer_args& in) {
   // LSD multicasts on the LAN: under --local only inside a test's network namespace.
   st.lsd = !a.no_lsd && (!st.local || lsd::in_network_namespace());
   st.max_peers_per_torrent = a.max_peers;
+  if (auto pol = wire::mse::parse_policy(a.encryption)) {
+    st.encryption = *pol;
+  } else {
+    return fail("--encryption '" + a.encryption + "': use allowed, preferred or required");
+  }
+  st.transport = a.transport == "utp"    ? peer_transport::utp
+                 : a.transport == "both" ? peer_transport::both
+                                         : peer_transport::tcp;
+  if (!a.bind.empty()) {
+    boost::system::error_code bec;
+    (void)asio::ip::make_address(a.bind, bec);
+    if (bec) return fail("--bind '" + a.bind + "' is not an IP address");
+    st.listen_address = a.bind;
+    st.outgoing_address = a.bind;
+  }
   if (a.verbose) {
     st.log = [](const std::string& line) {
       const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -434,6 +480,7 @@ int run_transfer(const transfer_args& in) {
 
   session ses(io, st);
   if (dht) ses.set_dht(dht);
+  if (utp) ses.set_utp(utp);
   if (auto ec = ses.listen()) {
     return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
                 " (choose another with --port, or --port 0 for any)");
@@ -632,6 +679,15 @@ void add_common(CLI::App& app, transfer_args& a) {
                  "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)");
   app.add_option("--dht-state", a.dht_state,
                  "Where the DHT node id and routing table are kept (default DIR/.shoal/dht.state)");
+  app.add_option("--encryption", a.encryption,
+                 "Protocol encryption (MSE/PE): allowed, preferred (default: try encrypted, fall back to "
+                 "plaintext) or required (refuse plaintext peers)")
+      ->check(CLI::IsMember({"allowed", "preferred", "required", "tolerated"}));
+  app.add_option("--transport", a.transport,
+                 "Peer transport: tcp (default), utp (BEP 29 only) or both (uTP first, then TCP); with utp or "
+                 "both, uTP is also accepted on UDP at --port, which the DHT then shares")
+      ->check(CLI::IsMember({"tcp", "utp", "both"}));
+  app.add_option("--bind", a.bind, "Listen on and connect from this address only (e.g. 192.168.1.5 or ::1)");
   app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
   app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
   app.add_option("--max-peers", a.max_peers, "Most peers connected at once");

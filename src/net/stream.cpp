@@ -13,10 +13,18 @@ asio::awaitable<io_result> read_exact(stream& s, asio::mutable_buffer buf) {
   co_return io_result{{}, got};
 }
 
+endpoint unmapped(const endpoint& ep) {
+  const auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return endpoint(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()), ep.port());
+  }
+  return ep;
+}
+
 tcp_stream::tcp_stream(asio::ip::tcp::socket sock) : sock_(std::move(sock)) {
   error_code ec;
   auto ep = sock_.remote_endpoint(ec);
-  if (!ec) remote_ = ep;
+  if (!ec) remote_ = unmapped(ep);
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
@@ -39,7 +47,7 @@ void tcp_stream::close() {
 endpoint tcp_stream::local_endpoint() const {
   error_code ec;
   auto ep = sock_.local_endpoint(ec);
-  return ec ? endpoint{} : ep;
+  return ec ? endpoint{} : unmapped(ep);
 }
 
 }  // namespace shoal::net

@@ -33,6 +33,10 @@ class stream {
   [[nodiscard]] virtual bool encrypted() const { return false; }
 };
 
+// An IPv4 peer seen through a dual-stack socket (::ffff:a.b.c.d) as the IPv4 endpoint it
+// is, so bans, limits and comparisons see one address, not two spellings of it.
+[[nodiscard]] endpoint unmapped(const endpoint& ep);
+
 // Reads exactly buf.size() bytes.
 asio::awaitable<io_result> read_exact(stream& s, asio::mutable_buffer buf);
 

@@ -563,7 +563,10 @@ asio::awaitable<std::pair<error_code, std::unique_ptr<stream>>> utp_socket_manag
     endpoint remote, std::chrono::milliseconds timeout) {
   using result_t = std::pair<error_code, std::unique_ptr<stream>>;
   auto core = core_;
-  const udp::endpoint to(remote.address(), remote.port());
+  auto addr = remote.address();
+  // An IPv4 peer seen through a dual-stack socket: dial it over IPv4.
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  const udp::endpoint to(addr, remote.port());
   if (core->closed || !core->sock_for(to).is_open())
     co_return result_t{error_code(asio::error::address_family_not_supported), std::unique_ptr<stream>()};
   // A receive id free for this remote (and its +1, the id it will send with).

@@ -1,5 +1,7 @@
 #include "session/peer_connection.hpp"
 
+#include "net/encrypted_stream.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -32,11 +34,9 @@ constexpr std::size_t max_cancelled = 2048;
 using clock = std::chrono::steady_clock;
 }  // namespace
 
-peer_connection::peer_connection(session& s, tcp::socket sock, bool outgoing)
-    : session_(s), sock_(std::move(sock)), outgoing_(outgoing), rbuf_(read_buffer_size), wake_(s.io()) {
-  boost::system::error_code ec;
-  auto ep = sock_.remote_endpoint(ec);
-  if (!ec) ep_ = ep;
+peer_connection::peer_connection(session& s, std::unique_ptr<net::stream> st, bool outgoing)
+    : session_(s), stream_(std::move(st)), outgoing_(outgoing), rbuf_(read_buffer_size), wake_(s.io()) {
+  if (stream_) ep_ = stream_->remote_endpoint();
   last_recv_ = last_send_ = last_block_ = clock::now();
 }
 
@@ -59,9 +59,7 @@ void peer_connection::close(const std::string& why) {
   if (session_.settings().log) {
     session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " closed: " + why);
   }
-  boost::system::error_code ec;
-  sock_.shutdown(tcp::socket::shutdown_both, ec);
-  sock_.close(ec);
+  if (stream_) stream_->close();
   wake_.cancel();
   drop_requests();
   if (torrent_ && attached_) {
@@ -85,23 +83,133 @@ asio::awaitable<void> peer_connection::run(std::shared_ptr<peer_connection> self
   guard.async_wait([self, what](boost::system::error_code ec) {
     if (!ec && !self->attached_) self->close(what);
   });
-  boost::system::error_code ec;
-  if (connect_to) {
-    std::tie(ec) = co_await self->sock_.async_connect(*connect_to, asio::as_tuple(asio::use_awaitable));
-    if (ec || self->closed_) {
-      guard.cancel();
-      self->close(ec ? "connect: " + ec.message() : "closed");
-      co_return;
-    }
-  }
-  self->sock_.set_option(tcp::no_delay(true), ec);
-  const bool ok = co_await self->exchange_handshake(connect_to.has_value());
+  bool ok = connect_to ? co_await self->offer_encryption(*connect_to) : co_await self->accept_encryption();
+  if (ok) ok = co_await self->exchange_handshake(connect_to.has_value());
   guard.cancel();
   if (!ok) co_return;
   self->after_handshake();
   if (self->closed_) co_return;
   asio::co_spawn(self->session_.io(), timer_loop(self), asio::detached);
   co_await self->read_loop();
+}
+
+asio::awaitable<bool> peer_connection::encryption_handshake(wire::mse::handshake h, std::string first,
+                                                            std::string& why) {
+  auto st = first.empty() ? wire::mse::handshake::status::need_more : h.feed(first);
+  std::array<char, 1024> buf{};
+  for (;;) {
+    const std::string out = h.take_output();
+    if (!out.empty()) {
+      auto [wec, wn] = co_await stream_->write(asio::buffer(out));
+      if (wec) {
+        why = "encryption handshake: " + wec.message();
+        co_return false;
+      }
+    }
+    if (st == wire::mse::handshake::status::done) break;
+    if (st == wire::mse::handshake::status::failed) {
+      why = h.err().message();
+      co_return false;
+    }
+    auto [ec, n] = co_await stream_->read_some(asio::buffer(buf));
+    if (ec || closed_) {
+      why = "encryption handshake: " + (ec ? ec.message() : std::string("closed"));
+      co_return false;
+    }
+    st = h.feed(std::string_view(buf.data(), n));
+  }
+  auto enc = h.take_encryptor();
+  auto dec = h.take_decryptor();
+  stream_ =
+      std::make_unique<net::encrypted_stream>(std::move(stream_), std::move(enc), std::move(dec), h.take_leftover());
+  co_return true;
+}
+
+asio::awaitable<bool> peer_connection::accept_encryption() {
+  const auto pol = session_.settings().encryption;
+  // A plaintext handshake starts with these 20 bytes; MSE with 96 bytes of a DH key.
+  static constexpr std::string_view plain_start(
+      "\x13"
+      "BitTorrent protocol",
+      20);
+  std::string first(plain_start.size(), '\0');
+  auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(first));
+  if (ec || closed_) {
+    close("handshake: " + (ec ? ec.message() : std::string("closed")));
+    co_return false;
+  }
+  if (first == plain_start) {
+    if (pol == wire::mse::policy::required) {
+      close("plaintext handshake refused: encryption is required");
+      co_return false;
+    }
+    stream_ = std::make_unique<net::encrypted_stream>(std::move(stream_), std::nullopt, std::nullopt, std::move(first));
+    co_return true;
+  }
+  if (!net::rc4_available()) {
+    close("encrypted handshake refused: RC4 is unavailable in this OpenSSL");
+    co_return false;
+  }
+  auto find = [this](const sha1_digest& req2) { return session_.find_by_obfuscated_hash(req2); };
+  const std::uint32_t allowed = pol == wire::mse::policy::required
+                                    ? wire::mse::crypto_rc4
+                                    : (wire::mse::crypto_rc4 | wire::mse::crypto_plaintext);
+  std::string why;
+  if (!co_await encryption_handshake(wire::mse::handshake::responder(find, allowed), std::move(first), why)) {
+    close(why);
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep) {
+  auto pol = session_.settings().encryption;
+  if (!net::rc4_available() && pol == wire::mse::policy::preferred) pol = wire::mse::policy::allowed;
+  auto [ec, st] = co_await session_.connect_peer(ep);
+  if (ec || closed_) {
+    close(ec ? "connect: " + ec.message() : "closed");
+    co_return false;
+  }
+  stream_ = std::move(st);
+  if (pol == wire::mse::policy::allowed) co_return true;
+  const std::uint32_t provide = pol == wire::mse::policy::required
+                                    ? wire::mse::crypto_rc4
+                                    : (wire::mse::crypto_rc4 | wire::mse::crypto_plaintext);
+  // A peer that does not speak MSE may just wait for a plaintext handshake: give it a few
+  // seconds, not the whole connect deadline.
+  asio::steady_timer limit(session_.io());
+  bool timed_out = false;
+  limit.expires_after(session_.settings().encryption_timeout);
+  auto* raw = stream_.get();
+  limit.async_wait([&timed_out, raw](boost::system::error_code tec) {
+    if (!tec) {
+      timed_out = true;
+      raw->close();
+    }
+  });
+  std::string why;
+  const bool ok =
+      co_await encryption_handshake(wire::mse::handshake::initiator(torrent_->wire_hash(), provide), {}, why);
+  limit.cancel();
+  if (ok) co_return true;
+  if (timed_out) why = "encryption handshake: no answer";
+  if (pol == wire::mse::policy::required || closed_) {
+    close(why);
+    co_return false;
+  }
+  // "preferred": the peer may not speak MSE at all; dial again in plaintext.
+  if (session_.settings().log) {
+    session_.settings().log("peer " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why +
+                            "; retrying in plaintext");
+  }
+  stream_->close();
+  auto [ec2, st2] = co_await session_.connect_peer(ep);
+  if (ec2 || closed_) {
+    close(ec2 ? "connect: " + ec2.message() : "closed");
+    co_return false;
+  }
+  stream_ = std::move(st2);
+  co_return true;
 }
 
 asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
@@ -118,13 +226,13 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
     ours.info_hash = torrent_->wire_hash();
     dht_bit(ours);
     const std::string out = wire::encode_handshake(ours);  // named: it must outlive the write
-    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await stream_->write(asio::buffer(out));
     if (ec) {
       close("handshake: " + ec.message());
       co_return false;
     }
   }
-  auto [ec, n] = co_await asio::async_read(sock_, asio::buffer(in), asio::as_tuple(asio::use_awaitable));
+  auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(in));
   if (ec || closed_) {
     close("handshake: " + (ec ? ec.message() : std::string("closed")));
     co_return false;
@@ -158,7 +266,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
     ours.info_hash = torrent_->wire_hash();
     dht_bit(ours);
     const std::string out = wire::encode_handshake(ours);
-    auto [wec, wn] = co_await asio::async_write(sock_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+    auto [wec, wn] = co_await stream_->write(asio::buffer(out));
     if (wec) {
       close("handshake: " + wec.message());
       co_return false;
@@ -178,7 +286,8 @@ void peer_connection::after_handshake() {
   attached_ = true;
   if (session_.settings().log) {
     session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " connected (" +
-                            (outgoing_ ? "outgoing" : "incoming") + ")");
+                            (outgoing_ ? "outgoing" : "incoming") + ", " + transport() +
+                            (encrypted() ? ", rc4" : ", plaintext") + ")");
   }
   std::string msgs;
   if (extended_) {
@@ -231,8 +340,7 @@ asio::awaitable<void> peer_connection::read_loop() {
       rend_ -= rbegin_;
       rbegin_ = 0;
     }
-    auto [ec, n] = co_await sock_.async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
-                                                  asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await stream_->read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_));
     if (ec || closed_) {
       close(ec ? ec.message() : "closed");
       co_return;
@@ -796,24 +904,29 @@ void peer_connection::send(std::string&& bytes) {
 
 void peer_connection::flush_writes() {
   if (write_in_flight_ || out_.empty() || closed_) return;
-  writing_.swap(out_);
-  out_.clear();
   write_in_flight_ = true;
-  last_send_ = clock::now();
-  auto self = shared_from_this();
-  asio::async_write(sock_, asio::buffer(writing_), [self](boost::system::error_code ec, std::size_t n) {
-    self->write_in_flight_ = false;
+  asio::co_spawn(session_.io(), write_loop(shared_from_this()), asio::detached);
+}
+
+asio::awaitable<void> peer_connection::write_loop(std::shared_ptr<peer_connection> self) {
+  // Drains out_ in batches: whatever queued while one write was in flight goes in the next.
+  while (!self->out_.empty() && !self->closed_) {
+    self->writing_.swap(self->out_);
+    self->out_.clear();
+    self->last_send_ = clock::now();
+    auto [ec, n] = co_await self->stream_->write(asio::buffer(self->writing_));
     if (ec) {
+      self->write_in_flight_ = false;
       self->close("send: " + ec.message());
-      return;
+      co_return;
     }
     // Piece payload bytes leave the backlog once written.
     std::uint64_t drained = std::min<std::uint64_t>(self->send_queued_bytes_, n);
     self->send_queued_bytes_ -= drained;
     self->writing_.clear();
-    self->flush_writes();
     self->serve_requests();
-  });
+  }
+  self->write_in_flight_ = false;
 }
 
 }  // namespace shoal

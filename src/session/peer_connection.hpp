@@ -1,5 +1,7 @@
-// One peer over TCP: the handshake, then a read loop (a coroutine that parses frames as
-// they arrive) and a write path that batches queued messages into one send.
+// One peer over any net::stream (TCP or uTP, plain or MSE-encrypted): the encryption
+// handshake when policy asks for it, the BitTorrent handshake, then a read loop (a
+// coroutine that parses frames as they arrive) and a write path that batches queued
+// messages into one send.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -12,10 +14,12 @@
 #include <vector>
 
 #include "core/bitfield.hpp"
+#include "net/stream.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
 #include "wire/extension.hpp"
 #include "wire/message.hpp"
+#include "wire/mse.hpp"
 
 namespace shoal {
 
@@ -26,7 +30,8 @@ class session;
 
 class peer_connection : public std::enable_shared_from_this<peer_connection> {
  public:
-  peer_connection(session& s, tcp::socket sock, bool outgoing);
+  // Incoming: the accepted stream. Outgoing: null; start_outgoing connects.
+  peer_connection(session& s, std::unique_ptr<net::stream> st, bool outgoing);
   ~peer_connection();
 
   // Outgoing: connect, handshake, run. The torrent is already known.
@@ -50,6 +55,9 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   [[nodiscard]] bool upload_only() const { return ext_.upload_only; }
   [[nodiscard]] std::chrono::steady_clock::time_point last_unchoked() const { return last_unchoked_; }
   [[nodiscard]] bool counted_as_seed() const { return counted_seed_; }
+  // "tcp" or "utp" once connected; whether MSE/PE RC4 encrypts the stream.
+  [[nodiscard]] const char* transport() const { return stream_ ? stream_->transport() : "none"; }
+  [[nodiscard]] bool encrypted() const { return stream_ && stream_->encrypted(); }
 
   // Where this peer accepts connections: its address with the port it connected from
   // (outgoing) or told us (extension handshake "p"); unknown otherwise.
@@ -70,6 +78,14 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   static asio::awaitable<void> run(std::shared_ptr<peer_connection> self, std::optional<tcp::endpoint> connect_to);
   static asio::awaitable<void> timer_loop(std::shared_ptr<peer_connection> self);
   asio::awaitable<bool> exchange_handshake(bool we_send_first);
+  // MSE/PE: as initiator (outgoing) or responder (incoming, after `first` bytes were read
+  // and found not to be a plaintext handshake). On success stream_ is the wrapped stream.
+  asio::awaitable<bool> encryption_handshake(wire::mse::handshake h, std::string first, std::string& why);
+  // Incoming: reads the first bytes and tells a plaintext handshake from MSE.
+  asio::awaitable<bool> accept_encryption();
+  // Outgoing: MSE per policy, falling back to plaintext under "preferred".
+  asio::awaitable<bool> offer_encryption(const tcp::endpoint& ep);
+  static asio::awaitable<void> write_loop(std::shared_ptr<peer_connection> self);
   asio::awaitable<void> read_loop();
   asio::awaitable<void> timer_body();
   void after_handshake();
@@ -90,7 +106,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   [[nodiscard]] bool has_bitfield_state() const { return got_bitfield_; }
 
   session& session_;
-  tcp::socket sock_;
+  std::unique_ptr<net::stream> stream_;
   tcp::endpoint ep_;
   std::shared_ptr<torrent> torrent_;
   bool outgoing_;

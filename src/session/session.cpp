@@ -23,20 +23,63 @@ session::session(asio::io_context& io, session_settings s)
     id_[i] = static_cast<std::uint8_t>(rd());
 }
 
-session::~session() = default;
+session::~session() {
+  if (utp_) utp_->set_accept_handler(nullptr);
+}
 
 std::error_code session::listen() {
   boost::system::error_code ec;
-  auto addr = asio::ip::make_address(settings_.listen_address, ec);
-  if (ec) return std::make_error_code(std::errc::invalid_argument);
-  tcp::endpoint ep(addr, settings_.listen_port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  auto open_on = [this](const asio::ip::address& addr, bool dual) {
+    boost::system::error_code e;
+    tcp::endpoint ep(addr, settings_.listen_port);
+    acceptor_.open(ep.protocol(), e);
+    if (!e && dual) acceptor_.set_option(asio::ip::v6_only(false), e);
+    if (!e) acceptor_.set_option(tcp::acceptor::reuse_address(true), e);
+    if (!e) acceptor_.bind(ep, e);
+    if (!e) acceptor_.listen(asio::socket_base::max_listen_connections, e);
+    if (e && acceptor_.is_open()) {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+    }
+    return e;
+  };
+  if (settings_.listen_address.empty()) {
+    // Dual stack: one socket takes IPv6 and IPv4 (as mapped addresses, which tcp_stream
+    // turns back into IPv4 ones); IPv4 alone where IPv6 is off.
+    ec = open_on(asio::ip::address_v6::any(), true);
+    if (ec) ec = open_on(asio::ip::address_v4::any(), false);
+  } else {
+    auto addr = asio::ip::make_address(settings_.listen_address, ec);
+    if (ec) return std::make_error_code(std::errc::invalid_argument);
+    ec = open_on(addr, false);
+  }
   if (ec) return std::error_code(ec.value(), std::system_category());
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  if (settings_.transport != peer_transport::tcp) {
+    if (!utp_) {
+      // uTP on UDP at the TCP listener's port number: IPv4, and IPv6 where there is one.
+      utp_ = std::make_shared<net::utp_socket_manager>(io_);
+      boost::system::error_code uec;
+      if (settings_.listen_address.empty()) {
+        uec = utp_->listen(asio::ip::udp::endpoint(asio::ip::address_v4::any(), port_));
+        if (!uec) (void)utp_->listen(asio::ip::udp::endpoint(asio::ip::address_v6::any(), port_));
+      } else {
+        uec = utp_->listen(asio::ip::udp::endpoint(asio::ip::make_address(settings_.listen_address), port_));
+      }
+      if (uec) {
+        if (settings_.log) settings_.log("utp: off (" + uec.message() + ")");
+        utp_.reset();
+      }
+    }
+    if (utp_) {
+      utp_->set_accept_handler([this](std::unique_ptr<net::stream> s) {
+        if (stopping_) return;
+        auto p = std::make_shared<peer_connection>(*this, std::move(s), false);
+        p->start_incoming();
+      });
+    }
+  }
   if (settings_.lsd) {
     lsd::service_settings ls;
     ls.peer_port = port_;
@@ -65,7 +108,7 @@ asio::awaitable<void> session::accept_loop() {
       if (ec == asio::error::operation_aborted || stopping_) co_return;
       continue;
     }
-    auto p = std::make_shared<peer_connection>(*this, std::move(sock), false);
+    auto p = std::make_shared<peer_connection>(*this, std::make_unique<net::tcp_stream>(std::move(sock)), false);
     p->start_incoming();
   }
 }
@@ -124,6 +167,43 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
   }
 }
 
+asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> session::connect_peer(tcp::endpoint ep) {
+  if (utp_ && settings_.transport != peer_transport::tcp) {
+    const auto timeout = settings_.transport == peer_transport::both
+                             ? settings_.utp_connect_timeout
+                             : std::chrono::duration_cast<std::chrono::milliseconds>(settings_.connect_timeout);
+    auto [uec, us] = co_await utp_->connect(ep, timeout);
+    if (!uec || settings_.transport == peer_transport::utp) co_return std::pair{uec, std::move(us)};
+  } else if (settings_.transport == peer_transport::utp) {
+    co_return std::pair{net::error_code(asio::error::address_family_not_supported), std::unique_ptr<net::stream>()};
+  }
+  tcp::socket sock(io_);
+  net::error_code ec;
+  if (!settings_.outgoing_address.empty()) {
+    auto addr = asio::ip::make_address(settings_.outgoing_address, ec);
+    if (!ec && addr.is_v6() != ep.address().is_v6()) ec = asio::error::address_family_not_supported;
+    if (!ec) sock.open(ep.protocol(), ec);
+    if (!ec) sock.bind(tcp::endpoint(addr, 0), ec);
+    if (ec) co_return std::pair{ec, std::unique_ptr<net::stream>()};
+  }
+  std::tie(ec) = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return std::pair{ec, std::unique_ptr<net::stream>()};
+  co_return std::pair{ec, std::unique_ptr<net::stream>(std::make_unique<net::tcp_stream>(std::move(sock)))};
+}
+
+std::optional<sha1_digest> session::find_by_obfuscated_hash(const sha1_digest& req2) const {
+  for (const auto& [h, t] : torrents_) {
+    if (!t->accepting_peers()) continue;
+    hasher x(hasher::algo::sha1);
+    x.update("req2");
+    x.update(as_view(h));
+    sha1_digest d;
+    x.final(d.data());
+    if (d == req2) return h;
+  }
+  return std::nullopt;
+}
+
 bool session::is_self(const tcp::endpoint& ep) const {
   if (self_endpoints_.count(ep)) return true;
   if (ep.port() != port_) return false;
@@ -138,6 +218,7 @@ void session::stop(std::function<void()> done) {
   stopping_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (utp_) utp_->set_accept_handler(nullptr);
   if (dht_) dht_->stop();
   if (lsd_) lsd_->stop();
   auto remaining = std::make_shared<std::size_t>(torrents_.size());

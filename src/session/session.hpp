@@ -11,6 +11,8 @@
 
 #include "dht/node.hpp"
 #include "lsd/lsd.hpp"
+#include "net/stream.hpp"
+#include "net/utp.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -41,6 +43,16 @@ class session {
   // The DHT node torrents announce on (none: no DHT). Private torrents never use it.
   void set_dht(std::shared_ptr<dht::node> d) { dht_ = std::move(d); }
   [[nodiscard]] const std::shared_ptr<dht::node>& dht_node() const { return dht_; }
+  // uTP: a socket manager already bound (at the port number the TCP listener will take)
+  // and shared with the DHT; without one, listen() opens its own when the transport
+  // setting asks for uTP. Incoming uTP connections become peers like accepted TCP ones.
+  void set_utp(std::shared_ptr<net::utp_socket_manager> m) { utp_ = std::move(m); }
+  [[nodiscard]] net::utp_socket_manager* utp() const { return utp_.get(); }
+  // Opens a stream to a peer: TCP from the outgoing address, or uTP as settings().transport
+  // says (proxies join here).
+  asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> connect_peer(tcp::endpoint ep);
+  // MSE: the info-hash of a torrent we serve whose HASH('req2', info-hash) is `req2`.
+  [[nodiscard]] std::optional<sha1_digest> find_by_obfuscated_hash(const sha1_digest& req2) const;
   // True if the endpoint is this session's own listener (trackers can hand it back).
   [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
   // An address that turned out to be us (our own peer id answered): never dialled again.
@@ -67,6 +79,7 @@ class session {
   std::shared_ptr<dht::node> dht_;
   std::set<tcp::endpoint> self_endpoints_;
   std::shared_ptr<lsd::service> lsd_;
+  std::shared_ptr<net::utp_socket_manager> utp_;
 };
 
 }  // namespace shoal

@@ -6,10 +6,30 @@
 #include <functional>
 #include <string>
 
+#include "wire/mse.hpp"
+
 namespace shoal {
 
+// How peers are dialled (--transport): TCP only; uTP only (BEP 29); or uTP first, then TCP
+// when uTP gets no answer. With utp or both the session also accepts uTP connections on UDP
+// at the listen port number.
+enum class peer_transport { tcp, utp, both };
+
 struct session_settings {
-  std::string listen_address = "0.0.0.0";
+  // Empty: every address, IPv6 and IPv4 on one dual-stack socket (IPv4 alone where the
+  // system has no IPv6).
+  std::string listen_address;
+  // Source address of every outgoing connection (--bind); empty: the OS chooses.
+  std::string outgoing_address;
+  // MSE/PE (--encryption): "preferred" dials encrypted and falls back to plaintext,
+  // "required" refuses plaintext both ways, "allowed" dials plaintext and accepts both.
+  wire::mse::policy encryption = wire::mse::policy::preferred;
+  // How long a dialled peer has to answer the encryption handshake before "preferred"
+  // falls back to plaintext.
+  std::chrono::milliseconds encryption_timeout{4000};
+  peer_transport transport = peer_transport::tcp;
+  // With `both`, how long uTP may take to connect before TCP is tried.
+  std::chrono::milliseconds utp_connect_timeout{3000};
   std::uint16_t listen_port = 6881;  // 0: any free port
   // Keep every byte on loopback and the addresses given: no public bootstrap, no port
   // mapping, no multicast (--local / SHOAL_LOCAL=1).

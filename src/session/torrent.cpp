@@ -330,7 +330,7 @@ void torrent::connect_more() {
     if (session_.settings().log) {
       session_.settings().log("connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
     }
-    auto p = std::make_shared<peer_connection>(session_, tcp::socket(session_.io()), true);
+    auto p = std::make_shared<peer_connection>(session_, nullptr, true);
     auto self = shared_from_this();
     p->start_outgoing(self, ep);
     // Watch the attempt: if it closes before attaching, remember the failure.

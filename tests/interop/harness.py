@@ -168,7 +168,7 @@ def summary(run, log):
 
 
 def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=False, linger=0, max_upload=0,
-            dht_bootstrap=()):
+            dht_bootstrap=(), extra=()):
     argv = [PY, LT_PEER, mode, torrent, folder, "--port", str(port), "--seconds", str(seconds),
             "--linger", str(linger), "--max-upload", str(max_upload)]
     for p in peers:
@@ -177,6 +177,7 @@ def lt_peer(run, mode, torrent, folder, port, log, peers=(), seconds=170, utp=Fa
         argv += ["--dht-bootstrap", b]
     if utp:
         argv.append("--utp")
+    argv += list(extra)
     return run.spawn(argv, log)
 
 
@@ -190,11 +191,11 @@ def lt_result(p, timeout=180):
     return p.returncode, lines
 
 
-def wait_listening(port, timeout=30):
+def wait_listening(port, timeout=30, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            if s.connect_ex((host, port)) == 0:
                 return True
         time.sleep(0.05)
     return False

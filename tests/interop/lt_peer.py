@@ -12,10 +12,14 @@ points it at loopback nodes.
 """
 import argparse
 import json
+import signal
 import sys
 import time
 
 import libtorrent as lt
+
+# peer_info's utp_socket flag (bit 17), which the Python binding does not name.
+UTP_SOCKET = getattr(lt.peer_info, "utp_socket", 1 << 17)
 
 
 # What libtorrent's DHT needs to work among loopback nodes (its defaults reject them).
@@ -32,9 +36,10 @@ def dht_settings(bootstrap):
     }
 
 
-def make_session(port, extra=None):
+def make_session(port, extra=None, listen="127.0.0.1"):
+    host = f"[{listen}]" if ":" in listen else listen
     settings = {
-        "listen_interfaces": f"127.0.0.1:{port}",
+        "listen_interfaces": f"{host}:{port}",
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -64,6 +69,10 @@ def main():
     ap.add_argument("--linger", type=float, default=0, help="seconds to keep seeding after completing")
     ap.add_argument("--max-upload", type=int, default=0, help="upload limit in bytes/s (0: none)")
     ap.add_argument("--dht-bootstrap", action="append", default=[], help="enable the DHT through this HOST:PORT")
+    ap.add_argument("--listen", default="127.0.0.1", help="address to listen on (e.g. ::1)")
+    ap.add_argument("--transport", choices=["tcp", "utp", "both"], help="overrides --utp: which transports to use")
+    ap.add_argument("--encryption", choices=["enabled", "required", "disabled"], default="enabled",
+                    help="MSE/PE: libtorrent's default (enabled), forced RC4 both ways, or off")
     args = ap.parse_args()
 
     extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
@@ -71,7 +80,17 @@ def main():
         extra["upload_rate_limit"] = args.max_upload
     if args.dht_bootstrap:
         extra.update(dht_settings(args.dht_bootstrap))
-    ses = make_session(args.port, extra)
+    if args.transport == "utp":
+        extra.update({"enable_outgoing_utp": True, "enable_incoming_utp": True,
+                      "enable_outgoing_tcp": False, "enable_incoming_tcp": False})
+    elif args.transport == "both":
+        extra.update({"enable_outgoing_utp": True, "enable_incoming_utp": True})
+    if args.encryption == "required":
+        # forced both ways, RC4 only
+        extra.update({"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2, "prefer_rc4": True})
+    elif args.encryption == "disabled":
+        extra.update({"out_enc_policy": 2, "in_enc_policy": 2})
+    ses = make_session(args.port, extra, args.listen)
     if args.torrent.startswith("magnet:"):
         # Metadata comes from the peers (BEP 9).
         atp = lt.parse_magnet_uri(args.torrent)
@@ -84,7 +103,7 @@ def main():
     h = ses.add_torrent(atp)
     for p in args.peer:
         host, port = p.rsplit(":", 1)
-        h.connect_peer((host, int(port)))
+        h.connect_peer((host.strip("[]"), int(port)))
 
     deadline = time.time() + args.seconds
     last_print = 0
@@ -96,11 +115,27 @@ def main():
             client = pi.client.decode("utf-8", "replace") if isinstance(pi.client, bytes) else pi.client
             pid = pi.pid.to_bytes()[:8].decode("latin-1")
             t = totals.setdefault(key, {"client": client, "peer_id": pid, "down": 0, "up": 0})
+            # Recorded before the handshake the id is still zeros: keep the first real one.
+            if client and not t["client"]:
+                t["client"] = client
+            if pid.strip("\0") and not t["peer_id"].strip("\0"):
+                t["peer_id"] = pid
+            t["rc4"] = bool(pi.flags & lt.peer_info.rc4_encrypted) or t.get("rc4", False)
+            t["plaintext_encrypted"] = bool(pi.flags & lt.peer_info.plaintext_encrypted) or t.get("plaintext_encrypted", False)
+            t["utp"] = bool(pi.flags & UTP_SOCKET) or t.get("utp", False)
             t["down"] = max(t["down"], pi.total_download)
             t["up"] = max(t["up"], pi.total_upload)
 
     def report_peers():
         print(json.dumps({"peer_totals": totals}), flush=True)
+
+    # A seeder is stopped with SIGTERM: say whom it saw first.
+    def on_term(signum, frame):
+        record_peers()
+        report_peers()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
 
     while time.time() < deadline:
         record_peers()
@@ -110,6 +145,8 @@ def main():
                               "down": st.download_payload_rate, "up": st.upload_payload_rate,
                               "total_up": st.all_time_upload, "error": st.errc.message() if st.errc.value() else ""}),
                   flush=True)
+            if totals:
+                report_peers()
             last_print = time.time()
         if st.errc.value():
             print(json.dumps({"error": st.errc.message()}), flush=True)
@@ -127,7 +164,7 @@ def main():
         if st.num_peers == 0:
             for p in args.peer:
                 host, port = p.rsplit(":", 1)
-                h.connect_peer((host, int(port)))
+                h.connect_peer((host.strip("[]"), int(port)))
         time.sleep(0.1)
     report_peers()
     return 0 if args.mode == "seed" else 1
