@@ -133,3 +133,20 @@ put("proxy", "udp-ipv4", b"\x03\x00\x00\x00\x01\x0a\x00\x00\x01\x1b\x39payload")
 put("proxy", "udp-domain", b"\x03\x00\x00\x00\x03\x04host\x00\x35dns")
 put("proxy", "http-200", b"\x04HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n")
 put("proxy", "http-407", b"\x04HTTP/1.0 407 Proxy Authentication Required\r\nContent-Length: 9\r\n\r\nbody")
+def utp(ptype, seq, ack, payload=b"", sack=b"", conn=10, wnd=1 << 20):
+    h = struct.pack(">BBHIIIHH", (ptype << 4) | 1, 1 if sack else 0, conn, 1000, 0, wnd, seq, ack)
+    if sack:
+        h += bytes([0, len(sack)]) + sack
+    return h + payload
+
+
+# fuzz_utp: byte 0 even = one datagram through the codec, then the same bytes as operations
+# on one connection; odd = two connections over a link the input drives.
+put("utp", "data", b"\x00" + utp(0, 5, 7, b"hello world"))
+put("utp", "state-sack", b"\x00" + utp(2, 5, 7, sack=b"\x05\x00\x00\x80"))
+put("utp", "syn", b"\x00" + utp(4, 1, 0))
+put("utp", "fin-reset", b"\x00" + utp(1, 9, 3) + utp(3, 0, 0))
+put("utp", "unknown-ext", b"\x00" + bytes([0x01, 7]) + b"\0" * 18 + bytes([1, 2, 9, 9, 0, 4, 1, 0, 0, 0]) + b"x")
+put("utp", "acceptor-ops", b"\x00\x10\x01\x01\xff\xf0" + bytes([2, 40, 4, 1, 0, 30]) + utp(0, 0x5556, 0xffef, b"d" * 10) +
+    bytes([3, 4, 50, 2, 200, 4, 100, 133]))
+put("utp", "pair-transfer", b"\x01\xff\xf8" + bytes([6, 6, 6, 6, 4, 200, 6, 6, 5, 0, 6, 6, 3, 6, 2, 6, 4, 255, 6, 6, 6, 5] * 8))

@@ -30,6 +30,7 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
+using udp = asio::ip::udp;
 
 // Exit code for a download stopped (Ctrl-C) before it completed.
 constexpr int exit_interrupted = 3;
@@ -58,9 +59,10 @@ struct transfer_args {
   std::string max_down, max_up;
   std::uint32_t max_peers = 80;
   std::string encryption = "preferred";
-  std::string bind;       // listen on and connect from this address
-  long stop_timeout = 0;  // seconds without download progress before giving up; 0: never
-  std::string proxy_url;  // --proxy; parsed into `proxy` before anything connects
+  std::string bind;                // listen on and connect from this address
+  std::string transport = "both";  // tcp, utp or both
+  long stop_timeout = 0;           // seconds without download progress before giving up; 0: never
+  std::string proxy_url;           // --proxy; parsed into `proxy` before anything connects
   net::proxy_settings proxy;
   bool no_port_mapping = false;
   std::string upnp_url;         // skips SSDP discovery (and allowed under --local)
@@ -294,7 +296,8 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
 // The DHT node for a transfer, on the UDP port with the TCP listener's number; null (with a
 // warning) when it cannot start: the transfer goes on without it.
 std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& a,
-                                     const std::function<void(const std::string&)>& log) {
+                                     const std::function<void(const std::string&)>& log,
+                                     net::utp_socket_manager* utp = nullptr) {
   dht::settings ds;
   ds.port = static_cast<std::uint16_t>(a.port);
   ds.bootstrap = a.dht_bootstrap;
@@ -305,6 +308,16 @@ std::shared_ptr<dht::node> start_dht(asio::io_context& io, const transfer_args& 
   ds.state_file = a.dht_state.empty() ? fs::path(a.dir) / ".shoal" / "dht.state" : fs::path(a.dht_state);
   ds.log = log;
   auto node = std::make_shared<dht::node>(io, ds);
+  if (utp) {
+    // uTP's socket has the port: the node shares it (KRPC comes in through the fallback).
+    auto sent = [utp](std::span<const char> d, const udp::endpoint& to) { utp->send_to(d, to); };
+    if (auto ec = node->start_external(sent, static_cast<std::uint16_t>(a.port))) {
+      warn("the DHT cannot start: " + ec.message());
+      return nullptr;
+    }
+    utp->set_fallback([node](std::span<const char> d, const udp::endpoint& from) { node->deliver(d, from); });
+    return node;
+  }
   if (auto ec = node->start()) {
     warn("the DHT cannot listen on UDP port " + std::to_string(a.port) + ": " + ec.message() +
          "; going on without it (--no-dht hides this)");
@@ -324,6 +337,20 @@ int run_transfer(const transfer_args& in) {
     a.proxy = *px;
   }
   asio::io_context io;
+  // uTP (--transport utp|both): its UDP socket comes first, so the DHT can share it and the
+  // TCP listener takes its port number.
+  std::shared_ptr<net::utp_socket_manager> utp;
+  if (a.transport != "tcp") {
+    utp = std::make_shared<net::utp_socket_manager>(io);
+    boost::system::error_code uec;
+    const auto any =
+        a.bind.empty() ? asio::ip::address(asio::ip::address_v4::any()) : asio::ip::make_address(a.bind, uec);
+    if (!uec) uec = utp->listen(udp::endpoint(any, static_cast<std::uint16_t>(a.port)));
+    if (uec) return fail("uTP cannot listen on UDP port " + std::to_string(a.port) + ": " + uec.message());
+    a.port = utp->local_endpoint(any.is_v6()).port();
+    if (a.bind.empty())
+      (void)utp->listen(udp::endpoint(asio::ip::address_v6::any(), static_cast<std::uint16_t>(a.port)));
+  }
   std::shared_ptr<dht::node> dht;
   std::function<void(const std::string&)> dht_log;
   if (a.verbose) dht_log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
@@ -346,7 +373,7 @@ int run_transfer(const transfer_args& in) {
       if (!ep) return fail("--" + ep.err().message());
       given.push_back(*ep);
     }
-    if (!a.no_dht && given.empty()) dht = start_dht(io, a, dht_log);
+    if (!a.no_dht && given.empty()) dht = start_dht(io, a, dht_log, utp.get());
     if (given.empty() && mag->trackers.empty() && (!dht || !dht->has_contacts())) {
       return fail(
           "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
@@ -400,7 +427,7 @@ int run_transfer(const transfer_args& in) {
     dht->stop();
     dht.reset();
   }
-  if (!a.no_dht && !mi.is_private && !dht) dht = start_dht(io, a, dht_log);
+  if (!a.no_dht && !mi.is_private && !dht) dht = start_dht(io, a, dht_log, utp.get());
 
   session_settings st;
   // The TCP listener takes the DHT's UDP port number (when --port 0 let the OS pick it).
@@ -420,6 +447,9 @@ int run_transfer(const transfer_args& in) {
   } else {
     return fail("--encryption '" + a.encryption + "': use allowed, preferred or required");
   }
+  st.transport = a.transport == "utp"    ? peer_transport::utp
+                 : a.transport == "both" ? peer_transport::both
+                                         : peer_transport::tcp;
   if (!a.bind.empty()) {
     boost::system::error_code bec;
     (void)asio::ip::make_address(a.bind, bec);
@@ -499,6 +529,7 @@ int run_transfer(const transfer_args& in) {
 
   session ses(io, st);
   if (dht) ses.set_dht(dht);
+  if (utp) ses.set_utp(utp);
   if (auto ec = ses.listen()) {
     return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
                 " (choose another with --port, or --port 0 for any)");
@@ -734,6 +765,10 @@ void add_common(CLI::App& app, transfer_args& a) {
                  "Protocol encryption (MSE/PE): allowed, preferred (default: try encrypted, fall back to "
                  "plaintext) or required (refuse plaintext peers)")
       ->check(CLI::IsMember({"allowed", "preferred", "required", "tolerated"}));
+  app.add_option("--transport", a.transport,
+                 "Peer transport: tcp, utp (BEP 29 only) or both (default: TCP first, uTP when TCP gets "
+                 "nowhere); with utp or both, uTP is also accepted on UDP at --port, which the DHT then shares")
+      ->check(CLI::IsMember({"tcp", "utp", "both"}));
   app.add_option("--bind", a.bind, "Listen on and connect from this address only (e.g. 192.168.1.5 or ::1)");
   app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
   app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");

@@ -139,6 +139,42 @@ std::error_code node::start() {
   return {};
 }
 
+std::error_code node::start_external(send_fn send, std::uint16_t port, bool v6) {
+  if (!send) return std::make_error_code(std::errc::invalid_argument);
+  external_send_ = std::move(send);
+  port_ = port;
+  v6_ = v6;
+  load_state();
+  secret_rotated_ = clock::now();
+  maintenance_timer_ = std::make_unique<asio::steady_timer>(io_);
+  auto self = shared_from_this();
+  asio::co_spawn(io_, bootstrap(self), asio::detached);
+  asio::co_spawn(io_, maintenance_loop(self), asio::detached);
+  log("dht: on the shared UDP port " + std::to_string(port_) + (v6_ ? " (IPv6)" : "") + ", id " +
+      to_hex(as_view(table_.self())));
+  if (s_.ipv6 && !v6_) {
+    // BEP 32 on the shared socket too: the twin sends through the same function (which
+    // picks the socket by the destination's family) and gets the IPv6 datagrams.
+    settings s6 = s_;
+    s6.ipv6 = false;
+    if (!s6.state_file.empty()) s6.state_file += ".v6";
+    auto twin = std::make_shared<node>(io_, s6);
+    twin->parent_ = self;
+    twin->table_.reset(table_.self());
+    if (!twin->start_external(external_send_, port_, true)) twin_ = twin;
+  }
+  return {};
+}
+
+void node::deliver(std::span<const char> datagram, const udp::endpoint& from) {
+  if (twin_ && from.address().is_v6() && !v6_) {
+    twin_->deliver(datagram, from);
+    return;
+  }
+  if (!is_open() || from.address().is_v6() != v6_) return;
+  on_packet(std::string_view(datagram.data(), datagram.size()), from);
+}
+
 void node::stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -176,7 +212,7 @@ void node::add_contact(const udp::endpoint& ep) {
 }
 
 void node::consider(const node_entry& n) {
-  if (!socket_.is_open() || n.ep.address().is_v6() != v6_ || !allowed_address(n.ep) || table_.find(n.ep)) return;
+  if (!is_open() || n.ep.address().is_v6() != v6_ || !allowed_address(n.ep) || table_.find(n.ep)) return;
   if (verify_pings_ >= max_verify_pings || table_.size() >= 160 * bucket_size) return;
   const std::string key = ep_key(n.ep);
   auto [it, fresh] = verifying_.emplace(key, clock::now());
@@ -232,6 +268,10 @@ void node::save_state() {
 // --- sending and receiving -------------------------------------------------------------
 
 void node::send(const std::string& bytes, const udp::endpoint& to) {
+  if (external_send_) {
+    external_send_(std::span<const char>(bytes.data(), bytes.size()), to);
+    return;
+  }
   boost::system::error_code ec;
   socket_.send_to(asio::buffer(bytes), to, 0, ec);  // a full socket buffer drops the datagram, as UDP does
 }
@@ -527,7 +567,7 @@ void node::on_query(message& q, const udp::endpoint& from, std::size_t query_siz
 asio::awaitable<std::optional<message>> node::query(std::shared_ptr<node> self, udp::endpoint to, message q,
                                                     std::chrono::milliseconds timeout) {
   std::optional<message> none;
-  if (!socket_.is_open() || !allowed_address(to)) co_return none;
+  if (!is_open() || !allowed_address(to)) co_return none;
   q.type = msg_type::query;
   q.tid = next_tid();
   while (pending_.count(q.tid))
@@ -582,7 +622,7 @@ asio::awaitable<std::optional<message>> node::query(std::shared_ptr<node> self, 
 }
 
 void node::ping(const udp::endpoint& ep) {
-  if (!socket_.is_open()) return;
+  if (!is_open()) return;
   ++verify_pings_;
   auto self = shared_from_this();
   asio::co_spawn(
@@ -651,7 +691,7 @@ asio::awaitable<std::vector<node::candidate>> node::lookup(std::shared_ptr<node>
   auto wake = std::make_shared<asio::steady_timer>(io_);
   auto in_flight = std::make_shared<std::size_t>(0);
   const auto deadline = clock::now() + lookup_deadline;
-  while (socket_.is_open() && clock::now() < deadline) {
+  while (is_open() && clock::now() < deadline) {
     // Done when the k closest candidates that did not fail have all answered.
     std::size_t seen = 0;
     bool all_answered = true;
@@ -763,10 +803,10 @@ asio::awaitable<void> node::maintenance_loop(std::shared_ptr<node> self) {
   auto last_bootstrap = clock::now();
   auto last_save = clock::now();
   auto last_expire = clock::now();
-  while (socket_.is_open() && !stopped_) {
+  while (is_open() && !stopped_) {
     maintenance_timer_->expires_after(std::chrono::seconds(5));
     co_await maintenance_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (stopped_ || !socket_.is_open()) break;
+    if (stopped_ || !is_open()) break;
     const auto now = clock::now();
     if (now - secret_rotated_ > std::chrono::minutes(5)) {
       secrets_[1] = secrets_[0];
@@ -809,7 +849,7 @@ asio::awaitable<bool> node::wait_ready(std::chrono::milliseconds max) {
   asio::steady_timer t(io_);
   const auto until = clock::now() + max;
   auto twin_size = [this] { return twin_ ? twin_->table().size() : 0; };
-  while (table_.size() == 0 && twin_size() == 0 && clock::now() < until && socket_.is_open()) {
+  while (table_.size() == 0 && twin_size() == 0 && clock::now() < until && is_open()) {
     t.expires_after(std::chrono::milliseconds(50));
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -77,11 +78,20 @@ class node : public std::enable_shared_from_this<node> {
   // Saves state and closes the socket; running lookups end.
   void stop();
 
+  // Instead of start(): no socket of its own. Datagrams go out through `send` (e.g. the
+  // uTP socket manager's send_to) and come in through deliver() (its fallback, which gets
+  // the KRPC dictionaries). `port` is the shared socket's, `v6` its family. With
+  // settings::ipv6 the IPv6 twin shares it too: deliver() hands it the IPv6 datagrams.
+  using send_fn = std::function<void(std::span<const char>, const udp::endpoint&)>;
+  std::error_code start_external(send_fn send, std::uint16_t port, bool v6 = false);
+  // A datagram from the shared socket (ignored unless started with start_external).
+  void deliver(std::span<const char> datagram, const udp::endpoint& from);
+
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] const node_id& id() const { return table_.self(); }
   [[nodiscard]] node_stats stats() const;
   [[nodiscard]] const routing_table& table() const { return table_; }
-  [[nodiscard]] bool running() const { return socket_.is_open(); }
+  [[nodiscard]] bool running() const { return is_open(); }
   // A node heard of elsewhere (a peer's PORT message): pinged, and kept if it answers.
   void add_contact(const udp::endpoint& ep);
   // Whether it has anyone to start from: bootstrap nodes, saved nodes or a table.
@@ -159,6 +169,8 @@ class node : public std::enable_shared_from_this<node> {
   asio::io_context& io_;
   settings s_;
   udp::socket socket_;
+  send_fn external_send_;  // set: the socket is shared and not ours
+  [[nodiscard]] bool is_open() const { return external_send_ ? !stopped_ : socket_.is_open(); }
   std::uint16_t port_ = 0;
   routing_table table_;
   storage store_;

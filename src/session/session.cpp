@@ -25,7 +25,9 @@ session::session(asio::io_context& io, session_settings s)
     id_[i] = static_cast<std::uint8_t>(rd());
 }
 
-session::~session() = default;
+session::~session() {
+  if (utp_) utp_->set_accept_handler(nullptr);
+}
 
 std::error_code session::listen() {
   boost::system::error_code ec;
@@ -56,6 +58,30 @@ std::error_code session::listen() {
   if (ec) return std::error_code(ec.value(), std::system_category());
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  if (settings_.transport != peer_transport::tcp) {
+    if (!utp_) {
+      // uTP on UDP at the TCP listener's port number: IPv4, and IPv6 where there is one.
+      utp_ = std::make_shared<net::utp_socket_manager>(io_);
+      boost::system::error_code uec;
+      if (settings_.listen_address.empty()) {
+        uec = utp_->listen(asio::ip::udp::endpoint(asio::ip::address_v4::any(), port_));
+        if (!uec) (void)utp_->listen(asio::ip::udp::endpoint(asio::ip::address_v6::any(), port_));
+      } else {
+        uec = utp_->listen(asio::ip::udp::endpoint(asio::ip::make_address(settings_.listen_address), port_));
+      }
+      if (uec) {
+        if (settings_.log) settings_.log("utp: off (" + uec.message() + ")");
+        utp_.reset();
+      }
+    }
+    if (utp_) {
+      utp_->set_accept_handler([this](std::unique_ptr<net::stream> s) {
+        if (stopping_) return;
+        auto p = std::make_shared<peer_connection>(*this, std::move(s), false);
+        p->start_incoming();
+      });
+    }
+  }
   if (settings_.lsd) {
     lsd::service_settings ls;
     ls.peer_port = port_;
@@ -144,6 +170,29 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
 }
 
 asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> session::connect_peer(tcp::endpoint ep) {
+  using connected = std::pair<net::error_code, std::unique_ptr<net::stream>>;
+  // uTP does not go through a proxy (its datagrams would leave from our own address).
+  const bool utp_ok = utp_ && !settings_.proxy.enabled();
+  if (settings_.transport == peer_transport::utp) {
+    if (!utp_ok) co_return connected{net::error_code(asio::error::address_family_not_supported), nullptr};
+    co_return co_await utp_->connect(ep,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(settings_.connect_timeout));
+  }
+  // tcp, or both: TCP first (what every client listens on), uTP when TCP gets nowhere
+  // within utp_connect_timeout (refused, unreachable, filtered).
+  const bool fallback = settings_.transport == peer_transport::both && utp_ok;
+  auto r = co_await connect_tcp(ep, fallback ? settings_.utp_connect_timeout : std::chrono::milliseconds(0));
+  if (!r.first || !fallback) co_return r;
+  if (settings_.log) {
+    settings_.log("peer " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": TCP: " + r.first.message() +
+                  "; trying uTP");
+  }
+  co_return co_await utp_->connect(ep, settings_.utp_connect_timeout);
+}
+
+asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> session::connect_tcp(
+    tcp::endpoint ep, std::chrono::milliseconds limit) {
+  using connected = std::pair<net::error_code, std::unique_ptr<net::stream>>;
   tcp::socket sock(io_);
   net::error_code ec;
   if (settings_.proxy.enabled()) {
@@ -151,25 +200,39 @@ asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> sessio
     // within the connect timeout a direct connection gets.
     net::proxy_settings px = settings_.proxy;
     px.timeout = std::min<std::chrono::milliseconds>(px.timeout, settings_.connect_timeout);
+    if (limit.count() > 0) px.timeout = std::min(px.timeout, limit);
     std::string why;
     ec = co_await net::connect_through(sock, px, ep.address().to_string(), ep.port(), &why);
     if (ec) {
       if (settings_.log)
         settings_.log("peer " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why);
-      co_return std::pair{ec, std::unique_ptr<net::stream>()};
+      co_return connected{ec, nullptr};
     }
-    co_return std::pair{ec, std::unique_ptr<net::stream>(std::make_unique<net::tcp_stream>(std::move(sock), ep))};
+    co_return connected{ec, std::make_unique<net::tcp_stream>(std::move(sock), ep)};
   }
   if (!settings_.outgoing_address.empty()) {
     auto addr = asio::ip::make_address(settings_.outgoing_address, ec);
     if (!ec && addr.is_v6() != ep.address().is_v6()) ec = asio::error::address_family_not_supported;
     if (!ec) sock.open(ep.protocol(), ec);
     if (!ec) sock.bind(tcp::endpoint(addr, 0), ec);
-    if (ec) co_return std::pair{ec, std::unique_ptr<net::stream>()};
+    if (ec) co_return connected{ec, nullptr};
+  }
+  asio::steady_timer timer(io_);
+  bool timed_out = false;
+  if (limit.count() > 0) {
+    timer.expires_after(limit);
+    timer.async_wait([&sock, &timed_out](boost::system::error_code tec) {
+      if (tec) return;
+      timed_out = true;
+      boost::system::error_code ignored;
+      sock.close(ignored);
+    });
   }
   std::tie(ec) = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
-  if (ec) co_return std::pair{ec, std::unique_ptr<net::stream>()};
-  co_return std::pair{ec, std::unique_ptr<net::stream>(std::make_unique<net::tcp_stream>(std::move(sock)))};
+  timer.cancel();
+  if (timed_out) ec = asio::error::timed_out;
+  if (ec) co_return connected{ec, nullptr};
+  co_return connected{ec, std::make_unique<net::tcp_stream>(std::move(sock))};
 }
 
 std::optional<sha1_digest> session::find_by_obfuscated_hash(const sha1_digest& req2) const {
@@ -199,6 +262,7 @@ void session::stop(std::function<void()> done) {
   stopping_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (utp_) utp_->set_accept_handler(nullptr);
   if (dht_) dht_->stop();
   if (lsd_) lsd_->stop();
   auto remaining = std::make_shared<std::size_t>(torrents_.size());

@@ -12,6 +12,7 @@
 #include "dht/node.hpp"
 #include "lsd/lsd.hpp"
 #include "net/stream.hpp"
+#include "net/utp.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -42,9 +43,19 @@ class session {
   // The DHT node torrents announce on (none: no DHT). Private torrents never use it.
   void set_dht(std::shared_ptr<dht::node> d) { dht_ = std::move(d); }
   [[nodiscard]] const std::shared_ptr<dht::node>& dht_node() const { return dht_; }
-  // Opens a stream to a peer: TCP from the outgoing address, or through the proxy when one
-  // is set (uTP joins here).
+  // uTP: a socket manager already bound (at the port number the TCP listener will take)
+  // and shared with the DHT; without one, listen() opens its own when the transport
+  // setting asks for uTP. Incoming uTP connections become peers like accepted TCP ones.
+  void set_utp(std::shared_ptr<net::utp_socket_manager> m) { utp_ = std::move(m); }
+  [[nodiscard]] net::utp_socket_manager* utp() const { return utp_.get(); }
+  // Opens a stream to a peer as settings().transport says: TCP (from the outgoing address,
+  // or through the proxy when one is set), uTP, or both (TCP first, uTP when TCP gets
+  // nowhere within utp_connect_timeout). uTP is never used with a proxy.
   asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> connect_peer(tcp::endpoint ep);
+  // TCP alone (direct from the outgoing address, or through the proxy); `limit` > 0 caps
+  // the time to connect.
+  asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> connect_tcp(
+      tcp::endpoint ep, std::chrono::milliseconds limit);
   // MSE: the info-hash of a torrent we serve whose HASH('req2', info-hash) is `req2`.
   [[nodiscard]] std::optional<sha1_digest> find_by_obfuscated_hash(const sha1_digest& req2) const;
   // Peers that failed the encryption handshake and then spoke plaintext: under
@@ -80,6 +91,7 @@ class session {
   std::set<tcp::endpoint> self_endpoints_;
   std::set<tcp::endpoint> plaintext_peers_;
   std::shared_ptr<lsd::service> lsd_;
+  std::shared_ptr<net::utp_socket_manager> utp_;
 };
 
 }  // namespace shoal

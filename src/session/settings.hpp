@@ -11,6 +11,11 @@
 
 namespace shoal {
 
+// How peers are dialled (--transport): TCP only; uTP only (BEP 29); or both: TCP first,
+// uTP when TCP gets nowhere (refused, filtered). With utp or both the session also accepts
+// uTP connections on UDP at the listen port number, so a peer that dials uTP first gets one.
+enum class peer_transport { tcp, utp, both };
+
 struct session_settings {
   // Empty: every address, IPv6 and IPv4 on one dual-stack socket (IPv4 alone where the
   // system has no IPv6).
@@ -23,6 +28,9 @@ struct session_settings {
   // How long a dialled peer has to answer the encryption handshake before "preferred"
   // falls back to plaintext.
   std::chrono::milliseconds encryption_timeout{4000};
+  peer_transport transport = peer_transport::both;
+  // With `both`, how long TCP may take to connect before uTP is tried (and uTP's own limit).
+  std::chrono::milliseconds utp_connect_timeout{3000};
   std::uint16_t listen_port = 6881;  // 0: any free port
   // Keep every byte on loopback and the addresses given: no public bootstrap, no port
   // mapping, no multicast (--local / SHOAL_LOCAL=1).

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""uTP (BEP 29) end to end, each download checked byte for byte:
+- libtorrent both ways with uTP as the only transport on both sides (libtorrent reports a
+  uTP socket; shoal logs the connection as utp);
+- shoal to shoal through utp_relay.py (50 ms each way, 1% loss each way);
+- --transport both against a TCP-only libtorrent: uTP gets no answer, TCP takes over;
+- the DHT shares uTP's socket: a shoal seeder with --transport utp is found on the DHT
+  by another shoal.
+
+Usage: utp_test.py --shoal PATH [--size MiB]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import harness as h
+
+RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "utp_relay.py")
+
+
+def log_lines(run, log):
+    return open(run.path(log), "rb").read().decode("utf-8", "replace").splitlines()
+
+
+def lt_totals(p):
+    out = {}
+    for line in open(p.log, "rb").read().decode().splitlines():
+        if line.startswith("{"):
+            out.update(json.loads(line).get("peer_totals", {}))
+    return out
+
+
+def wait_seeding(p, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline and '"state": "seeding"' not in open(p.log, "rb").read().decode():
+        time.sleep(0.1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shoal", required=True)
+    ap.add_argument("--size", type=int, default=16, help="MiB of test data")
+    args = ap.parse_args()
+    run = h.Run(args.shoal, "utp")
+    try:
+        name = "payload.bin"
+        src = run.path("src")
+        h.write_random(os.path.join(src, name), args.size << 20)
+        t = run.path("t.torrent")
+        h.shoal_create(run, os.path.join(src, name), t, "--v1")
+
+        # shoal seeds, libtorrent downloads, uTP only.
+        dst = run.path("dst-lt")
+        sport, lport = h.free_port(), h.free_port()
+        sp = h.shoal_seed(run, t, src, sport, "seed1.log", "-v", "--no-dht", "--transport", "utp")
+        h.wait_listening(sport)
+        lp = h.lt_peer(run, "download", t, dst, lport, "lt1.log", peers=[f"127.0.0.1:{sport}"], seconds=120,
+                       extra=["--transport", "utp"])
+        rc, _ = h.lt_result(lp, timeout=150)
+        run.stop(sp)
+        totals = lt_totals(lp)
+        run.check("libtorrent downloads from shoal over uTP, bytes identical",
+                  rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}")
+        run.check("libtorrent's connection to shoal is a uTP socket",
+                  bool(totals) and all(v.get("utp") for v in totals.values()), json.dumps(totals))
+        run.check("shoal logs an incoming utp connection",
+                  any("connected (incoming, utp" in l for l in log_lines(run, "seed1.log")),
+                  "\n".join(log_lines(run, "seed1.log")[-5:]))
+
+        # libtorrent seeds, shoal downloads, uTP only.
+        dst = run.path("dst-shoal")
+        sport, lport = h.free_port(), h.free_port()
+        lp = h.lt_peer(run, "seed", t, src, sport, "lt2.log", seconds=150, extra=["--transport", "utp"])
+        wait_seeding(lp)
+        time.sleep(0.5)
+        rc = h.shoal_download(run, t, dst, lport, "dl2.log", "-v", "--no-dht", "--seed-time", "0", "--peer",
+                              f"127.0.0.1:{sport}", "--stop-timeout", "60", "--transport", "utp", timeout=150)
+        run.stop(lp)
+        run.check("shoal downloads from libtorrent over uTP, bytes identical",
+                  rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}")
+        run.check("shoal logs an outgoing utp connection",
+                  any("connected (outgoing, utp" in l for l in log_lines(run, "dl2.log")),
+                  "\n".join(log_lines(run, "dl2.log")[-5:]))
+
+        # shoal to shoal through a relay: 50 ms each way, 1% loss each way.
+        dst = run.path("dst-relay")
+        sport, dport = h.free_port(), h.free_port()
+        sp = h.shoal_seed(run, t, src, sport, "seed3.log", "--no-dht", "--transport", "utp")
+        h.wait_listening(sport)
+        relay = subprocess.Popen([sys.executable, RELAY, "--listen", "0", "--target", f"127.0.0.1:{sport}",
+                                  "--delay-ms", "50", "--loss", "0.01", "--seed", "3"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        rport = int(relay.stdout.readline().rsplit(":", 1)[1])
+        start = time.time()
+        rc = h.shoal_download(run, t, dst, dport, "dl3.log", "-v", "--no-dht", "--seed-time", "0", "--peer",
+                              f"127.0.0.1:{rport}", "--stop-timeout", "60", "--transport", "utp", timeout=300)
+        secs = time.time() - start
+        relay.terminate()
+        relay_stats = relay.communicate(timeout=10)[1].strip()
+        run.stop(sp)
+        run.check(f"shoal to shoal over uTP through 50 ms + 1% loss, bytes identical ({secs:.1f} s; {relay_stats})",
+                  rc == 0 and h.same_tree(src, dst, [name]), f"exit {rc}")
+        run.check("... and the relay dropped packets on the way", " 0 dropped" not in relay_stats, relay_stats)
+
+        # --transport both against a peer without uTP: TCP after uTP gets no answer.
+        dst = run.path("dst-both")
+        sport, lport = h.free_port(), h.free_port()
+        lp = h.lt_peer(run, "seed", t, src, sport, "lt4.log", seconds=150, extra=["--transport", "tcp"])
+        wait_seeding(lp)
+        time.sleep(0.5)
+        rc = h.shoal_download(run, t, dst, lport, "dl4.log", "-v", "--no-dht", "--seed-time", "0", "--peer",
+                              f"127.0.0.1:{sport}", "--stop-timeout", "60", "--transport", "both", timeout=150)
+        run.stop(lp)
+        run.check("--transport both vs TCP-only libtorrent: download completes over TCP",
+                  rc == 0 and h.same_tree(src, dst, [name]) and
+                  any("connected (outgoing, tcp" in l for l in log_lines(run, "dl4.log")),
+                  f"exit {rc}\n" + "\n".join(log_lines(run, "dl4.log")[-5:]))
+
+        # The DHT on uTP's socket: a seeder with --transport utp announces on the DHT (a
+        # bootstrap node of its own), a downloader finds it there with no --peer.
+        dst = run.path("dst-dht")
+        bport, sport, dport = h.free_port(), h.free_port(), h.free_port()
+        bp = run.spawn([run.shoal, "dht", "node", "--port", str(bport), "--local"], "boot.log")
+        time.sleep(0.5)
+        sp = h.shoal_seed(run, t, src, sport, "seed5.log", "-v", "--transport", "utp", "--dht-bootstrap",
+                          f"127.0.0.1:{bport}", "--dht-state", run.path("s5.state"))
+        h.wait_listening(sport)
+        time.sleep(2)
+        rc = h.shoal_download(run, t, dst, dport, "dl5.log", "-v", "--seed-time", "0", "--transport", "utp",
+                              "--dht-bootstrap", f"127.0.0.1:{bport}", "--dht-state", run.path("d5.state"),
+                              "--stop-timeout", "60", timeout=150)
+        run.stop(sp)
+        run.stop(bp)
+        lines = log_lines(run, "dl5.log")
+        run.check("the DHT shares uTP's socket: a seeder found on the DHT, downloaded over uTP",
+                  rc == 0 and h.same_tree(src, dst, [name]) and any("connected (outgoing, utp" in l for l in lines),
+                  f"exit {rc}\n" + "\n".join(lines[-8:]))
+    finally:
+        code = run.finish()
+    return code
+
+
+if __name__ == "__main__":
+    h.main_guard(main)
