@@ -439,7 +439,16 @@ void connection::ledbat(std::size_t bytes_acked, std::size_t flight_before, std:
     cwnd_ += static_cast<double>(bytes_acked);
   } else {
     const double off_target = (target - static_cast<double>(qdelay)) / target;
-    cwnd_ += cfg_.gain * off_target * static_cast<double>(bytes_acked) * mss / cwnd_;
+    if (off_target >= 0) {
+      cwnd_ += cfg_.gain * off_target * static_cast<double>(bytes_acked) * mss / cwnd_;
+    } else {
+      // Above the target the decrease is multiplicative (as LEDBAT++ has it): per round
+      // trip the window loses its share of the excess delay, at most half of it. RFC 6817's
+      // linear decrease (a packet or two per round trip) would take a minute to make room
+      // for a TCP flow that has filled a large queue.
+      const double per_rtt = std::max(cfg_.gain * mss + cwnd_ * off_target, -cwnd_ / 2);
+      cwnd_ += per_rtt * static_cast<double>(bytes_acked) / cwnd_;
+    }
   }
   // Grow only while the window is used (RFC 6817 caps cwnd at the flight size plus a
   // little); a window that is not used is not cut either.

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """LEDBAT (RFC 6817) behaviour of shoal's uTP through a real bottleneck.
 
-Two network namespaces joined by a veth pair; the seeders' side sends through a token
-bucket (tc tbf, 40 Mbit/s, up to ~400 ms of queue). Probes (UDP echo every 50 ms from the
-leechers' side) measure the queuing delay the data adds: the probe's request goes the
-unshaped way, its echo waits in the same queue as the data.
+Seeders and leechers in two network namespaces, a router namespace between them whose
+link toward the leechers is a token bucket (tc tbf, 40 Mbit/s, up to ~400 ms of queue).
+Probes (UDP echo every 50 ms from the leechers' side) measure the queuing delay the data
+adds: the probe's request goes the unshaped way, its echo waits in the same queue as the
+data.
 
 1. uTP alone fills the link while the queuing delay stays near LEDBAT's 100 ms target;
 2. TCP alone fills the queue far beyond that (the contrast: the queue is not too small);
@@ -56,37 +57,80 @@ else:
         time.sleep(max(0.0, 0.05 - (time.time() - t0)))
 """
 
+# A bulk TCP flow with a chosen congestion control (per socket: the namespace-wide sysctl
+# may be refused). The sink prints the bytes received each half second.
+FLOW = r"""
+import socket, sys, time, json
+mode, host, port, cc, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode(), float(sys.argv[5])
+end = time.time() + seconds
+if mode == "sink":
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, port))
+    srv.listen(1)
+    srv.settimeout(seconds)
+    c, _ = srv.accept()
+    c.settimeout(1.0)
+    got, t0 = 0, time.time()
+    while time.time() < end:
+        try:
+            data = c.recv(1 << 20)
+        except socket.timeout:
+            data = None
+        if data == b"":
+            break
+        got += len(data or b"")
+        if time.time() - t0 >= 0.5:
+            print(json.dumps({"t": time.time(), "download_rate": got / (time.time() - t0)}), flush=True)
+            got, t0 = 0, time.time()
+else:
+    s = socket.socket()
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc)
+    s.connect((host, port))
+    buf = b"\0" * (1 << 16)
+    while time.time() < end:
+        s.sendall(buf)
+"""
+
 
 class Link:
+    """Seeders in namespace a, leechers in b, a router r between them whose egress toward b
+    is the bottleneck. (A queue on the sender's own interface would not do: TCP Small
+    Queues keeps a local TCP flow's bytes in its socket, not in the qdisc, so only uTP
+    would ever queue there.)"""
+
     def __init__(self):
         n = os.getpid() % 200 + 20
-        self.a, self.b = f"shoal-ta{n}", f"shoal-tb{n}"
-        self.ip_a, self.ip_b = f"10.79.{n}.1", f"10.79.{n}.2"
+        self.n = n
+        self.a, self.b, self.r = f"shoal-ta{n}", f"shoal-tb{n}", f"shoal-tr{n}"
+        self.ip_a, self.ip_b = f"10.79.{n}.2", f"10.80.{n}.2"
         self.cleanup()
         run = lambda *c: subprocess.run(list(c), check=True)  # noqa: E731
-        for ns in (self.a, self.b):
+        for ns in (self.a, self.b, self.r):
             run("ip", "netns", "add", ns)
             run("ip", "-n", ns, "link", "set", "lo", "up")
-        run("ip", "link", "add", f"t{n}a", "type", "veth", "peer", "name", f"t{n}b")
-        run("ip", "link", "set", f"t{n}a", "netns", self.a)
-        run("ip", "link", "set", f"t{n}b", "netns", self.b)
-        run("ip", "-n", self.a, "addr", "add", f"{self.ip_a}/24", "dev", f"t{n}a")
-        run("ip", "-n", self.b, "addr", "add", f"{self.ip_b}/24", "dev", f"t{n}b")
-        run("ip", "-n", self.a, "link", "set", f"t{n}a", "up")
-        run("ip", "-n", self.b, "link", "set", f"t{n}b", "up")
-        # The bottleneck: the seeders' egress. No segmentation offloads, so the queue
-        # holds packets, not 64 KiB super-frames.
-        # (tbf splits GSO frames larger than its burst anyway; ethtool may be absent.)
-        try:
-            subprocess.run(["ip", "netns", "exec", self.a, "ethtool", "-K", f"t{n}a", "tso", "off", "gso", "off"],
+        for side, net, addr in (("a", "79", self.ip_a), ("b", "80", self.ip_b)):
+            ns = self.a if side == "a" else self.b
+            inner, outer = f"t{n}{side}", f"t{n}{side}r"
+            run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer)
+            run("ip", "link", "set", inner, "netns", ns)
+            run("ip", "link", "set", outer, "netns", self.r)
+            run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", inner)
+            run("ip", "-n", self.r, "addr", "add", f"10.{net}.{n}.1/24", "dev", outer)
+            run("ip", "-n", ns, "link", "set", inner, "up")
+            run("ip", "-n", self.r, "link", "set", outer, "up")
+            run("ip", "-n", ns, "route", "add", "default", "via", f"10.{net}.{n}.1")
+        run("ip", "netns", "exec", self.r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # The competing flow is loss-based TCP (CUBIC, Linux's default); this machine's
+        # default may be BBR, which keeps its own queue short. The setting is per namespace.
+        for ns in (self.a, self.b):
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_congestion_control=cubic"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except FileNotFoundError:
-            pass
-        run("ip", "netns", "exec", self.a, "tc", "qdisc", "add", "dev", f"t{n}a", "root", "tbf", "rate",
+        run("ip", "netns", "exec", self.r, "tc", "qdisc", "add", "dev", f"t{n}br", "root", "tbf", "rate",
             f"{RATE_MBIT}mbit", "burst", "16kb", "latency", "400ms")
 
     def cleanup(self):
-        for ns in (self.a, self.b):
+        for ns in (self.a, self.b, self.r):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
     def exec(self, ns):
@@ -174,10 +218,20 @@ def main():
                   25 <= med_utp <= 150, f"median {med_utp:.0f} ms")
         time.sleep(2)
 
-        # 2. TCP alone, for contrast: it fills the queue.
-        tc = leech("tcp", sport_t, "tcp-alone")
+        def tcp_flow(tag, seconds):
+            port = h.free_port()
+            sink = run.spawn(link.exec(link.b) + [sys.executable, "-c", FLOW, "sink", link.ip_b, str(port), "cubic",
+                                                  str(seconds)], f"leech-{tag}.log")
+            time.sleep(0.5)
+            src_p = run.spawn(link.exec(link.a) + [sys.executable, "-c", FLOW, "source", link.ip_b, str(port),
+                                                   "cubic", str(seconds)], f"source-{tag}.log")
+            return sink, src_p
+
+        # 2. TCP alone (CUBIC), for contrast: it fills the queue.
+        tc, tsrc = tcp_flow("tcp-alone", args.seconds + 5)
         time.sleep(3)
         q_tcp = [x - base for x in probe(args.seconds, "tcp-alone")]
+        run.stop(tsrc)
         run.stop(tc)
         med_tcp = statistics.median(q_tcp) if q_tcp else -1
         r_tcp_alone = mean_rate("tcp-alone", 0, 0)
@@ -189,9 +243,10 @@ def main():
         # 3. Both at once: uTP starts first, TCP joins; measure while both run.
         u = leech("utp", sport_u, "utp-shared")
         time.sleep(4)
-        tc = leech("tcp", sport_t, "tcp-shared")
+        tc, tsrc = tcp_flow("tcp-shared", args.seconds + 5)
         time.sleep(args.seconds)
         run.stop(u)
+        run.stop(tsrc)
         run.stop(tc)
         r_u = mean_rate("utp-shared", 0, 0)
         r_t = mean_rate("tcp-shared", 0, 0)
