@@ -143,7 +143,9 @@ asio::awaitable<bool> peer_connection::accept_encryption() {
       close("plaintext handshake refused: encryption is required");
       co_return false;
     }
-    stream_ = std::make_unique<net::encrypted_stream>(std::move(stream_), std::nullopt, std::nullopt, std::move(first));
+    // The bytes read to tell plaintext from MSE start the handshake; the stream stays bare
+    // (no pass-through wrapper on every later read and write).
+    handshake_prefix_ = std::move(first);
     co_return true;
   }
   if (!net::rc4_available()) {
@@ -234,7 +236,10 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
       co_return false;
     }
   }
-  auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(in));
+  const std::size_t had = std::min(handshake_prefix_.size(), in.size());
+  std::memcpy(in.data(), handshake_prefix_.data(), had);
+  handshake_prefix_.clear();
+  auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(in.data() + had, in.size() - had));
   if (ec || closed_) {
     close("handshake: " + (ec ? ec.message() : std::string("closed")));
     co_return false;

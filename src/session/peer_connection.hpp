@@ -107,6 +107,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
 
   session& session_;
   std::unique_ptr<net::stream> stream_;
+  std::string handshake_prefix_;  // incoming: the first bytes, read to tell plaintext from MSE
   tcp::endpoint ep_;
   std::shared_ptr<torrent> torrent_;
   bool outgoing_;
