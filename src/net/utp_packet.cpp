@@ -74,15 +74,10 @@ result<packet> parse_packet(std::span<const char> d) {
     }
     if (ext == ext_sack) {
       if (!out.sack.empty()) return fail(errc::syntax, "second selective ACK extension", pos);
-      if (len == 0 || len % 4 != 0) {
-        return fail(errc::syntax, "selective ACK of " + std::to_string(len) + " bytes is not a multiple of 4", pos);
-      }
-      if (len > max_sack_bytes) {
-        return fail(
-            errc::limit_exceeded,
-            "selective ACK of " + std::to_string(len) + " bytes (at most " + std::to_string(max_sack_bytes) + ")", pos);
-      }
-      out.sack = std::span<const std::uint8_t>(p + pos + 2, len);
+      // BEP 29 asks for a multiple of 4 bytes, but libtorrent sends other lengths (6, 10):
+      // any non-empty mask is taken. Bits past the ones we can track are ignored.
+      if (len == 0) return fail(errc::syntax, "empty selective ACK", pos);
+      out.sack = std::span<const std::uint8_t>(p + pos + 2, std::min(len, max_sack_bytes));
     }
     // Unknown extensions are skipped, as BEP 29 says.
     pos += 2 + len;

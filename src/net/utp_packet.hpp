@@ -42,9 +42,9 @@ struct packet {
 [[nodiscard]] bool looks_like_utp(std::span<const char> datagram) noexcept;
 
 // Parses one datagram. Errors (errc::syntax or errc::limit_exceeded) name the field and
-// the byte offset: short header, bad version, bad type, truncated or oversized extension,
-// a second selective ACK, a chain longer than max_extensions, data on a packet type that
-// carries none.
+// the byte offset: short header, bad version, bad type, truncated extension, an empty or
+// second selective ACK (a longer one than max_sack_bytes is cut to it), a chain longer than max_extensions, data on a
+// packet type that carries none.
 [[nodiscard]] result<packet> parse_packet(std::span<const char> datagram);
 
 // Writes header (+ selective ACK when `sack` is not empty; its size must be a non-zero

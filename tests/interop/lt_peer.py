@@ -73,6 +73,8 @@ def main():
     ap.add_argument("--transport", choices=["tcp", "utp", "both"], help="overrides --utp: which transports to use")
     ap.add_argument("--encryption", choices=["enabled", "required", "disabled"], default="enabled",
                     help="MSE/PE: libtorrent's default (enabled), forced RC4 both ways, or off")
+    ap.add_argument("--log-alerts", action="store_true",
+                    help="print libtorrent's peer and connection alerts (why a peer was dropped)")
     args = ap.parse_args()
 
     extra = {} if args.utp else {"enable_outgoing_utp": False, "enable_incoming_utp": False}
@@ -90,6 +92,10 @@ def main():
         extra.update({"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2, "prefer_rc4": True})
     elif args.encryption == "disabled":
         extra.update({"out_enc_policy": 2, "in_enc_policy": 2})
+    if args.log_alerts:
+        c = lt.alert.category_t
+        extra["alert_mask"] = (c.error_notification | c.status_notification | c.peer_notification
+                               | c.connect_notification | c.peer_log_notification)
     ses = make_session(args.port, extra, args.listen)
     if args.torrent.startswith("magnet:"):
         # Metadata comes from the peers (BEP 9).
@@ -138,6 +144,9 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     while time.time() < deadline:
+        if args.log_alerts:
+            for a in ses.pop_alerts():
+                print(json.dumps({"alert": a.what(), "message": a.message()}), flush=True)
         record_peers()
         st = h.status()
         if time.time() - last_print >= 1:
