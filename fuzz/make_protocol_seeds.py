@@ -28,6 +28,9 @@ put("wire", "fast", msg(14) + msg(15) + msg(13, struct.pack(">I", 9)) + msg(17, 
 put("wire", "extended", msg(20, b"\0" + ext) + msg(20, b"\x02d8:msg_typei0e5:piecei0ee"))
 put("wire", "keepalive-port", b"\0\0\0\0" + msg(9, b"\x1a\xe1"))
 put("wire", "oversized-prefix", struct.pack(">I", (1 << 20) + 14) + b"\x07")
+hreq = bytes(range(32)) + struct.pack(">IIII", 2, 0, 4, 3)
+put("wire", "hash-messages", msg(21, hreq) + msg(22, hreq + bytes(32) * 6) + msg(23, hreq) +
+    msg(21, bytes(32) + struct.pack(">IIII", 0, 4, 8, 0)))
 put("wire", "bad-lengths", msg(4, b"\0\0") + msg(0, b"x") + msg(99))
 
 put("tracker", "compact", b"d8:intervali1800e12:min intervali60e8:completei3e10:incompletei2e5:peers12:"

@@ -29,7 +29,7 @@ struct utp_settings {
   // Linux UDP segmentation offload for trains of datagrams. Off: with it on, transfers to
   // libtorrent over loopback stalled after a few MiB (shoal to shoal was fine); not yet
   // understood, see docs/BENCHMARKS.md.
-  bool gso = false;
+  bool gso = true;
   bool gro = true;  // receive offload (many datagrams per message)
 };
 

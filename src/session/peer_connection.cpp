@@ -23,6 +23,9 @@ constexpr std::uint32_t max_read_span = 256 * 1024;
 constexpr std::uint64_t max_send_backlog = 4u << 20;
 constexpr std::uint8_t our_ut_metadata = 1;  // the id peers use to send us ut_metadata
 constexpr std::uint8_t our_ut_pex = 2;
+// BEP 52 upgrade: a v1 handshake for a hybrid torrent that offers v2 is answered with
+// the v2 info-hash, so the connection can exchange merkle hashes.
+constexpr bool upgrade_to_v2 = true;
 // BEP 11: the first PEX message a little after the handshake, then at most one a minute.
 constexpr auto first_pex_after = std::chrono::seconds(2);
 constexpr auto pex_interval = std::chrono::seconds(60);
@@ -221,6 +224,10 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   ours.set_extension_protocol();
   ours.set_fast_extension();
   ours.id = session_.id();
+  // BEP 52: a hybrid torrent's v1 handshake says we could switch to its v2 info-hash.
+  auto v2_bit = [this](wire::handshake& h) {
+    if (torrent_->info().has_v2()) h.reserved[7] |= 0x10;
+  };
   std::string in(wire::handshake_size, '\0');
   // BEP 5: the DHT bit, and a PORT message after the handshake (not for private torrents).
   auto dht_bit = [this](wire::handshake& h) {
@@ -229,6 +236,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   if (we_send_first) {
     ours.info_hash = torrent_->wire_hash();
     dht_bit(ours);
+    v2_bit(ours);
     const std::string out = wire::encode_handshake(ours);  // named: it must outlive the write
     auto [ec, n] = co_await stream_->write(asio::buffer(out));
     if (ec) {
@@ -256,7 +264,11 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
     co_return false;
   }
   if (we_send_first) {
-    if (their_hs_.info_hash != torrent_->wire_hash()) {
+    if (their_hs_.info_hash == torrent_->wire_hash()) {
+      v2_ = !torrent_->info().has_v1();
+    } else if (torrent_->v2_wire_hash() && their_hs_.info_hash == *torrent_->v2_wire_hash()) {
+      v2_ = true;  // the remote upgraded the connection to the v2 swarm
+    } else {
       close("handshake: peer answered for another torrent");
       co_return false;
     }
@@ -271,7 +283,15 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
       co_return false;
     }
     ours.info_hash = torrent_->wire_hash();
+    v2_ = !torrent_->info().has_v1();
+    if (torrent_->v2_wire_hash() &&
+        (their_hs_.info_hash == *torrent_->v2_wire_hash() || (their_hs_.v2_upgrade() && upgrade_to_v2))) {
+      // A hybrid: the peer came for the v2 swarm, or offered to upgrade (BEP 52).
+      ours.info_hash = *torrent_->v2_wire_hash();
+      v2_ = true;
+    }
     dht_bit(ours);
+    v2_bit(ours);
     const std::string out = wire::encode_handshake(ours);
     auto [wec, wn] = co_await stream_->write(asio::buffer(out));
     if (wec) {
@@ -294,7 +314,8 @@ void peer_connection::after_handshake() {
   if (session_.settings().log) {
     session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " connected (" +
                             (outgoing_ ? "outgoing" : "incoming") + ", " + transport() +
-                            (encrypted() ? ", rc4" : ", plaintext") + ")");
+                            (encrypted() ? ", rc4" : ", plaintext") + (v2_ && torrent_->info().has_v1() ? ", v2" : "") +
+                            ")");
   }
   std::string msgs;
   if (extended_) {
@@ -490,6 +511,7 @@ bool peer_connection::handle(const wire::message& m) {
       counted_seed_ = has_.all();
       torrent_->picker().add_peer(has_, counted_seed_);
       update_interest();
+      if (torrent_->fetching_layers()) torrent_->request_hashes(this);
       return !closed_;
     }
     case msg::have_all:
@@ -509,6 +531,7 @@ bool peer_connection::handle(const wire::message& m) {
       counted_seed_ = true;
       torrent_->picker().add_peer(has_, true);
       update_interest();
+      if (torrent_->fetching_layers()) torrent_->request_hashes(this);
       return !closed_;
     case msg::have_none:
       if (!need_fast()) return false;
@@ -560,10 +583,39 @@ bool peer_connection::handle(const wire::message& m) {
     case msg::extended:
       handle_extended(m);
       return !closed_;
-    case msg::hash_request:
-    case msg::hashes:
-    case msg::hash_reject:
-      return true;  // v2 hash exchange: not yet
+    case msg::hash_request: {
+      auto r = wire::decode_hash_request(m.payload);
+      if (!r) {
+        violation(r.err().message());
+        return false;
+      }
+      std::string out;
+      if (auto h = torrent_->serve_hashes(this, *r)) {
+        wire::put_hashes(out, *r, *h);
+      } else {
+        wire::put_hash_request(out, msg::hash_reject, *r);
+      }
+      send(std::move(out));
+      return true;
+    }
+    case msg::hashes: {
+      auto h = wire::decode_hashes(m.payload);
+      if (!h) {
+        violation(h.err().message());
+        return false;
+      }
+      torrent_->on_hashes(this, *h);
+      return !closed_;
+    }
+    case msg::hash_reject: {
+      auto r = wire::decode_hash_request(m.payload);
+      if (!r) {
+        violation(r.err().message());
+        return false;
+      }
+      torrent_->on_hash_reject(this, *r);
+      return true;
+    }
   }
   return true;
 }
@@ -686,7 +738,7 @@ void peer_connection::on_request(const wire::message& m) {
     }
   };
   if (m.index >= torrent_->num_pieces() || m.length == 0 || m.length > wire::max_request_length ||
-      static_cast<std::uint64_t>(m.begin) + m.length > torrent_->files().piece_size(m.index)) {
+      static_cast<std::uint64_t>(m.begin) + m.length > torrent_->served_piece_size(m.index)) {
     violation("request out of range (piece " + std::to_string(m.index) + ", offset " + std::to_string(m.begin) +
               ", length " + std::to_string(m.length) + ")");
     return;
@@ -806,7 +858,7 @@ std::uint32_t peer_connection::queue_depth() {
 }
 
 void peer_connection::fill_requests() {
-  if (closed_ || !am_interested_ || !got_bitfield_) return;
+  if (closed_ || !am_interested_ || !got_bitfield_ || !torrent_->hashes_ready()) return;
   if (peer_choking_ && allowed_fast_.empty()) return;
   const std::uint32_t depth = queue_depth();
   // Refill in batches of about an eighth of the queue: one pick per block is wasted work.

@@ -63,6 +63,11 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   // (outgoing) or told us (extension handshake "p"); unknown otherwise.
   [[nodiscard]] std::optional<tcp::endpoint> listen_endpoint() const;
   [[nodiscard]] bool is_outgoing() const { return outgoing_; }
+  // BEP 52: the connection is in a v2 swarm (v2-only torrent, or a hybrid upgraded to or
+  // reached by its v2 info-hash), so hash requests may be exchanged.
+  [[nodiscard]] bool speaks_v2() const { return v2_; }
+  // Queues already-framed messages.
+  void send_message(std::string&& bytes) { send(std::move(bytes)); }
 
   void choke(bool c);
   void send_have(std::uint32_t piece);
@@ -117,6 +122,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   wire::handshake their_hs_;
   bool fast_ = false;
   bool extended_ = false;
+  bool v2_ = false;
   wire::ext_handshake ext_;
   bool got_ext_ = false;
   std::uint32_t metadata_served_ = 0;

@@ -118,18 +118,30 @@ asio::awaitable<void> session::accept_loop() {
 std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
   auto t = std::make_shared<torrent>(*this, std::move(p));
   torrents_[t->wire_hash()] = t;
+  // A hybrid is in two swarms: peers may come for either info-hash (BEP 52).
+  if (t->v2_wire_hash()) aliases_[*t->v2_wire_hash()] = t->wire_hash();
   t->start();
-  if (dht_ && !t->info().is_private) asio::co_spawn(io_, dht_loop(t), asio::detached);
-  if (lsd_ && !t->info().is_private) lsd_->add(t->wire_hash());
+  if (dht_ && !t->info().is_private) {
+    asio::co_spawn(io_, dht_loop(t, t->wire_hash()), asio::detached);
+    if (t->v2_wire_hash()) asio::co_spawn(io_, dht_loop(t, *t->v2_wire_hash()), asio::detached);
+  }
+  if (lsd_ && !t->info().is_private) {
+    lsd_->add(t->wire_hash());
+    if (t->v2_wire_hash()) lsd_->add(*t->v2_wire_hash());
+  }
   return t;
 }
 
 std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {
   auto it = torrents_.find(h);
+  if (it != torrents_.end()) return it->second;
+  auto a = aliases_.find(h);
+  if (a == aliases_.end()) return nullptr;
+  it = torrents_.find(a->second);
   return it == torrents_.end() ? nullptr : it->second;
 }
 
-asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
+asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest hash) {
   asio::steady_timer timer(io_);
   int quiet_rounds = 0;
   while (!stopping_ && dht_ && dht_->running()) {
@@ -145,7 +157,6 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w) {
     dht::node::lookup_options opt;
     opt.announce_port = port_;
     opt.seed = t->finished();
-    const sha1_digest hash = t->wire_hash();
     t.reset();  // a lookup takes seconds: do not keep a stopped torrent alive
     auto node = dht_;
     const bool local = settings_.local;
@@ -236,14 +247,18 @@ asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> sessio
 }
 
 std::optional<sha1_digest> session::find_by_obfuscated_hash(const sha1_digest& req2) const {
-  for (const auto& [h, t] : torrents_) {
-    if (!t->accepting_peers()) continue;
+  auto matches = [&](const sha1_digest& h) {
     hasher x(hasher::algo::sha1);
     x.update("req2");
     x.update(as_view(h));
     sha1_digest d;
     x.final(d.data());
-    if (d == req2) return h;
+    return d == req2;
+  };
+  for (const auto& [h, t] : torrents_) {
+    if (!t->accepting_peers()) continue;
+    if (matches(h)) return h;
+    if (t->v2_wire_hash() && matches(*t->v2_wire_hash())) return *t->v2_wire_hash();
   }
   return std::nullopt;
 }

@@ -75,7 +75,7 @@ class session {
   asio::awaitable<void> accept_loop();
   // Finds peers for a torrent on the DHT and announces it there, every 15 minutes (sooner
   // while nobody is found), until the torrent or the session stops.
-  asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w);
+  asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w, sha1_digest hash);
 
   asio::io_context& io_;
   session_settings settings_;
@@ -86,6 +86,7 @@ class session {
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::map<sha1_digest, std::shared_ptr<torrent>> torrents_;
+  std::map<sha1_digest, sha1_digest> aliases_;  // a hybrid's truncated v2 info-hash -> its key
   bool stopping_ = false;
   std::shared_ptr<dht::node> dht_;
   std::set<tcp::endpoint> self_endpoints_;

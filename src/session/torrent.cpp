@@ -1,6 +1,7 @@
 #include "session/torrent.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "core/merkle.hpp"
@@ -30,6 +31,12 @@ constexpr int optimistic_every_ticks = 30;
 
 sha1_digest wire_hash_of(const metainfo& m) {
   if (m.info_hash_v1) return *m.info_hash_v1;
+  sha1_digest d{};
+  std::copy_n(m.info_hash_v2->begin(), 20, d.begin());
+  return d;
+}
+
+sha1_digest truncated_v2(const metainfo& m) {
   sha1_digest d{};
   std::copy_n(m.info_hash_v2->begin(), 20, d.begin());
   return d;
@@ -67,6 +74,7 @@ torrent::torrent(session& s, torrent_params p)
       skip_check_(p.skip_check),
       sequential_(p.sequential),
       wire_hash_(wire_hash_of(info_)),
+      v2_wire_hash_(info_.has_v1() && info_.has_v2() ? std::optional<sha1_digest>(truncated_v2(info_)) : std::nullopt),
       max_disk_queue_(s.settings().max_disk_queue),
       tick_(s.io()),
       announce_timer_(s.io()) {
@@ -125,15 +133,12 @@ bool torrent::is_banned(const tcp::endpoint& ep) const {
 }
 
 void torrent::start() {
-  if (info_.version == torrent_version::v2) {
-    // v2-only pieces are checked against piece layers; without them nothing can be verified.
-    for (const auto& f : fs_.files()) {
-      if (f.pieces_root && f.size > info_.piece_length && info_.piece_layers.count(*f.pieces_root) == 0) {
-        fail("v2 torrent is missing the piece layer of '" + f.path +
-             "', and fetching piece layers from peers is not supported yet");
-        return;
-      }
-    }
+  // v2 files without their piece layer (a magnet link gives only the info dictionary):
+  // the layers come from peers (BEP 52 hash requests) before any block is requested.
+  setup_layer_fetch();
+  if (!missing_layers_.empty() && session_.settings().log) {
+    session_.settings().log("fetching the piece layers of " + std::to_string(missing_layers_.size()) +
+                            " file(s) from peers (BEP 52)");
   }
   if (skip_check_) {
     for (std::uint32_t p = 0; p < fs_.num_pieces(); ++p) {
@@ -232,29 +237,270 @@ void torrent::on_checked(std::uint32_t p, bool ok) {
 bool torrent::verify_piece(std::uint32_t piece, std::string_view data) const {
   if (info_.has_v1()) {
     const sha1_digest h = sha1(data);
-    return std::string_view(info_.v1_piece_hashes).substr(static_cast<std::size_t>(piece) * 20, 20) == as_view(h);
-  }
-  // v2: the piece's merkle subtree must match the piece layer (or the root, for small files).
-  const std::uint64_t start = static_cast<std::uint64_t>(piece) * info_.piece_length;
-  const file_entry* file = nullptr;
-  for (const auto& f : fs_.files()) {
-    if (f.size > 0 && f.offset <= start && start < f.offset + f.size) {
-      file = &f;
-      break;
+    if (std::string_view(info_.v1_piece_hashes).substr(static_cast<std::size_t>(piece) * 20, 20) != as_view(h)) {
+      return false;
     }
+    if (!info_.has_v2()) return true;
   }
-  if (!file || !file->pieces_root) return false;
+  // v2 (and the v2 side of a hybrid, BEP 52: both must match): the piece's merkle subtree
+  // must match the piece layer (or the root, for a file of one piece).
+  const std::uint64_t start = static_cast<std::uint64_t>(piece) * info_.piece_length;
+  const file_entry* file = file_at(start);
+  if (!file || !file->pieces_root) return info_.has_v1();  // a hybrid's pad-only piece
+  // Only the file's own bytes are hashed (a hybrid's pad bytes after them are not).
+  data =
+      data.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), file->offset + file->size - start)));
   std::vector<sha256_digest> leaves;
   for (std::size_t off = 0; off < data.size(); off += merkle::block_size) {
     leaves.push_back(sha256(data.substr(off, merkle::block_size)));
   }
   if (file->size <= info_.piece_length) return merkle::root(leaves, sha256_digest{}) == *file->pieces_root;
+  auto layer = info_.piece_layers.find(*file->pieces_root);
+  // A hybrid whose layers are not known yet (magnet link, v1-only peers) is checked by v1.
+  if (layer == info_.piece_layers.end()) return info_.has_v1();
   leaves.resize(info_.piece_length / merkle::block_size, sha256_digest{});
   const sha256_digest got = merkle::root(leaves, sha256_digest{});
-  auto layer = info_.piece_layers.find(*file->pieces_root);
-  if (layer == info_.piece_layers.end()) return false;
   const std::uint64_t idx = (start - file->offset) / info_.piece_length;
   return std::string_view(layer->second).substr(idx * 32, 32) == as_view(got);
+}
+
+const file_entry* torrent::file_at(std::uint64_t offset) const {
+  for (const auto& f : fs_.files()) {
+    if (!f.pad && f.size > 0 && f.offset <= offset && offset < f.offset + f.size) return &f;
+  }
+  return nullptr;
+}
+
+unsigned torrent::piece_layer_base() const {
+  return merkle::log2_exact(info_.piece_length / merkle::block_size);
+}
+
+// --- BEP 52 hash exchange ----------------------------------------------------------------
+
+void torrent::setup_layer_fetch() {
+  if (!info_.has_v2()) return;
+  for (std::uint32_t i = 0; i < fs_.files().size(); ++i) {
+    const auto& f = fs_.files()[i];
+    if (!f.pieces_root || f.size <= info_.piece_length || info_.piece_layers.count(*f.pieces_root) != 0) continue;
+    layer_fetch lf;
+    lf.file = i;
+    lf.pieces = static_cast<std::uint32_t>((f.size + info_.piece_length - 1) / info_.piece_length);
+    lf.depth = merkle::log2_exact(lf.pieces);
+    lf.chunk = std::min<std::uint32_t>(wire::max_hash_request_length, std::uint32_t{1} << lf.depth);
+    const std::uint32_t chunks = (lf.pieces + lf.chunk - 1) / lf.chunk;
+    lf.hashes.resize(static_cast<std::size_t>(chunks) * lf.chunk);
+    lf.done.assign(chunks, false);
+    lf.asked.assign(chunks, nullptr);
+    lf.asked_at.resize(chunks);
+    missing_layers_.emplace(*f.pieces_root, std::move(lf));
+  }
+}
+
+void torrent::request_hashes(peer_connection* p) {
+  if (!p->speaks_v2() || p->closed()) return;
+  const auto now = clock::now();
+  std::string msgs;
+  std::size_t sent = 0;
+  for (auto& [root, lf] : missing_layers_) {
+    auto [first, last] = fs_.file_pieces(lf.file);
+    for (std::uint32_t c = 0; c < lf.done.size() && sent < 16; ++c) {
+      if (lf.done[c]) continue;
+      if (lf.asked[c] && now - lf.asked_at[c] < std::chrono::seconds(10)) continue;
+      // BEP 52: ask for hashes of pieces the peer has announced.
+      const std::uint32_t a = first + c * lf.chunk, b = std::min(last, a + lf.chunk);
+      bool has_all = true;
+      for (std::uint32_t i = a; i < b && has_all; ++i)
+        has_all = p->has().get(i);
+      if (!has_all) continue;
+      wire::hash_request r;
+      r.root = root;
+      r.base = piece_layer_base();
+      r.index = c * lf.chunk;
+      r.length = lf.chunk;
+      r.proof_layers = merkle::proof_layers_for(lf.depth);
+      wire::put_hash_request(msgs, wire::msg::hash_request, r);
+      lf.asked[c] = p;
+      lf.asked_at[c] = now;
+      ++sent;
+    }
+  }
+  for (auto& [piece, lc] : leaf_checks_) {
+    if (lc.asked || !p->has().get(piece) || p->closed()) continue;
+    if (std::find(lc.senders.begin(), lc.senders.end(), p->endpoint()) != lc.senders.end()) continue;
+    wire::put_hash_request(msgs, wire::msg::hash_request, lc.req);
+    lc.asked = p;
+  }
+  if (!msgs.empty()) p->send_message(std::move(msgs));
+}
+
+std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const peer_connection* p, const wire::hash_request& r) {
+  (void)p;
+  if (!info_.has_v2() || r.base != piece_layer_base() || r.length > 8192) return std::nullopt;
+  auto layer = info_.piece_layers.find(r.root);
+  if (layer == info_.piece_layers.end()) return std::nullopt;
+  const file_entry* file = nullptr;
+  std::uint32_t fi = 0;
+  for (; fi < fs_.files().size(); ++fi) {
+    if (fs_.files()[fi].pieces_root == r.root) {
+      file = &fs_.files()[fi];
+      break;
+    }
+  }
+  if (!file) return std::nullopt;
+  // Hashes of pieces we have announced (BEP 52), which is what peers may count on.
+  auto [first, last] = fs_.file_pieces(fi);
+  for (std::uint64_t i = first + static_cast<std::uint64_t>(r.index);
+       i < std::min<std::uint64_t>(last, first + static_cast<std::uint64_t>(r.index) + r.length); ++i) {
+    if (!picker_->have_bits().get(static_cast<std::uint32_t>(i))) return std::nullopt;
+  }
+  auto& tree = layer_trees_[r.root];
+  if (tree.empty()) {
+    std::vector<sha256_digest> base(layer->second.size() / 32);
+    for (std::size_t i = 0; i < base.size(); ++i)
+      std::memcpy(base[i].data(), layer->second.data() + i * 32, 32);
+    tree = merkle::layers_above(base, merkle::pad_hash(piece_layer_base()));
+  }
+  auto h = merkle::proof(tree, r.index, r.length, r.proof_layers);
+  if (h.empty()) return std::nullopt;
+  return h;
+}
+
+void torrent::on_hashes(peer_connection* p, const wire::hashes_message& m) {
+  if (m.req.base == 0) {
+    for (auto& [piece, lc] : leaf_checks_) {
+      if (lc.req == m.req && lc.asked == p) {
+        on_leaf_hashes(p, piece, m);
+        return;
+      }
+    }
+    return;  // late or unasked: ignored
+  }
+  auto it = missing_layers_.find(m.req.root);
+  if (it == missing_layers_.end()) return;
+  auto& lf = it->second;
+  if (m.req.base != piece_layer_base() || m.req.length != lf.chunk) return;
+  const std::uint32_t c = m.req.index / lf.chunk;
+  if (c >= lf.done.size() || lf.done[c]) return;
+  if (!merkle::verify(m.hashes, m.req.index, m.req.length, lf.depth, it->first)) {
+    lf.asked[c] = nullptr;
+    ban(p, "sent piece-layer hashes of '" + fs_.files()[lf.file].path + "' that do not match its merkle root");
+    return;
+  }
+  std::copy_n(m.hashes.begin(), m.req.length, lf.hashes.begin() + m.req.index);
+  lf.done[c] = true;
+  lf.asked[c] = nullptr;
+  if (std::all_of(lf.done.begin(), lf.done.end(), [](bool d) { return d; })) layer_complete(it->first);
+}
+
+void torrent::layer_complete(const sha256_digest& root) {
+  auto it = missing_layers_.find(root);
+  if (it == missing_layers_.end()) return;
+  auto& lf = it->second;
+  std::string layer;
+  layer.reserve(static_cast<std::size_t>(lf.pieces) * 32);
+  for (std::uint32_t i = 0; i < lf.pieces; ++i)
+    layer.append(as_view(lf.hashes[i]));
+  if (session_.settings().log) {
+    session_.settings().log("piece layer of '" + fs_.files()[lf.file].path + "' verified (" +
+                            std::to_string(lf.pieces) + " hashes)");
+  }
+  info_.piece_layers[root] = std::move(layer);
+  missing_layers_.erase(it);
+  if (missing_layers_.empty()) {
+    for (auto& p : std::vector(peers_)) {
+      p->update_interest();
+      p->fill_requests();
+    }
+  }
+}
+
+void torrent::on_hash_reject(peer_connection* p, const wire::hash_request& r) {
+  if (auto it = missing_layers_.find(r.root); it != missing_layers_.end()) {
+    auto& lf = it->second;
+    const std::uint32_t c = lf.chunk ? r.index / lf.chunk : 0;
+    if (c < lf.asked.size() && lf.asked[c] == p) lf.asked[c] = nullptr;
+  }
+  for (auto& [piece, lc] : leaf_checks_) {
+    if (lc.req == r && lc.asked == p) lc.asked = nullptr;
+  }
+}
+
+void torrent::start_leaf_check(std::uint32_t piece, const piece_buffer& buf) {
+  const std::uint64_t start = static_cast<std::uint64_t>(piece) * info_.piece_length;
+  const file_entry* f = file_at(start);
+  if (!f || !f->pieces_root) return;
+  const std::uint64_t bytes = std::min<std::uint64_t>(buf.size, f->offset + f->size - start);
+  const auto nblocks = static_cast<std::uint32_t>((bytes + merkle::block_size - 1) / merkle::block_size);
+  leaf_check lc;
+  lc.req.root = *f->pieces_root;
+  lc.req.base = 0;
+  lc.req.proof_layers = 0;
+  if (f->size <= info_.piece_length) {
+    lc.req.index = 0;
+    lc.req.length = std::uint32_t{1} << merkle::log2_exact(std::max<std::uint32_t>(nblocks, 2));
+    lc.expect = *f->pieces_root;
+  } else {
+    auto layer = info_.piece_layers.find(*f->pieces_root);
+    if (layer == info_.piece_layers.end()) return;
+    const std::uint64_t idx = (start - f->offset) / info_.piece_length;
+    lc.req.length = static_cast<std::uint32_t>(info_.piece_length / merkle::block_size);
+    lc.req.index = static_cast<std::uint32_t>(idx * lc.req.length);
+    std::memcpy(lc.expect.data(), layer->second.data() + idx * 32, 32);
+  }
+  if (lc.req.length < 2 || nblocks < 2) return;  // one block: one sender, already pinned
+  for (std::uint32_t b = 0; b < nblocks; ++b) {
+    const std::uint64_t off = static_cast<std::uint64_t>(b) * merkle::block_size;
+    lc.blocks.push_back(sha256(
+        buf.data().substr(off, static_cast<std::size_t>(std::min<std::uint64_t>(merkle::block_size, bytes - off)))));
+    // Blocks are the picker's 16 KiB blocks: sender i sent block i.
+    lc.senders.push_back(b < buf.sender_eps.size() ? buf.sender_eps[b] : tcp::endpoint{});
+  }
+  leaf_checks_[piece] = std::move(lc);
+  request_leaf_hashes(piece);
+}
+
+void torrent::request_leaf_hashes(std::uint32_t piece) {
+  (void)piece;
+  for (auto& p : std::vector(peers_))
+    request_hashes(p.get());
+}
+
+void torrent::on_leaf_hashes(peer_connection* p, std::uint32_t piece, const wire::hashes_message& m) {
+  auto it = leaf_checks_.find(piece);
+  if (it == leaf_checks_.end()) return;
+  leaf_check lc = std::move(it->second);
+  leaf_checks_.erase(it);
+  std::vector<sha256_digest> level(m.hashes.begin(), m.hashes.begin() + m.req.length);
+  while (level.size() > 1)
+    merkle::reduce_level(level, sha256_digest{});
+  if (level[0] != lc.expect) {
+    ban(p, "sent block hashes of piece " + std::to_string(piece) + " that do not match the piece layer");
+    return;
+  }
+  std::set<tcp::endpoint> liars;
+  for (std::size_t i = 0; i < lc.blocks.size() && i < m.req.length; ++i) {
+    if (lc.blocks[i] != m.hashes[i] && i < lc.senders.size() && lc.senders[i] != tcp::endpoint{}) {
+      liars.insert(lc.senders[i]);
+    }
+  }
+  for (const auto& ep : liars) {
+    ban_endpoint(ep, "block of piece " + std::to_string(piece) + " does not match its merkle leaf hash");
+  }
+  // Pinned: the v1-style wait for a good copy is not needed for these.
+  if (!liars.empty()) suspects_.erase(piece);
+}
+
+void torrent::ban_endpoint(const tcp::endpoint& ep, const std::string& why) {
+  banned_.insert(ep);
+  for (auto& q : std::vector(peers_)) {
+    if (q->endpoint() == ep) {
+      ban(q.get(), why);
+      return;
+    }
+  }
+  if (session_.settings().log) {
+    session_.settings().log("banned " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why);
+  }
 }
 
 void torrent::enter_running() {
@@ -294,6 +540,11 @@ void torrent::enter_running() {
         ++t->tick_count_;
         t->connect_more();
         if (t->tick_count_ % choke_every_ticks == 0) t->run_choker();
+        // Hash requests that timed out or were rejected go to another peer.
+        if (!t->missing_layers_.empty() || !t->leaf_checks_.empty()) {
+          for (auto& p : std::vector(t->peers_))
+            t->request_hashes(p.get());
+        }
         if (!t->unflushed_.empty() && clock::now() - t->last_flush_ >= t->session_.settings().flush_interval) {
           t->do_flush({});
         }
@@ -390,6 +641,14 @@ void torrent::detach(peer_connection* p) {
   peers_.erase(it);
   picker_->remove_peer(p->has(), p->counted_as_seed());
   if (optimistic_ == p) optimistic_ = nullptr;
+  for (auto& [root, lf] : missing_layers_) {
+    for (auto& a : lf.asked) {
+      if (a == p) a = nullptr;
+    }
+  }
+  for (auto& [piece, lc] : leaf_checks_) {
+    if (lc.asked == p) lc.asked = nullptr;
+  }
   for (auto& [piece, buf] : buffers_) {
     for (auto& s : buf->senders) {
       if (s == p) s = nullptr;
@@ -562,6 +821,7 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
       }
       banned_.insert(liar);
     } else {
+      if (info_.has_v2()) start_leaf_check(piece, *buf);
       auto& rec = suspects_[piece];
       for (std::size_t i = 0; i < buf->sender_eps.size(); ++i) {
         if (buf->sender_eps[i] == tcp::endpoint{}) continue;
@@ -692,12 +952,23 @@ void torrent::ban(peer_connection* p, const std::string& why) {
   p->close("banned: " + why);
 }
 
+std::uint64_t torrent::served_piece_size(std::uint32_t piece) const {
+  // libtorrent pads every file of a v2-only torrent to a whole piece (the last one too), so
+  // it asks for full blocks of a file's last piece: the bytes past the file read as zeros.
+  if (!info_.has_v1()) return info_.piece_length;
+  return fs_.piece_size(piece);
+}
+
 void torrent::async_read_block(std::uint32_t piece, std::uint32_t begin, std::uint32_t length,
                                std::function<void(std::error_code, std::string)> done) {
   auto self = shared_from_this();
-  session_.disk_pool().post([self, piece, begin, length, done = std::move(done)]() mutable {
+  // Past the end of a piece's data (a v2 file's padded last piece, see served_piece_size)
+  // the bytes are zeros.
+  const std::uint64_t real = fs_.piece_size(piece);
+  const auto n = static_cast<std::uint32_t>(begin >= real ? 0 : std::min<std::uint64_t>(length, real - begin));
+  session_.disk_pool().post([self, piece, begin, length, n, done = std::move(done)]() mutable {
     std::string data(length, '\0');
-    auto ec = self->disk_.read(piece, begin, length, data.data());
+    auto ec = n ? self->disk_.read(piece, begin, n, data.data()) : std::error_code{};
     asio::post(self->session_.io(),
                [ec, data = std::move(data), done = std::move(done)]() mutable { done(ec, std::move(data)); });
   });
@@ -743,6 +1014,12 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
     limit.expires_after(std::chrono::seconds(3));
     const std::string url = last_tracker_;
     co_await (tracker::announce(session_.io(), url, req, opt) || limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (v2_wire_hash_) {
+      req.info_hash = *v2_wire_hash_;
+      limit.expires_after(std::chrono::seconds(1));
+      co_await (tracker::announce(session_.io(), url, req, opt) ||
+                limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+    }
     co_return true;
   }
   std::string last_error;
@@ -757,8 +1034,16 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       }
       std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i),
                   tier.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      // A hybrid is announced in its v2 swarm too (BEP 52), to the tracker that answered.
+      auto peers = r->peers;
+      if (v2_wire_hash_) {
+        auto req2 = req;
+        req2.info_hash = *v2_wire_hash_;
+        auto r2 = co_await tracker::announce(session_.io(), url, req2, opt);
+        if (r2) peers.insert(peers.end(), r2->peers.begin(), r2->peers.end());
+      }
       std::size_t added = 0;
-      for (const auto& ep : r->peers) {
+      for (const auto& ep : peers) {
         if (session_.is_self(ep)) continue;
         if (session_.settings().local && !is_local_address(ep.address())) continue;
         add_peer(ep);

@@ -22,6 +22,7 @@
 #include "session/rate_limiter.hpp"
 #include "storage/disk_io.hpp"
 #include "storage/file_storage.hpp"
+#include "wire/message.hpp"
 #include "wire/pex.hpp"
 
 namespace shoal {
@@ -77,6 +78,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] torrent_status status();
   [[nodiscard]] const metainfo& info() const { return info_; }
   [[nodiscard]] const sha1_digest& wire_hash() const { return wire_hash_; }
+  // Hybrid torrents: the v2 info-hash truncated to 20 bytes, the second swarm's key.
+  [[nodiscard]] const std::optional<sha1_digest>& v2_wire_hash() const { return v2_wire_hash_; }
   [[nodiscard]] bool finished() const { return state_ == torrent_state::seeding; }
   // Stopping, stopped or failed: no more peers wanted.
   [[nodiscard]] bool ended() const {
@@ -105,6 +108,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // BEP 11: contacts learned from a peer, and the contacts we tell others (our live peers).
   void on_pex(peer_connection* from, const wire::pex_message& m);
   [[nodiscard]] std::vector<std::pair<tcp::endpoint, std::uint8_t>> pex_contacts(const peer_connection* except) const;
+  // The largest piece a peer may request from: the piece, or for v2-only torrents the
+  // piece length (a file's last piece padded with zeros, as libtorrent sees it).
+  [[nodiscard]] std::uint64_t served_piece_size(std::uint32_t piece) const;
   void async_read_block(std::uint32_t piece, std::uint32_t begin, std::uint32_t length,
                         std::function<void(std::error_code, std::string)> done);
   [[nodiscard]] bool disk_backlogged() const { return disk_queue_bytes_ > max_disk_queue_; }
@@ -112,6 +118,17 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] bool is_banned(const tcp::endpoint& ep) const;
   [[nodiscard]] std::vector<std::shared_ptr<peer_connection>> peers() const { return peers_; }
   void count_wasted(std::uint64_t n) { wasted_ += n; }
+  // BEP 52: blocks are requested only once every piece can be verified (v2-only torrents
+  // from a magnet link first fetch their piece layers from peers).
+  [[nodiscard]] bool hashes_ready() const { return missing_layers_.empty() || info_.has_v1(); }
+  [[nodiscard]] bool fetching_layers() const { return !missing_layers_.empty(); }
+  // A v2-speaking peer is ready (bitfield known): ask it for the piece layers still missing.
+  void request_hashes(peer_connection* p);
+  // Answers a peer's hash request: the hashes, or nullopt for a hash reject.
+  [[nodiscard]] std::optional<std::vector<sha256_digest>> serve_hashes(const peer_connection* p,
+                                                                       const wire::hash_request& r);
+  void on_hashes(peer_connection* p, const wire::hashes_message& m);
+  void on_hash_reject(peer_connection* p, const wire::hash_request& r);
   void count_upload(std::uint64_t n) {
     upload_meter_.add(n);
     uploaded_ += n;
@@ -156,6 +173,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::vector<std::uint8_t> file_prio_;
   bool force_check_, skip_check_, sequential_;
   sha1_digest wire_hash_{};
+  std::optional<sha1_digest> v2_wire_hash_;
   torrent_state state_ = torrent_state::checking;
   std::string error_;
   std::unique_ptr<piece_picker> picker_;
@@ -181,6 +199,39 @@ class torrent : public std::enable_shared_from_this<torrent> {
     sha1_digest hash;
   };
   std::unordered_map<std::uint32_t, std::vector<suspect_block>> suspects_;
+  // BEP 52 piece layers still to fetch (v2 magnets), by file root: the layer being filled
+  // in chunks of up to 512 hashes, each verified against the root on arrival.
+  struct layer_fetch {
+    std::uint32_t file = 0;
+    std::uint32_t pieces = 0;  // nodes of the layer that are real pieces
+    unsigned depth = 0;        // levels from the piece layer to the root
+    std::uint32_t chunk = 0;   // hashes per request
+    std::vector<sha256_digest> hashes;
+    std::vector<bool> done;
+    std::vector<peer_connection*> asked;  // per chunk: whom, while outstanding
+    std::vector<std::chrono::steady_clock::time_point> asked_at;
+  };
+  std::map<sha256_digest, layer_fetch> missing_layers_;
+  // Trees above the piece layers, built when a peer first asks for a file's hashes.
+  std::map<sha256_digest, std::vector<std::vector<sha256_digest>>> layer_trees_;
+  // v2 pieces that failed with several senders: each block's SHA-256, checked against the
+  // leaf hashes a peer sends back, so the corrupt block is pinned to its sender at once.
+  struct leaf_check {
+    std::vector<tcp::endpoint> senders;
+    std::vector<sha256_digest> blocks;
+    wire::hash_request req;
+    sha256_digest expect{};  // the piece's node (or the file root) the leaves must reach
+    peer_connection* asked = nullptr;
+  };
+  std::map<std::uint32_t, leaf_check> leaf_checks_;
+  void request_leaf_hashes(std::uint32_t piece);
+  void start_leaf_check(std::uint32_t piece, const piece_buffer& buf);
+  void on_leaf_hashes(peer_connection* p, std::uint32_t piece, const wire::hashes_message& m);
+  void ban_endpoint(const tcp::endpoint& ep, const std::string& why);
+  void setup_layer_fetch();
+  void layer_complete(const sha256_digest& root);
+  [[nodiscard]] const file_entry* file_at(std::uint64_t offset) const;
+  [[nodiscard]] unsigned piece_layer_base() const;
   std::uint64_t disk_queue_bytes_ = 0;
   std::uint64_t max_disk_queue_;
   std::uint32_t check_next_ = 0, check_inflight_ = 0, check_done_ = 0;

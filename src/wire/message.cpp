@@ -218,3 +218,81 @@ void put_extended(std::string& out, std::uint8_t ext_id, std::string_view payloa
 }
 
 }  // namespace shoal::wire
+
+namespace shoal::wire {
+
+namespace {
+hash_request read_hash_request(std::string_view p) {
+  hash_request r;
+  std::memcpy(r.root.data(), p.data(), 32);
+  r.base = get32(p.data() + 32);
+  r.index = get32(p.data() + 36);
+  r.length = get32(p.data() + 40);
+  r.proof_layers = get32(p.data() + 44);
+  return r;
+}
+std::optional<std::string> check_shape(const hash_request& r) {
+  if (r.length < 2 || (r.length & (r.length - 1)) != 0) {
+    return "length " + std::to_string(r.length) + " is not a power of two of at least 2";
+  }
+  if (r.index % r.length != 0) {
+    return "index " + std::to_string(r.index) + " is not a multiple of length " + std::to_string(r.length);
+  }
+  if (r.base > 40 || r.proof_layers > 64) return "base layer or proof layers out of range";
+  return std::nullopt;
+}
+}  // namespace
+
+result<hash_request> decode_hash_request(std::string_view payload) {
+  if (payload.size() != hash_request_size) {
+    return bad(msg::hash_request, "expected 48 bytes, got " + std::to_string(payload.size()));
+  }
+  hash_request r = read_hash_request(payload);
+  if (auto why = check_shape(r)) return bad(msg::hash_request, *why);
+  return r;
+}
+
+result<hashes_message> decode_hashes(std::string_view payload) {
+  if (payload.size() < hash_request_size) {
+    return bad(msg::hashes, "expected at least 48 bytes, got " + std::to_string(payload.size()));
+  }
+  hashes_message m;
+  m.req = read_hash_request(payload);
+  if (auto why = check_shape(m.req)) return bad(msg::hashes, *why);
+  const std::string_view rest = payload.substr(hash_request_size);
+  if (rest.size() % 32 != 0) return bad(msg::hashes, std::to_string(rest.size()) + " bytes of hashes");
+  const std::size_t n = rest.size() / 32;
+  if (n < m.req.length) {
+    return bad(msg::hashes, std::to_string(n) + " hashes for a request of " + std::to_string(m.req.length));
+  }
+  m.hashes.resize(n);
+  for (std::size_t i = 0; i < n; ++i)
+    std::memcpy(m.hashes[i].data(), rest.data() + i * 32, 32);
+  return m;
+}
+
+namespace {
+void put_hash_body(std::string& out, const hash_request& r) {
+  out.append(reinterpret_cast<const char*>(r.root.data()), 32);
+  put32(out, r.base);
+  put32(out, r.index);
+  put32(out, r.length);
+  put32(out, r.proof_layers);
+}
+}  // namespace
+
+void put_hash_request(std::string& out, msg m, const hash_request& r) {
+  put32(out, 1 + static_cast<std::uint32_t>(hash_request_size));
+  out.push_back(static_cast<char>(m));
+  put_hash_body(out, r);
+}
+
+void put_hashes(std::string& out, const hash_request& r, std::span<const sha256_digest> hashes) {
+  put32(out, 1 + static_cast<std::uint32_t>(hash_request_size + hashes.size() * 32));
+  out.push_back(static_cast<char>(msg::hashes));
+  put_hash_body(out, r);
+  for (const auto& h : hashes)
+    out.append(reinterpret_cast<const char*>(h.data()), 32);
+}
+
+}  // namespace shoal::wire

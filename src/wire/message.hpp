@@ -5,8 +5,10 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/hash.hpp"
@@ -99,5 +101,28 @@ void put_piece_header(std::string& out, std::uint32_t index, std::uint32_t begin
 void put_index(std::string& out, msg m, std::uint32_t index);  // suggest, allowed_fast
 void put_port(std::string& out, std::uint16_t port);
 void put_extended(std::string& out, std::uint8_t ext_id, std::string_view payload);
+
+// BEP 52 hash messages. A request names a file by its merkle root, a layer (`base`: 0 is
+// the 16 KiB block hashes), `length` hashes from `index`, and how many layers of proof
+// above the base to include.
+struct hash_request {
+  sha256_digest root{};
+  std::uint32_t base = 0, index = 0, length = 0, proof_layers = 0;
+  friend bool operator==(const hash_request&, const hash_request&) = default;
+};
+inline constexpr std::size_t hash_request_size = 48;
+// Largest request we send or serve: BEP 52 says SHOULD NOT exceed 512.
+inline constexpr std::uint32_t max_hash_request_length = 512;
+
+// Decodes the body of a hash request or hash reject; checks BEP 52's rules (length a
+// power of two, at least 2, index a multiple of length).
+[[nodiscard]] result<hash_request> decode_hash_request(std::string_view payload);
+struct hashes_message {
+  hash_request req;
+  std::vector<sha256_digest> hashes;  // the `length` base hashes, then the uncles, lowest first
+};
+[[nodiscard]] result<hashes_message> decode_hashes(std::string_view payload);
+void put_hash_request(std::string& out, msg m, const hash_request& r);  // hash_request, hash_reject
+void put_hashes(std::string& out, const hash_request& r, std::span<const sha256_digest> hashes);
 
 }  // namespace shoal::wire

@@ -194,3 +194,58 @@ TEST(Wire, PexMessages) {
   EXPECT_FALSE(decode_pex("d1:xi1ee").ok());
   EXPECT_FALSE(decode_pex("le").ok());
 }
+
+TEST(Wire, HashMessages) {
+  hash_request r;
+  r.root = sha256("file");
+  r.base = 3;
+  r.index = 512;
+  r.length = 512;
+  r.proof_layers = 9;
+  std::string out;
+  put_hash_request(out, msg::hash_request, r);
+  auto m = decode_framed(out);
+  EXPECT_EQ(m.type, msg::hash_request);
+  auto back = decode_hash_request(m.payload);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, r);
+
+  out.clear();
+  put_hash_request(out, msg::hash_reject, r);
+  m = decode_framed(out);
+  EXPECT_EQ(m.type, msg::hash_reject);
+  ASSERT_TRUE(decode_hash_request(m.payload));
+
+  std::vector<sha256_digest> hs(r.length + 2);
+  for (std::size_t i = 0; i < hs.size(); ++i)
+    hs[i] = sha256(std::to_string(i));
+  out.clear();
+  put_hashes(out, r, hs);
+  m = decode_framed(out);
+  EXPECT_EQ(m.type, msg::hashes);
+  auto got = decode_hashes(m.payload);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->req, r);
+  EXPECT_EQ(got->hashes, hs);
+
+  // BEP 52's rules on the shape of a request.
+  auto shape = [&](std::uint32_t index, std::uint32_t length) {
+    hash_request q = r;
+    q.index = index;
+    q.length = length;
+    std::string o;
+    put_hash_request(o, msg::hash_request, q);
+    auto res = decode_hash_request(decode_framed(o).payload);
+    return res ? std::string("ok") : res.err().message();
+  };
+  EXPECT_EQ(shape(0, 2), "ok");
+  EXPECT_NE(shape(0, 1).find("power of two"), std::string::npos);
+  EXPECT_NE(shape(0, 6).find("power of two"), std::string::npos);
+  EXPECT_NE(shape(4, 8).find("multiple of length"), std::string::npos);
+  EXPECT_NE(decode_hash_request(std::string(47, '\0')).err().message().find("48 bytes"), std::string::npos);
+  // 'hashes' with fewer hashes than asked for, or a ragged tail.
+  std::string body = std::string(m.payload.substr(0, 48)) + std::string(32 * 3, 'x');
+  EXPECT_NE(decode_hashes(body).err().message().find("3 hashes for a request of 512"), std::string::npos);
+  body = std::string(m.payload) + "xyz";
+  EXPECT_FALSE(decode_hashes(body));
+}
