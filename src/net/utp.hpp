@@ -26,9 +26,8 @@ struct utp_settings {
   int socket_buffer = 4 << 20;  // SO_RCVBUF / SO_SNDBUF asked for (the kernel may cap it)
   std::chrono::milliseconds tick{20};
   std::size_t max_batch = 256;  // datagrams read per wake-up
-  // Linux UDP segmentation offload for trains of datagrams. Off: with it on, transfers to
-  // libtorrent over loopback stalled after a few MiB (shoal to shoal was fine); not yet
-  // understood, see docs/BENCHMARKS.md.
+  // Linux UDP segmentation offload for trains of same-size datagrams (falls back to plain
+  // sendmmsg when the kernel refuses it).
   bool gso = true;
   bool gro = true;  // receive offload (many datagrams per message)
 };
