@@ -119,18 +119,23 @@ int show_torrent(const std::string& file, bool json) {
     for (const auto& w : m.web_seeds)
       ws.emplace_back(w);
     o["web_seeds"] = std::move(ws);
-    boost::json::array files;
+    boost::json::array files, pads;
     for (const auto& f : m.files) {
-      if (f.pad) continue;
+      if (f.pad) {
+        pads.emplace_back(boost::json::object{{"path", f.path}, {"size", f.size}, {"offset", f.offset}});
+        continue;
+      }
       boost::json::object fo;
       fo["path"] = f.path;
       fo["size"] = f.size;
+      fo["offset"] = f.offset;
       if (f.executable) fo["executable"] = true;
       if (f.hidden) fo["hidden"] = true;
       if (f.symlink) fo["symlink_target"] = f.symlink_target;
       files.emplace_back(std::move(fo));
     }
     o["files"] = std::move(files);
+    o["pad_files"] = std::move(pads);  // BEP 47 pad files of the v1 file list
     o["magnet"] = magnet;
     boost::json::array warnings;
     for (const auto& w : m.warnings)

@@ -14,5 +14,6 @@ runner add_download(CLI::App& app);
 runner add_seed(CLI::App& app);
 runner add_dht(CLI::App& app);
 runner add_tracker(CLI::App& app);
+runner add_publish(CLI::App& app);
 
 }  // namespace shoal::cli

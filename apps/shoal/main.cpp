@@ -6,7 +6,8 @@
 #include "console.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents; run a tracker", "shoal"};
+  CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents; run a tracker; publish a folder",
+               "shoal"};
   app.set_version_flag("--version", "shoal 0.1.0");
   app.require_subcommand(0, 1);
 
@@ -23,6 +24,9 @@ int main(int argc, char** argv) {
   commands.emplace_back(dht, shoal::cli::add_dht(*dht));
   auto* tracker = app.add_subcommand("tracker", "Run an HTTP and UDP BitTorrent tracker until stopped");
   commands.emplace_back(tracker, shoal::cli::add_tracker(*tracker));
+  auto* publish =
+      app.add_subcommand("publish", "Make a web-seeded torrent per entry of a served folder, and an RSS feed of them");
+  commands.emplace_back(publish, shoal::cli::add_publish(*publish));
 
   try {
     app.parse(argc, argv);

@@ -95,19 +95,28 @@ std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& p
     std::string field = "info.file tree/" + describe_path(prefix);
     if (!key.as_string().empty()) field.append(prefix.empty() ? "" : "/").append(cap_name(key.as_string()));
     if (!val.is_dict()) return bad(field, "expected a dictionary", val);
+    // BEP 52 has no legacy to stay compatible with: '.' and '..' are refused, not renamed.
+    if (key.as_string() == "." || key.as_string() == "..") {
+      return bad(field, "'" + std::string(key.as_string()) + "' is not a valid name (path traversal)", key);
+    }
     if (key.as_string().empty()) {
       if (prefix.empty()) return bad(field, "file with no name at the root of the tree", key);
       if (dir.size() != 1) return bad(field, "is both a file and a directory", key);
       raw_file f;
       f.comps = prefix;
       f.where = val;
-      if (auto e = read_length(val.find("length"), field + ".length", f.size)) return std::move(*e);
       if (auto e = read_attrs(val, field, f)) return std::move(*e);
+      // BEP 47: a symlink's length is 0 and may be left out (libtorrent leaves it out in v2).
+      node len = val.find("length");
+      if (!f.link || len) {
+        if (auto e = read_length(len, field + ".length", f.size)) return std::move(*e);
+      }
       node root = val.find("pieces root");
       if (f.size > 0 && !f.link) {
         if (!root) return bad(field + ".pieces root", "missing for a file with data", val);
-        if (!root.is_string() || root.as_string().size() != 32) {
-          return bad(field + ".pieces root", "expected 32 bytes", root);
+        if (!root.is_string()) return bad(field + ".pieces root", "expected a string of 32 bytes", root);
+        if (root.as_string().size() != 32) {
+          return bad(field + ".pieces root", "expected 32 bytes, is " + std::to_string(root.as_string().size()), root);
         }
         sha256_digest d;
         std::copy(root.as_string().begin(), root.as_string().end(), reinterpret_cast<char*>(d.data()));
@@ -268,12 +277,15 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
         if (!f.is_dict()) return bad(field, "expected a dictionary", f);
         raw_file rf;
         rf.where = f;
-        if (auto e = read_length(f.find("length"), field + ".length", rf.size)) return std::move(*e);
+        if (auto e = read_attrs(f, field, rf)) return std::move(*e);
+        node len = f.find("length");
+        if (!rf.link || len) {
+          if (auto e = read_length(len, field + ".length", rf.size)) return std::move(*e);
+        }
         node p = f.find("path.utf-8");
         if (!p.is_list()) p = f.find("path");
         if (!p) return bad(field + ".path", "missing", f);
         if (auto e = read_path(p, field + ".path", rf.comps)) return std::move(*e);
-        if (auto e = read_attrs(f, field, rf)) return std::move(*e);
         v1_files.push_back(std::move(rf));
       }
     } else {
@@ -337,6 +349,7 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
   // Paths in use, with the next suffix to try: renaming stays linear in hostile input.
   std::unordered_map<std::string, int> seen;
   std::size_t v2_index = 0;  // hybrid: the v2 entry matching the next non-pad v1 file
+  std::uint64_t v2_pos = 0;  // hybrid: where the v2 layout puts the next file
   for (std::size_t i = 0; i < src.size(); ++i) {
     const raw_file& rf = src[i];
     file_entry fe;
@@ -345,10 +358,22 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
     fe.executable = rf.exec;
     fe.hidden = rf.hidden;
     fe.symlink = rf.link;
-    if (!v1 && fe.size > 0 && pos % m.piece_length != 0) pos += m.piece_length - pos % m.piece_length;
-    if (v1 && v2 && !rf.pad && fe.size > 0 && pos % m.piece_length != 0) {
-      return bad("info.files[" + std::to_string(i) + "]",
-                 "not aligned to a piece boundary (hybrid torrents need pad files)", rf.where);
+    // v2: every file starts on a piece boundary; the gap after a file with data is its
+    // padding, so an empty file that follows sits at the boundary too (as in libtorrent).
+    if (!v1 && pos % m.piece_length != 0) pos += m.piece_length - pos % m.piece_length;
+    if (v1 && v2 && !rf.pad && fe.size > 0) {
+      // Each v2 file with data starts on a piece boundary; the v1 list must put it there
+      // too, or the two halves of the torrent would hash different pieces.
+      if (v2_pos % m.piece_length != 0) v2_pos += m.piece_length - v2_pos % m.piece_length;
+      if (pos != v2_pos) {
+        return bad("info.files[" + std::to_string(i) + "]",
+                   "'" + describe_path(rf.comps) + "' starts at byte " + std::to_string(pos) +
+                       " in the v1 file list but at " + std::to_string(v2_pos) +
+                       " in the v2 file tree (inconsistent hybrid torrent: a pad file is missing or has the wrong "
+                       "length)",
+                   rf.where);
+      }
+      v2_pos += fe.size;
     }
     fe.offset = pos;
     if (pos > max_total_size - fe.size) return bad("info", "total size overflows", info);
@@ -388,6 +413,15 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
                      std::to_string(m.piece_length) + " (expected " + std::to_string(want) + ")",
                  pieces);
     }
+    if (v2) {
+      const std::uint64_t v2_want = (v2_pos + m.piece_length - 1) / m.piece_length;
+      if (want != v2_want) {
+        return bad("info.files",
+                   "the v1 file list spans " + std::to_string(want) + " pieces but the v2 file tree " +
+                       std::to_string(v2_want) + " (inconsistent hybrid torrent: a pad file at the end is too long)",
+                   info);
+      }
+    }
     m.num_pieces = have;
     m.v1_piece_hashes = std::string(pieces.as_string());
   } else {
@@ -399,7 +433,9 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
                  info.offset()};
   }
 
-  // v2 piece layers: kept only when they hash up to the file's root.
+  // v2 piece layers: each must be as long as its file needs and hash up to the file's
+  // root; anything else means the .torrent is corrupt. A missing layer is only noted
+  // (peers can send it).
   if (v2) {
     node layers = root.find("piece layers");
     if (layers && !layers.is_dict()) {
@@ -421,18 +457,24 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       }
       const node layer = found->second;
       const std::uint64_t n = (fe.size + m.piece_length - 1) / m.piece_length;
-      if (!layer.is_string() || layer.as_string().size() != n * 32) {
-        m.warnings.push_back("piece layer for '" + fe.path + "' has the wrong size, dropped (peers can send it again)");
-        continue;
+      if (!layer.is_string())
+        return bad("piece layers", "the layer for '" + cap_name(fe.path) + "' is not a string", layer);
+      if (layer.as_string().size() != n * 32) {
+        return bad("piece layers",
+                   "the layer for '" + cap_name(fe.path) + "' is " + std::to_string(layer.as_string().size()) +
+                       " bytes, expected " + std::to_string(n * 32) + " (32 for each of its " + std::to_string(n) +
+                       " pieces)",
+                   layer);
       }
       std::vector<sha256_digest> hashes(n);
       std::string_view s = layer.as_string();
       for (std::uint64_t k = 0; k < n; ++k)
         std::copy_n(s.data() + k * 32, 32, reinterpret_cast<char*>(hashes[k].data()));
       if (merkle::root(hashes, pad) != *fe.pieces_root) {
-        m.warnings.push_back("piece layer for '" + fe.path +
-                             "' does not match its pieces root, dropped (peers can send it again)");
-        continue;
+        return bad(
+            "piece layers",
+            "the layer for '" + cap_name(fe.path) + "' does not hash to the file's pieces root (corrupt piece hashes)",
+            layer);
       }
       m.piece_layers.emplace(*fe.pieces_root, std::string(s));
     }

@@ -306,16 +306,18 @@ TEST(Metainfo, V2SingleFileWithPieceLayers) {
   EXPECT_EQ(m.piece_layers.count(root), 1u);
   EXPECT_TRUE(m.warnings.empty());
 
-  // A layer that does not hash to the root is dropped with a warning, not fatal.
+  // A layer that does not hash to the root, or of the wrong length, makes the torrent
+  // invalid; a missing one is only a warning (peers can send it).
   std::string wrong = layer_bytes;
   wrong[0] ^= 1;
-  auto m2 = parse_ok(torrent(info, dict{{"piece layers", dict{{digest_str(root), wrong}}}}));
-  EXPECT_TRUE(m2.piece_layers.empty());
-  ASSERT_EQ(m2.warnings.size(), 1u);
-  EXPECT_NE(m2.warnings[0].find("does not match"), std::string::npos);
-  auto m3 = parse_ok(torrent(info, dict{{"piece layers", dict{{digest_str(root), layer_bytes.substr(32)}}}}));
-  EXPECT_TRUE(m3.piece_layers.empty());
-  EXPECT_NE(m3.warnings.at(0).find("wrong size"), std::string::npos);
+  EXPECT_NE(parse_bad(torrent(info, dict{{"piece layers", dict{{digest_str(root), wrong}}}}))
+                .detail.find("piece layers: the layer for 'movie.mkv' does not hash to the file's pieces root"),
+            std::string::npos);
+  EXPECT_NE(parse_bad(torrent(info, dict{{"piece layers", dict{{digest_str(root), layer_bytes.substr(32)}}}}))
+                .detail.find("piece layers: the layer for 'movie.mkv' is 96 bytes, expected 128"),
+            std::string::npos);
+  EXPECT_NE(parse_bad(torrent(info, dict{{"piece layers", dict{{digest_str(root), 5}}}})).detail.find("not a string"),
+            std::string::npos);
   auto m4 = parse_ok(torrent(info));
   EXPECT_NE(m4.warnings.at(0).find("missing"), std::string::npos);
 }
@@ -337,6 +339,27 @@ TEST(Metainfo, V2MultiFileLayoutIsPieceAligned) {
   EXPECT_EQ(m.total_size, 100u + plen);
 }
 
+TEST(Metainfo, V2EmptyFilesAndSymlinksWithoutLength) {
+  // As libtorrent writes them: a symlink leaf has no length (BEP 47 allows leaving it
+  // out), and an empty file after a file with data starts at the next piece boundary.
+  const sha256_digest r = sha256("a");
+  dict link{{"attr", "l"}, {"symlink path", list{"a"}}};
+  dict tree{{"a", v2_leaf(100, r)}, {"e", v2_leaf(0, {})}, {"l", dict{{"", link}}}};
+  auto m = parse_ok(torrent(dict{{"name", "d"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", tree}}));
+  ASSERT_EQ(m.files.size(), 3u);
+  EXPECT_EQ(m.files[1].offset, 16384u);
+  EXPECT_EQ(m.files[2].offset, 16384u);
+  EXPECT_TRUE(m.files[2].symlink);
+  EXPECT_EQ(m.files[2].symlink_target, "a");
+  EXPECT_EQ(m.num_pieces, 1u);
+  // A v1 symlink without a length is accepted too; a plain file still needs one.
+  dict v1link{{"attr", "l"}, {"path", list{"l"}}, {"symlink path", list{"a"}}};
+  EXPECT_TRUE(parse_metainfo(torrent(multi_info(list{file_dict(list{"a"}, 100), v1link}, 100))).ok());
+  dict nolen{{"path", list{"b"}}};
+  EXPECT_NE(parse_bad(torrent(multi_info(list{file_dict(list{"a"}, 100), nolen}, 100))).detail.find("length: missing"),
+            std::string::npos);
+}
+
 TEST(Metainfo, V2StructureErrors) {
   sha256_digest r = sha256("r");
   auto info_with = [&](dict tree, std::int64_t plen = 16384) {
@@ -350,7 +373,14 @@ TEST(Metainfo, V2StructureErrors) {
   EXPECT_NE(parse_bad(torrent(info_with(noroot))).detail.find("info.file tree/f.pieces root: missing"),
             std::string::npos);
   dict shortroot{{"f", dict{{"", dict{{"length", 10}, {"pieces root", std::string(31, 'r')}}}}}};
-  EXPECT_NE(parse_bad(torrent(info_with(shortroot))).detail.find("expected 32 bytes"), std::string::npos);
+  EXPECT_NE(parse_bad(torrent(info_with(shortroot))).detail.find("expected 32 bytes, is 31"), std::string::npos);
+  // '.' and '..' in a v2 file tree are refused (v1 names are sanitised instead).
+  EXPECT_NE(parse_bad(torrent(info_with(dict{{"..", dict{{"x", v2_leaf(10, r)}}}})))
+                .detail.find("info.file tree/..: '..' is not a valid name"),
+            std::string::npos);
+  EXPECT_NE(parse_bad(torrent(info_with(dict{{"d", dict{{".", v2_leaf(10, r)}}}})))
+                .detail.find("info.file tree/d/.: '.' is not a valid name"),
+            std::string::npos);
   dict both{{"f", dict{{"", dict{{"length", 10}, {"pieces root", digest_str(r)}}}, {"g", v2_leaf(1, r)}}}};
   EXPECT_NE(parse_bad(torrent(info_with(both))).detail.find("both a file and a directory"), std::string::npos);
   EXPECT_NE(parse_bad(torrent(info_with(dict{}))).detail.find("has no files"), std::string::npos);
@@ -386,7 +416,26 @@ TEST(Metainfo, HybridConsistency) {
   dict unaligned = multi_info(list{file_dict(list{"a"}, 100), file_dict(list{"b"}, 200)}, 300, plen);
   unaligned["meta version"] = 2;
   unaligned["file tree"] = tree;
-  EXPECT_NE(parse_bad(torrent(unaligned)).detail.find("not aligned"), std::string::npos);
+  EXPECT_NE(
+      parse_bad(torrent(unaligned))
+          .detail.find("info.files[1]: 'b' starts at byte 100 in the v1 file list but at 16384 in the v2 file tree"),
+      std::string::npos);
+  // A pad file a whole piece too long: "b" is aligned in v1, but not where v2 puts it.
+  dict longpad = multi_info(
+      list{file_dict(list{"a"}, 100), file_dict(list{".pad", "x"}, 2 * plen - 100, "p"), file_dict(list{"b"}, 200)},
+      2 * plen + 200, plen);
+  longpad["meta version"] = 2;
+  longpad["file tree"] = tree;
+  EXPECT_NE(parse_bad(torrent(longpad)).detail.find("starts at byte 32768 in the v1 file list but at 16384"),
+            std::string::npos);
+  // A pad file at the end a piece too long: one v1 piece more than the v2 layout has.
+  dict tailpad = multi_info(list{file_dict(list{"a"}, 100), file_dict(list{".pad", "16284"}, plen - 100, "p"),
+                                 file_dict(list{"b"}, 200), file_dict(list{".pad", "y"}, 2 * plen - 200, "p")},
+                            3 * plen, plen);
+  tailpad["meta version"] = 2;
+  tailpad["file tree"] = tree;
+  EXPECT_NE(parse_bad(torrent(tailpad)).detail.find("the v1 file list spans 3 pieces but the v2 file tree 2"),
+            std::string::npos);
 }
 
 TEST(Metainfo, DeepNestingIsAnErrorNotACrash) {
