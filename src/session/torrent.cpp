@@ -325,10 +325,19 @@ void torrent::request_hashes(peer_connection* p) {
     }
   }
   for (auto& [piece, lc] : leaf_checks_) {
-    if (lc.asked || !p->has().get(piece) || p->closed()) continue;
-    if (std::find(lc.senders.begin(), lc.senders.end(), p->endpoint()) != lc.senders.end()) continue;
+    if (lc.asked && now - lc.asked_at < std::chrono::seconds(5)) continue;
+    if (!p->has().get(piece) || p->closed()) continue;
+    // Any v2 peer with the piece may answer (its hashes are checked against the piece
+    // layer, so a sender cannot clear itself); one not yet tried goes first.
+    if (lc.tried.count(p->endpoint()) != 0 && std::any_of(peers_.begin(), peers_.end(), [&](const auto& q) {
+          return q->speaks_v2() && !q->closed() && q->has().get(piece) && lc.tried.count(q->endpoint()) == 0;
+        })) {
+      continue;
+    }
     wire::put_hash_request(msgs, wire::msg::hash_request, lc.req);
     lc.asked = p;
+    lc.asked_at = now;
+    lc.tried.insert(p->endpoint());
   }
   if (!msgs.empty()) p->send_message(std::move(msgs));
 }

@@ -222,6 +222,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
     wire::hash_request req;
     sha256_digest expect{};  // the piece's node (or the file root) the leaves must reach
     peer_connection* asked = nullptr;
+    std::chrono::steady_clock::time_point asked_at{};
+    std::set<tcp::endpoint> tried;  // asked before (silent or rejected): others first
   };
   std::map<std::uint32_t, leaf_check> leaf_checks_;
   void request_leaf_hashes(std::uint32_t piece);

@@ -8,6 +8,10 @@ connection, completes the handshake and then misbehaves in one chosen way:
   bad_bitfield    sends a bitfield of the wrong length
   choked_requests sends 2000 requests without ever being unchoked
   unrequested     sends piece data nobody asked for
+  corrupt_block0  answers requests for the first block of a piece with random bytes and
+                  rejects (BEP 6) requests for the other blocks, so every piece it touches
+                  mixes its bad block with good blocks from other peers (blame by v2 leaf
+                  hashes); it never answers hash requests
 
 It prints one JSON line per connection when the other side closes it:
 {"mode":..., "event":"closed", "seconds":..., "messages_sent":...}.
@@ -84,6 +88,13 @@ def serve(conn, args):
                 index, begin, ln = struct.unpack(">III", body[1:13])
                 conn.sendall(msg(7, struct.pack(">II", index, begin) + os.urandom(ln)))
                 sent += 1
+            elif mode == "corrupt_block0" and body[:1] == b"\x06":
+                index, begin, ln = struct.unpack(">III", body[1:13])
+                if begin == 0:
+                    conn.sendall(msg(7, struct.pack(">II", index, begin) + os.urandom(ln)))
+                else:
+                    conn.sendall(msg(16, body[1:13]))  # reject: another peer must send it
+                sent += 1
     except (ConnectionError, OSError):
         pass
     finally:
@@ -95,7 +106,7 @@ def serve(conn, args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["corrupt", "oversized", "out_of_range", "bad_bitfield", "choked_requests",
-                                     "unrequested"])
+                                     "unrequested", "corrupt_block0"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--info-hash", required=True)
     ap.add_argument("--pieces", type=int, required=True)

@@ -89,6 +89,34 @@ def main():
                 # libtorrent offers the upgrade on its v1 handshake; a hybrid answers with the v2 hash.
                 run.check("hybrid: libtorrent's v1 connections are upgraded to the v2 swarm (BEP 52)",
                           ", v2)" in seed_log, seed_log[-600:])
+
+        # A v2 peer that corrupts one block of each piece it touches (and leaves the other
+        # blocks to libtorrent): the bad block is pinned to it by merkle leaf hashes fetched
+        # from libtorrent, it is banned, libtorrent is not, and the download completes.
+        one = run.path("one", "data.bin")
+        h.write_random(one, 2 << 20, seed=77)
+        t1 = run.path("one.torrent")
+        i1 = h.shoal_create(run, one, t1, "--v2", "--piece-size", "64KiB")
+        lport, hport = h.free_port(), h.free_port()
+        seed = h.lt_peer(run, "seed", t1, run.path("one"), lport, "lt-seed-one.log", seconds=300, max_upload=4 << 20)
+        hostile = run.spawn([h.PY, os.path.join(h.HERE, "hostile_peer.py"), "corrupt_block0", "--port", str(hport),
+                             "--info-hash", i1["info_hash_v2"][:40], "--pieces", "32", "--piece-length", "65536"],
+                            "hostile.log")
+        h.wait_listening(lport)
+        h.wait_listening(hport)
+        dst = run.path("one-dst")
+        rc = h.shoal_download(run, t1, dst, h.free_port(), "shoal-one.log", "--peer", f"127.0.0.1:{hport}",
+                              "--peer", f"127.0.0.1:{lport}", "--seed-time", "0", "--no-dht", "-v")
+        log = log_text(run, "shoal-one.log")
+        run.check("corrupt v2 block: download completes from the honest peer", rc == 0, f"exit {rc}: {log[-600:]}")
+        run.check("corrupt v2 block: bytes identical", h.same_tree(run.path("one"), dst, ["data.bin"]))
+        blamed = [l for l in log.splitlines() if "merkle leaf hash" in l]
+        run.check("corrupt v2 block: pinned by merkle leaf hashes to the corrupting peer and banned",
+                  any(f":{hport}" in l and "banned" in l for l in blamed), "\n".join(blamed[-3:]) or log[-800:])
+        innocent = [l for l in log.splitlines() if "banned" in l and f":{lport}" in l]
+        run.check("corrupt v2 block: the innocent peer (libtorrent) is not banned", not innocent, "\n".join(innocent))
+        run.stop(seed)
+        run.stop(hostile)
         return 0
     finally:
         rc = run.finish()
