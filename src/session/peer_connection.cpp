@@ -60,7 +60,12 @@ void peer_connection::close(const std::string& why) {
   closed_ = true;
   close_reason_ = why;
   if (session_.settings().log) {
-    session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " closed: " + why);
+    std::string totals;
+    if (attached_) {
+      totals = " (received " + std::to_string(down_.total()) + " B, sent " + std::to_string(up_.total()) + " B)";
+    }
+    session_.settings().log("peer " + ep_.address().to_string() + ":" + std::to_string(ep_.port()) + " closed: " + why +
+                            totals);
   }
   if (stream_) stream_->close();
   wake_.cancel();
