@@ -594,6 +594,29 @@ bool peer_connection::handle(const wire::message& m) {
         violation(r.err().message());
         return false;
       }
+      if (r->base == 0) {
+        // Leaf hashes need the data: hashed off the network thread, a few at a time.
+        if (leaf_requests_ >= 4) {
+          std::string out;
+          wire::put_hash_request(out, msg::hash_reject, *r);
+          send(std::move(out));
+          return true;
+        }
+        ++leaf_requests_;
+        torrent_->serve_leaf_hashes(*r,
+                                    [self = shared_from_this(), req = *r](std::optional<std::vector<sha256_digest>> h) {
+                                      --self->leaf_requests_;
+                                      if (self->closed_) return;
+                                      std::string out;
+                                      if (h) {
+                                        wire::put_hashes(out, req, *h);
+                                      } else {
+                                        wire::put_hash_request(out, msg::hash_reject, req);
+                                      }
+                                      self->send(std::move(out));
+                                    });
+        return true;
+      }
       std::string out;
       if (auto h = torrent_->serve_hashes(this, *r)) {
         wire::put_hashes(out, *r, *h);

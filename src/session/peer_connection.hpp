@@ -123,6 +123,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool fast_ = false;
   bool extended_ = false;
   bool v2_ = false;
+  std::uint32_t leaf_requests_ = 0;  // BEP 52 leaf-hash requests being read and hashed
   wire::ext_handshake ext_;
   bool got_ext_ = false;
   std::uint32_t metadata_served_ = 0;

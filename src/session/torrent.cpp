@@ -362,16 +362,112 @@ std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const peer_conne
        i < std::min<std::uint64_t>(last, first + static_cast<std::uint64_t>(r.index) + r.length); ++i) {
     if (!picker_->have_bits().get(static_cast<std::uint32_t>(i))) return std::nullopt;
   }
-  auto& tree = layer_trees_[r.root];
+  auto h = merkle::proof(*layer_tree(r.root), r.index, r.length, r.proof_layers);
+  if (h.empty()) return std::nullopt;
+  return h;
+}
+
+const std::vector<std::vector<sha256_digest>>* torrent::layer_tree(const sha256_digest& root) {
+  auto layer = info_.piece_layers.find(root);
+  if (layer == info_.piece_layers.end()) return nullptr;
+  auto& tree = layer_trees_[root];
   if (tree.empty()) {
     std::vector<sha256_digest> base(layer->second.size() / 32);
     for (std::size_t i = 0; i < base.size(); ++i)
       std::memcpy(base[i].data(), layer->second.data() + i * 32, 32);
     tree = merkle::layers_above(base, merkle::pad_hash(piece_layer_base()));
   }
-  auto h = merkle::proof(tree, r.index, r.length, r.proof_layers);
-  if (h.empty()) return std::nullopt;
-  return h;
+  return &tree;
+}
+
+void torrent::serve_leaf_hashes(const wire::hash_request& r,
+                                std::function<void(std::optional<std::vector<sha256_digest>>)> done) {
+  auto reject = [&] { asio::post(session_.io(), [done] { done(std::nullopt); }); };
+  if (!info_.has_v2() || r.base != 0 || r.length > wire::max_hash_request_length) return reject();
+  std::uint32_t fi = 0;
+  for (; fi < fs_.files().size(); ++fi) {
+    if (fs_.files()[fi].pieces_root == r.root) break;
+  }
+  if (fi == fs_.files().size()) return reject();
+  const file_entry& f = fs_.files()[fi];
+  const std::uint64_t bpp = info_.piece_length / merkle::block_size;
+  const std::uint64_t file_blocks = (f.size + merkle::block_size - 1) / merkle::block_size;
+  const bool one_piece = f.size <= info_.piece_length;
+  // Leaves in the tree: a one-piece file pads its blocks to a power of two; otherwise
+  // every piece has bpp leaves.
+  const std::uint64_t width = one_piece
+                                  ? (std::uint64_t{1} << merkle::log2_exact(std::max<std::uint64_t>(file_blocks, 1)))
+                                  : ((f.size + info_.piece_length - 1) / info_.piece_length) * bpp;
+  if (static_cast<std::uint64_t>(r.index) + r.length > std::max<std::uint64_t>(width, 2)) return reject();
+  const std::vector<std::vector<sha256_digest>>* upper = nullptr;
+  if (!one_piece) {
+    upper = layer_tree(r.root);
+    if (!upper) return reject();
+  }
+  // The pieces the range touches (the whole piece when the range is inside one).
+  auto [file_first, file_last] = fs_.file_pieces(fi);
+  const std::uint32_t pa = file_first + static_cast<std::uint32_t>(r.index / bpp);
+  const std::uint32_t pb = std::min<std::uint32_t>(
+      file_last,
+      file_first + static_cast<std::uint32_t>((static_cast<std::uint64_t>(r.index) + r.length - 1) / bpp) + 1);
+  for (std::uint32_t p = pa; p < pb; ++p) {
+    if (!picker_->have_bits().get(p)) return reject();
+  }
+  const unsigned hp = piece_layer_base();
+  auto self = shared_from_this();
+  const std::uint64_t file_end = f.offset + f.size;
+  session_.disk_pool().post([self, r, done, pa, pb, bpp, hp, one_piece, width, file_end, upper]() mutable {
+    // Leaves of pieces [pa, pb), zero hashes past the file's end.
+    std::vector<sha256_digest> leaves;
+    std::string buf;
+    bool ok = true;
+    for (std::uint32_t p = pa; p < pb && ok; ++p) {
+      const std::uint64_t start = static_cast<std::uint64_t>(p) * self->info_.piece_length;
+      const std::uint64_t n = std::min<std::uint64_t>(self->info_.piece_length, file_end - start);
+      buf.resize(static_cast<std::size_t>(n));
+      ok = !self->disk_.read(p, 0, n, buf.data());
+      for (std::uint64_t b = 0; b < (one_piece ? width : bpp) && ok; ++b) {
+        const std::uint64_t off = b * merkle::block_size;
+        leaves.push_back(off < n ? sha256(std::string_view(buf).substr(
+                                       static_cast<std::size_t>(off),
+                                       static_cast<std::size_t>(std::min<std::uint64_t>(merkle::block_size, n - off))))
+                                 : sha256_digest{});
+      }
+    }
+    std::optional<std::vector<sha256_digest>> out;
+    if (ok) {
+      // Local layers over the pieces read: level j of leaves [first_leaf, ...).
+      const std::uint64_t first_leaf = one_piece ? 0 : (r.index / bpp) * bpp;
+      auto local = merkle::layers_above(leaves, sha256_digest{});
+      const unsigned k = merkle::log2_exact(r.length);
+      const unsigned local_top = merkle::log2_exact(std::max<std::uint64_t>(leaves.size(), 2));
+      const unsigned depth = one_piece ? local_top : hp + static_cast<unsigned>(upper->size() - 1);
+      std::vector<sha256_digest> h(local[0].begin() + static_cast<std::ptrdiff_t>(r.index - first_leaf),
+                                   local[0].begin() + static_cast<std::ptrdiff_t>(r.index - first_leaf + r.length));
+      const std::uint64_t wanted = r.proof_layers + 1 > k ? r.proof_layers + 1 - k : 0;
+      const std::uint64_t uncles = std::min<std::uint64_t>(wanted, depth > k ? depth - k : 0);
+      for (std::uint64_t j = k; j < k + uncles; ++j) {
+        const std::uint64_t pos = (static_cast<std::uint64_t>(r.index) >> j) ^ 1;
+        if (one_piece || j < hp) {
+          const std::uint64_t local_pos = pos - (first_leaf >> j);
+          if (j >= local.size() || local_pos >= local[j].size()) {
+            ok = false;
+            break;
+          }
+          h.push_back(local[j][local_pos]);
+        } else {
+          const auto& lvl = (*upper)[j - hp];
+          if (pos >= lvl.size()) {
+            ok = false;
+            break;
+          }
+          h.push_back(lvl[pos]);
+        }
+      }
+      if (ok) out = std::move(h);
+    }
+    asio::post(self->session_.io(), [done, out = std::move(out)]() mutable { done(std::move(out)); });
+  });
 }
 
 void torrent::on_hashes(peer_connection* p, const wire::hashes_message& m) {

@@ -127,6 +127,10 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // Answers a peer's hash request: the hashes, or nullopt for a hash reject.
   [[nodiscard]] std::optional<std::vector<sha256_digest>> serve_hashes(const peer_connection* p,
                                                                        const wire::hash_request& r);
+  // Base layer 0 (16 KiB leaf hashes): read and hash the pieces on the disk pool, then
+  // `done` gets the hashes (or nullopt: reject) on the network thread.
+  void serve_leaf_hashes(const wire::hash_request& r,
+                         std::function<void(std::optional<std::vector<sha256_digest>>)> done);
   void on_hashes(peer_connection* p, const wire::hashes_message& m);
   void on_hash_reject(peer_connection* p, const wire::hash_request& r);
   void count_upload(std::uint64_t n) {
@@ -234,6 +238,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void layer_complete(const sha256_digest& root);
   [[nodiscard]] const file_entry* file_at(std::uint64_t offset) const;
   [[nodiscard]] unsigned piece_layer_base() const;
+  [[nodiscard]] const std::vector<std::vector<sha256_digest>>* layer_tree(const sha256_digest& root);
   std::uint64_t disk_queue_bytes_ = 0;
   std::uint64_t max_disk_queue_;
   std::uint32_t check_next_ = 0, check_inflight_ = 0, check_done_ = 0;

@@ -121,6 +121,25 @@ def main():
         innocent = [l for l in log.splitlines() if "banned" in l and f":{lport}" in l]
         run.check("corrupt v2 block: the innocent peer (libtorrent) is not banned", not innocent, "\n".join(innocent))
         run.stop(seed)
+
+        # The same with a shoal seeder as the honest peer: it serves the leaf hashes (base
+        # layer 0, read and hashed from its files) that pin the corrupt block.
+        sport = h.free_port()
+        seed = h.shoal_seed(run, t1, run.path("one"), sport, "seed-one.log", "-v", "--no-dht",
+                            "--max-upload-rate", "4MiB")
+        h.wait_listening(sport)
+        dst = run.path("one-dst2")
+        rc = h.shoal_download(run, t1, dst, h.free_port(), "shoal-one2.log", "--peer", f"127.0.0.1:{hport}",
+                              "--peer", f"127.0.0.1:{sport}", "--seed-time", "0", "--no-dht", "-v")
+        log = log_text(run, "shoal-one2.log")
+        run.check("corrupt v2 block, shoal seeder: download completes, bytes identical",
+                  rc == 0 and h.same_tree(run.path("one"), dst, ["data.bin"]), f"exit {rc}: {log[-600:]}")
+        blamed = [l for l in log.splitlines() if "merkle leaf hash" in l]
+        run.check("corrupt v2 block, shoal seeder: leaf hashes from shoal pin the corrupting peer",
+                  any(f":{hport}" in l and "banned" in l for l in blamed), "\n".join(blamed[-3:]) or log[-800:])
+        innocent = [l for l in log.splitlines() if "banned" in l and f":{sport}" in l]
+        run.check("corrupt v2 block, shoal seeder: the shoal seeder is not banned", not innocent, "\n".join(innocent))
+        run.stop(seed)
         run.stop(hostile)
         return 0
     finally:
