@@ -359,6 +359,7 @@ int run_transfer(const transfer_args& in) {
   result<metainfo> loaded = error{};
   std::vector<tcp::endpoint> extra_peers;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> select_only;
+  std::vector<std::string> link_web_seeds;  // a magnet link's `ws` (BEP 19 web seeds)
   if (is_magnet(a.target)) {
     auto mag = parse_magnet(a.target);
     if (!mag) return fail(mag.err().message());
@@ -400,6 +401,7 @@ int run_transfer(const transfer_args& in) {
       if (std::find(extra_peers.begin(), extra_peers.end(), ep) == extra_peers.end()) extra_peers.push_back(ep);
     }
     select_only = mag->select_only;
+    link_web_seeds = mag->web_seeds;
   } else if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
     // A .torrent by URL: fetched once, at most max_torrent_size bytes, certificates verified.
     asio::io_context fetch_io;
@@ -510,11 +512,12 @@ int run_transfer(const transfer_args& in) {
       tp.peers.push_back(*ep);
     }
   }
-  // BEP 19: the torrent's url-list, then --web-seed; none with --no-web-seeds.
+  // BEP 19: the torrent's url-list (a magnet link's `ws`), then --web-seed; none with --no-web-seeds.
   if (a.no_web_seeds) {
     tp.web_seeds.emplace();
   } else {
     tp.web_seeds = mi.web_seeds;
+    tp.web_seeds->insert(tp.web_seeds->end(), link_web_seeds.begin(), link_web_seeds.end());
     tp.web_seeds->insert(tp.web_seeds->end(), a.web_seeds.begin(), a.web_seeds.end());
   }
   if (!select_only.empty() && tp.file_priorities.empty()) {

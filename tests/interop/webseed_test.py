@@ -10,7 +10,8 @@
   a 404 (back-off, then giving up on no progress);
 - HTTPS (certificate checked against SSL_CERT_FILE) through an HTTP CONNECT proxy; an
   untrusted certificate refused;
-- --web-seed adds a seed to a torrent without url-list; --no-web-seeds uses none;
+- --web-seed adds a seed to a torrent without url-list; --no-web-seeds uses none; a magnet
+  link's ws= is used once the metadata is in;
 - a web seed serving corrupt data next to a libtorrent seeder: hash failures, the web seed
   dropped, the download completes from libtorrent;
 - a good (slow) web seed and a (slow) libtorrent seeder both contribute bytes.
@@ -23,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import harness as h
 
@@ -144,7 +146,8 @@ def main():
                       not any(".pad" in p for p in paths), json.dumps(sorted(paths)))
 
         # --- 3. --web-seed on the command line; --no-web-seeds ---
-        t_bare = make("single-bare", single)
+        t_bare = run.path("single-bare.torrent")
+        bare = h.shoal_create(run, os.path.join(www, single), t_bare, "--piece-size", str(PIECE))
         rc, dst, s, log = download(run, t_bare, "cli-web-seed", "--web-seed", base + "/" + single)
         run.check("--web-seed adds a seed to a torrent without url-list", rc == 0 and h.same_tree(www, dst, [single]),
                   f"exit {rc}")
@@ -152,6 +155,19 @@ def main():
         rc, dst, s, log = download(run, t, "no-web-seeds", "--no-web-seeds", "--stop-timeout", "4", timeout=60)
         run.check("--no-web-seeds: nothing asked of the url-list's server, no data",
                   rc != 0 and not access(alog) and s.get("have_bytes", 1) == 0, f"exit {rc}, {len(access(alog))} requests, {json.dumps(s)}")
+
+        # A magnet link's ws: the metadata from a shoal seeder, data from both.
+        seed_port = h.free_port()
+        seeder = h.shoal_seed(run, t_bare, www, seed_port, "magnet-seeder.log")
+        h.wait_listening(seed_port)
+        open(alog, "w").close()
+        link = (bare["magnet"] + f"&x.pe=127.0.0.1:{seed_port}&ws=" +
+                urllib.parse.quote(base + "/" + single, safe=""))
+        rc, dst, s, log = download(run, link, "magnet-ws", "--max-download-rate", "2MiB")
+        run.stop(seeder)
+        run.check("magnet link with ws=: completes byte for byte, the web seed sent data",
+                  rc == 0 and h.same_tree(www, dst, [single]) and s.get("web_seed_downloaded", 0) > 0 and
+                  any(r["status"] == 206 for r in access(alog)), f"exit {rc}, {json.dumps(s)}")
 
         # --- 4. a redirect, and 503 before success ---
         rport, rlog, rsrv = start_server(run, www, "redirect", "--redirect-to", base)
