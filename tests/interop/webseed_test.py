@@ -2,7 +2,7 @@
 """Web seeds (BEP 19), every download checked byte for byte:
 - web seed only (no peer at all): a single-file and multi-file torrents (nested folders, a
   space and a non-ASCII name, an empty file, sizes that are not multiples of the piece
-  size; hybrid with pad files, and v1 whose pieces span files) from `python3 -m
+  size; hybrid with pad files, v1 whose pieces span files, v2) from `python3 -m
   http.server` (which ignores Range: 200 with the whole file) and from a server with
   ranges and keep-alive (requests coalesce several pieces);
 - a server that ignores ranges does not make shoal read a file once per piece;
@@ -132,9 +132,9 @@ def main():
         run.check("ranges, single file: the summary counts the web seed's bytes, -v names it",
                   s.get("web_seed_downloaded") == s.get("total_bytes") and s.get("web_seeds") == 1 and
                   any(f"web seed {base}/{single}: started" in l for l in log), json.dumps(s))
-        for v in ("v1", "hybrid"):
+        for v in ("v1", "hybrid", "v2"):
             open(alog, "w").close()
-            t = make(f"multi-ranged-{v}", multi, "--web-seed", base + "/", *(["--v1"] if v == "v1" else []))
+            t = make(f"multi-ranged-{v}", multi, "--web-seed", base + "/", *([f"--{v}"] if v != "hybrid" else []))
             rc, dst, s, log = download(run, t, f"multi-ranged-{v}")
             run.check(f"ranges, multi-file {v}: completes byte for byte", rc == 0 and h.same_tree(www, dst, names),
                       f"exit {rc}\n" + "\n".join(log[-10:]))
