@@ -218,7 +218,7 @@ asio::awaitable<void> web_seed::body() {
   if (auto t = torrent_.lock()) give_back(*t);
   if (conn_) conn_->close();
   stopped_ = true;
-  log("stopped");
+  log("stopped (" + std::to_string(downloaded_) + " bytes received)");
 }
 
 asio::awaitable<std::optional<web_seed::fetch_error>> web_seed::fetch_run(torrent& t,
@@ -374,8 +374,9 @@ asio::awaitable<std::optional<web_seed::fetch_error>> web_seed::fetch_run(torren
       if (status == 200) {
         if (!ranges_ignored_) log("the server ignores ranges (200 with the whole file): reading whole files");
         ranges_ignored_ = true;
-        auto err = co_await read_whole_file(t, parser, keep, r, buf.data() + r.buf_offset,
-                                            [&](std::uint64_t got) { deliver_upto(r.buf_offset + got); });
+        // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
+        std::function<void(std::uint64_t)> progress = [&](std::uint64_t got) { deliver_upto(r.buf_offset + got); };
+        auto err = co_await read_whole_file(t, parser, keep, r, buf.data() + r.buf_offset, progress);
         if (err) co_return err;
         break;
       }
