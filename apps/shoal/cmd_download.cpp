@@ -725,10 +725,11 @@ int run_transfer(const transfer_args& in) {
 
   auto s = t->status();
   if (stalled && !t->finished()) {
-    fmt::print(stderr, "shoal: error: {}: no data for {} s ({}); giving up\n", printable(mi.name), a.stop_timeout,
+    fmt::print(stderr, "shoal: error: {}: no data for {} s ({}{}); giving up\n", printable(mi.name), a.stop_timeout,
                s.peers                     ? fmt::format("{} peers connected, none sending", s.peers)
                : s.tracker_message.empty() ? std::string("no peers")
-                                           : "no peers; last tracker reply: " + printable(s.tracker_message));
+                                           : "no peers; last tracker reply: " + printable(s.tracker_message),
+               s.web_seeds ? fmt::format("; {} web seeds sending nothing (-v says why)", s.web_seeds) : std::string());
   }
   const double secs =
       std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();

@@ -194,6 +194,7 @@ def main():
                                    "--stop-timeout", "7", timeout=60)
         run.check("404: no data, the download gives up (exit 4), the error and back-off logged",
                   rc == 4 and any("HTTP 404" in l and "retrying in 5 s" in l for l in log) and
+                  any("1 web seeds sending nothing" in l for l in log) and
                   len(access(nlog)) <= 3, f"exit {rc}, {len(access(nlog))} requests\n" + "\n".join(log[-5:]))
         run.stop(nsrv)
 
