@@ -43,6 +43,8 @@ struct transfer_args {
   std::string dir = ".";
   int port = 6881;
   std::vector<std::string> peers;
+  std::vector<std::string> web_seeds;  // --web-seed, besides the torrent's url-list
+  bool no_web_seeds = false;
   double seed_ratio = 1.0;
   long seed_time = -1;  // seconds; -1: use the ratio
   std::string select;
@@ -357,6 +359,7 @@ int run_transfer(const transfer_args& in) {
   result<metainfo> loaded = error{};
   std::vector<tcp::endpoint> extra_peers;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> select_only;
+  std::vector<std::string> link_web_seeds;  // a magnet link's `ws` (BEP 19 web seeds)
   if (is_magnet(a.target)) {
     auto mag = parse_magnet(a.target);
     if (!mag) return fail(mag.err().message());
@@ -398,6 +401,7 @@ int run_transfer(const transfer_args& in) {
       if (std::find(extra_peers.begin(), extra_peers.end(), ep) == extra_peers.end()) extra_peers.push_back(ep);
     }
     select_only = mag->select_only;
+    link_web_seeds = mag->web_seeds;
   } else if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
     // A .torrent by URL: fetched once, at most max_torrent_size bytes, certificates verified.
     asio::io_context fetch_io;
@@ -508,6 +512,14 @@ int run_transfer(const transfer_args& in) {
       tp.peers.push_back(*ep);
     }
   }
+  // BEP 19: the torrent's url-list (a magnet link's `ws`), then --web-seed; none with --no-web-seeds.
+  if (a.no_web_seeds) {
+    tp.web_seeds.emplace();
+  } else {
+    tp.web_seeds = mi.web_seeds;
+    tp.web_seeds->insert(tp.web_seeds->end(), link_web_seeds.begin(), link_web_seeds.end());
+    tp.web_seeds->insert(tp.web_seeds->end(), a.web_seeds.begin(), a.web_seeds.end());
+  }
   if (!select_only.empty() && tp.file_priorities.empty()) {
     // BEP 53 `so`: indices count the files a user sees (no pad files), from 0.
     std::vector<std::size_t> real;
@@ -558,7 +570,7 @@ int run_transfer(const transfer_args& in) {
     }
     mapper->start();
   }
-  if (mi.tracker_tiers.empty() && tp.peers.empty()) {
+  if (mi.tracker_tiers.empty() && tp.peers.empty() && (!tp.web_seeds || tp.web_seeds->empty())) {
     warn("the torrent lists no trackers and no --peer was given: waiting for peers to connect to port " +
          std::to_string(ses.port()));
   }
@@ -647,7 +659,9 @@ int run_transfer(const transfer_args& in) {
           o["upload_rate"] = s.upload_rate;
           o["peers"] = s.peers;
           o["seeds"] = s.seeds;
+          o["web_seeds"] = s.web_seeds;
           o["downloaded"] = s.downloaded;
+          o["web_seed_downloaded"] = s.web_seed_downloaded;
           o["uploaded"] = s.uploaded;
           o["hash_failures"] = s.hash_failures;
           if (mapper) o["port_mapping"] = mapping_json(mapper->status());
@@ -711,10 +725,11 @@ int run_transfer(const transfer_args& in) {
 
   auto s = t->status();
   if (stalled && !t->finished()) {
-    fmt::print(stderr, "shoal: error: {}: no data for {} s ({}); giving up\n", printable(mi.name), a.stop_timeout,
+    fmt::print(stderr, "shoal: error: {}: no data for {} s ({}{}); giving up\n", printable(mi.name), a.stop_timeout,
                s.peers                     ? fmt::format("{} peers connected, none sending", s.peers)
                : s.tracker_message.empty() ? std::string("no peers")
-                                           : "no peers; last tracker reply: " + printable(s.tracker_message));
+                                           : "no peers; last tracker reply: " + printable(s.tracker_message),
+               s.web_seeds ? fmt::format("; {} web seeds sending nothing (-v says why)", s.web_seeds) : std::string());
   }
   const double secs =
       std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();
@@ -726,6 +741,8 @@ int run_transfer(const transfer_args& in) {
     o["have_bytes"] = s.have_wanted;
     o["total_bytes"] = s.total_wanted;
     o["downloaded"] = s.downloaded;
+    o["web_seeds"] = s.web_seeds;
+    o["web_seed_downloaded"] = s.web_seed_downloaded;
     o["uploaded"] = s.uploaded;
     o["wasted"] = s.wasted;
     o["hash_failures"] = s.hash_failures;
@@ -738,11 +755,12 @@ int run_transfer(const transfer_args& in) {
     fmt::print("{}\n", boost::json::serialize(o));
   } else if (!a.seed_mode) {
     fmt::print(
-        stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s), uploaded {}{}\n", printable(mi.name),
+        stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s){}, uploaded {}{}\n", printable(mi.name),
         human_size(s.have_wanted), human_size(s.total_wanted),
         s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 100.0,
         human_size(s.downloaded), secs,
         human_size(static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0)),
+        s.web_seed_downloaded ? fmt::format(" ({} from web seeds)", human_size(s.web_seed_downloaded)) : std::string(),
         human_size(s.uploaded),
         s.hash_failures ? fmt::format(", {} pieces failed their hash check, {} peers banned", s.hash_failures, s.banned)
                         : std::string());
@@ -800,6 +818,9 @@ runner add_download(CLI::App& app) {
   app.add_option("--seed-time", a->seed_time, "After completing, seed this many seconds (0: exit at once)");
   app.add_option("--select-file", a->select, "Download only these files (1-based, e.g. 1,3-5; see `shoal info`)");
   app.add_flag("--sequential", a->sequential, "Download pieces in order");
+  app.add_option("--web-seed", a->web_seeds,
+                 "Also download from this HTTP(S) web seed (BEP 19; besides the torrent's url-list); repeatable");
+  app.add_flag("--no-web-seeds", a->no_web_seeds, "Do not use web seeds, not even the torrent's url-list");
   app.add_flag("--check", a->check, "Hash the files on disk first, ignoring resume data");
   app.add_option("--stop-timeout", a->stop_timeout,
                  "Give up (exit code 4) after this many seconds without any data arriving");

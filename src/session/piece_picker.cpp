@@ -166,6 +166,15 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
   }
 }
 
+bool piece_picker::take_piece(std::uint32_t p, std::vector<block_ref>& out) {
+  if (p >= n_ || !untouched(p)) return false;
+  partial& pp = start(p);
+  for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
+    if (pp.state[i] == 0) out.push_back(block_of(p, i));
+  }
+  return true;
+}
+
 void piece_picker::mark_requested(const block_ref& b) {
   auto it = partial_.find(b.piece);
   if (it == partial_.end()) return;

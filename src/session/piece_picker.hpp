@@ -71,6 +71,11 @@ class piece_picker {
   void pick(const bitfield& peer_has, bool peer_is_seed, std::uint32_t count,
             const std::function<bool(const block_ref&)>& mine, std::vector<block_ref>& out, std::uint32_t queued = 0);
   [[nodiscard]] bool in_end_game() const { return end_game_; }
+  // A wanted piece we lack that nobody has started: a web seed may take it whole.
+  [[nodiscard]] bool untouched(std::uint32_t p) const { return wanted(p) && partial_.count(p) == 0; }
+  // Starts an untouched piece and appends its blocks (not pad blocks) to `out`, for the
+  // caller to mark requested; false if the piece is not untouched.
+  bool take_piece(std::uint32_t p, std::vector<block_ref>& out);
 
   void mark_requested(const block_ref& b);
   // A request ended without data (choke, reject, timeout, disconnect).

@@ -8,6 +8,7 @@
 #include "dht/krpc.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
+#include "session/web_seed.hpp"
 #include "storage/resume.hpp"
 #include "tracker/client.hpp"
 
@@ -100,6 +101,7 @@ torrent::torrent(session& s, torrent_params p)
   for (auto& tier : tiers_)
     std::shuffle(tier.begin(), tier.end(), rng);
   tracker_key_ = static_cast<std::uint32_t>(rng());
+  web_seed_urls_ = p.web_seeds ? *p.web_seeds : info_.web_seeds;
   for (const auto& ep : p.peers) {
     add_peer(ep);
     pinned_.insert(ep);  // given by the user: retried, never forgotten
@@ -630,6 +632,7 @@ void torrent::enter_running() {
     announced_started_ = true;
     asio::co_spawn(session_.io(), announce_loop(shared_from_this()), asio::detached);
   }
+  start_web_seeds();
   // The tick drives connections, the choker and periodic flushes.
   auto self = shared_from_this();
   tick_.expires_after(std::chrono::milliseconds(200));
@@ -861,6 +864,15 @@ void torrent::run_choker() {
 }
 
 void torrent::on_block(peer_connection* from, std::uint32_t piece, std::uint32_t begin, std::string_view data) {
+  receive_block(from, from->endpoint(), piece, begin, data);
+}
+
+void torrent::on_web_block(const tcp::endpoint& from, std::uint32_t piece, std::uint32_t begin, std::string_view data) {
+  receive_block(nullptr, from, piece, begin, data);
+}
+
+void torrent::receive_block(peer_connection* from, const tcp::endpoint& from_ep, std::uint32_t piece,
+                            std::uint32_t begin, std::string_view data) {
   downloaded_ += data.size();
   download_meter_.add(data.size());
   const block_ref b{piece, begin, static_cast<std::uint32_t>(data.size())};
@@ -884,7 +896,7 @@ void torrent::on_block(peer_connection* from, std::uint32_t piece, std::uint32_t
   }
   std::memcpy(buf->bytes.get() + begin, data.data(), data.size());
   buf->senders[begin / piece_picker::block_size] = from;
-  buf->sender_eps[begin / piece_picker::block_size] = from->endpoint();
+  buf->sender_eps[begin / piece_picker::block_size] = from_ep;
   // End game: others may still be fetching this block.
   if (picker_->in_end_game()) {
     for (auto& p : peers_) {
@@ -916,7 +928,9 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
     // Smart ban: one sender is the liar; several: remember each block for the re-download.
     std::set<tcp::endpoint> senders(buf->sender_eps.begin(), buf->sender_eps.end());
     senders.erase(tcp::endpoint{});
-    if (senders.size() == 1) {
+    if (senders.size() == 1 && blame_web_seed(*senders.begin(), piece)) {
+      // A web seed: counted there, dropped after a few.
+    } else if (senders.size() == 1) {
       const tcp::endpoint liar = *senders.begin();
       for (auto& p : peers_) {
         if (p->endpoint() == liar) {
@@ -944,6 +958,7 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
     for (const auto& [ep, blk, h] : s->second) {
       const std::size_t off = static_cast<std::size_t>(blk) * piece_picker::block_size;
       if (sha1(buf->data().substr(off, piece_picker::block_size)) != h) {
+        if (blame_web_seed(ep, piece)) continue;
         banned_.insert(ep);
         for (auto& p : peers_) {
           if (p->endpoint() == ep) {
@@ -993,6 +1008,7 @@ void torrent::maybe_finished() {
       return;
     }
     self->state_ = torrent_state::seeding;
+    self->stop_web_seeds();
     self->completed_pending_ = true;
     self->announce_timer_.cancel();
     // Closing detaches, which edits peers_: walk a copy.
@@ -1083,6 +1099,7 @@ void torrent::fail(const std::string& why) {
   if (state_ == torrent_state::error) return;
   state_ = torrent_state::error;
   error_ = why;
+  stop_web_seeds();
   auto copy = peers_;
   for (auto& p : copy)
     p->close("torrent stopped: " + why);
@@ -1223,6 +1240,10 @@ torrent_status torrent::status() {
   s.peers = static_cast<std::uint32_t>(peers_.size());
   for (auto& p : peers_)
     s.seeds += p->is_seed() ? 1 : 0;
+  for (auto& ws : web_seeds_) {
+    s.web_seeds += ws->dropped() ? 0 : 1;
+    s.web_seed_downloaded += ws->downloaded();
+  }
   s.hash_failures = hash_failures_;
   s.banned = static_cast<std::uint32_t>(banned_.size());
   s.check_progress = fs_.num_pieces() ? static_cast<double>(check_done_) / fs_.num_pieces() : 1.0;
@@ -1238,6 +1259,7 @@ void torrent::stop(std::function<void()> done) {
   stopping_ = true;
   tick_.cancel();
   announce_timer_.cancel();
+  stop_web_seeds();
   auto copy = peers_;
   for (auto& p : copy)
     p->close("stopping");

@@ -29,6 +29,7 @@ namespace shoal {
 
 class session;
 class peer_connection;
+class web_seed;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
@@ -41,6 +42,8 @@ struct torrent_params {
   bool skip_check = false;            // trust the data on disk is complete (seeding)
   bool sequential = false;
   std::vector<std::uint8_t> file_priorities;  // per file; empty: all 1; 0 = skip
+  // BEP 19 web seeds used while downloading; nullopt: the torrent's url-list.
+  std::optional<std::vector<std::string>> web_seeds;
 };
 
 enum class torrent_state { checking, downloading, seeding, stopped, error };
@@ -60,6 +63,8 @@ struct torrent_status {
   std::uint64_t wasted = 0;  // duplicate or failed bytes
   std::uint32_t peers = 0;
   std::uint32_t seeds = 0;
+  std::uint32_t web_seeds = 0;            // web seeds in use (not dropped for bad data)
+  std::uint64_t web_seed_downloaded = 0;  // payload bytes from web seeds, this session
   std::uint32_t hash_failures = 0;
   std::uint32_t banned = 0;
   double check_progress = 0;
@@ -103,6 +108,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   bool attach(const std::shared_ptr<peer_connection>& p);
   void detach(peer_connection* p);
   void on_block(peer_connection* from, std::uint32_t piece, std::uint32_t begin, std::string_view data);
+  // A block from a web seed; `from` is the seed's id().
+  void on_web_block(const tcp::endpoint& from, std::uint32_t piece, std::uint32_t begin, std::string_view data);
   void on_peer_interest_changed(peer_connection* p);
   void on_have(peer_connection* p, std::uint32_t piece);
   // BEP 11: contacts learned from a peer, and the contacts we tell others (our live peers).
@@ -168,6 +175,13 @@ class torrent : public std::enable_shared_from_this<torrent> {
   static asio::awaitable<void> announce_loop(std::shared_ptr<torrent> self);
   asio::awaitable<void> announce_body();
   asio::awaitable<bool> announce_once(int ev, bool stopping);
+  void receive_block(peer_connection* from, const tcp::endpoint& from_ep, std::uint32_t piece, std::uint32_t begin,
+                     std::string_view data);
+  // Web seeds (BEP 19), in web_seed.cpp.
+  void start_web_seeds();
+  void stop_web_seeds();
+  // A piece with a block from this sender failed: true if it is a web seed (counted there).
+  bool blame_web_seed(const tcp::endpoint& ep, std::uint32_t piece);
 
   session& session_;
   metainfo info_;
@@ -261,6 +275,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::uint32_t tracker_key_ = 0;
   std::chrono::seconds next_announce_{1800};
   std::string last_tracker_;  // the tracker that answered last: the one told we stop
+  std::vector<std::string> web_seed_urls_;
+  std::vector<std::shared_ptr<web_seed>> web_seeds_;
 
  public:
   void set_tracker_message(std::string m) { tracker_message_ = std::move(m); }

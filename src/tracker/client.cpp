@@ -9,6 +9,7 @@
 #include <random>
 
 #include "net/proxy.hpp"
+#include "tracker/http_connect.hpp"
 
 namespace shoal::tracker {
 
@@ -25,26 +26,8 @@ error fail(const std::string& url, const std::string& why) {
   return error{errc::io, url + ": " + why, no_offset};
 }
 
-struct parsed_url {
-  std::string scheme, host, port, target;
-};
-
-std::optional<parsed_url> split(const std::string& url) {
-  auto u = boost::urls::parse_uri(url);
-  if (!u || !u->has_authority() || u->host().empty()) return std::nullopt;
-  parsed_url p;
-  p.scheme = std::string(u->scheme());
-  p.host = std::string(u->encoded_host_address());
-  if (p.host.size() > 2 && p.host.front() == '[') p.host = p.host.substr(1, p.host.size() - 2);
-  p.port = u->has_port() ? std::string(u->port()) : (p.scheme == "https" ? "443" : "80");
-  p.target = std::string(u->encoded_path());
-  if (p.target.empty()) p.target = "/";
-  if (u->has_query()) p.target += "?" + std::string(u->encoded_query());
-  return p;
-}
-
 template <class Stream>
-asio::awaitable<result<std::string>> http_exchange(Stream& stream, const parsed_url& p, const std::string& url,
+asio::awaitable<result<std::string>> http_exchange(Stream& stream, const url_parts& p, const std::string& url,
                                                    std::size_t limit, const client_options& opt) {
   http::request<http::empty_body> req{http::verb::get, p.target, 11};
   req.set(http::field::host, p.host);
@@ -67,53 +50,9 @@ asio::awaitable<result<std::string>> http_exchange(Stream& stream, const parsed_
 
 asio::awaitable<result<std::string>> fetch(asio::io_context& io, const std::string& url, std::size_t limit,
                                            const client_options& opt) {
-  auto p = split(url);
+  auto p = split_url(url);
   if (!p || (p->scheme != "http" && p->scheme != "https")) co_return fail(url, "not an http(s) URL");
-  std::uint16_t port_number = 0;
-  try {
-    port_number = static_cast<std::uint16_t>(std::stoul(p->port));
-  } catch (const std::exception&) {
-    co_return fail(url, "bad port");
-  }
-  // Through a proxy, the proxy resolves the tracker's name (no DNS query of ours leaks it).
-  tcp::resolver::results_type eps;
-  if (!opt.proxy.enabled()) {
-    tcp::resolver resolver(io);
-    auto [ec, found] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return fail(url, "cannot resolve " + p->host + ": " + ec.message());
-    eps = found;
-  }
-  // Connects the stream's socket to the tracker, directly or through the proxy.
-  auto connect = [&](beast::tcp_stream& s) -> asio::awaitable<std::optional<std::string>> {
-    if (opt.proxy.enabled()) {
-      std::string why;
-      auto pec = co_await net::connect_through(s.socket(), opt.proxy, p->host, port_number, &why);
-      if (pec) co_return why;
-      co_return std::nullopt;
-    }
-    if (opt.bind_address.empty()) {
-      auto [cec, cep] = co_await s.async_connect(eps, asio::as_tuple(asio::use_awaitable));
-      if (cec) co_return cec.message();
-      co_return std::nullopt;
-    }
-    // Bound to one address: only the tracker's addresses of that family, each tried from it.
-    boost::system::error_code bec;
-    const auto local = asio::ip::make_address(opt.bind_address, bec);
-    if (bec) co_return "--bind " + opt.bind_address + " is not an address";
-    std::string last = "no address of the bound family";
-    for (const auto& e : eps) {
-      if (e.endpoint().address().is_v6() != local.is_v6()) continue;
-      boost::system::error_code oec;
-      if (s.socket().is_open()) s.socket().close(oec);
-      s.socket().open(e.endpoint().protocol(), oec);
-      if (!oec) s.socket().bind(tcp::endpoint(local, 0), oec);
-      if (oec) co_return "cannot bind to " + opt.bind_address + ": " + oec.message();
-      auto [cec] = co_await s.async_connect(e.endpoint(), asio::as_tuple(asio::use_awaitable));
-      if (!cec) co_return std::nullopt;
-      last = cec.message();
-    }
-    co_return last;
-  };
+  auto connect = [&](beast::tcp_stream& s) { return connect_http(io, s, *p, opt); };
   if (p->scheme == "http") {
     beast::tcp_stream stream(io);
     stream.expires_after(opt.http_timeout);
@@ -140,7 +79,7 @@ asio::awaitable<result<std::string>> fetch(asio::io_context& io, const std::stri
 
 asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, const std::string& url,
                                                         const announce_request& req, const client_options& opt) {
-  auto p = split(url);
+  auto p = split_url(url);
   if (!p) co_return fail(url, "not a valid URL");
   // Through a SOCKS5 proxy the datagrams go to its UDP relay, each wrapped with the
   // tracker's address (a name stays a name: the proxy resolves it), while the TCP control
@@ -226,6 +165,62 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
 }
 
 }  // namespace
+
+std::optional<url_parts> split_url(const std::string& url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u || !u->has_authority() || u->host().empty()) return std::nullopt;
+  url_parts p;
+  p.scheme = std::string(u->scheme());
+  p.host = std::string(u->encoded_host_address());
+  if (p.host.size() > 2 && p.host.front() == '[') p.host = p.host.substr(1, p.host.size() - 2);
+  p.port = u->has_port() ? std::string(u->port()) : (p.scheme == "https" ? "443" : "80");
+  p.target = std::string(u->encoded_path());
+  if (p.target.empty()) p.target = "/";
+  if (u->has_query()) p.target += "?" + std::string(u->encoded_query());
+  return p;
+}
+
+asio::awaitable<std::optional<std::string>> connect_http(asio::io_context& io, beast::tcp_stream& s, const url_parts& p,
+                                                         const client_options& opt) {
+  std::uint16_t port_number = 0;
+  try {
+    port_number = static_cast<std::uint16_t>(std::stoul(p.port));
+  } catch (const std::exception&) {
+    co_return "bad port";
+  }
+  // Through a proxy, the proxy resolves the name (no DNS query of ours leaks it).
+  if (opt.proxy.enabled()) {
+    std::string why;
+    auto pec = co_await net::connect_through(s.socket(), opt.proxy, p.host, port_number, &why);
+    if (pec) co_return why;
+    co_return std::nullopt;
+  }
+  tcp::resolver resolver(io);
+  auto [rec, eps] = co_await resolver.async_resolve(p.host, p.port, asio::as_tuple(asio::use_awaitable));
+  if (rec) co_return "cannot resolve " + p.host + ": " + rec.message();
+  if (opt.bind_address.empty()) {
+    auto [cec, cep] = co_await s.async_connect(eps, asio::as_tuple(asio::use_awaitable));
+    if (cec) co_return cec.message();
+    co_return std::nullopt;
+  }
+  // Bound to one address: only the host's addresses of that family, each tried from it.
+  boost::system::error_code bec;
+  const auto local = asio::ip::make_address(opt.bind_address, bec);
+  if (bec) co_return "--bind " + opt.bind_address + " is not an address";
+  std::string last = "no address of the bound family";
+  for (const auto& e : eps) {
+    if (e.endpoint().address().is_v6() != local.is_v6()) continue;
+    boost::system::error_code oec;
+    if (s.socket().is_open()) s.socket().close(oec);
+    s.socket().open(e.endpoint().protocol(), oec);
+    if (!oec) s.socket().bind(tcp::endpoint(local, 0), oec);
+    if (oec) co_return "cannot bind to " + opt.bind_address + ": " + oec.message();
+    auto [cec] = co_await s.async_connect(e.endpoint(), asio::as_tuple(asio::use_awaitable));
+    if (!cec) co_return std::nullopt;
+    last = cec.message();
+  }
+  co_return last;
+}
 
 asio::awaitable<result<announce_response>> announce(asio::io_context& io, const std::string& url,
                                                     const announce_request& req, const client_options& opt) {
