@@ -177,9 +177,9 @@ def download_from_web_seeds(run, site, torrent, name):
     log = "download-" + os.path.basename(dest) + ".log"
     with open(run.path(log), "wb") as f:
         try:
-            rc = subprocess.run([run.shoal, "download", torrent, "-d", dest, "--local", "--no-dht",
+            rc = subprocess.run([run.shoal, "download", torrent, "-d", dest, "--local", "--no-dht", "--seed-time", "0",
                                  "--port", str(free_port())], stdout=f, stderr=subprocess.STDOUT,
-                                timeout=180).returncode
+                                timeout=120).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
     names = list(files_of_entry(site, name))
