@@ -150,7 +150,10 @@ void web_seed::claim(torrent& t, std::vector<block_ref>& run) {
     // it and those after it.
     for (std::uint32_t q = 0; q < pk.num_pieces() && run.empty(); ++q)
       pk.take_piece(q, run);
-  } else {
+  }
+  // Ranged servers, and the free blocks of pieces left partial (a fetch that failed half
+  // way gives its blocks back; take_piece only takes untouched pieces).
+  if (run.empty()) {
     const auto per_piece =
         static_cast<std::uint32_t>((fs.piece_length() + piece_picker::block_size - 1) / piece_picker::block_size);
     // No end-game duplicates: `queued` at the end-game bound.

@@ -7,6 +7,7 @@ and misbehaviours on request:
   --fail-first N   answer the first N GETs with 503 (with --retry-after S: a Retry-After)
   --corrupt        flip one byte in every 16 KiB of every file served
   --rate B         send at most B bytes per second (per connection)
+  --cut-first N    the first N file replies stop half way and close the connection
   --log FILE       one JSON line per request: path, range, status, bytes sent
   --cert C --key K HTTPS with this certificate
 
@@ -87,11 +88,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         sent = 0
         start = time.time()
+        with LOCK:
+            COUNT["files"] = COUNT.get("files", 0) + 1
+            cut = COUNT["files"] <= ARGS.cut_first
+        stop_at = first + (last - first + 1) // 2 if cut else last
         with open(full, "rb") as f:
             f.seek(first)
             pos = first
-            while pos <= last:
-                data = bytearray(f.read(min(65536, last - pos + 1)))
+            while pos <= stop_at:
+                data = bytearray(f.read(min(65536, stop_at - pos + 1)))
                 if not data:
                     break
                 if ARGS.corrupt:
@@ -110,7 +115,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     ahead = sent / ARGS.rate - (time.time() - start)
                     if ahead > 0:
                         time.sleep(ahead)
-        log({**entry, "status": status, "bytes": sent})
+        if cut:
+            self.close_connection = True
+        log({**entry, "status": status, "bytes": sent, **({"cut": True} if cut else {})})
 
 
 def main():
@@ -124,6 +131,8 @@ def main():
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--retry-after", type=int)
     ap.add_argument("--corrupt", action="store_true")
+    ap.add_argument("--cut-first", type=int, default=0,
+                    help="the first N file replies stop half way and the connection closes")
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--log")
     ap.add_argument("--cert")

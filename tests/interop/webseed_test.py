@@ -117,6 +117,17 @@ def main():
                       f"exit {rc}\n" + "\n".join(log[-10:]))
         run.stop(srv)
 
+        # --- 1b. no ranges, and the first two replies break off half way: the pieces left
+        # half-fetched must be fetched again, not stranded ---
+        port, alog, srv = start_server(run, www, "cut", "--no-range", "--cut-first", "2")
+        t = make("multi-cut", multi, "--web-seed", f"http://127.0.0.1:{port}/")
+        rc, dst, s, log = download(run, t, "multi-cut")
+        cut = [e for e in access(alog) if e.get("cut")]
+        run.check("no ranges, replies cut half way: completes byte for byte after retrying",
+                  rc == 0 and h.same_tree(www, dst, names) and len(cut) == 2,
+                  f"exit {rc}, {len(cut)} cut replies\n" + "\n".join(log[-10:]))
+        run.stop(srv)
+
         # --- 2. a server with ranges and keep-alive, web seed only ---
         port, alog, srv = start_server(run, www, "ranged")
         base = f"http://127.0.0.1:{port}"
