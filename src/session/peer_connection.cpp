@@ -618,7 +618,7 @@ bool peer_connection::handle(const wire::message& m) {
         return true;
       }
       std::string out;
-      if (auto h = torrent_->serve_hashes(this, *r)) {
+      if (auto h = torrent_->serve_hashes(*r)) {
         wire::put_hashes(out, *r, *h);
       } else {
         wire::put_hash_request(out, msg::hash_reject, *r);

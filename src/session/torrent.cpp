@@ -344,20 +344,20 @@ void torrent::request_hashes(peer_connection* p) {
   if (!msgs.empty()) p->send_message(std::move(msgs));
 }
 
-std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const peer_connection* p, const wire::hash_request& r) {
-  (void)p;
+std::optional<std::uint32_t> torrent::file_with_root(const sha256_digest& root) const {
+  for (std::uint32_t i = 0; i < fs_.files().size(); ++i) {
+    if (fs_.files()[i].pieces_root == root) return i;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const wire::hash_request& r) {
   if (!info_.has_v2() || r.base != piece_layer_base() || r.length > 8192) return std::nullopt;
   auto layer = info_.piece_layers.find(r.root);
   if (layer == info_.piece_layers.end()) return std::nullopt;
-  const file_entry* file = nullptr;
-  std::uint32_t fi = 0;
-  for (; fi < fs_.files().size(); ++fi) {
-    if (fs_.files()[fi].pieces_root == r.root) {
-      file = &fs_.files()[fi];
-      break;
-    }
-  }
-  if (!file) return std::nullopt;
+  const auto found = file_with_root(r.root);
+  if (!found) return std::nullopt;
+  const std::uint32_t fi = *found;
   // Hashes of pieces we have announced (BEP 52), which is what peers may count on.
   auto [first, last] = fs_.file_pieces(fi);
   for (std::uint64_t i = first + static_cast<std::uint64_t>(r.index);
@@ -386,11 +386,9 @@ void torrent::serve_leaf_hashes(const wire::hash_request& r,
                                 std::function<void(std::optional<std::vector<sha256_digest>>)> done) {
   auto reject = [&] { asio::post(session_.io(), [done] { done(std::nullopt); }); };
   if (!info_.has_v2() || r.base != 0 || r.length > wire::max_hash_request_length) return reject();
-  std::uint32_t fi = 0;
-  for (; fi < fs_.files().size(); ++fi) {
-    if (fs_.files()[fi].pieces_root == r.root) break;
-  }
-  if (fi == fs_.files().size()) return reject();
+  const auto found = file_with_root(r.root);
+  if (!found) return reject();
+  const std::uint32_t fi = *found;
   const file_entry& f = fs_.files()[fi];
   const std::uint64_t bpp = info_.piece_length / merkle::block_size;
   const std::uint64_t file_blocks = (f.size + merkle::block_size - 1) / merkle::block_size;
@@ -563,11 +561,6 @@ void torrent::start_leaf_check(std::uint32_t piece, const piece_buffer& buf) {
     lc.senders.push_back(b < buf.sender_eps.size() ? buf.sender_eps[b] : tcp::endpoint{});
   }
   leaf_checks_[piece] = std::move(lc);
-  request_leaf_hashes(piece);
-}
-
-void torrent::request_leaf_hashes(std::uint32_t piece) {
-  (void)piece;
   for (auto& p : std::vector(peers_))
     request_hashes(p.get());
 }

@@ -132,8 +132,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // A v2-speaking peer is ready (bitfield known): ask it for the piece layers still missing.
   void request_hashes(peer_connection* p);
   // Answers a peer's hash request: the hashes, or nullopt for a hash reject.
-  [[nodiscard]] std::optional<std::vector<sha256_digest>> serve_hashes(const peer_connection* p,
-                                                                       const wire::hash_request& r);
+  [[nodiscard]] std::optional<std::vector<sha256_digest>> serve_hashes(const wire::hash_request& r);
   // Base layer 0 (16 KiB leaf hashes): read and hash the pieces on the disk pool, then
   // `done` gets the hashes (or nullopt: reject) on the network thread.
   void serve_leaf_hashes(const wire::hash_request& r,
@@ -244,7 +243,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
     std::set<tcp::endpoint> tried;  // asked before (silent or rejected): others first
   };
   std::map<std::uint32_t, leaf_check> leaf_checks_;
-  void request_leaf_hashes(std::uint32_t piece);
+  [[nodiscard]] std::optional<std::uint32_t> file_with_root(const sha256_digest& root) const;
   void start_leaf_check(std::uint32_t piece, const piece_buffer& buf);
   void on_leaf_hashes(peer_connection* p, std::uint32_t piece, const wire::hashes_message& m);
   void ban_endpoint(const tcp::endpoint& ep, const std::string& why);
