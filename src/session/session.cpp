@@ -16,7 +16,9 @@ session::session(asio::io_context& io, session_settings s)
       hash_pool_(settings_.hash_threads ? settings_.hash_threads : std::max(1u, std::thread::hardware_concurrency())),
       down_limit_(settings_.max_download_rate),
       up_limit_(settings_.max_upload_rate),
-      acceptor_(io) {
+      acceptor_(io),
+      events_(settings_.event_queue_capacity),
+      tick_timer_(io) {
   // Azureus-style peer id: -SH0100- then 12 random bytes.
   const std::string prefix = "-SH0100-";
   std::copy(prefix.begin(), prefix.end(), id_.begin());
@@ -27,6 +29,11 @@ session::session(asio::io_context& io, session_settings s)
 
 session::~session() {
   if (utp_) utp_->set_accept_handler(nullptr);
+  if (thread_.joinable()) {
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
 }
 
 std::error_code session::listen() {
@@ -82,6 +89,24 @@ std::error_code session::listen() {
       });
     }
   }
+  if (settings_.dht && !dht_) start_dht();
+  if (settings_.port_mapping && !mapper_) {
+    net::port_mapping_settings pm;
+    pm.tcp_port = port_;
+    pm.udp_port = port_;  // the DHT (and uTP) use the same number over UDP
+    pm.local = settings_.local;
+    pm.upnp_url = settings_.upnp_url;
+    pm.natpmp_gateway = settings_.natpmp_gateway;
+    // Under --local only the gateways named are asked: no SSDP, no default gateway.
+    pm.upnp = !settings_.local || !settings_.upnp_url.empty();
+    pm.natpmp = !settings_.local || !settings_.natpmp_gateway.empty();
+    if (settings_.port_mapping_lease.count() > 0) pm.lease = settings_.port_mapping_lease;
+    pm.log = settings_.log;
+    if (pm.upnp || pm.natpmp) {
+      mapper_ = std::make_unique<net::port_mapper>(io_, pm);
+      mapper_->start();
+    }
+  }
   if (settings_.lsd) {
     lsd::service_settings ls;
     ls.peer_port = port_;
@@ -103,6 +128,37 @@ std::error_code session::listen() {
   return {};
 }
 
+void session::start_dht() {
+  dht::settings ds;
+  ds.port = port_;
+  ds.bootstrap = settings_.dht_bootstrap;
+  ds.local = settings_.local;
+  // Bound to one address, the node stays on it (no IPv6 twin on [::]).
+  if (!settings_.listen_address.empty()) ds.listen_address = settings_.listen_address;
+  ds.ipv6 = settings_.listen_address.empty();
+  ds.state_file = settings_.dht_state_file;
+  ds.log = settings_.log;
+  auto node = std::make_shared<dht::node>(io_, ds);
+  if (utp_) {
+    // uTP's socket has the port: the node shares it (KRPC comes in through the fallback).
+    auto u = utp_;
+    auto sent = [u](std::span<const char> d, const asio::ip::udp::endpoint& to) { u->send_to(d, to); };
+    if (auto ec = node->start_external(sent, port_)) {
+      if (settings_.log) settings_.log("the DHT cannot start: " + ec.message());
+      if (on_warning) on_warning("the DHT cannot start: " + ec.message());
+      return;
+    }
+    utp_->set_fallback([node](std::span<const char> d, const asio::ip::udp::endpoint& from) { node->deliver(d, from); });
+  } else if (auto ec = node->start()) {
+    const std::string why = "the DHT cannot listen on UDP port " + std::to_string(port_) + ": " + ec.message() +
+                            "; going on without it";
+    if (settings_.log) settings_.log(why);
+    if (on_warning) on_warning(why);
+    return;
+  }
+  dht_ = std::move(node);
+}
+
 asio::awaitable<void> session::accept_loop() {
   while (!stopping_) {
     auto [ec, sock] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
@@ -116,20 +172,286 @@ asio::awaitable<void> session::accept_loop() {
 }
 
 std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
-  auto t = std::make_shared<torrent>(*this, std::move(p));
+  // The same info-hash again: the torrent we have, with the new trackers, seeds and peers.
+  sha1_digest key{};
+  std::optional<sha1_digest> v2key;
+  auto truncate = [](const sha256_digest& h) {
+    sha1_digest d{};
+    std::copy_n(h.begin(), 20, d.begin());
+    return d;
+  };
+  if (p.magnet) {
+    key = p.magnet->info_hash_v1 ? *p.magnet->info_hash_v1 : truncate(*p.magnet->info_hash_v2);
+    if (p.magnet->info_hash_v2) v2key = truncate(*p.magnet->info_hash_v2);
+  } else {
+    key = p.info.info_hash_v1 ? *p.info.info_hash_v1 : truncate(*p.info.info_hash_v2);
+    if (p.info.info_hash_v2) v2key = truncate(*p.info.info_hash_v2);
+  }
+  auto existing = find_torrent(key);
+  if (!existing && v2key) existing = find_torrent(*v2key);
+  if (existing) {
+    existing->merge(p);
+    return existing;
+  }
+  auto t = std::make_shared<torrent>(*this, std::move(p), next_id_++);
   torrents_[t->wire_hash()] = t;
+  by_id_[t->id()] = t;
+  t->set_queue_position(static_cast<std::uint32_t>(queue_.size()));
+  queue_.push_back(t);
   // A hybrid is in two swarms: peers may come for either info-hash (BEP 52).
   if (t->v2_wire_hash()) aliases_[*t->v2_wire_hash()] = t->wire_hash();
-  t->start();
-  if (dht_ && !t->info().is_private) {
-    asio::co_spawn(io_, dht_loop(t, t->wire_hash()), asio::detached);
-    if (t->v2_wire_hash()) asio::co_spawn(io_, dht_loop(t, *t->v2_wire_hash()), asio::detached);
+  session_event e;
+  e.kind = event_kind::added;
+  e.torrent = t->id();
+  e.info_hash = t->wire_hash();
+  e.message = t->status().name;
+  post_event(std::move(e));
+  if (!tick_running_) {
+    tick_running_ = true;
+    tick();
   }
-  if (lsd_ && !t->info().is_private) {
+  t->start();
+  return t;
+}
+
+std::shared_ptr<torrent> session::find(torrent_id id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+void session::remove_torrent(torrent_id id, bool delete_data, std::function<void()> done) {
+  auto t = find(id);
+  if (!t) {
+    if (done) done();
+    return;
+  }
+  // Forgotten at once (handles and lookups no longer find it); it finishes stopping on its own.
+  by_id_.erase(id);
+  torrents_.erase(t->wire_hash());
+  if (t->v2_wire_hash()) aliases_.erase(*t->v2_wire_hash());
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
+  renumber_queue();
+  torrent_deactivated(*t);
+  t->stop([this, t, delete_data, done = std::move(done)] {
+    auto finish = [this, t, done] {
+      session_event e;
+      e.kind = event_kind::removed;
+      e.torrent = t->id();
+      e.info_hash = t->wire_hash();
+      post_event(std::move(e));
+      if (done) done();
+    };
+    t->delete_files(delete_data, [finish](std::error_code) { finish(); });
+  });
+  queue_changed();
+}
+
+void session::renumber_queue() {
+  for (std::size_t i = 0; i < queue_.size(); ++i)
+    queue_[i]->set_queue_position(static_cast<std::uint32_t>(i));
+}
+
+void session::queue_move(torrent_id id, std::uint32_t position) {
+  call([this, id, position] {
+    auto t = find(id);
+    if (!t) return;
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
+    const auto at = std::min<std::size_t>(position, queue_.size());
+    queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(at), t);
+    renumber_queue();
+    queue_changed();
+  });
+}
+
+void session::queue_changed() {
+  if (queue_update_posted_ || stopping_) return;
+  queue_update_posted_ = true;
+  asio::post(io_, [this] {
+    queue_update_posted_ = false;
+    update_queue();
+  });
+}
+
+void session::update_queue() {
+  if (stopping_) return;
+  // Positions restored from resume data: keep the queue in that order.
+  if (!std::is_sorted(queue_.begin(), queue_.end(),
+                      [](const auto& a, const auto& b) { return a->queue_position() < b->queue_position(); })) {
+    std::stable_sort(queue_.begin(), queue_.end(),
+                     [](const auto& a, const auto& b) { return a->queue_position() < b->queue_position(); });
+  }
+  renumber_queue();
+  // One torrent checks at a time (checks of several at once only make the disk seek).
+  bool checking = false;
+  for (const auto& t : queue_)
+    checking = checking || t->state() == torrent_state::checking;
+  if (!checking) {
+    for (const auto& t : queue_) {
+      if (t->wants_check()) {
+        t->begin_check();
+        break;
+      }
+    }
+  }
+  std::uint32_t downloads = 0, seeds = 0;
+  for (const auto& t : queue_) {
+    if (!t->active()) continue;
+    (t->state() == torrent_state::seeding ? seeds : downloads) += 1;
+  }
+  const auto max_down = settings_.max_active_downloads, max_seed = settings_.max_active_seeds;
+  for (const auto& t : queue_) {
+    if (!t->wants_slot()) continue;
+    if (t->would_seed()) {
+      if (max_seed == 0 || seeds < max_seed) {
+        ++seeds;
+        t->activate();
+      }
+    } else if (max_down == 0 || downloads < max_down) {
+      ++downloads;
+      t->activate();
+    }
+  }
+  // Over a limit (lowered, or a seed that wants files again): the last in the queue wait.
+  for (auto it = queue_.rbegin(); it != queue_.rend(); ++it) {
+    const auto& t = *it;
+    if (!t->active()) continue;
+    if (t->state() == torrent_state::seeding && max_seed && seeds > max_seed) {
+      --seeds;
+      t->deactivate();
+    } else if (t->state() == torrent_state::downloading && max_down && downloads > max_down) {
+      --downloads;
+      t->deactivate();
+    }
+  }
+}
+
+void session::tick() {
+  if (stopping_) return;
+  // One timer for the whole session: each running torrent's second (connections, choker,
+  // flushes, goals), however many torrents there are.
+  for (const auto& t : std::vector(queue_)) {
+    if (t->active()) t->tick();
+  }
+  tick_timer_.expires_after(std::chrono::seconds(1));
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+}
+
+void session::torrent_activated(const std::shared_ptr<torrent>& t) {
+  if (t->info().is_private) return;
+  if (dht_) {
+    asio::co_spawn(io_, dht_loop(t, t->wire_hash(), t->run_generation()), asio::detached);
+    if (t->v2_wire_hash()) asio::co_spawn(io_, dht_loop(t, *t->v2_wire_hash(), t->run_generation()), asio::detached);
+  }
+  if (lsd_) {
     lsd_->add(t->wire_hash());
     if (t->v2_wire_hash()) lsd_->add(*t->v2_wire_hash());
   }
-  return t;
+}
+
+void session::torrent_deactivated(const torrent& t) {
+  if (lsd_) {
+    lsd_->remove(t.wire_hash());
+    if (t.v2_wire_hash()) lsd_->remove(*t.v2_wire_hash());
+  }
+}
+
+std::chrono::steady_clock::time_point session::next_announce_slot() {
+  const auto now = std::chrono::steady_clock::now();
+  announce_slot_ = std::max(announce_slot_ + settings_.announce_spacing, now);
+  return announce_slot_;
+}
+
+void session::post_event(session_event e) {
+  if ((settings_.event_mask & event_bit(e.kind)) == 0) return;
+  events_.push(std::move(e));
+  if (event_notify_) event_notify_();
+}
+
+torrent_handle session::add(torrent_params p) {
+  return call([this, p = std::move(p)]() mutable { return torrent_handle(this, add_torrent(std::move(p))->id()); });
+}
+
+void session::remove(torrent_id id, bool delete_data) {
+  call([this, id, delete_data] { remove_torrent(id, delete_data); });
+}
+
+std::vector<torrent_status> session::status_all() {
+  return call([this] {
+    std::vector<torrent_status> out;
+    out.reserve(queue_.size());
+    for (const auto& t : queue_)
+      out.push_back(t->status());
+    return out;
+  });
+}
+
+std::vector<torrent_handle> session::torrents() {
+  return call([this] {
+    std::vector<torrent_handle> out;
+    for (const auto& [id, t] : by_id_)
+      out.emplace_back(this, id);
+    return out;
+  });
+}
+
+void session::start_thread() {
+  if (thread_.joinable()) return;
+  work_.emplace(asio::make_work_guard(io_));
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void session::shutdown() {
+  if (!thread_.joinable()) return;
+  std::promise<void> stopped;
+  auto fut = stopped.get_future();
+  asio::post(io_, [this, &stopped] { stop([&stopped] { stopped.set_value(); }); });
+  fut.wait();
+  work_.reset();
+  io_.stop();
+  thread_.join();
+}
+
+// --- torrent_handle -------------------------------------------------------------------------
+
+std::optional<torrent_status> torrent_handle::status() const {
+  if (!s_) return std::nullopt;
+  return s_->call([s = s_, id = id_]() -> std::optional<torrent_status> {
+    auto t = s->find(id);
+    if (!t) return std::nullopt;
+    return t->status();
+  });
+}
+void torrent_handle::pause() const {
+  with([](torrent& t) { t.pause(); });
+}
+void torrent_handle::resume() const {
+  with([](torrent& t) { t.resume(); });
+}
+void torrent_handle::force_recheck() const {
+  with([](torrent& t) { t.force_recheck(); });
+}
+void torrent_handle::reannounce() const {
+  with([](torrent& t) { t.reannounce(); });
+}
+void torrent_handle::set_file_priorities(std::vector<std::uint8_t> prio) const {
+  with([prio = std::move(prio)](torrent& t) mutable { t.set_file_priorities(std::move(prio)); });
+}
+void torrent_handle::set_sequential(bool on) const {
+  with([on](torrent& t) { t.set_sequential(on); });
+}
+void torrent_handle::set_limits(std::uint64_t down, std::uint64_t up) const {
+  with([down, up](torrent& t) { t.set_limits(down, up); });
+}
+void torrent_handle::set_goals(seed_goals g) const {
+  with([g](torrent& t) { t.set_goals(g); });
+}
+void torrent_handle::set_labels(std::vector<std::string> labels) const {
+  with([labels = std::move(labels)](torrent& t) mutable { t.set_labels(std::move(labels)); });
+}
+void torrent_handle::move_storage(std::filesystem::path to) const {
+  with([to = std::move(to)](torrent& t) { t.move_storage(to); });
 }
 
 std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {
@@ -141,19 +463,22 @@ std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {
   return it == torrents_.end() ? nullptr : it->second;
 }
 
-asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest hash) {
+asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest hash, std::uint64_t gen) {
   asio::steady_timer timer(io_);
+  // Spread: torrents that start together do not all look up at once.
+  const auto now = std::chrono::steady_clock::now();
+  dht_slot_ = std::max(dht_slot_ + settings_.dht_announce_spacing, now);
+  if (dht_slot_ > now) {
+    timer.expires_at(dht_slot_);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
   int quiet_rounds = 0;
+  auto running = [gen](const std::shared_ptr<torrent>& t) {
+    return t && t->active() && t->run_generation() == gen && !t->ended();
+  };
   while (!stopping_ && dht_ && dht_->running()) {
     auto t = w.lock();
-    if (!t || t->ended()) co_return;
-    if (!t->accepting_peers()) {
-      // Still checking: announce once the data is known.
-      t.reset();
-      timer.expires_after(std::chrono::milliseconds(500));
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      continue;
-    }
+    if (!running(t)) co_return;
     dht::node::lookup_options opt;
     opt.announce_port = port_;
     opt.seed = t->finished();
@@ -161,15 +486,15 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest ha
     auto node = dht_;
     const bool local = settings_.local;
     // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
-    std::function<void(const std::vector<tcp::endpoint>&)> on_peers = [this, w,
-                                                                       local](const std::vector<tcp::endpoint>& peers) {
-      auto tt = w.lock();
-      if (!tt || tt->ended()) return;
-      for (const auto& ep : peers) {
-        if (is_self(ep) || (local && !dht::is_local_address(ep.address()))) continue;
-        tt->add_peer(ep);
-      }
-    };
+    std::function<void(const std::vector<tcp::endpoint>&)> on_peers =
+        [this, w, local, running](const std::vector<tcp::endpoint>& peers) {
+          auto tt = w.lock();
+          if (!running(tt)) return;
+          for (const auto& ep : peers) {
+            if (is_self(ep) || (local && !dht::is_local_address(ep.address()))) continue;
+            tt->add_peer(ep);
+          }
+        };
     auto found = co_await node->get_peers(hash, opt, on_peers);
     if (settings_.log) settings_.log("dht: " + std::to_string(found) + " peers from the DHT");
     // Nobody yet (a swarm just starting): ask again soon, backing off to the usual 15 min.
@@ -274,20 +599,37 @@ bool session::is_self(const tcp::endpoint& ep) const {
 }
 
 void session::stop(std::function<void()> done) {
+  if (done) stop_waiters_.push_back(std::move(done));
+  if (stopping_) return;  // the first call tells every waiter when it is over
   stopping_ = true;
+  tick_timer_.cancel();
   boost::system::error_code ec;
   acceptor_.close(ec);
   if (utp_) utp_->set_accept_handler(nullptr);
   if (dht_) dht_->stop();
   if (lsd_) lsd_->stop();
+  auto all_done = [this] {
+    // Mappings are removed after the torrents said goodbye to trackers and peers.
+    auto finish = [this] {
+      auto waiters = std::move(stop_waiters_);
+      stop_waiters_.clear();
+      for (auto& w : waiters)
+        w();
+    };
+    if (mapper_) {
+      mapper_->stop(finish);
+    } else {
+      finish();
+    }
+  };
   auto remaining = std::make_shared<std::size_t>(torrents_.size());
   if (*remaining == 0) {
-    done();
+    all_done();
     return;
   }
   for (auto& [h, t] : torrents_) {
-    t->stop([remaining, done] {
-      if (--*remaining == 0) done();
+    t->stop([remaining, all_done] {
+      if (--*remaining == 0) all_done();
     });
   }
 }

@@ -3,16 +3,21 @@
 #pragma once
 
 #include <boost/asio.hpp>
+#include <future>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <type_traits>
 
 #include "dht/node.hpp"
 #include "lsd/lsd.hpp"
+#include "net/port_mapping.hpp"
 #include "net/stream.hpp"
 #include "net/utp.hpp"
+#include "session/events.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -20,18 +25,98 @@
 
 namespace shoal {
 
+class session;
+
+// A torrent as seen from any thread: calls are posted to the network thread (and, for
+// the ones that answer, waited for); a handle whose torrent was removed does nothing and
+// its status() is empty.
+class torrent_handle {
+ public:
+  torrent_handle() = default;
+  torrent_handle(session* s, torrent_id id) : s_(s), id_(id) {}
+  [[nodiscard]] torrent_id id() const { return id_; }
+  [[nodiscard]] bool valid() const { return s_ != nullptr && id_ != 0; }
+  [[nodiscard]] std::optional<torrent_status> status() const;
+  void pause() const;
+  void resume() const;
+  void force_recheck() const;
+  void reannounce() const;
+  void set_file_priorities(std::vector<std::uint8_t> prio) const;
+  void set_sequential(bool on) const;
+  void set_limits(std::uint64_t down, std::uint64_t up) const;
+  void set_goals(seed_goals g) const;
+  void set_labels(std::vector<std::string> labels) const;
+  void move_storage(std::filesystem::path to) const;
+
+ private:
+  template <class F>
+  void with(F f) const;
+  session* s_ = nullptr;
+  torrent_id id_ = 0;
+};
+
 class session {
  public:
   session(asio::io_context& io, session_settings s);
   ~session();
 
-  // Binds the TCP listener; with port 0 the OS picks one.
+  // Binds the TCP listener (port 0: the OS picks one), uTP's UDP socket at the same number,
+  // and starts the DHT, LSD and port mapping as the settings say. Warnings (a DHT that
+  // cannot start, ...) go to the log; only a TCP listener that cannot bind is an error.
   std::error_code listen();
+  [[nodiscard]] net::port_mapper* port_mapper() const { return mapper_.get(); }
+  // Called (on the network thread) after each event is queued: a single-threaded owner
+  // posts its reader here instead of polling.
+  void set_event_notify(std::function<void()> f) { event_notify_ = std::move(f); }
+  // Warnings a user should see (a DHT that cannot start); the log gets them too.
+  std::function<void(const std::string&)> on_warning;
   [[nodiscard]] std::uint16_t port() const { return port_; }
+  // On the network thread. Adding an info-hash that is already there returns that torrent,
+  // with the new trackers, web seeds and peers merged into it.
   std::shared_ptr<torrent> add_torrent(torrent_params p);
   std::shared_ptr<torrent> find_torrent(const sha1_digest& wire_hash);
+  [[nodiscard]] std::shared_ptr<torrent> find(torrent_id id) const;
+  // Stops the torrent (flush + resume data) and forgets it; with delete_data its files and
+  // resume data go too. `done` (optional) runs on the network thread when it is over.
+  void remove_torrent(torrent_id id, bool delete_data, std::function<void()> done = {});
   // Stops accepting, stops torrents (flush + resume data), then calls done.
   void stop(std::function<void()> done);
+
+  // --- from any thread ---
+  // Runs `f` on the network thread and returns its result: at once when called there (or
+  // when the session has no thread of its own, so the caller is that thread).
+  template <class F>
+  auto call(F f) -> std::invoke_result_t<F&> {
+    using R = std::invoke_result_t<F&>;
+    if (!thread_.joinable() || io_.get_executor().running_in_this_thread()) return f();
+    std::packaged_task<R()> task(std::move(f));
+    auto fut = task.get_future();
+    asio::post(io_, [&task] { task(); });
+    return fut.get();
+  }
+  torrent_handle add(torrent_params p);
+  void remove(torrent_id id, bool delete_data);
+  [[nodiscard]] std::vector<torrent_status> status_all();
+  [[nodiscard]] std::vector<torrent_handle> torrents();
+  // Moves a torrent in the queue (0: first); the others shift.
+  void queue_move(torrent_id id, std::uint32_t position);
+  [[nodiscard]] event_queue& events() { return events_; }
+  // Runs the io_context on a thread of the session's own (the daemon, tests); shutdown()
+  // stops the session and joins it.
+  void start_thread();
+  void shutdown();
+
+  // --- for torrents (network thread) ---
+  void post_event(session_event e);
+  // A torrent's state changed in a way the queue cares about (paused, resumed, completed,
+  // checked): slots are handed out again, soon.
+  void queue_changed();
+  void torrent_activated(const std::shared_ptr<torrent>& t);
+  void torrent_deactivated(const torrent& t);
+  // A magnet's metadata showed a hybrid: its v2 swarm's key leads to it too.
+  void add_alias(const sha1_digest& alias, const sha1_digest& key) { aliases_[alias] = key; }
+  // Spreads tracker announces: the time a new announce loop may begin.
+  std::chrono::steady_clock::time_point next_announce_slot();
 
   [[nodiscard]] asio::io_context& io() { return io_; }
   [[nodiscard]] const session_settings& settings() const { return settings_; }
@@ -74,8 +159,12 @@ class session {
  private:
   asio::awaitable<void> accept_loop();
   // Finds peers for a torrent on the DHT and announces it there, every 15 minutes (sooner
-  // while nobody is found), until the torrent or the session stops.
-  asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w, sha1_digest hash);
+  // while nobody is found), until the torrent stops running (its generation changes).
+  asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w, sha1_digest hash, std::uint64_t gen);
+  void update_queue();
+  void tick();
+  void start_dht();
+  void renumber_queue();
 
   asio::io_context& io_;
   session_settings settings_;
@@ -86,6 +175,17 @@ class session {
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::map<sha1_digest, std::shared_ptr<torrent>> torrents_;
+  std::map<torrent_id, std::shared_ptr<torrent>> by_id_;
+  std::vector<std::shared_ptr<torrent>> queue_;  // queue order: position = index
+  torrent_id next_id_ = 1;
+  event_queue events_;
+  asio::steady_timer tick_timer_;
+  bool queue_update_posted_ = false;
+  bool tick_running_ = false;
+  std::vector<std::function<void()>> stop_waiters_;
+  std::chrono::steady_clock::time_point announce_slot_{}, dht_slot_{};
+  std::thread thread_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::map<sha1_digest, sha1_digest> aliases_;  // a hybrid's truncated v2 info-hash -> its key
   bool stopping_ = false;
   std::shared_ptr<dht::node> dht_;
@@ -93,6 +193,16 @@ class session {
   std::set<tcp::endpoint> plaintext_peers_;
   std::shared_ptr<lsd::service> lsd_;
   std::shared_ptr<net::utp_socket_manager> utp_;
+  std::unique_ptr<net::port_mapper> mapper_;
+  std::function<void()> event_notify_;
 };
+
+template <class F>
+void torrent_handle::with(F f) const {
+  if (!s_) return;
+  s_->call([s = s_, id = id_, f = std::move(f)]() mutable {
+    if (auto t = s->find(id)) f(*t);
+  });
+}
 
 }  // namespace shoal

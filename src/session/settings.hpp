@@ -3,10 +3,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "net/proxy_codec.hpp"
+#include "session/events.hpp"
 #include "wire/mse.hpp"
 
 namespace shoal {
@@ -70,6 +73,29 @@ struct session_settings {
   net::proxy_settings proxy;
   // Requests a peer may have queued with us before we drop it.
   std::uint32_t max_peer_requests = 2000;
+  // Queueing: torrents downloading / seeding at once (0: no limit); the rest wait, queued,
+  // in queue order. One torrent checks its data at a time.
+  std::uint32_t max_active_downloads = 0;
+  std::uint32_t max_active_seeds = 0;
+  // Which events (session/events.hpp) are queued, and how many before new ones are dropped.
+  std::uint32_t event_mask = default_event_mask;
+  std::size_t event_queue_capacity = 100000;
+  // Torrents starting together begin their tracker announces and DHT lookups this far
+  // apart, so 10,000 torrents do not announce in the same second.
+  std::chrono::milliseconds announce_spacing{20};
+  std::chrono::milliseconds dht_announce_spacing{100};
+  // The DHT (BEP 5), started by listen(): a node on UDP at the listen port's number (on
+  // uTP's socket when uTP is on), bootstrapped from these HOST:PORT (empty: the public
+  // routers, none under `local`), its id and table kept in dht_state_file.
+  bool dht = false;
+  std::vector<std::string> dht_bootstrap;
+  std::filesystem::path dht_state_file;
+  // Port mapping (UPnP IGD and NAT-PMP) of the listen port, started by listen(); under
+  // `local` only the gateways named here are asked.
+  bool port_mapping = false;
+  std::string upnp_url;
+  std::string natpmp_gateway;
+  std::chrono::seconds port_mapping_lease{0};  // 0: the mapper's default
 };
 
 }  // namespace shoal

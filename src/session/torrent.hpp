@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "core/bitfield.hpp"
+#include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
 #include "storage/disk_io.hpp"
 #include "storage/file_storage.hpp"
+#include "storage/resume.hpp"
 #include "wire/message.hpp"
 #include "wire/pex.hpp"
 
@@ -33,8 +35,24 @@ class web_seed;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+using torrent_id = std::uint32_t;  // from 1, stable for the session's life; 0: none
+
+// Seeding goals (ratio uploaded/size, seconds seeding, seconds without upload): the session
+// pauses a seeding torrent once any of the set ones is reached.
+struct seed_goals {
+  std::optional<double> ratio;
+  std::optional<std::chrono::seconds> seeding_time;
+  std::optional<std::chrono::seconds> idle_time;
+};
+
 struct torrent_params {
   metainfo info;
+  // A magnet link instead of `info`: the torrent starts in fetching_metadata and gets the
+  // info dictionary from peers (BEP 9), which the DHT, the link's trackers, x.pe and `peers` give.
+  std::optional<magnet_link> magnet;
+  // Where a magnet's verified metadata is kept as a .torrent (read back on the next start);
+  // empty: not kept.
+  std::filesystem::path metadata_file;
   std::filesystem::path save_path = ".";
   std::filesystem::path resume_file;  // empty: no resume data
   std::vector<tcp::endpoint> peers;   // connect to these directly
@@ -44,14 +62,36 @@ struct torrent_params {
   std::vector<std::uint8_t> file_priorities;  // per file; empty: all 1; 0 = skip
   // BEP 19 web seeds used while downloading; nullopt: the torrent's url-list.
   std::optional<std::vector<std::string>> web_seeds;
+  bool paused = false;              // added paused: nothing runs until resume()
+  std::vector<std::string> labels;  // opaque to the engine, kept in the resume data
+  std::uint64_t max_download_rate = 0;  // bytes/s for this torrent, 0: unlimited
+  std::uint64_t max_upload_rate = 0;
+  seed_goals goals;
+  // Resume data holds the settings above as they were last set at runtime (paused,
+  // priorities, limits, goals, labels, sequential, save path): with this set they replace
+  // the params (a daemon's restart); without it the params win (a CLI run's flags).
+  bool settings_from_resume = true;
+  // A magnet link's metadata: give up (error, kind metadata) when nobody sent it within
+  // this long; 0: keep asking (a daemon).
+  std::chrono::seconds metadata_timeout{0};
 };
 
-enum class torrent_state { checking, downloading, seeding, stopped, error };
+// The state a user sees. queued: waiting for a download/seed slot or for its turn to check.
+enum class torrent_state { queued, checking, fetching_metadata, downloading, seeding, paused, error, stopped };
 [[nodiscard]] std::string_view state_name(torrent_state s);
+// What went wrong, for a program to read: local I/O (disk), metadata (a bad or unobtainable
+// info dictionary) put the torrent in the error state; tracker errors do not stop it.
+enum class error_kind { none, local_io, tracker, metadata };
+[[nodiscard]] std::string_view error_kind_name(error_kind k);
 
 struct torrent_status {
+  torrent_id id = 0;
+  sha1_digest info_hash{};  // the wire hash: v1, or the truncated v2 hash for v2-only torrents
+  std::string name;
   torrent_state state = torrent_state::checking;
+  error_kind error_type = error_kind::none;
   std::string error;
+  std::uint64_t total_size = 0;    // bytes of the torrent's files (pad files not counted)
   std::uint64_t total_wanted = 0;  // bytes of wanted pieces
   std::uint64_t have_wanted = 0;   // bytes verified
   std::uint32_t pieces_have = 0;
@@ -60,6 +100,8 @@ struct torrent_status {
   double upload_rate = 0;
   std::uint64_t downloaded = 0;  // payload bytes received this session
   std::uint64_t uploaded = 0;
+  std::uint64_t total_downloaded = 0;  // all time (resume data included)
+  std::uint64_t total_uploaded = 0;
   std::uint64_t wasted = 0;  // duplicate or failed bytes
   std::uint32_t peers = 0;
   std::uint32_t seeds = 0;
@@ -69,22 +111,59 @@ struct torrent_status {
   std::uint32_t banned = 0;
   double check_progress = 0;
   std::string tracker_message;
+  std::uint32_t queue_position = 0;
+  bool sequential = false;
+  std::uint64_t max_download_rate = 0, max_upload_rate = 0;
+  seed_goals goals;
+  std::vector<std::string> labels;
+  std::string save_path;
+  std::int64_t added_time = 0;      // unix seconds
+  std::int64_t completed_time = 0;  // 0: not yet
+  std::int64_t seeding_seconds = 0;
+  std::int64_t active_seconds = 0;
 };
 
 class torrent : public std::enable_shared_from_this<torrent> {
  public:
-  torrent(session& s, torrent_params p);
+  torrent(session& s, torrent_params p, torrent_id id);
   ~torrent();
 
+  // Loads resume data (on the disk pool) or starts fetching metadata; the session then
+  // moves it through its queue (check, then download or seed) with activate().
   void start();
-  // Stops peers, flushes data, saves resume data; calls done when finished.
+  // Stops peers, flushes data, saves resume data; calls done when finished (every caller's
+  // done, however often it is called). Final: the session is going away or removing it.
   void stop(std::function<void()> done);
 
-  [[nodiscard]] torrent_status status();
+  // --- runtime control (network thread; the handle posts here) ---
+  void pause();
+  void resume();
+  void force_recheck();
+  void reannounce();
+  // Per file (pad files included, as metainfo lists them); 0 skips a file. Wanted files
+  // added after completion send the torrent back to downloading.
+  void set_file_priorities(std::vector<std::uint8_t> prio);
+  void set_sequential(bool on);
+  void set_limits(std::uint64_t down, std::uint64_t up);
+  void set_goals(const seed_goals& g);
+  void set_labels(std::vector<std::string> labels);
+  // Another add of the same info-hash: its trackers, web seeds and peers join ours.
+  void merge(const torrent_params& p);
+  // Moves the files to another folder (across file systems too: copied, synced, then the
+  // originals removed; the resume data names the new folder only once the copy is complete).
+  void move_storage(std::filesystem::path to);
+  // Removes the torrent's resume data and kept metadata, and with `data` its files (after
+  // stop()); on the disk pool, `done` posted back.
+  void delete_files(bool data, std::function<void(std::error_code)> done);
+
+  [[nodiscard]] torrent_status status() const;
+  [[nodiscard]] torrent_id id() const { return id_; }
+  [[nodiscard]] bool has_metadata() const { return fs_ != nullptr; }
   [[nodiscard]] const metainfo& info() const { return info_; }
   [[nodiscard]] const sha1_digest& wire_hash() const { return wire_hash_; }
   // Hybrid torrents: the v2 info-hash truncated to 20 bytes, the second swarm's key.
   [[nodiscard]] const std::optional<sha1_digest>& v2_wire_hash() const { return v2_wire_hash_; }
+  [[nodiscard]] torrent_state state() const { return state_; }
   [[nodiscard]] bool finished() const { return state_ == torrent_state::seeding; }
   // Stopping, stopped or failed: no more peers wanted.
   [[nodiscard]] bool ended() const {
@@ -92,18 +171,39 @@ class torrent : public std::enable_shared_from_this<torrent> {
   }
   [[nodiscard]] bool is_complete() const { return picker_ && picker_->have_bits().all(); }
   void add_peer(const tcp::endpoint& ep);
-  // Fired once when every wanted piece is verified and flushed.
-  std::function<void()> on_finished;
-  // Fired when the torrent enters the error state.
-  std::function<void(const std::string&)> on_error;
+  [[nodiscard]] std::uint64_t total_downloaded() const { return prior_downloaded_ + downloaded_; }
+  [[nodiscard]] std::uint64_t total_uploaded() const { return prior_uploaded_ + uploaded_; }
+
+  // --- for the session's queue and tick ---
+  // Ready for a slot: data known (resume data or a finished check), not paused, no error.
+  [[nodiscard]] bool wants_slot() const {
+    return state_ == torrent_state::queued && !needs_check_ && !winding_down_ && !stopping_ && !moving_;
+  }
+  [[nodiscard]] bool wants_check() const {
+    return state_ == torrent_state::queued && needs_check_ && !winding_down_ && !stopping_ && !moving_;
+  }
+  [[nodiscard]] bool active() const { return active_; }
+  // True if it would seed (every wanted piece verified) once active.
+  [[nodiscard]] bool would_seed() const { return picker_ && picker_->wanted_complete(); }
+  [[nodiscard]] std::uint32_t queue_position() const { return queue_position_; }
+  void set_queue_position(std::uint32_t q) { queue_position_ = q; }
+  void activate();
+  void begin_check();
+  // Back to the queue (a slot was taken away): peers closed, trackers told, resume saved.
+  void deactivate();
+  // Once a second while active: connections, choker, flushes, seeding goals.
+  void tick();
+  [[nodiscard]] std::uint64_t run_generation() const { return run_gen_; }
+  [[nodiscard]] rate_limiter& download_limit() { return down_limit_; }
+  [[nodiscard]] rate_limiter& upload_limit() { return up_limit_; }
 
   // --- for peer_connection ---
   [[nodiscard]] session& sess() { return session_; }
   [[nodiscard]] piece_picker& picker() { return *picker_; }
-  [[nodiscard]] const file_storage& files() const { return fs_; }
-  [[nodiscard]] std::uint32_t num_pieces() const { return fs_.num_pieces(); }
+  [[nodiscard]] const file_storage& files() const { return *fs_; }
+  [[nodiscard]] std::uint32_t num_pieces() const { return fs_->num_pieces(); }
   [[nodiscard]] bool accepting_peers() const {
-    return state_ == torrent_state::downloading || state_ == torrent_state::seeding;
+    return active_ && (state_ == torrent_state::downloading || state_ == torrent_state::seeding);
   }
   bool attach(const std::shared_ptr<peer_connection>& p);
   void detach(peer_connection* p);
@@ -142,6 +242,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void count_upload(std::uint64_t n) {
     upload_meter_.add(n);
     uploaded_ += n;
+    last_upload_ = std::chrono::steady_clock::now();
   }
 
  private:
@@ -154,15 +255,15 @@ class torrent : public std::enable_shared_from_this<torrent> {
     std::vector<peer_connection*> senders;  // per block, for smart ban
     std::vector<tcp::endpoint> sender_eps;
   };
-  void start_checking();
   void check_next();
-  void on_checked(std::uint32_t piece, bool ok);
+  void on_checked(std::uint32_t piece, bool ok, std::uint64_t gen);
   void enter_running();
+  void on_check_done();
   void hash_and_write(std::uint32_t piece);
   void on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piece_buffer> buf);
   void on_piece_written(std::uint32_t piece, std::error_code ec, std::size_t bytes);
   void maybe_finished();
-  void fail(const std::string& why);
+  void fail(const std::string& why, error_kind kind = error_kind::local_io);
   void schedule_flush();
   void do_flush(std::function<void()> then);
   void save_resume();
@@ -171,8 +272,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] std::uint32_t upload_slots() const;
   [[nodiscard]] bool verify_piece(std::uint32_t piece, std::string_view data) const;
   void apply_file_priorities();
-  static asio::awaitable<void> announce_loop(std::shared_ptr<torrent> self);
-  asio::awaitable<void> announce_body();
+  static asio::awaitable<void> announce_loop(std::shared_ptr<torrent> self, std::uint64_t gen);
+  asio::awaitable<void> announce_body(std::uint64_t gen);
   asio::awaitable<bool> announce_once(int ev, bool stopping);
   void receive_block(peer_connection* from, const tcp::endpoint& from_ep, std::uint32_t piece, std::uint32_t begin,
                      std::string_view data);
@@ -182,17 +283,62 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // A piece with a block from this sender failed: true if it is a web seed (counted there).
   bool blame_web_seed(const tcp::endpoint& ep, std::uint32_t piece);
 
+  // Lifecycle (torrent.cpp).
+  void set_state(torrent_state s);
+  void init_storage();  // once the metainfo is known: files, disk, picker
+  void on_resume_loaded(std::optional<resume_data> r, std::vector<std::uint32_t> changed_files);
+  void enter_queue();  // queued (or paused), then the session decides
+  // Peers closed, web seeds and announces stopped, data flushed and resume saved; `then`
+  // once the resume write is queued. `say_stopped`: tell the tracker we left.
+  void wind_down(std::function<void()> then);
+  void recount_wanted();
+  void mark_have(std::uint32_t piece);
+  void post_event(int kind, std::string message = {}, std::uint32_t index = 0);
+  void check_goals();
+  // Polls every 10 ms while `busy`, then runs `then` (waits for work in flight to end).
+  void when_idle(std::function<bool()> busy, std::function<void()> then);
+  std::uint32_t goodbyes_ = 0;  // "stopped" announces in flight
+  // Magnet links (torrent_magnet.cpp): fetch the info dictionary, then become a torrent.
+  void start_metadata_fetch();
+  static asio::awaitable<void> metadata_loop(std::shared_ptr<torrent> self, std::uint64_t gen);
+  void on_metadata(std::string info_bytes);
+  // Moving and deleting files (torrent_move.cpp).
+  void move_files(std::filesystem::path to);
+
   session& session_;
+  torrent_id id_;
   metainfo info_;
-  file_storage fs_;
-  disk_io disk_;
+  std::optional<magnet_link> magnet_;
+  std::filesystem::path metadata_file_;
+  std::chrono::seconds metadata_timeout_{0};
+  bool moving_ = false;
+  std::vector<tcp::endpoint> given_peers_;
+  std::filesystem::path save_path_;
+  std::unique_ptr<file_storage> fs_;
+  std::unique_ptr<disk_io> disk_;
   std::filesystem::path resume_file_;
   std::vector<std::uint8_t> file_prio_;
   bool force_check_, skip_check_, sequential_;
+  bool settings_from_resume_;
   sha1_digest wire_hash_{};
   std::optional<sha1_digest> v2_wire_hash_;
-  torrent_state state_ = torrent_state::checking;
+  torrent_state state_ = torrent_state::queued;
+  error_kind error_kind_ = error_kind::none;
   std::string error_;
+  bool user_paused_ = false;
+  bool needs_check_ = false;
+  bool active_ = false;
+  std::uint64_t run_gen_ = 0;  // bumped whenever the torrent stops running: old loops end
+  std::vector<std::uint32_t> check_list_;  // pieces to hash (all, or those of changed files)
+  std::uint32_t queue_position_ = 0;
+  std::vector<std::string> labels_;
+  seed_goals goals_;
+  rate_limiter down_limit_, up_limit_;
+  std::int64_t added_time_ = 0, completed_time_ = 0;
+  std::int64_t seeding_seconds_ = 0, active_seconds_ = 0;
+  std::chrono::steady_clock::time_point last_upload_;
+  std::uint64_t total_size_ = 0, total_wanted_ = 0, have_wanted_ = 0;
+  std::vector<std::function<void()>> stop_waiters_;
   std::unique_ptr<piece_picker> picker_;
   bitfield flushed_;                      // verified and flushed: what resume data lists
   std::vector<std::uint32_t> unflushed_;  // verified and written, waiting for fdatasync
@@ -255,14 +401,18 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::uint64_t disk_queue_bytes_ = 0;
   std::uint64_t max_disk_queue_;
   std::uint32_t check_next_ = 0, check_inflight_ = 0, check_done_ = 0;
+  std::uint64_t check_gen_ = 0;
+  std::uint64_t fetch_gen_ = 0;  // bumped to abandon a metadata fetch
+  std::uint32_t winding_down_ = 0;
+  bool tracker_failed_ = false;  // the last announce got no answer
+  std::vector<std::uint32_t> file_pieces_left_;  // per file: wanted pieces not yet verified
   bool stopping_ = false;
   bool has_pad_files_ = false;
   bool finished_fired_ = false;
   bool flush_running_ = false;
-  rate_meter download_meter_, upload_meter_;
+  mutable rate_meter download_meter_, upload_meter_;
   std::uint64_t downloaded_ = 0, uploaded_ = 0, wasted_ = 0, prior_downloaded_ = 0, prior_uploaded_ = 0;
   std::uint32_t hash_failures_ = 0;
-  asio::steady_timer tick_;
   std::uint32_t tick_count_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
   peer_connection* optimistic_ = nullptr;
@@ -278,10 +428,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::vector<std::shared_ptr<web_seed>> web_seeds_;
 
  public:
-  void set_tracker_message(std::string m) { tracker_message_ = std::move(m); }
-  [[nodiscard]] std::uint64_t bytes_left() const;
-  [[nodiscard]] std::uint64_t total_downloaded() const { return prior_downloaded_ + downloaded_; }
-  [[nodiscard]] std::uint64_t total_uploaded() const { return prior_uploaded_ + uploaded_; }
+  [[nodiscard]] std::uint64_t bytes_left() const { return total_wanted_ - have_wanted_; }
 };
 
 }  // namespace shoal

@@ -1,6 +1,7 @@
 #include "storage/resume.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -20,7 +21,42 @@ std::string encode_resume(const resume_data& r) {
   d["pieces"] = r.pieces.bytes();
   d["uploaded"] = static_cast<std::int64_t>(r.uploaded);
   d["downloaded"] = static_cast<std::int64_t>(r.downloaded);
+  bencode::list files;
+  for (const auto& f : r.files)
+    files.emplace_back(bencode::list{static_cast<std::int64_t>(f.size), f.mtime_ns});
+  d["files"] = std::move(files);
+  d["paused"] = r.paused ? 1 : 0;
+  d["file priorities"] = std::string(r.file_priorities.begin(), r.file_priorities.end());
+  d["sequential"] = r.sequential ? 1 : 0;
+  d["max download rate"] = static_cast<std::int64_t>(r.max_download_rate);
+  d["max upload rate"] = static_cast<std::int64_t>(r.max_upload_rate);
+  // Ratios in millionths: bencode has no floats.
+  if (r.goal_ratio) d["goal ratio ppm"] = static_cast<std::int64_t>(*r.goal_ratio * 1e6 + 0.5);
+  if (r.goal_seeding_time) d["goal seeding time"] = *r.goal_seeding_time;
+  if (r.goal_idle_time) d["goal idle time"] = *r.goal_idle_time;
+  d["queue position"] = static_cast<std::int64_t>(r.queue_position);
+  d["added time"] = r.added_time;
+  d["completed time"] = r.completed_time;
+  d["seeding seconds"] = r.seeding_seconds;
+  d["active seconds"] = r.active_seconds;
+  d["save path"] = r.save_path;
+  bencode::list labels(r.labels.begin(), r.labels.end());
+  d["labels"] = std::move(labels);
+  bencode::list trackers(r.trackers.begin(), r.trackers.end());
+  d["trackers"] = std::move(trackers);
   return bencode::encode(d);
+}
+
+std::vector<resume_file_stamp> stamp_files(const std::vector<fs::path>& paths) {
+  std::vector<resume_file_stamp> out(paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    struct stat st {};
+    if (::lstat(paths[i].c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      out[i].size = static_cast<std::uint64_t>(st.st_size);
+      out[i].mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    }
+  }
+  return out;
 }
 
 result<resume_data> decode_resume(std::string_view bytes, std::string_view info_hash, std::uint32_t num_pieces) {
@@ -44,6 +80,37 @@ result<resume_data> decode_resume(std::string_view bytes, std::string_view info_
   }
   r.uploaded = static_cast<std::uint64_t>(std::max<std::int64_t>(0, root.find("uploaded").as_int()));
   r.downloaded = static_cast<std::uint64_t>(std::max<std::int64_t>(0, root.find("downloaded").as_int()));
+  auto nonneg = [&](std::string_view k) { return std::max<std::int64_t>(0, root.find(k).as_int()); };
+  for (auto f : root.find("files")) {
+    if (!f.is_list() || f.size() != 2) {
+      r.files.clear();  // not trusted: every file is checked as if nothing was recorded
+      break;
+    }
+    auto it = f.begin();
+    const auto size = (*it).as_int();
+    const auto mtime = (*++it).as_int();
+    r.files.push_back({static_cast<std::uint64_t>(std::max<std::int64_t>(0, size)), mtime});
+  }
+  r.paused = root.find("paused").as_int() != 0;
+  const auto prio = root.find("file priorities").as_string();
+  r.file_priorities.assign(prio.begin(), prio.end());
+  r.sequential = root.find("sequential").as_int() != 0;
+  r.max_download_rate = static_cast<std::uint64_t>(nonneg("max download rate"));
+  r.max_upload_rate = static_cast<std::uint64_t>(nonneg("max upload rate"));
+  if (auto g = root.find("goal ratio ppm"); g.is_int())
+    r.goal_ratio = static_cast<double>(std::max<std::int64_t>(0, g.as_int())) / 1e6;
+  if (auto g = root.find("goal seeding time"); g.is_int()) r.goal_seeding_time = std::max<std::int64_t>(0, g.as_int());
+  if (auto g = root.find("goal idle time"); g.is_int()) r.goal_idle_time = std::max<std::int64_t>(0, g.as_int());
+  r.queue_position = static_cast<std::uint32_t>(std::min<std::int64_t>(nonneg("queue position"), 1 << 30));
+  r.added_time = nonneg("added time");
+  r.completed_time = nonneg("completed time");
+  r.seeding_seconds = nonneg("seeding seconds");
+  r.active_seconds = nonneg("active seconds");
+  r.save_path = std::string(root.find("save path").as_string());
+  for (auto l : root.find("labels"))
+    if (l.is_string()) r.labels.emplace_back(l.as_string());
+  for (auto l : root.find("trackers"))
+    if (l.is_string()) r.trackers.emplace_back(l.as_string());
   return r;
 }
 
