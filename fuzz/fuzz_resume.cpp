@@ -20,6 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(r->pieces.count() <= pieces);
     auto again = decode_resume(encode_resume(*r), key, pieces);
     FUZZ_CHECK(again.ok() && again->pieces.bytes() == r->pieces.bytes());
+    // Version 2's settings survive a round trip too.
+    FUZZ_CHECK(again->labels == r->labels && again->file_priorities == r->file_priorities);
+    FUZZ_CHECK(again->files.size() == r->files.size() && again->paused == r->paused);
+    FUZZ_CHECK(again->goal_ratio.has_value() == r->goal_ratio.has_value());
+    FUZZ_CHECK(again->save_path == r->save_path && again->queue_position == r->queue_position);
   }
   return 0;
 }

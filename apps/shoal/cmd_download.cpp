@@ -160,8 +160,7 @@ struct progress_printer {
 
   void print(const torrent_status& s, const net::port_mapper* mapper) {
     ++ticks;
-    const double frac =
-        s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
+    const double frac = s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
     const double eta = s.download_rate > 0 ? static_cast<double>(s.total_wanted - s.have_wanted) / s.download_rate : -1;
     if (a.json_progress) {
       if (ticks % 2 == 0) {

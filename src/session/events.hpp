@@ -22,7 +22,7 @@ enum class event_kind : std::uint8_t {
   piece_finished,  // `index`: the piece; off unless the mask asks for it (one per piece)
   file_completed,  // `index`: the file (as metainfo lists them, pad files included)
   torrent_finished,
-  error,  // `message`: what failed; the torrent's status says the kind
+  error,          // `message`: what failed; the torrent's status says the kind
   tracker_reply,  // `message`: the tracker's URL (no query) and what it said
   peer_banned,    // `message`: the peer and why
   storage_moved,  // `message`: the new folder
@@ -31,7 +31,9 @@ enum class event_kind : std::uint8_t {
 };
 [[nodiscard]] const char* event_kind_name(event_kind k);
 
-constexpr std::uint32_t event_bit(event_kind k) { return 1u << static_cast<unsigned>(k); }
+constexpr std::uint32_t event_bit(event_kind k) {
+  return 1u << static_cast<unsigned>(k);
+}
 // Every kind but piece_finished, which a stream reader turns on when it needs it.
 constexpr std::uint32_t default_event_mask = ~event_bit(event_kind::piece_finished);
 

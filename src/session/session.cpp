@@ -148,10 +148,11 @@ void session::start_dht() {
       if (on_warning) on_warning("the DHT cannot start: " + ec.message());
       return;
     }
-    utp_->set_fallback([node](std::span<const char> d, const asio::ip::udp::endpoint& from) { node->deliver(d, from); });
+    utp_->set_fallback(
+        [node](std::span<const char> d, const asio::ip::udp::endpoint& from) { node->deliver(d, from); });
   } else if (auto ec = node->start()) {
-    const std::string why = "the DHT cannot listen on UDP port " + std::to_string(port_) + ": " + ec.message() +
-                            "; going on without it";
+    const std::string why =
+        "the DHT cannot listen on UDP port " + std::to_string(port_) + ": " + ec.message() + "; going on without it";
     if (settings_.log) settings_.log(why);
     if (on_warning) on_warning(why);
     return;

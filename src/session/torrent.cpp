@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <random>
 
+#include "core/text.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
 #include "session/web_seed.hpp"
 #include "storage/resume.hpp"
-#include "core/text.hpp"
 #include "tracker/client.hpp"
 
 namespace shoal {
@@ -47,6 +47,36 @@ std::string_view state_name(torrent_state s) {
       return "error";
     case torrent_state::stopped:
       return "stopped";
+  }
+  return "?";
+}
+
+const char* event_kind_name(event_kind k) {
+  switch (k) {
+    case event_kind::added:
+      return "added";
+    case event_kind::metadata_received:
+      return "metadata_received";
+    case event_kind::state_changed:
+      return "state_changed";
+    case event_kind::piece_finished:
+      return "piece_finished";
+    case event_kind::file_completed:
+      return "file_completed";
+    case event_kind::torrent_finished:
+      return "torrent_finished";
+    case event_kind::error:
+      return "error";
+    case event_kind::tracker_reply:
+      return "tracker_reply";
+    case event_kind::peer_banned:
+      return "peer_banned";
+    case event_kind::storage_moved:
+      return "storage_moved";
+    case event_kind::removed:
+      return "removed";
+    case event_kind::goal_reached:
+      return "goal_reached";
   }
   return "?";
 }
@@ -209,6 +239,8 @@ void torrent::post_event(int kind, std::string message, std::uint32_t index) {
 // --- start: resume data or a check --------------------------------------------------------
 
 void torrent::start() {
+  // Until its resume data is read (or its metadata is in) a torrent waits in the queue.
+  if (!fs_ || !user_paused_) set_state(torrent_state::queued);
   if (!fs_) {
     if (user_paused_) {
       set_state(torrent_state::paused);
@@ -231,38 +263,47 @@ void torrent::start() {
   // Reading the resume file and a stat per file happen on the disk pool, not here.
   auto self = shared_from_this();
   const bool use_resume = !force_check_ && !resume_file_.empty();
-  const std::string key = info_.info_hash_v1 ? std::string(as_view(*info_.info_hash_v1))
-                                             : std::string(as_view(*info_.info_hash_v2));
-  std::vector<std::filesystem::path> paths;
-  for (std::uint32_t f = 0; f < fs_->files().size(); ++f)
-    paths.push_back(disk_->file_path(f));
-  session_.disk_pool().post([self, use_resume, key, paths = std::move(paths), file = resume_file_] {
-    std::optional<resume_data> r;
-    if (use_resume) {
-      if (auto loaded = load_resume_file(file, key, self->fs_->num_pieces())) r = std::move(loaded).value();
-    }
-    auto stamps = stamp_files(paths);
-    asio::post(self->session_.io(), [self, r = std::move(r), stamps = std::move(stamps)]() mutable {
-      // Files that differ from what the resume data recorded (or are missing or short).
-      std::vector<std::uint32_t> changed;
-      for (std::uint32_t f = 0; f < self->fs_->files().size(); ++f) {
-        const auto& fe = self->fs_->files()[f];
-        if (fe.pad || fe.size == 0) continue;
-        const bool short_or_missing = stamps[f].mtime_ns == 0 || stamps[f].size < fe.size;
-        const bool differs = r && r->files.size() == stamps.size() &&
-                             (r->files[f].size != stamps[f].size || r->files[f].mtime_ns != stamps[f].mtime_ns);
-        if (short_or_missing || differs) changed.push_back(f);
-      }
-      // Remember which files exist at all, for the no-resume case (check only if any does).
-      if (!r) {
-        bool any = false;
+  const std::string key =
+      info_.info_hash_v1 ? std::string(as_view(*info_.info_hash_v1)) : std::string(as_view(*info_.info_hash_v2));
+  session_.disk_pool().post(
+      [self, use_resume, key, file = resume_file_, from_resume = settings_from_resume_, base = save_path_] {
+        std::optional<resume_data> r;
+        if (use_resume) {
+          if (auto loaded = load_resume_file(file, key, self->fs_->num_pieces())) r = std::move(loaded).value();
+        }
+        // The files are where the resume data says (a move may have changed the folder).
+        std::filesystem::path root = base;
+        if (r && from_resume && !r->save_path.empty()) root = r->save_path;
+        disk_io at(*self->fs_, root);
+        std::vector<std::filesystem::path> paths;
         for (std::uint32_t f = 0; f < self->fs_->files().size(); ++f)
-          any = any || (!self->fs_->files()[f].pad && stamps[f].mtime_ns != 0);
-        if (!any) changed.assign(1, UINT32_MAX);  // nothing on disk: nothing to check
-      }
-      self->on_resume_loaded(std::move(r), std::move(changed));
-    });
-  });
+          paths.push_back(at.file_path(f));
+        auto stamps = stamp_files(paths);
+        asio::post(self->session_.io(), [self, r = std::move(r), stamps = std::move(stamps), root]() mutable {
+          if (root != self->save_path_) {
+            self->save_path_ = root;
+            self->disk_ = std::make_unique<disk_io>(*self->fs_, root);
+          }
+          // Files that differ from what the resume data recorded (or are missing or short).
+          std::vector<std::uint32_t> changed;
+          for (std::uint32_t f = 0; f < self->fs_->files().size(); ++f) {
+            const auto& fe = self->fs_->files()[f];
+            if (fe.pad || fe.size == 0) continue;
+            const bool short_or_missing = stamps[f].mtime_ns == 0 || stamps[f].size < fe.size;
+            const bool differs = r && r->files.size() == stamps.size() &&
+                                 (r->files[f].size != stamps[f].size || r->files[f].mtime_ns != stamps[f].mtime_ns);
+            if (short_or_missing || differs) changed.push_back(f);
+          }
+          // Remember which files exist at all, for the no-resume case (check only if any does).
+          if (!r) {
+            bool any = false;
+            for (std::uint32_t f = 0; f < self->fs_->files().size(); ++f)
+              any = any || (!self->fs_->files()[f].pad && stamps[f].mtime_ns != 0);
+            if (!any) changed.assign(1, UINT32_MAX);  // nothing on disk: nothing to check
+          }
+          self->on_resume_loaded(std::move(r), std::move(changed));
+        });
+      });
 }
 
 void torrent::on_resume_loaded(std::optional<resume_data> r, std::vector<std::uint32_t> changed_files) {
@@ -620,7 +661,8 @@ void torrent::set_labels(std::vector<std::string> labels) {
 }
 
 void torrent::merge(const torrent_params& p) {
-  std::vector<std::vector<std::string>> more = p.magnet ? std::vector<std::vector<std::string>>{} : p.info.tracker_tiers;
+  std::vector<std::vector<std::string>> more =
+      p.magnet ? std::vector<std::vector<std::string>>{} : p.info.tracker_tiers;
   if (p.magnet) {
     for (const auto& tr : p.magnet->trackers)
       more.push_back({tr});
@@ -707,6 +749,8 @@ torrent_status torrent::status() const {
   s.max_upload_rate = up_limit_.rate();
   s.goals = goals_;
   s.labels = labels_;
+  for (const auto& tier : tiers_)
+    s.trackers.insert(s.trackers.end(), tier.begin(), tier.end());
   s.save_path = save_path_.string();
   s.added_time = added_time_;
   s.completed_time = completed_time_;

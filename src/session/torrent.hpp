@@ -62,8 +62,8 @@ struct torrent_params {
   std::vector<std::uint8_t> file_priorities;  // per file; empty: all 1; 0 = skip
   // BEP 19 web seeds used while downloading; nullopt: the torrent's url-list.
   std::optional<std::vector<std::string>> web_seeds;
-  bool paused = false;              // added paused: nothing runs until resume()
-  std::vector<std::string> labels;  // opaque to the engine, kept in the resume data
+  bool paused = false;                  // added paused: nothing runs until resume()
+  std::vector<std::string> labels;      // opaque to the engine, kept in the resume data
   std::uint64_t max_download_rate = 0;  // bytes/s for this torrent, 0: unlimited
   std::uint64_t max_upload_rate = 0;
   seed_goals goals;
@@ -116,6 +116,7 @@ struct torrent_status {
   std::uint64_t max_download_rate = 0, max_upload_rate = 0;
   seed_goals goals;
   std::vector<std::string> labels;
+  std::vector<std::string> trackers;  // every tier's URLs, in order
   std::string save_path;
   std::int64_t added_time = 0;      // unix seconds
   std::int64_t completed_time = 0;  // 0: not yet
@@ -322,13 +323,13 @@ class torrent : public std::enable_shared_from_this<torrent> {
   bool settings_from_resume_;
   sha1_digest wire_hash_{};
   std::optional<sha1_digest> v2_wire_hash_;
-  torrent_state state_ = torrent_state::queued;
+  torrent_state state_ = torrent_state::stopped;  // until start()
   error_kind error_kind_ = error_kind::none;
   std::string error_;
   bool user_paused_ = false;
   bool needs_check_ = false;
   bool active_ = false;
-  std::uint64_t run_gen_ = 0;  // bumped whenever the torrent stops running: old loops end
+  std::uint64_t run_gen_ = 0;              // bumped whenever the torrent stops running: old loops end
   std::vector<std::uint32_t> check_list_;  // pieces to hash (all, or those of changed files)
   std::uint32_t queue_position_ = 0;
   std::vector<std::string> labels_;
@@ -404,7 +405,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::uint64_t check_gen_ = 0;
   std::uint64_t fetch_gen_ = 0;  // bumped to abandon a metadata fetch
   std::uint32_t winding_down_ = 0;
-  bool tracker_failed_ = false;  // the last announce got no answer
+  bool tracker_failed_ = false;                  // the last announce got no answer
   std::vector<std::uint32_t> file_pieces_left_;  // per file: wanted pieces not yet verified
   bool stopping_ = false;
   bool has_pad_files_ = false;

@@ -5,9 +5,9 @@
 
 #include <algorithm>
 
+#include "core/merkle.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
-#include "core/merkle.hpp"
 
 namespace shoal {
 

@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::error_code sys_error() { return {errno, std::generic_category()}; }
+std::error_code sys_error() {
+  return {errno, std::generic_category()};
+}
 
 // Copies `from` to `to` (created or truncated) and fsyncs it.
 std::error_code copy_synced(const fs::path& from, const fs::path& to) {
@@ -172,21 +174,21 @@ void torrent::delete_files(bool data, std::function<void(std::error_code)> done)
       if (!fs_->files()[f].pad) files.push_back(disk_->file_path(f));
     }
   }
-  session_.disk_pool().post([self, files, done = std::move(done), root = save_path_, resume = resume_file_,
-                             meta = metadata_file_] {
-    std::error_code first;
-    std::vector<fs::path> removed;
-    for (const auto& f : files) {
-      std::error_code ec;
-      if (fs::remove(f, ec)) removed.push_back(f);
-      if (ec && !first) first = ec;
-    }
-    remove_empty_parents(removed, root);
-    std::error_code ignored;
-    if (!resume.empty()) fs::remove(resume, ignored);
-    if (!meta.empty()) fs::remove(meta, ignored);
-    asio::post(self->session_.io(), [done, first] { done(first); });
-  });
+  session_.disk_pool().post(
+      [self, files, done = std::move(done), root = save_path_, resume = resume_file_, meta = metadata_file_] {
+        std::error_code first;
+        std::vector<fs::path> removed;
+        for (const auto& f : files) {
+          std::error_code ec;
+          if (fs::remove(f, ec)) removed.push_back(f);
+          if (ec && !first) first = ec;
+        }
+        remove_empty_parents(removed, root);
+        std::error_code ignored;
+        if (!resume.empty()) fs::remove(resume, ignored);
+        if (!meta.empty()) fs::remove(meta, ignored);
+        asio::post(self->session_.io(), [done, first] { done(first); });
+      });
 }
 
 }  // namespace shoal

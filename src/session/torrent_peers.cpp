@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
+#include "dht/krpc.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
-#include "dht/krpc.hpp"
 
 namespace shoal {
 

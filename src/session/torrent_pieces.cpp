@@ -133,7 +133,8 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
     picker_->piece_failed(piece);
     std::vector<file_slice> sl;
     fs_->map(piece, 0, fs_->piece_size(piece), sl);
-    const std::string where = sl.empty() ? std::string("piece ") + std::to_string(piece) : fs_->files()[sl[0].file].path;
+    const std::string where =
+        sl.empty() ? std::string("piece ") + std::to_string(piece) : fs_->files()[sl[0].file].path;
     fail("cannot write " + where + ": " + ec.message());
     return;
   }
@@ -174,9 +175,9 @@ void torrent::maybe_finished() {
           self->fail("cannot create empty files: " + ec.message());
           return;
         }
-        self->completed_time_ = std::chrono::duration_cast<std::chrono::seconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
+        self->completed_time_ =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         self->set_state(torrent_state::seeding);
         self->stop_web_seeds();
         self->completed_pending_ = true;
@@ -225,8 +226,8 @@ void torrent::do_flush(std::function<void()> then) {
 void torrent::save_resume() {
   if (resume_file_.empty() || !fs_) return;
   resume_data r;
-  r.info_hash = info_.info_hash_v1 ? std::string(as_view(*info_.info_hash_v1))
-                                   : std::string(as_view(*info_.info_hash_v2));
+  r.info_hash =
+      info_.info_hash_v1 ? std::string(as_view(*info_.info_hash_v1)) : std::string(as_view(*info_.info_hash_v2));
   r.pieces = flushed_;
   r.downloaded = total_downloaded();
   r.uploaded = total_uploaded();
@@ -303,7 +304,5 @@ void torrent::fail(const std::string& why, error_kind kind) {
   if (session_.settings().log) session_.settings().log("error: " + info_.name + ": " + why);
   session_.queue_changed();
 }
-
-
 
 }  // namespace shoal

@@ -3,9 +3,9 @@
 
 #include <algorithm>
 
+#include "dht/krpc.hpp"
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
-#include "dht/krpc.hpp"
 #include "tracker/client.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/bencode.hpp"
@@ -11,6 +12,11 @@
 namespace shoal {
 
 namespace fs = std::filesystem;
+
+namespace {
+// Ratios up to a million: past that a goal means nothing, and the integer stays far from overflow.
+constexpr std::int64_t max_goal_ratio_ppm = 1'000'000'000'000;
+}  // namespace
 
 std::string encode_resume(const resume_data& r) {
   bencode::dict d;
@@ -31,7 +37,10 @@ std::string encode_resume(const resume_data& r) {
   d["max download rate"] = static_cast<std::int64_t>(r.max_download_rate);
   d["max upload rate"] = static_cast<std::int64_t>(r.max_upload_rate);
   // Ratios in millionths: bencode has no floats.
-  if (r.goal_ratio) d["goal ratio ppm"] = static_cast<std::int64_t>(*r.goal_ratio * 1e6 + 0.5);
+  if (r.goal_ratio) {
+    const double ppm = std::clamp(*r.goal_ratio * 1e6 + 0.5, 0.0, static_cast<double>(max_goal_ratio_ppm));
+    d["goal ratio ppm"] = static_cast<std::int64_t>(ppm);
+  }
   if (r.goal_seeding_time) d["goal seeding time"] = *r.goal_seeding_time;
   if (r.goal_idle_time) d["goal idle time"] = *r.goal_idle_time;
   d["queue position"] = static_cast<std::int64_t>(r.queue_position);
@@ -98,7 +107,7 @@ result<resume_data> decode_resume(std::string_view bytes, std::string_view info_
   r.max_download_rate = static_cast<std::uint64_t>(nonneg("max download rate"));
   r.max_upload_rate = static_cast<std::uint64_t>(nonneg("max upload rate"));
   if (auto g = root.find("goal ratio ppm"); g.is_int())
-    r.goal_ratio = static_cast<double>(std::max<std::int64_t>(0, g.as_int())) / 1e6;
+    r.goal_ratio = static_cast<double>(std::clamp<std::int64_t>(g.as_int(), 0, max_goal_ratio_ppm)) / 1e6;
   if (auto g = root.find("goal seeding time"); g.is_int()) r.goal_seeding_time = std::max<std::int64_t>(0, g.as_int());
   if (auto g = root.find("goal idle time"); g.is_int()) r.goal_idle_time = std::max<std::int64_t>(0, g.as_int());
   r.queue_position = static_cast<std::uint32_t>(std::min<std::int64_t>(nonneg("queue position"), 1 << 30));

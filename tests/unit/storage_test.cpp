@@ -111,6 +111,51 @@ TEST(Resume, RoundTripAndRejections) {
   fs::remove_all(f.parent_path());
 }
 
+TEST(Resume, Version2KeepsWhatARestartNeeds) {
+  resume_data r;
+  r.info_hash = std::string(20, 'h');
+  r.pieces = bitfield(4);
+  r.files = {{1000, 1700000000123456789}, {0, 0}};
+  r.paused = true;
+  r.file_priorities = {1, 0};
+  r.sequential = true;
+  r.max_download_rate = 1000;
+  r.goal_ratio = 1.5;
+  r.goal_seeding_time = 60;
+  r.queue_position = 3;
+  r.added_time = 1700000000;
+  r.seeding_seconds = 10;
+  r.save_path = "/srv/t";
+  r.labels = {"tv", "hd"};
+  auto back = decode_resume(encode_resume(r), r.info_hash, 4);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->files.size(), 2u);
+  EXPECT_EQ(back->files[0].size, 1000u);
+  EXPECT_EQ(back->files[0].mtime_ns, 1700000000123456789);
+  EXPECT_TRUE(back->paused);
+  EXPECT_EQ(back->file_priorities, r.file_priorities);
+  EXPECT_TRUE(back->sequential);
+  EXPECT_EQ(back->max_download_rate, 1000u);
+  ASSERT_TRUE(back->goal_ratio);
+  EXPECT_DOUBLE_EQ(*back->goal_ratio, 1.5);
+  EXPECT_EQ(back->goal_seeding_time, 60);
+  EXPECT_FALSE(back->goal_idle_time);
+  EXPECT_EQ(back->queue_position, 3u);
+  EXPECT_EQ(back->added_time, 1700000000);
+  EXPECT_EQ(back->seeding_seconds, 10);
+  EXPECT_EQ(back->save_path, "/srv/t");
+  EXPECT_EQ(back->labels, r.labels);
+  // A version 1 file (no settings) still loads, with nothing recorded about its files.
+  auto v1 = decode_resume(
+      "d11:file-format12:shoal resume12:file-versioni1e9:info-hash20:hhhhhhhhhhhhhhhhhhhh"
+      "10:num piecesi4e6:pieces1:\xf0e",
+      r.info_hash, 4);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ(v1->pieces.count(), 4u);
+  EXPECT_TRUE(v1->files.empty());
+  EXPECT_FALSE(v1->paused);
+}
+
 TEST(Tracker, AnnounceRepliesAndUrls) {
   tracker::announce_request req;
   req.info_hash.fill(0xff);
