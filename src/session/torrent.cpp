@@ -308,6 +308,7 @@ void torrent::start() {
 
 void torrent::on_resume_loaded(std::optional<resume_data> r, std::vector<std::uint32_t> changed_files) {
   if (stopping_) return;
+  loaded_ = true;
   const std::uint32_t np = fs_->num_pieces();
   check_list_.clear();
   if (skip_check_) {

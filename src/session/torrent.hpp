@@ -178,10 +178,10 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // --- for the session's queue and tick ---
   // Ready for a slot: data known (resume data or a finished check), not paused, no error.
   [[nodiscard]] bool wants_slot() const {
-    return state_ == torrent_state::queued && !needs_check_ && !winding_down_ && !stopping_ && !moving_;
+    return state_ == torrent_state::queued && loaded_ && !needs_check_ && !winding_down_ && !stopping_ && !moving_;
   }
   [[nodiscard]] bool wants_check() const {
-    return state_ == torrent_state::queued && needs_check_ && !winding_down_ && !stopping_ && !moving_;
+    return state_ == torrent_state::queued && loaded_ && needs_check_ && !winding_down_ && !stopping_ && !moving_;
   }
   [[nodiscard]] bool active() const { return active_; }
   // True if it would seed (every wanted piece verified) once active.
@@ -328,6 +328,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::string error_;
   bool user_paused_ = false;
   bool needs_check_ = false;
+  bool loaded_ = false;  // resume data read (or none): the queue may take it
   bool active_ = false;
   std::uint64_t run_gen_ = 0;              // bumped whenever the torrent stops running: old loops end
   std::vector<std::uint32_t> check_list_;  // pieces to hash (all, or those of changed files)

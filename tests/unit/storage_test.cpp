@@ -148,7 +148,8 @@ TEST(Resume, Version2KeepsWhatARestartNeeds) {
   // A version 1 file (no settings) still loads, with nothing recorded about its files.
   auto v1 = decode_resume(
       "d11:file-format12:shoal resume12:file-versioni1e9:info-hash20:hhhhhhhhhhhhhhhhhhhh"
-      "10:num piecesi4e6:pieces1:\xf0e",
+      "10:num piecesi4e6:pieces1:\xf0"
+      "e",
       r.info_hash, 4);
   ASSERT_TRUE(v1.ok());
   EXPECT_EQ(v1->pieces.count(), 4u);
