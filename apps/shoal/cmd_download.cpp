@@ -247,6 +247,7 @@ result<std::string> magnet_torrent(asio::io_context& io, const std::shared_ptr<d
           tracker::client_options opt;
           opt.proxy = a.proxy;
           opt.bind_address = a.bind;
+          opt.local = a.local || env_local();
           opt.http_timeout = std::chrono::seconds(5);
           opt.udp_attempts = 2;
           opt.udp_base_timeout = std::chrono::milliseconds(2000);
@@ -413,6 +414,7 @@ int run_transfer(const transfer_args& in) {
           tracker::client_options opt;
           opt.proxy = a.proxy;
           opt.bind_address = a.bind;
+          opt.local = a.local || env_local();
           body = co_await tracker::http_get(fetch_io, a.target, max_torrent_size, opt);
         },
         asio::detached);

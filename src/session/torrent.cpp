@@ -1116,6 +1116,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   tracker::client_options opt;
   opt.proxy = session_.settings().proxy;
   opt.bind_address = session_.settings().outgoing_address;
+  opt.local = session_.settings().local;
   if (stopping) {
     opt.http_timeout = std::chrono::seconds(3);
     opt.udp_attempts = 1;
@@ -1166,8 +1167,8 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       }
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
       last_tracker_ = url;
-      tracker_message_ =
-          url + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
+      tracker_message_ = tracker::redact_url(url) + ": " + std::to_string(added) + " peers" +
+                         (r->warning.empty() ? "" : " (" + r->warning + ")");
       if (session_.settings().log) session_.settings().log("tracker " + tracker_message_);
       if (!stopping) connect_more();
       co_return true;
