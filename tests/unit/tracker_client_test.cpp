@@ -23,7 +23,8 @@ TEST(TrackerClient, RedactUrlKeepsSchemeHostPortPath) {
 
 namespace {
 
-result<tracker::announce_response> announce_now(const std::string& url, bool local) {
+result<tracker::announce_response> announce_now(const std::string& url, bool local,
+                                                std::optional<std::uint16_t> socks_port = std::nullopt) {
   asio::io_context io;
   tracker::announce_request req;
   req.peer_id.fill('p');
@@ -33,6 +34,12 @@ result<tracker::announce_response> announce_now(const std::string& url, bool loc
   opt.http_timeout = std::chrono::seconds(2);
   opt.udp_attempts = 1;
   opt.udp_base_timeout = std::chrono::milliseconds(200);
+  if (socks_port) {
+    opt.proxy.type = net::proxy_settings::socks5;
+    opt.proxy.host = "127.0.0.1";
+    opt.proxy.port = *socks_port;
+    opt.proxy.timeout = std::chrono::milliseconds(1000);
+  }
   std::optional<result<tracker::announce_response>> out;
   asio::co_spawn(
       io, [&]() -> asio::awaitable<void> { out = co_await tracker::announce(io, url, req, opt); }, asio::detached);
@@ -43,15 +50,26 @@ result<tracker::announce_response> announce_now(const std::string& url, bool loc
 }  // namespace
 
 TEST(TrackerClient, LocalSkipsPublicHostsAtOnce) {
-  for (const char* url :
-       {"http://203.0.113.5:6969/announce", "udp://198.51.100.7:6969/announce", "http://tracker.example.com/announce",
-        "udp://tracker.example.net:1337", "http://[2001:db8::7]:8080/announce"}) {
-    auto r = announce_now(url, true);
+  // Everything goes to a "SOCKS5 proxy" on loopback that only listens: were --local not
+  // to hold, the attempt would show up there as a connection, and nothing would leave
+  // loopback or be resolved even then (the proxy resolves names).
+  asio::io_context probe;
+  asio::ip::tcp::acceptor proxy(probe, {asio::ip::make_address("127.0.0.1"), 0});
+  proxy.non_blocking(true);
+  const auto port = proxy.local_endpoint().port();
+  for (const char* url : {"http://203.0.113.5:6969/announce", "udp://198.51.100.7:6969/announce",
+                          "http://tracker.example.com/announce", "udp://tracker.example.net:1337",
+                          "http://[2001:db8::7]:8080/announce"}) {
+    auto r = announce_now(url, true, port);
     ASSERT_FALSE(r.ok()) << url;
     EXPECT_NE(r.err().message().find("skipped under --local"), std::string::npos) << r.err().message();
     // The line names the URL without a query: no peer_id, no key.
     EXPECT_EQ(r.err().message().find("peer_id"), std::string::npos) << r.err().message();
     EXPECT_EQ(r.err().message().find("key="), std::string::npos) << r.err().message();
+    boost::system::error_code ec;
+    asio::ip::tcp::socket s(probe);
+    proxy.accept(s, ec);
+    EXPECT_EQ(ec, asio::error::would_block) << url << ": something was dialled";
   }
 }
 
