@@ -57,9 +57,9 @@ TEST(TrackerClient, LocalSkipsPublicHostsAtOnce) {
   asio::ip::tcp::acceptor proxy(probe, {asio::ip::make_address("127.0.0.1"), 0});
   proxy.non_blocking(true);
   const auto port = proxy.local_endpoint().port();
-  for (const char* url : {"http://203.0.113.5:6969/announce", "udp://198.51.100.7:6969/announce",
-                          "http://tracker.example.com/announce", "udp://tracker.example.net:1337",
-                          "http://[2001:db8::7]:8080/announce"}) {
+  for (const char* url :
+       {"http://203.0.113.5:6969/announce", "udp://198.51.100.7:6969/announce", "http://tracker.example.com/announce",
+        "udp://tracker.example.net:1337", "http://[2001:db8::7]:8080/announce"}) {
     auto r = announce_now(url, true, port);
     ASSERT_FALSE(r.ok()) << url;
     EXPECT_NE(r.err().message().find("skipped under --local"), std::string::npos) << r.err().message();
