@@ -62,12 +62,17 @@ namespace {
 // state). Its ancestors are the user's choice and are followed.
 safe::fd open_folder_of(const fs::path& file, bool create, std::error_code& ec) {
   const fs::path folder = file.parent_path();
-  if (folder.empty() || folder == folder.root_path()) return safe::open_root(folder, false, ec);
+  const fs::path last = folder.filename();
+  // "x", "./x", "../x", "/x": the folder is the user's own (the working folder or an
+  // ancestor of it), taken as it is.
+  if (folder.empty() || folder == folder.root_path() || last.empty() || last == "." || last == "..") {
+    return safe::open_root(folder, create && !folder.empty(), ec);
+  }
   const fs::path up = folder.parent_path();
   safe::fd top = safe::open_root(up, create, ec);
   if (!top) return {};
-  if (create) return safe::make_dirs_beneath(top.get(), folder.filename(), ec);
-  return safe::open_beneath(top.get(), folder.filename(), O_RDONLY | O_DIRECTORY, 0, false, ec);
+  if (create) return safe::make_dirs_beneath(top.get(), last, ec);
+  return safe::open_beneath(top.get(), last, O_RDONLY | O_DIRECTORY, 0, false, ec);
 }
 
 // A fresh name beside the file: O_CREAT | O_EXCL | O_NOFOLLOW never opens, let alone

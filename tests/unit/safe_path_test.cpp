@@ -181,3 +181,19 @@ TEST(SafePath, ResumeTempNameCannotTruncateASymlinksTarget) {
     n += e.path().filename().string().find(".tmp") != std::string::npos && !fs::is_symlink(e.path());
   EXPECT_EQ(n, 0u);
 }
+
+TEST(SafePath, AtomicWritesInTheWorkingFolderAndRelativePaths) {
+  sandbox sb;
+  const auto old = fs::current_path();
+  fs::current_path(sb.dl);
+  EXPECT_EQ(write_file_atomically("plain.state", "a"), std::error_code());
+  EXPECT_EQ(write_file_atomically("./dot.state", "b"), std::error_code());
+  fs::create_directories("sub");
+  EXPECT_EQ(write_file_atomically("sub/../up.state", "c"), std::error_code());
+  EXPECT_EQ(write_file_atomically("new/.shoal/x.resume", "d"), std::error_code());  // folders made
+  fs::current_path(old);
+  EXPECT_EQ(slurp(sb.dl / "plain.state"), "a");
+  EXPECT_EQ(slurp(sb.dl / "dot.state"), "b");
+  EXPECT_EQ(slurp(sb.dl / "up.state"), "c");
+  EXPECT_EQ(slurp(sb.dl / "new/.shoal/x.resume"), "d");
+}
