@@ -1,5 +1,6 @@
 #include "storage/resume.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "core/bencode.hpp"
 #include "storage/safe_path.hpp"
@@ -103,6 +105,32 @@ safe::fd create_temp(int dirfd, const std::string& base, std::string& name, std:
   return {};
 }
 
+// Temporary files of earlier writes that never got renamed (the process was killed in
+// between) would pile up under their random names: removed after a successful write.
+// unlinkat removes a name, never what a planted link points to.
+void remove_stale_temps(int dirfd, const std::string& base) {
+  const int dup = ::dup(dirfd);
+  if (dup < 0) return;
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return;
+  }
+  const std::string prefix = "." + base + ".";
+  constexpr std::size_t random_hex = 12;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n(e->d_name);
+    if (n.size() == prefix.size() + random_hex + 4 && n.substr(0, prefix.size()) == prefix &&
+        n.substr(n.size() - 4) == ".tmp") {
+      stale.emplace_back(n);
+    }
+  }
+  ::closedir(d);
+  for (const auto& n : stale)
+    ::unlinkat(dirfd, n.c_str(), 0);
+}
+
 }  // namespace
 
 std::error_code write_file_atomically(const fs::path& file, const std::string& bytes) {
@@ -132,6 +160,7 @@ std::error_code write_file_atomically(const fs::path& file, const std::string& b
   // rename replaces whatever is at the final name (a symlink included) without following it.
   if (::renameat(dir.get(), tmp.c_str(), dir.get(), base.c_str()) != 0) return fail({errno, std::generic_category()});
   ::fsync(dir.get());
+  remove_stale_temps(dir.get(), base);
   return {};
 }
 

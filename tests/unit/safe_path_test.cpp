@@ -197,3 +197,18 @@ TEST(SafePath, AtomicWritesInTheWorkingFolderAndRelativePaths) {
   EXPECT_EQ(slurp(sb.dl / "up.state"), "c");
   EXPECT_EQ(slurp(sb.dl / "new/.shoal/x.resume"), "d");
 }
+
+TEST(SafePath, StaleTemporaryFilesAreRemovedAfterAWrite) {
+  sandbox sb;
+  fs::create_directories(sb.dl / ".shoal");
+  spit(sb.dl / ".shoal" / ".x.resume.0123456789ab.tmp", "left by a kill -9");
+  spit(sb.outside / "victim", "precious");
+  fs::create_symlink(sb.outside / "victim", sb.dl / ".shoal" / ".x.resume.ba9876543210.tmp");
+  spit(sb.dl / ".shoal" / ".y.resume.0123456789ab.tmp", "another file's");
+  ASSERT_EQ(write_file_atomically(sb.dl / ".shoal" / "x.resume", "fresh"), std::error_code());
+  EXPECT_FALSE(fs::exists(sb.dl / ".shoal" / ".x.resume.0123456789ab.tmp"));
+  EXPECT_FALSE(fs::is_symlink(sb.dl / ".shoal" / ".x.resume.ba9876543210.tmp"));
+  EXPECT_EQ(slurp(sb.outside / "victim"), "precious");  // the link went, not its target
+  EXPECT_TRUE(fs::exists(sb.dl / ".shoal" / ".y.resume.0123456789ab.tmp"));
+  EXPECT_EQ(slurp(sb.dl / ".shoal" / "x.resume"), "fresh");
+}
