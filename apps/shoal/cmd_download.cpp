@@ -280,6 +280,7 @@ int run_transfer(const transfer_args& in) {
             tracker::client_options opt;
             opt.proxy = a.proxy;
             opt.bind_address = a.bind;
+            opt.local = a.local || env_local();
             body = co_await tracker::http_get(fetch_io, a.target, max_torrent_size, opt);
           },
           asio::detached);

@@ -106,6 +106,9 @@ std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& p
       f.comps = prefix;
       f.where = val;
       if (auto e = read_attrs(val, field, f)) return std::move(*e);
+      // v2 files are piece-aligned by the format itself: a pad file in the tree would be
+      // data that is not in the torrent (libtorrent refuses it too).
+      if (f.pad) return bad(field + ".attr", "the pad attribute 'p' is not allowed on a v2 file", val);
       // BEP 47: a symlink's length is 0 and may be left out (libtorrent leaves it out in v2).
       node len = val.find("length");
       if (!f.link || len) {
@@ -117,6 +120,9 @@ std::optional<error> walk_tree(const node& dir, std::vector<std::string_view>& p
         if (!root.is_string()) return bad(field + ".pieces root", "expected a string of 32 bytes", root);
         if (root.as_string().size() != 32) {
           return bad(field + ".pieces root", "expected 32 bytes, is " + std::to_string(root.as_string().size()), root);
+        }
+        if (std::all_of(root.as_string().begin(), root.as_string().end(), [](char c) { return c == 0; })) {
+          return bad(field + ".pieces root", "is all zeros: a file with data needs a real root hash", root);
         }
         sha256_digest d;
         std::copy(root.as_string().begin(), root.as_string().end(), reinterpret_cast<char*>(d.data()));
@@ -231,6 +237,18 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
   const bool v1 = static_cast<bool>(pieces);
   if (!v1 && !v2) return bad("info", "has neither 'pieces' (v1) nor 'meta version' 2 (v2)", info);
   m.version = v1 && v2 ? torrent_version::hybrid : v2 ? torrent_version::v2 : torrent_version::v1;
+  if (v2) {
+    // BEP 52 hashes the info dictionary with SHA-256 and has no legacy encoders to excuse:
+    // it must be canonical bencoding (sorted keys, no leading zeros, no -0), as libtorrent
+    // requires, or two clients could disagree on what the torrent is.
+    auto canon = bencode::decode(info.raw(), bencode::mode::strict);
+    if (!canon) {
+      const auto at = canon.err().offset;
+      return error{errc::bad_metainfo,
+                   "info: a v2 info dictionary must be canonical bencoding (" + canon.err().detail + ")",
+                   at == no_offset ? info.offset() : info.offset() + at};
+    }
+  }
   if (v1) m.info_hash_v1 = sha1(info.raw());
   if (v2) m.info_hash_v2 = sha256(info.raw());
 
@@ -286,6 +304,7 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
         if (!p.is_list()) p = f.find("path");
         if (!p) return bad(field + ".path", "missing", f);
         if (auto e = read_path(p, field + ".path", rf.comps)) return std::move(*e);
+        if (rf.comps.empty()) return bad(field + ".path", "empty list: a file needs a name", p);
         v1_files.push_back(std::move(rf));
       }
     } else {
@@ -403,6 +422,10 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
     m.files.push_back(std::move(fe));
   }
 
+  if (m.total_size == 0) {
+    return bad("info", "total length is 0: a torrent must hold at least one byte of data", info);
+  }
+
   // Piece count.
   if (v1) {
     const std::uint64_t have = pieces.as_string().size() / 20;
@@ -433,9 +456,9 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
                  info.offset()};
   }
 
-  // v2 piece layers: each must be as long as its file needs and hash up to the file's
-  // root; anything else means the .torrent is corrupt. A missing layer is only noted
-  // (peers can send it).
+  // v2 piece layers: each must be a string as long as its file needs, or the .torrent is
+  // corrupt. A layer that does not hash up to the file's root, or a missing one, is only
+  // noted and left out (peers can send it).
   if (v2) {
     node layers = root.find("piece layers");
     if (layers && !layers.is_dict()) {
@@ -471,10 +494,12 @@ result<metainfo> parse_metainfo(std::string_view torrent) {
       for (std::uint64_t k = 0; k < n; ++k)
         std::copy_n(s.data() + k * 32, 32, reinterpret_cast<char*>(hashes[k].data()));
       if (merkle::root(hashes, pad) != *fe.pieces_root) {
-        return bad(
-            "piece layers",
-            "the layer for '" + cap_name(fe.path) + "' does not hash to the file's pieces root (corrupt piece hashes)",
-            layer);
+        // Layers sit outside the info dictionary, so a bad one does not make the torrent
+        // another torrent: drop it, and the layer is fetched from peers and checked
+        // against the root like any missing one (libtorrent accepts such a file too).
+        m.warnings.push_back("piece layer for '" + cap_name(fe.path) +
+                             "' does not hash to the file's pieces root: dropped (peers can send it)");
+        continue;
       }
       m.piece_layers.emplace(*fe.pieces_root, std::string(s));
     }

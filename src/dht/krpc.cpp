@@ -1,6 +1,7 @@
 #include "dht/krpc.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -427,6 +428,17 @@ bool is_local_address(const ip::address& addr) {
   if (v6.is_v4_mapped()) return is_local_address(ip::make_address_v4(ip::v4_mapped, v6));
   const auto b = v6.to_bytes();
   return v6.is_link_local() || (b[0] & 0xfe) == 0xfc;
+}
+
+std::vector<ip::address> local_host_addresses(std::string_view host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string lower(host);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower == "localhost" || lower == "localhost.") return {ip::address_v4::loopback(), ip::address_v6::loopback()};
+  boost::system::error_code ec;
+  const auto a = ip::make_address(lower, ec);
+  if (ec || !is_local_address(a)) return {};
+  return {a};
 }
 
 bool node_id_valid_for(const node_id& id, const ip::address& addr) {

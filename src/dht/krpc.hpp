@@ -124,6 +124,11 @@ struct message {
 [[nodiscard]] node_id make_node_id(const boost::asio::ip::address& ip, std::uint8_t r, const node_id& random);
 [[nodiscard]] bool node_id_valid_for(const node_id& id, const boost::asio::ip::address& ip);
 [[nodiscard]] bool is_local_address(const boost::asio::ip::address& ip);
+// --local: the addresses a host name stands for without any name lookup, when it is one
+// that --local allows: an IP literal that is_local_address (brackets of an IPv6 literal
+// allowed), or `localhost` (127.0.0.1 and ::1, never asked of a resolver). Empty for
+// anything else, which --local skips.
+[[nodiscard]] std::vector<boost::asio::ip::address> local_host_addresses(std::string_view host);
 [[nodiscard]] std::uint32_t crc32c(const std::uint8_t* data, std::size_t n);
 
 // BEP 44: the bytes an item's signature covers, and the target of an item.

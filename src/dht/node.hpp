@@ -17,6 +17,7 @@
 #include "dht/krpc.hpp"
 #include "dht/routing_table.hpp"
 #include "dht/storage.hpp"
+#include "storage/thread_pool.hpp"
 
 namespace shoal::dht {
 
@@ -46,6 +47,10 @@ struct settings {
   std::size_t reflection_factor = 4;
   std::string version = "SH\x01\x00";
   std::function<void(const std::string&)> log;
+  // Where the state file is written (with its fsyncs): never on the network thread. Empty:
+  // the node's own writer thread, which its destructor waits for, so the last save is on
+  // disk when the node is gone. Tests set it to hold the job and run it themselves.
+  std::function<void(std::function<void()>)> run_blocking;
 };
 
 struct node_stats {
@@ -113,6 +118,8 @@ class node : public std::enable_shared_from_this<node> {
   asio::awaitable<result<node_id>> put_item(put_item_params p);
   // Waits until the table has some nodes (or the time passes); true if it has.
   asio::awaitable<bool> wait_ready(std::chrono::milliseconds max);
+  // Takes a snapshot of the id and table on the network thread and writes it elsewhere
+  // (settings::run_blocking): the write fsyncs the file and its folder.
   void save_state();
 
  private:
@@ -193,6 +200,9 @@ class node : public std::enable_shared_from_this<node> {
   std::shared_ptr<node> twin_;  // the IPv6 node, owned by the IPv4 one (BEP 32)
   std::weak_ptr<node> parent_;  // ... and back
   bool grace_used_ = false;     // the twin waited once for its first nodes
+  // The default settings::run_blocking: one thread, so saves land in order. Declared last:
+  // destroyed first, it finishes the queued saves while the rest of the node still exists.
+  std::unique_ptr<thread_pool> writer_;
 };
 
 // The unit a rate limit or a vote counts: an IPv4 address, an IPv6 /64.

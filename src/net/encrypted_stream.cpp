@@ -29,9 +29,11 @@ asio::awaitable<io_result> encrypted_stream::write(asio::const_buffer buf) {
   if (!enc_) co_return co_await inner_->write(buf);
   // RC4 is a stream cipher: the keystream advances as bytes are encrypted, so a write
   // is encrypted whole before it is handed on, in a buffer of our own.
-  wbuf_.assign(static_cast<const char*>(buf.data()), buf.size());
-  enc_->apply(wbuf_);
-  co_return co_await inner_->write(asio::buffer(wbuf_));
+  // The cipher reads the caller's bytes and writes straight into that buffer (one pass,
+  // no copy first); the buffer only grows, so steady-state writes allocate nothing.
+  if (wbuf_.size() < buf.size()) wbuf_.resize(buf.size());
+  enc_->apply(static_cast<const char*>(buf.data()), wbuf_.data(), buf.size());
+  co_return co_await inner_->write(asio::buffer(wbuf_.data(), buf.size()));
 }
 
 }  // namespace shoal::net

@@ -3,9 +3,10 @@
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 
+#include <algorithm>
+#include <array>
 #include <mutex>
 #include <stdexcept>
-#include <vector>
 
 namespace shoal::net {
 
@@ -51,7 +52,7 @@ rc4::rc4(std::span<const std::uint8_t> key) : p_(std::make_unique<impl>()) {
       !EVP_CipherInit_ex2(p_->ctx, nullptr, key.data(), nullptr, 1, nullptr)) {
     throw std::runtime_error("RC4 key setup failed");
   }
-  std::vector<char> discard(1024, 0);
+  std::array<char, 1024> discard{};
   apply(discard.data(), discard.size());
 }
 
@@ -59,13 +60,18 @@ rc4::~rc4() = default;
 rc4::rc4(rc4&&) noexcept = default;
 rc4& rc4::operator=(rc4&&) noexcept = default;
 
-void rc4::apply(char* data, std::size_t len) {
-  auto* b = reinterpret_cast<unsigned char*>(data);
+void rc4::apply(const char* in, char* out, std::size_t len) {
+  const auto* src = reinterpret_cast<const unsigned char*>(in);
+  auto* dst = reinterpret_cast<unsigned char*>(out);
+  // EVP takes an int length: one call per buffer below 1 GiB, which every caller is.
   while (len > 0) {
     const int chunk = static_cast<int>(std::min<std::size_t>(len, 1u << 30));
-    int out = 0;
-    EVP_CipherUpdate(p_->ctx, b, &out, b, chunk);
-    b += chunk;
+    int n = 0;
+    if (EVP_CipherUpdate(p_->ctx, dst, &n, src, chunk) != 1 || n != chunk) {
+      throw std::runtime_error("RC4 failed");
+    }
+    src += chunk;
+    dst += chunk;
     len -= static_cast<std::size_t>(chunk);
   }
 }

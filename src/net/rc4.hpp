@@ -19,8 +19,11 @@ class rc4 {
   ~rc4();
   rc4(rc4&&) noexcept;
   rc4& operator=(rc4&&) noexcept;
-  // Encrypts or decrypts (the same operation) in place.
-  void apply(char* data, std::size_t len);
+  // Encrypts or decrypts (the same operation) in place: one EVP call per buffer.
+  void apply(char* data, std::size_t len) { apply(data, data, len); }
+  // The same from `in` into `out` (len bytes each; they may be the same buffer), so a
+  // caller that must keep its plaintext gets the ciphertext without a separate copy.
+  void apply(const char* in, char* out, std::size_t len);
   void apply(std::string& s) { apply(s.data(), s.size()); }
 
  private:

@@ -161,9 +161,7 @@ asio::awaitable<bool> peer_connection::accept_encryption() {
     co_return false;
   }
   auto find = [this](const sha1_digest& req2) { return session_.find_by_obfuscated_hash(req2); };
-  const std::uint32_t allowed = pol == wire::mse::policy::required
-                                    ? wire::mse::crypto_rc4
-                                    : (wire::mse::crypto_rc4 | wire::mse::crypto_plaintext);
+  const std::uint32_t allowed = wire::mse::accept_for(pol);
   std::string why;
   if (!co_await encryption_handshake(wire::mse::handshake::responder(find, allowed), std::move(first), why)) {
     close(why);
@@ -183,9 +181,7 @@ asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep)
   stream_ = std::move(st);
   if (pol == wire::mse::policy::allowed) co_return true;
   if (pol == wire::mse::policy::preferred && session_.plaintext_only(ep)) co_return true;
-  const std::uint32_t provide = pol == wire::mse::policy::required
-                                    ? wire::mse::crypto_rc4
-                                    : (wire::mse::crypto_rc4 | wire::mse::crypto_plaintext);
+  const std::uint32_t provide = wire::mse::offer_for(pol);
   // A peer that does not speak MSE may just wait for a plaintext handshake: give it a few
   // seconds, not the whole connect deadline.
   asio::steady_timer limit(session_.io());

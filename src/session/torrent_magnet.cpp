@@ -143,6 +143,7 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
     tracker::client_options opt;
     opt.proxy = st.proxy;
     opt.bind_address = st.outgoing_address;
+    opt.local = st.local;
     opt.http_timeout = std::chrono::seconds(5);
     opt.udp_attempts = 2;
     opt.udp_base_timeout = std::chrono::milliseconds(2000);

@@ -29,6 +29,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   tracker::client_options opt;
   opt.proxy = session_.settings().proxy;
   opt.bind_address = session_.settings().outgoing_address;
+  opt.local = session_.settings().local;
   if (stopping) {
     opt.http_timeout = std::chrono::seconds(3);
     opt.udp_attempts = 1;
@@ -79,7 +80,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       }
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
       last_tracker_ = url;
-      const std::string shown = url.substr(0, url.find('?'));
+      const std::string shown = tracker::redact_url(url);
       tracker_message_ =
           shown + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
       tracker_failed_ = false;

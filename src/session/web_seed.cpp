@@ -10,6 +10,7 @@
 #include <cstring>
 #include <set>
 
+#include "dht/krpc.hpp"
 #include "session/session.hpp"
 #include "session/torrent.hpp"
 #include "session/web_seed_codec.hpp"
@@ -267,6 +268,7 @@ asio::awaitable<std::optional<web_seed::fetch_error>> web_seed::fetch_run(torren
         tracker::client_options opt;
         opt.proxy = session_.settings().proxy;
         opt.bind_address = session_.settings().outgoing_address;
+        opt.local = session_.settings().local;  // a redirect to a public host is refused too
         std::optional<std::string> why;
         if (parts->scheme == "http") {
           conn_->plain = std::make_unique<beast::tcp_stream>(session_.io());
@@ -508,6 +510,12 @@ void torrent::start_web_seeds() {
     auto p = tracker::split_url(url);
     if (!p || (p->scheme != "http" && p->scheme != "https")) {
       if (session_.settings().log) session_.settings().log("web seed " + url + ": skipped: not an http(s) URL");
+      continue;
+    }
+    if (session_.settings().local && dht::local_host_addresses(p->host).empty()) {
+      if (session_.settings().log) {
+        session_.settings().log("web seed " + url + ": " + tracker::skipped_under_local(p->host));
+      }
       continue;
     }
     // Stands for the seed in the senders of piece buffers: 100::/64 is the discard prefix

@@ -1,5 +1,7 @@
 #include "storage/disk_io.hpp"
 
+#include "storage/safe_path.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,31 +48,34 @@ std::shared_ptr<disk_io::fd_holder> disk_io::open_file(std::uint32_t f, bool wri
   }
   if (it != open_.end()) open_.erase(it);
   evict_locked();
-  const fs::path p = file_path(f);
-  int fd;
+  // Every component beneath the save folder is opened without following symlinks: a
+  // folder replaced by a link to elsewhere must not receive the torrent's data.
+  const auto& rel = fs_.files()[f].path;
+  safe::fd root = safe::open_root(root_, write, ec);
+  if (!root) return nullptr;
+  safe::fd opened;
   if (write) {
-    fs::create_directories(p.parent_path(), ec);
-    if (ec) return nullptr;
-    fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd >= 0) {
+    opened = safe::open_beneath(root.get(), rel, O_RDWR | O_CREAT, 0644, true, ec);
+    if (opened) {
       // Sparse at full size: space is used only where data lands.
       struct stat st {};
-      if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < fs_.files()[f].size) {
-        if (::ftruncate(fd, static_cast<off_t>(fs_.files()[f].size)) != 0) {
+      if (::fstat(opened.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < fs_.files()[f].size) {
+        if (::ftruncate(opened.get(), static_cast<off_t>(fs_.files()[f].size)) != 0) {
           ec = std::error_code(errno, std::generic_category());
-          ::close(fd);
           return nullptr;
         }
       }
     }
   } else {
-    fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && (errno == EACCES || errno == EROFS)) fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    opened = safe::open_beneath(root.get(), rel, O_RDWR, 0, false, ec);
+    if (!opened && (ec == std::errc::permission_denied || ec == std::errc::read_only_file_system)) {
+      ec.clear();
+      opened = safe::open_beneath(root.get(), rel, O_RDONLY, 0, false, ec);
+    }
   }
-  if (fd < 0) {
-    ec = std::error_code(errno, std::generic_category());
-    return nullptr;
-  }
+  if (!opened) return nullptr;
+  ec.clear();
+  const int fd = opened.release();
   auto holder = std::make_shared<fd_holder>(fd);
   open_[f] = handle{holder, write, ++clock_};
   return holder;
@@ -171,19 +176,23 @@ std::error_code disk_io::sync_all() {
   std::lock_guard flush_lk(flush_mu_);
   for (std::uint32_t f = 0; f < fs_.files().size(); ++f) {
     if (fs_.files()[f].pad || fs_.files()[f].size == 0) continue;
-    const int fd = ::open(file_path(f).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) continue;  // a missing file holds no piece to vouch for
-    const int rc = ::fdatasync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return {err, std::generic_category()};
+    std::error_code ec;
+    safe::fd root = safe::open_root(root_, false, ec);
+    if (!root) return {};  // no folder: no file holds a piece to vouch for
+    safe::fd file = safe::open_beneath(root.get(), fs_.files()[f].path, O_RDONLY, 0, false, ec);
+    if (!file) continue;  // a missing file holds no piece to vouch for
+    if (::fdatasync(file.get()) != 0) return {errno, std::generic_category()};
   }
   return {};
 }
 
 bool disk_io::file_complete(std::uint32_t f) const {
+  std::error_code ec;
+  safe::fd root = safe::open_root(root_, false, ec);
+  if (!root) return false;
+  safe::fd file = safe::open_beneath(root.get(), fs_.files()[f].path, O_PATH, 0, false, ec);
   struct stat st {};
-  if (::lstat(file_path(f).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (!file || ::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   return static_cast<std::uint64_t>(st.st_size) >= fs_.files()[f].size;
 }
 
@@ -192,11 +201,10 @@ std::error_code disk_io::create_empty_files() {
     const auto& fe = fs_.files()[f];
     if (fe.pad || fe.size != 0 || fe.symlink) continue;
     std::error_code ec;
-    fs::create_directories(file_path(f).parent_path(), ec);
-    if (ec) return ec;
-    int fd = ::open(file_path(f).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) return {errno, std::generic_category()};
-    ::close(fd);
+    safe::fd root = safe::open_root(root_, true, ec);
+    if (!root) return ec;
+    safe::fd file = safe::open_beneath(root.get(), fe.path, O_WRONLY | O_CREAT, 0644, true, ec);
+    if (!file) return ec;
   }
   return {};
 }

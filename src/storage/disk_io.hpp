@@ -1,6 +1,7 @@
 // Blocking file I/O for one torrent's files, called from disk pool threads: pread/pwrite
 // through a small cache of open descriptors, fdatasync on flush. Never follows a symlink
-// at a file's own path, never leaves the save folder (paths are sanitised upstream).
+// in any component beneath the save folder (safe_path.hpp), never leaves that folder
+// (paths are sanitised upstream, and openat2's RESOLVE_BENEATH checks again).
 #pragma once
 
 #include <cstdint>

@@ -1,13 +1,19 @@
 #include "storage/resume.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "core/bencode.hpp"
+#include "storage/safe_path.hpp"
 
 namespace shoal {
 
@@ -127,48 +133,134 @@ std::error_code save_resume_file(const fs::path& file, const std::string& bytes)
   return write_file_atomically(file, bytes);
 }
 
+namespace {
+
+// The folder that will hold `file`, opened; its last component may not be a symlink (a
+// planted `.shoal` -> elsewhere would redirect resume data, cached metadata and the DHT
+// state). Its ancestors are the user's choice and are followed.
+safe::fd open_folder_of(const fs::path& file, bool create, std::error_code& ec) {
+  const fs::path folder = file.parent_path();
+  const fs::path last = folder.filename();
+  // "x", "./x", "../x", "/x": the folder is the user's own (the working folder or an
+  // ancestor of it), taken as it is.
+  if (folder.empty() || folder == folder.root_path() || last.empty() || last == "." || last == "..") {
+    return safe::open_root(folder, create && !folder.empty(), ec);
+  }
+  const fs::path up = folder.parent_path();
+  safe::fd top = safe::open_root(up, create, ec);
+  if (!top) return {};
+  if (create) return safe::make_dirs_beneath(top.get(), last, ec);
+  return safe::open_beneath(top.get(), last, O_RDONLY | O_DIRECTORY, 0, false, ec);
+}
+
+// A fresh name beside the file: O_CREAT | O_EXCL | O_NOFOLLOW never opens, let alone
+// truncates, something planted there (a symlink at a fixed "NAME.tmp" would have had its
+// target truncated and overwritten).
+safe::fd create_temp(int dirfd, const std::string& base, std::string& name, std::error_code& ec) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::array<unsigned char, 6> rnd{};
+    if (RAND_bytes(rnd.data(), static_cast<int>(rnd.size())) != 1) {
+      ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+      return {};
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    name = "." + base + ".";
+    for (unsigned char c : rnd) {
+      name += hex[c >> 4];
+      name += hex[c & 15];
+    }
+    name += ".tmp";
+    const int f = ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f >= 0) return safe::fd(f);
+    if (errno != EEXIST) {
+      ec = {errno, std::generic_category()};
+      return {};
+    }
+  }
+  ec = std::make_error_code(std::errc::file_exists);
+  return {};
+}
+
+// Temporary files of earlier writes that never got renamed (the process was killed in
+// between) would pile up under their random names: removed after a successful write.
+// unlinkat removes a name, never what a planted link points to.
+void remove_stale_temps(int dirfd, const std::string& base) {
+  const int dup = ::dup(dirfd);
+  if (dup < 0) return;
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return;
+  }
+  const std::string prefix = "." + base + ".";
+  constexpr std::size_t random_hex = 12;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n(e->d_name);
+    if (n.size() == prefix.size() + random_hex + 4 && n.substr(0, prefix.size()) == prefix &&
+        n.substr(n.size() - 4) == ".tmp") {
+      stale.emplace_back(n);
+    }
+  }
+  ::closedir(d);
+  for (const auto& n : stale)
+    ::unlinkat(dirfd, n.c_str(), 0);
+}
+
+}  // namespace
+
 std::error_code write_file_atomically(const fs::path& file, const std::string& bytes) {
   std::error_code ec;
-  fs::create_directories(file.parent_path(), ec);
-  if (ec) return ec;
-  const fs::path tmp = file.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return {errno, std::generic_category()};
+  if (file.filename().empty()) return std::make_error_code(std::errc::invalid_argument);
+  safe::fd dir = open_folder_of(file, true, ec);
+  if (!dir) return ec;
+  const std::string base = file.filename().string();
+  std::string tmp;
+  safe::fd out = create_temp(dir.get(), base, tmp, ec);
+  if (!out) return ec;
+  auto fail = [&](std::error_code e) {
+    ::unlinkat(dir.get(), tmp.c_str(), 0);
+    return e;
+  };
   std::size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ssize_t w = ::write(out.get(), bytes.data() + done, bytes.size() - done);
     if (w < 0) {
       if (errno == EINTR) continue;
-      std::error_code e(errno, std::generic_category());
-      ::close(fd);
-      return e;
+      return fail({errno, std::generic_category()});
     }
     done += static_cast<std::size_t>(w);
   }
-  if (::fsync(fd) != 0) {
-    std::error_code e(errno, std::generic_category());
-    ::close(fd);
-    return e;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), file.c_str()) != 0) return {errno, std::generic_category()};
-  int dfd = ::open(file.parent_path().empty() ? "." : file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (::fsync(out.get()) != 0) return fail({errno, std::generic_category()});
+  out = safe::fd();
+  // rename replaces whatever is at the final name (a symlink included) without following it.
+  if (::renameat(dir.get(), tmp.c_str(), dir.get(), base.c_str()) != 0) return fail({errno, std::generic_category()});
+  ::fsync(dir.get());
+  remove_stale_temps(dir.get(), base);
   return {};
 }
 
 result<resume_data> load_resume_file(const fs::path& file, std::string_view info_hash, std::uint32_t num_pieces) {
   std::error_code ec;
-  auto size = fs::file_size(file, ec);
-  if (ec) return error{errc::io, "resume data: " + ec.message(), no_offset};
-  if (size > max_resume_size) return error{errc::limit_exceeded, "resume data: file too large", no_offset};
-  std::ifstream in(file, std::ios::binary);
-  std::string data(size, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(size));
-  if (!in) return error{errc::io, "resume data: short read", no_offset};
+  safe::fd dir = open_folder_of(file, false, ec);
+  safe::fd in;
+  if (dir) in = safe::open_beneath(dir.get(), file.filename(), O_RDONLY, 0, false, ec);
+  if (!in) return error{errc::io, "resume data: " + ec.message(), no_offset};
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0)
+    return error{errc::io, "resume data: " + std::string(std::strerror(errno)), no_offset};
+  if (!S_ISREG(st.st_mode)) return error{errc::io, "resume data: not a regular file", no_offset};
+  if (static_cast<std::uint64_t>(st.st_size) > max_resume_size) {
+    return error{errc::limit_exceeded, "resume data: file too large", no_offset};
+  }
+  std::string data(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t r = ::read(in.get(), data.data() + done, data.size() - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return error{errc::io, "resume data: short read", no_offset};
+    done += static_cast<std::size_t>(r);
+  }
   return decode_resume(data, info_hash, num_pieces);
 }
 

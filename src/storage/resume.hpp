@@ -48,12 +48,16 @@ struct resume_data {
 // Checks the info-hash and piece count against the torrent it should belong to.
 [[nodiscard]] result<resume_data> decode_resume(std::string_view bytes, std::string_view info_hash,
                                                 std::uint32_t num_pieces);
-// Replaces `file` atomically: temporary file, fsync, rename, fsync of the folder.
+// Replaces `file` atomically: temporary file, fsync, rename, fsync of the folder. The
+// folder holding `file` (DIR/.shoal for resume data, cached metadata and the DHT state)
+// is created if missing and must not be a symlink; the temporary file gets a random name
+// made with O_CREAT | O_EXCL | O_NOFOLLOW, so nothing planted beside it is written through.
 [[nodiscard]] std::error_code write_file_atomically(const std::filesystem::path& file, const std::string& bytes);
 // The resume file, written by write_file_atomically.
 [[nodiscard]] std::error_code save_resume_file(const std::filesystem::path& file, const std::string& bytes);
 // The size and modification time of each path (on the disk pool: one stat a file).
 [[nodiscard]] std::vector<resume_file_stamp> stamp_files(const std::vector<std::filesystem::path>& paths);
+// Read through the same guarded folder (a symlinked DIR/.shoal is refused).
 [[nodiscard]] result<resume_data> load_resume_file(const std::filesystem::path& file, std::string_view info_hash,
                                                    std::uint32_t num_pieces);
 

@@ -1,6 +1,7 @@
 #include "tracker/announce.hpp"
 
 #include <boost/url/encode.hpp>
+#include <boost/url/parse.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
 #include "core/bencode.hpp"
@@ -57,6 +58,23 @@ std::uint32_t clamp_interval(std::int64_t v) {
 }
 
 }  // namespace
+
+std::string redact_url(std::string_view url) {
+  auto u = boost::urls::parse_uri(url);
+  if (u && u->has_authority()) {
+    std::string out = std::string(u->scheme()) + "://" + std::string(u->encoded_host_and_port());
+    out += u->encoded_path();
+    return out;
+  }
+  // Not a URI we can read: keep what comes before any query, fragment or user info.
+  std::string_view s = url.substr(0, url.find_first_of("?#"));
+  const auto scheme_end = s.find("://");
+  const auto at = s.find('@', scheme_end == std::string_view::npos ? 0 : scheme_end + 3);
+  if (at != std::string_view::npos && scheme_end != std::string_view::npos) {
+    return std::string(s.substr(0, scheme_end + 3)) + std::string(s.substr(at + 1));
+  }
+  return std::string(s);
+}
 
 std::string announce_url(std::string_view base, const announce_request& r) {
   std::string u(base);

@@ -49,6 +49,9 @@ struct scrape_entry {
 
 // The announce URL with the request's query parameters appended.
 [[nodiscard]] std::string announce_url(std::string_view base, const announce_request& r);
+// What logs and error lines show of a tracker or web-seed URL: scheme://host:port/path.
+// The query (peer_id, key, passkeys), user info and fragment are left out.
+[[nodiscard]] std::string redact_url(std::string_view url);
 // The scrape URL for an announce URL (BEP 48), or nullopt if the tracker has none.
 [[nodiscard]] std::optional<std::string> scrape_url(std::string_view announce, const sha1_digest& h);
 // A tracker's "failure reason" becomes an error carrying that text.

@@ -8,6 +8,7 @@
 #include <boost/url/parse.hpp>
 #include <random>
 
+#include "dht/krpc.hpp"
 #include "net/proxy.hpp"
 #include "tracker/http_connect.hpp"
 
@@ -22,8 +23,10 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
+// Every error line names the URL without its query: an announce URL carries our peer_id
+// and key, and private trackers' passkeys.
 error fail(const std::string& url, const std::string& why) {
-  return error{errc::io, url + ": " + why, no_offset};
+  return error{errc::io, redact_url(url) + ": " + why, no_offset};
 }
 
 template <class Stream>
@@ -81,6 +84,7 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
                                                         const announce_request& req, const client_options& opt) {
   auto p = split_url(url);
   if (!p) co_return fail(url, "not a valid URL");
+  if (opt.local && dht::local_host_addresses(p->host).empty()) co_return fail(url, skipped_under_local(p->host));
   // Through a SOCKS5 proxy the datagrams go to its UDP relay, each wrapped with the
   // tracker's address (a name stays a name: the proxy resolves it), while the TCP control
   // connection of the association stays open.
@@ -101,6 +105,15 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
     if (co_await net::socks5_udp_associate(assoc, opt.proxy, unknown, &why)) co_return fail(url, why);
     target = assoc.relay;
     socks_target = net::socks5_target(p->host, port);
+  } else if (opt.local) {
+    // No resolver under --local: the host is a literal (or localhost) we checked above.
+    std::uint16_t port = 0;
+    try {
+      port = static_cast<std::uint16_t>(std::stoul(p->port));
+    } catch (const std::exception&) {
+      co_return fail(url, "bad port");
+    }
+    target = udp::endpoint(dht::local_host_addresses(p->host).front(), port);
   } else {
     udp::resolver resolver(io);
     auto [ec, eps] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
@@ -166,6 +179,11 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
 
 }  // namespace
 
+std::string skipped_under_local(const std::string& host) {
+  return "skipped under --local: " + host +
+         " is not a loopback or private address literal or localhost (nothing sent, no name looked up)";
+}
+
 std::optional<url_parts> split_url(const std::string& url) {
   auto u = boost::urls::parse_uri(url);
   if (!u || !u->has_authority() || u->host().empty()) return std::nullopt;
@@ -188,6 +206,13 @@ asio::awaitable<std::optional<std::string>> connect_http(asio::io_context& io, b
   } catch (const std::exception&) {
     co_return "bad port";
   }
+  // --local holds through a proxy too: the proxy would dial the host for us.
+  std::vector<tcp::endpoint> eps;
+  if (opt.local) {
+    for (const auto& addr : dht::local_host_addresses(p.host))
+      eps.emplace_back(addr, port_number);
+    if (eps.empty()) co_return skipped_under_local(p.host);
+  }
   // Through a proxy, the proxy resolves the name (no DNS query of ours leaks it).
   if (opt.proxy.enabled()) {
     std::string why;
@@ -195,9 +220,13 @@ asio::awaitable<std::optional<std::string>> connect_http(asio::io_context& io, b
     if (pec) co_return why;
     co_return std::nullopt;
   }
-  tcp::resolver resolver(io);
-  auto [rec, eps] = co_await resolver.async_resolve(p.host, p.port, asio::as_tuple(asio::use_awaitable));
-  if (rec) co_return "cannot resolve " + p.host + ": " + rec.message();
+  if (!opt.local) {
+    tcp::resolver resolver(io);
+    auto [rec, res] = co_await resolver.async_resolve(p.host, p.port, asio::as_tuple(asio::use_awaitable));
+    if (rec) co_return "cannot resolve " + p.host + ": " + rec.message();
+    for (const auto& e : res)
+      eps.push_back(e.endpoint());
+  }
   if (opt.bind_address.empty()) {
     auto [cec, cep] = co_await s.async_connect(eps, asio::as_tuple(asio::use_awaitable));
     if (cec) co_return cec.message();
@@ -209,13 +238,13 @@ asio::awaitable<std::optional<std::string>> connect_http(asio::io_context& io, b
   if (bec) co_return "--bind " + opt.bind_address + " is not an address";
   std::string last = "no address of the bound family";
   for (const auto& e : eps) {
-    if (e.endpoint().address().is_v6() != local.is_v6()) continue;
+    if (e.address().is_v6() != local.is_v6()) continue;
     boost::system::error_code oec;
     if (s.socket().is_open()) s.socket().close(oec);
-    s.socket().open(e.endpoint().protocol(), oec);
+    s.socket().open(e.protocol(), oec);
     if (!oec) s.socket().bind(tcp::endpoint(local, 0), oec);
     if (oec) co_return "cannot bind to " + opt.bind_address + ": " + oec.message();
-    auto [cec] = co_await s.async_connect(e.endpoint(), asio::as_tuple(asio::use_awaitable));
+    auto [cec] = co_await s.async_connect(e, asio::as_tuple(asio::use_awaitable));
     if (!cec) co_return std::nullopt;
     last = cec.message();
   }
@@ -236,7 +265,7 @@ asio::awaitable<result<announce_response>> announce(asio::io_context& io, const 
   auto body = co_await fetch(io, full, max_reply_size, opt);
   if (!body) co_return body.err();
   auto r = parse_announce_reply(*body);
-  if (!r) co_return error{r.err().code, url + ": " + r.err().message(), no_offset};
+  if (!r) co_return error{r.err().code, redact_url(url) + ": " + r.err().message(), no_offset};
   co_return r;
 }
 

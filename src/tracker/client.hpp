@@ -25,7 +25,14 @@ struct client_options {
   net::proxy_settings proxy;
   // Source address of direct HTTP(S) and UDP announces (--bind); empty: the OS chooses.
   std::string bind_address;
+  // --local: only loopback and private IP literals and `localhost` are contacted, and no
+  // name is ever looked up (dht::local_host_addresses); any other host fails at once with
+  // an error saying it was skipped.
+  bool local = false;
 };
+
+// The one line said for a host that --local skips.
+[[nodiscard]] std::string skipped_under_local(const std::string& host);
 
 // With an HTTP proxy set, a udp:// tracker fails at once with an error saying it was
 // skipped: its datagrams would leave from our own address, around the proxy.

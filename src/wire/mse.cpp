@@ -80,6 +80,21 @@ const char* to_string(policy p) {
   return "?";
 }
 
+std::uint32_t offer_for(policy p) {
+  return p == policy::required ? crypto_rc4 : (crypto_rc4 | crypto_plaintext);
+}
+
+std::uint32_t accept_for(policy p) {
+  return p == policy::required ? crypto_rc4 : (crypto_rc4 | crypto_plaintext);
+}
+
+std::uint32_t select_method(std::uint32_t offered, std::uint32_t accepted) {
+  const std::uint32_t common = offered & accepted;
+  if (common & crypto_plaintext) return crypto_plaintext;
+  if (common & crypto_rc4) return crypto_rc4;
+  return 0;
+}
+
 struct dh_key::impl {
   bn_ptr priv;
 };
@@ -316,12 +331,8 @@ handshake::status handshake::step() {
       }
       case state::read_ia: {
         if (in_.size() < ia_len_) return status::need_more;
-        const std::uint32_t common = provide_ & allowed_;
-        if (common & crypto_rc4) {
-          selected_ = crypto_rc4;
-        } else if (common & crypto_plaintext) {
-          selected_ = crypto_plaintext;
-        } else {
+        selected_ = select_method(provide_, allowed_);
+        if (selected_ == 0) {
           return fail(errc::invalid_argument, "no method in common (peer offers " + std::to_string(provide_) + ")");
         }
         // IA is always encrypted; what follows it only when RC4 was chosen.

@@ -30,6 +30,20 @@ enum class policy { allowed, preferred, required };
 [[nodiscard]] std::optional<policy> parse_policy(std::string_view s);
 [[nodiscard]] const char* to_string(policy p);
 
+// What a policy offers in crypto_provide when dialling with MSE: `required` offers RC4
+// only; `preferred` (and `allowed`, when it does answer an MSE handshake) offers both, so
+// the header is obfuscated and the stream may continue in plaintext, as libtorrent does
+// by default. (Under `allowed` shoal dials in plaintext and never calls this.)
+[[nodiscard]] std::uint32_t offer_for(policy p);
+// What a policy accepts when it answers an MSE handshake: RC4 only under `required`,
+// either method otherwise.
+[[nodiscard]] std::uint32_t accept_for(policy p);
+// The method a responder selects from what the initiator offered and what it accepts:
+// plaintext whenever both sides allow it (RC4 over the whole stream costs ~3x the CPU per
+// byte, and the handshake has already hidden the BitTorrent header), else RC4, else 0
+// (no method in common).
+[[nodiscard]] std::uint32_t select_method(std::uint32_t offered, std::uint32_t accepted);
+
 // 768-bit DH key pair with MSE's prime and generator 2; the private part is 160 random bits.
 class dh_key {
  public:
@@ -57,8 +71,8 @@ class handshake {
   // `seed` (tests and fuzzing only) fixes the private key and leaves out padding.
   static handshake initiator(const sha1_digest& skey, std::uint32_t provide, std::optional<std::uint32_t> seed = {});
   // The side that accepted: `find` maps HASH('req2', SKEY) to the SKEY of a torrent we
-  // serve; `allowed` says which methods we accept, rc4 chosen over plaintext when both
-  // are offered and allowed.
+  // serve; `allowed` says which methods we accept; select_method() picks one (plaintext
+  // when both sides allow it).
   static handshake responder(std::function<std::optional<sha1_digest>(const sha1_digest& req2)> find,
                              std::uint32_t allowed, std::optional<std::uint32_t> seed = {});
 

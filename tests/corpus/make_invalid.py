@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""Writes the invalid part of the corpus (tests/corpus/invalid/).
+"""Writes the invalid part of the corpus (tests/corpus/invalid/) and the torrents that load
+with a warning (tests/corpus/warn/).
 
 Each case takes a valid torrent from tests/corpus/valid/, breaks one thing in it and
 writes CASE.torrent plus CASE.json: what is broken and a substring the error must
-contain (`shoal info` must exit non-zero with it). Regenerate with
+contain (`shoal info` must exit non-zero with it). libtorrent 2.0.8 refuses every
+invalid case as well, except '.' and '..' in a v2 file tree, which it renames. A warn case is damage outside the info dictionary that libtorrent
+accepts (a piece layer that does not hash to its root): shoal loads it, drops the layer and
+says so; CASE.json holds a substring of that warning. Regenerate with
 
     /usr/bin/python3 tests/corpus/make_invalid.py
 """
@@ -18,6 +22,7 @@ import bencoding  # noqa: E402
 
 VALID = os.path.join(HERE, "valid")
 INVALID = os.path.join(HERE, "invalid")
+WARN = os.path.join(HERE, "warn")
 FUZZ_CORPUS = os.path.join(HERE, "..", "..", "fuzz", "corpus", "metainfo")
 FUZZ_MAX_LEN = 4096  # the fuzz corpora's input limit (docs/FUZZING.md)
 
@@ -56,6 +61,57 @@ def layer_wrong_root_hybrid():
     layer = bytearray(t[b"piece layers"][k])
     layer[-1] ^= 0x80
     t[b"piece layers"][k] = bytes(layer)
+    return t
+
+
+def zero_length():
+    t = load("tiny-only.v2.torrent")
+    def empty(tree):
+        for k, v in tree.items():
+            if k == b"":
+                v[b"length"] = 0
+                v.pop(b"pieces root", None)
+            else:
+                empty(v)
+    empty(t[b"info"][b"file tree"])
+    t.pop(b"piece layers", None)
+    return t
+
+
+def v2_pad_attr():
+    t = load("single-smaller.v2.torrent")
+    t[b"info"][b"file tree"][b"small.bin"][b""][b"attr"] = b"p"
+    return t
+
+
+def v2_zero_root():
+    t = load("single-smaller.v2.torrent")
+    t[b"info"][b"file tree"][b"small.bin"][b""][b"pieces root"] = b"\0" * 32
+    return t
+
+
+def v2_unsorted_keys():
+    """Raw bytes: 'name' moved after 'piece length' inside the info dictionary."""
+    t = load("single-smaller.v2.torrent")
+    name = t[b"info"][b"name"]
+    raw = bencoding.encode(t)
+    entry = b"4:name" + str(len(name)).encode() + b":" + name
+    pl = b"12:piece lengthi" + str(t[b"info"][b"piece length"]).encode() + b"e"
+    assert raw.count(entry) == 1 and raw.count(pl) == 1
+    return raw.replace(entry, b"").replace(pl, pl + entry)
+
+
+def v2_leading_zero():
+    t = load("single-smaller.v2.torrent")
+    raw = bencoding.encode(t)
+    pl = b"12:piece lengthi" + str(t[b"info"][b"piece length"]).encode() + b"e"
+    assert raw.count(pl) == 1
+    return raw.replace(pl, pl.replace(b"lengthi", b"lengthi0"))
+
+
+def hybrid_empty_path():
+    t = load("many-files.hybrid.torrent")
+    t[b"info"][b"files"][0][b"path"] = []
     return t
 
 
@@ -166,11 +222,18 @@ def traversal_hybrid():
 CASES = [
     ("v2-layer-too-short", layer_too_short, "piece layers", "the piece layer of a file has one hash too few",
      "piece layers: the layer for 'medium.bin' is 2048 bytes, expected 2080"),
-    ("v2-layer-wrong-root", layer_wrong_root, "piece layers", "a piece layer that does not hash to the file's root",
-     "piece layers: the layer for 'medium.bin' does not hash to the file's pieces root"),
-    ("hybrid-layer-wrong-root", layer_wrong_root_hybrid, "piece layers",
-     "a hybrid's piece layer that does not hash to the file's root",
-     "piece layers: the layer for 'large.bin' does not hash to the file's pieces root"),
+    ("v2-zero-length", zero_length, "info", "every file empty: no data at all",
+     "info: total length is 0"),
+    ("v2-pad-attr", v2_pad_attr, "info.file tree/small.bin.attr", "the pad attribute on a v2 file",
+     "info.file tree/small.bin.attr: the pad attribute 'p' is not allowed on a v2 file"),
+    ("v2-zero-root", v2_zero_root, "info.file tree/small.bin.pieces root", "a pieces root of 32 zero bytes",
+     "info.file tree/small.bin.pieces root: is all zeros"),
+    ("v2-unsorted-keys", v2_unsorted_keys, "info", "info dictionary keys out of order",
+     "info: a v2 info dictionary must be canonical bencoding"),
+    ("v2-leading-zero", v2_leading_zero, "info", "an integer with a leading zero in the info dictionary",
+     "info: a v2 info dictionary must be canonical bencoding"),
+    ("hybrid-empty-path", hybrid_empty_path, "info.files[0].path", "a v1 file entry whose path is an empty list",
+     "info.files[0].path: empty list"),
     ("v2-pieces-root-31", pieces_root_short, "info.file tree/over.bin.pieces root", "a pieces root of 31 bytes",
      "info.file tree/over.bin.pieces root: expected 32 bytes, is 31"),
     ("v2-pieces-root-33", pieces_root_long, "info.file tree/small.bin.pieces root", "a pieces root of 33 bytes",
@@ -202,18 +265,35 @@ CASES = [
 ]
 
 
-def main():
-    os.makedirs(INVALID, exist_ok=True)
-    for old in os.listdir(INVALID):
-        os.remove(os.path.join(INVALID, old))
-    for name, build, where, what, error in CASES:
+WARN_CASES = [
+    ("v2-layer-wrong-root", layer_wrong_root, "a piece layer that does not hash to the file's root",
+     "piece layer for 'medium.bin' does not hash to the file's pieces root: dropped"),
+    ("hybrid-layer-wrong-root", layer_wrong_root_hybrid, "a hybrid's piece layer that does not hash to the file's root",
+     "piece layer for 'large.bin' does not hash to the file's pieces root: dropped"),
+]
+
+
+def write_cases(folder, cases, key):
+    os.makedirs(folder, exist_ok=True)
+    for old in os.listdir(folder):
+        os.remove(os.path.join(folder, old))
+    for case in cases:
+        name, build, text = case[0], case[1], case[-1]
         t = build()
-        with open(os.path.join(INVALID, name + ".torrent"), "wb") as f:
-            f.write(bencoding.encode(t))
-        with open(os.path.join(INVALID, name + ".json"), "w", encoding="utf-8") as f:
-            json.dump({"what": what, "where": where, "error": error}, f, indent=1, sort_keys=True)
+        with open(os.path.join(folder, name + ".torrent"), "wb") as f:
+            f.write(t if isinstance(t, bytes) else bencoding.encode(t))
+        desc = {"what": case[-2], key: text}
+        if len(case) == 5:
+            desc["where"] = case[2]
+        with open(os.path.join(folder, name + ".json"), "w", encoding="utf-8") as f:
+            json.dump(desc, f, indent=1, sort_keys=True)
             f.write("\n")
         print(name)
+
+
+def main():
+    write_cases(INVALID, CASES, "error")
+    write_cases(WARN, WARN_CASES, "warning")
     copy_to_fuzz_corpus()
     return 0
 
@@ -223,7 +303,7 @@ def copy_to_fuzz_corpus():
     for old in os.listdir(FUZZ_CORPUS):
         if old.startswith("corpus-"):
             os.remove(os.path.join(FUZZ_CORPUS, old))
-    for kind, folder in (("valid", VALID), ("invalid", INVALID)):
+    for kind, folder in (("valid", VALID), ("invalid", INVALID), ("warn", WARN)):
         for n in sorted(os.listdir(folder)):
             src = os.path.join(folder, n)
             if n.endswith(".torrent") and os.path.getsize(src) <= FUZZ_MAX_LEN:

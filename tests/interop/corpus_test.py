@@ -7,7 +7,12 @@ piece length and count, and the whole file layout: paths, sizes, offsets, symlin
 targets, and (where the torrent has a v1 file list) the pad files.
 
 invalid/NAME.torrent: hand-made broken torrents (tests/corpus/make_invalid.py); shoal
-must exit non-zero with an error containing the substring in NAME.json.
+must exit non-zero with an error containing the substring in NAME.json, and libtorrent
+must refuse them too (but for the '.'/'..' names it renames: LIBTORRENT_ACCEPTS).
+
+warn/NAME.torrent: damage outside the info dictionary that libtorrent accepts (a piece
+layer that does not hash to its file's root); shoal must load it, with a warning
+containing the substring in NAME.json, and leave that layer out.
 
     /usr/bin/python3 tests/interop/corpus_test.py --shoal build/shoal
 """
@@ -117,6 +122,46 @@ def check_invalid(shoal, report, torrent, expected):
     report.expect(f"{label}: one line on stderr", err.count("\n") == 1, f"stderr: {err!r}")
 
 
+# Refused by shoal on purpose where libtorrent 2.0.8 renames instead: BEP 52 has no legacy
+# to excuse '.' and '..' in a file tree.
+LIBTORRENT_ACCEPTS = {"v2-traversal-dot.torrent", "v2-traversal-dotdot.torrent"}
+
+
+def libtorrent_refuses(torrent):
+    """True/False when libtorrent's Python binding is there, None when it is not."""
+    try:
+        import libtorrent as lt
+    except ImportError:
+        return None
+    try:
+        lt.torrent_info(torrent)
+        return False
+    except RuntimeError:
+        return True
+
+
+def check_invalid_too_for_libtorrent(report, torrent):
+    refused = libtorrent_refuses(torrent)
+    label = os.path.basename(torrent)
+    if refused is not None:
+        report.expect(f"{label}: libtorrent refuses it too" if label not in LIBTORRENT_ACCEPTS
+                      else f"{label}: libtorrent accepts it (renaming)", refused != (label in LIBTORRENT_ACCEPTS))
+
+
+def check_warn(shoal, report, torrent, expected):
+    label = os.path.basename(torrent)
+    rc, out, err = shoal_info(shoal, torrent)
+    report.expect(f"{label}: loads", rc == 0, f"exit {rc}: {err.strip()}")
+    if rc != 0:
+        return
+    got = json.loads(out)
+    report.expect(f"{label}: warns '{expected['warning']}'", any(expected["warning"] in w for w in got["warnings"]),
+                  json.dumps(got["warnings"]))
+    refused = libtorrent_refuses(torrent)
+    if refused is not None:
+        report.expect(f"{label}: libtorrent accepts it too", not refused)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shoal", required=True)
@@ -124,7 +169,7 @@ def main():
     shoal = os.path.abspath(args.shoal)
     report = Report()
     counts = {}
-    for kind, check in (("valid", check_valid), ("invalid", check_invalid)):
+    for kind, check in (("valid", check_valid), ("invalid", check_invalid), ("warn", check_warn)):
         folder = os.path.join(CORPUS, kind)
         names = sorted(n for n in os.listdir(folder) if n.endswith(".torrent"))
         counts[kind] = len(names)
@@ -134,9 +179,12 @@ def main():
                 expected = json.load(f)
             before = report.failed
             check(shoal, report, torrent, expected)
+            if kind == "invalid":
+                check_invalid_too_for_libtorrent(report, torrent)
             print(("PASS " if report.failed == before else "FAIL ") + f"{kind}/{n}")
-    report.expect("corpus is not empty", counts["valid"] >= 20 and counts["invalid"] >= 10, str(counts))
-    print(f"{counts['valid']} valid and {counts['invalid']} invalid torrents: "
+    report.expect("corpus is not empty", counts["valid"] >= 20 and counts["invalid"] >= 10 and counts["warn"] >= 2,
+                  str(counts))
+    print(f"{counts['valid']} valid, {counts['invalid']} invalid and {counts['warn']} warn torrents: "
           f"{report.passed} checks passed, {report.failed} failed")
     return 1 if report.failed else 0
 

@@ -2,6 +2,10 @@
 """Transports with libtorrent, each download checked byte for byte:
 - MSE/PE encryption required on both sides, both directions (libtorrent reports RC4);
   a plaintext-only peer refused under "required"; "preferred" falls back to plaintext;
+- shoal <-> shoal through a recording relay: "preferred" on both sides (the default) does
+  the obfuscated handshake and then continues in plaintext (the BitTorrent header is not
+  the first thing on the wire, but the responder's plaintext header follows the MSE
+  reply); "required" on both sides is RC4 (no plaintext header in either direction);
 - IPv6: downloads over ::1 both ways;
 - --bind 127.0.0.2: libtorrent sees shoal's connection come from 127.0.0.2.
 
@@ -12,6 +16,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -41,6 +46,78 @@ def tracker_peers(port, info_hash):
     for i in range(0, len(raw) - len(raw) % 6, 6):
         out.add((socket.inet_ntoa(raw[i:i + 4]), struct.unpack(">H", raw[i + 4:i + 6])[0]))
     return out
+
+
+class RecordingRelay:
+    """A TCP relay on loopback that keeps the first bytes of each direction."""
+
+    KEEP = 8192
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.streams = []  # [(dialler -> listener bytes, listener -> dialler bytes)]
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                a, _ = self.sock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(self.target)
+            rec = [bytearray(), bytearray()]
+            self.streams.append(rec)
+            threading.Thread(target=self.pump, args=(a, b, rec[0]), daemon=True).start()
+            threading.Thread(target=self.pump, args=(b, a, rec[1]), daemon=True).start()
+
+    def pump(self, src, dst, rec):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                if len(rec) < self.KEEP:
+                    rec += d[:self.KEEP - len(rec)]
+                dst.sendall(d)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+BT_HEADER = b"\x13BitTorrent protocol"
+
+
+def shoal_pair_through_relay(run, t, src, name, label, enc):
+    """shoal seeds, shoal downloads through a RecordingRelay; both with `enc` flags."""
+    sport = h.free_port()
+    # --skip-check: ready at once (while it checks, the seeder turns connections away and
+    # the leecher dials again, which the relay would record as extra streams).
+    sp = h.shoal_seed(run, t, src, sport, f"{label}-seed.log", "-v", "--skip-check", *enc)
+    h.wait_listening(sport)
+    relay = RecordingRelay(sport)
+    dst = run.path("dst-" + label)
+    os.makedirs(dst)
+    rc = h.shoal_download(run, t, dst, h.free_port(), f"{label}-leech.log", "-v", "--seed-time", "0", "--peer",
+                          f"127.0.0.1:{relay.port}", *enc, timeout=120)
+    run.stop(sp)
+    relay.close()
+    run.check(f"{label}: download completes, bytes identical", rc == 0 and h.same_tree(src, dst, [name]),
+              f"exit {rc}")
+    # The connection that carried the torrent: the one with the most bytes recorded.
+    streams = sorted(relay.streams, key=lambda r: len(r[0]) + len(r[1]), reverse=True)
+    return streams, shoal_log_lines(run, f"{label}-leech.log"), shoal_log_lines(run, f"{label}-seed.log")
 
 
 def shoal_log_lines(run, log):
@@ -136,6 +213,31 @@ def main():
                   not any("retrying in plaintext" in l for l in log) and bool(totals) and
                   all(v["rc4"] or v["plaintext_encrypted"] for v in totals.values()),
                   json.dumps(totals) + "\n" + "\n".join(log[-8:]))
+        # shoal <-> shoal, the default policy on both sides: the obfuscated handshake, then
+        # plaintext (as libtorrent does by default); and `required` on both sides: RC4.
+        streams, leech, seed = shoal_pair_through_relay(run, t, src, name, "shoal-preferred", [])
+        run.check("preferred <-> preferred: no plaintext retry",
+                  bool(streams) and not any("retrying in plaintext" in l for l in leech), f"{len(streams)} streams")
+        run.check("preferred <-> preferred: every dial starts with an MSE key, not the BitTorrent header",
+                  bool(streams) and all(len(up) >= 96 and not up.startswith(BT_HEADER) for up, _ in streams),
+                  " ".join(bytes(up[:24]).hex() for up, _ in streams))
+        if streams:
+            up, down = streams[0]
+            run.check("preferred <-> preferred: after the MSE reply the responder's header is in plaintext",
+                      BT_HEADER in bytes(down[96:]) and not down.startswith(BT_HEADER), down[:24].hex())
+        run.check("preferred <-> preferred: both sides log the connection as plaintext",
+                  any("connected (" in l and "plaintext)" in l for l in leech) and
+                  any("connected (" in l and "plaintext)" in l for l in seed), "\n".join(leech[-5:]))
+        streams, leech, seed = shoal_pair_through_relay(run, t, src, name, "shoal-required",
+                                                        ["--encryption", "required"])
+        if streams:
+            up, down = streams[0]
+            run.check("required <-> required: no plaintext BitTorrent header either way",
+                      BT_HEADER not in bytes(up) and BT_HEADER not in bytes(down), f"{len(up)} / {len(down)} bytes")
+        run.check("required <-> required: both sides log the connection as rc4",
+                  any("connected (" in l and ", rc4)" in l for l in leech) and
+                  any("connected (" in l and ", rc4)" in l for l in seed), "\n".join(leech[-5:]))
+
         # IPv6 over ::1, both ways.
         for seeder in ("shoal", "lt"):
             label = f"ipv6-{seeder}-seeds"

@@ -1,10 +1,15 @@
 // The DHT's pure parts: KRPC codec, BEP 42 ids, BEP 44 signing buffers and targets, BEP 33
-// bloom filters (the specs' test vectors), the routing table and the bounded storage.
+// bloom filters (the specs' test vectors), the routing table and the bounded storage; a
+// node's state saves (off the network thread) and the hosts --local allows.
 #include <gtest/gtest.h>
 #include <sodium.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "core/text.hpp"
 #include "dht/krpc.hpp"
+#include "dht/node.hpp"
 #include "dht/routing_table.hpp"
 #include "dht/storage.hpp"
 #include "lsd/lsd.hpp"
@@ -281,4 +286,63 @@ TEST(Lsd, FormatAndParse) {
                                  std::string("BT-SEARCH * HTTP/1.1\r\nPort: 6881\r\n\r\n")}) {
     EXPECT_FALSE(lsd::parse_announce(bad)) << bad;
   }
+}
+
+TEST(DhtNode, SaveStateWritesOffTheNetworkThread) {
+  const auto dir = std::filesystem::temp_directory_path() / ("shoal-dht-save-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  boost::asio::io_context io;
+  std::vector<std::function<void()>> held;
+  dht::settings s;
+  s.listen_address = "127.0.0.1";
+  s.port = 0;
+  s.local = true;
+  s.state_file = dir / ".shoal" / "dht.state";
+  s.run_blocking = [&](std::function<void()> job) { held.push_back(std::move(job)); };
+  auto n = std::make_shared<dht::node>(io, s);
+  ASSERT_FALSE(n->start());
+  n->save_state();
+  // save_state only handed the write over: nothing is on disk until the job runs.
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(s.state_file));
+  held[0]();
+  ASSERT_TRUE(std::filesystem::exists(s.state_file));
+  EXPECT_GT(std::filesystem::file_size(s.state_file), 20u);
+  n->stop();  // the final save goes the same way
+  EXPECT_EQ(held.size(), 2u);
+  n.reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DhtNode, DefaultWriterFinishesTheLastSaveBeforeTheNodeIsGone) {
+  const auto dir = std::filesystem::temp_directory_path() / ("shoal-dht-save2-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto io = std::make_unique<boost::asio::io_context>();
+  dht::settings s;
+  s.listen_address = "127.0.0.1";
+  s.port = 0;
+  s.local = true;
+  s.state_file = dir / "dht.state";
+  auto n = std::make_shared<dht::node>(*io, s);
+  ASSERT_FALSE(n->start());
+  n->stop();
+  n.reset();
+  io.reset();  // the node's coroutines (and with them the node) go with the io_context
+  EXPECT_TRUE(std::filesystem::exists(s.state_file));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LocalHosts, LiteralsAndLocalhostOnly) {
+  EXPECT_EQ(local_host_addresses("localhost").size(), 2u);
+  EXPECT_EQ(local_host_addresses("LocalHost").size(), 2u);
+  EXPECT_EQ(local_host_addresses("127.0.0.1").size(), 1u);
+  EXPECT_EQ(local_host_addresses("10.1.2.3").size(), 1u);
+  EXPECT_EQ(local_host_addresses("192.168.0.1").size(), 1u);
+  EXPECT_EQ(local_host_addresses("[::1]").size(), 1u);
+  EXPECT_EQ(local_host_addresses("fd00::1").size(), 1u);
+  EXPECT_TRUE(local_host_addresses("8.8.8.8").empty());
+  EXPECT_TRUE(local_host_addresses("2001:db8::1").empty());
+  EXPECT_TRUE(local_host_addresses("tracker.example.org").empty());
+  EXPECT_TRUE(local_host_addresses("localhost.example.org").empty());
+  EXPECT_TRUE(local_host_addresses("").empty());
 }

@@ -306,13 +306,18 @@ TEST(Metainfo, V2SingleFileWithPieceLayers) {
   EXPECT_EQ(m.piece_layers.count(root), 1u);
   EXPECT_TRUE(m.warnings.empty());
 
-  // A layer that does not hash to the root, or of the wrong length, makes the torrent
-  // invalid; a missing one is only a warning (peers can send it).
+  // A layer of the wrong length makes the torrent invalid. One that does not hash to the
+  // root is dropped with a warning, like a missing one: layers are outside the info
+  // dictionary, and peers can send a good one (libtorrent accepts such a file too).
   std::string wrong = layer_bytes;
   wrong[0] ^= 1;
-  EXPECT_NE(parse_bad(torrent(info, dict{{"piece layers", dict{{digest_str(root), wrong}}}}))
-                .detail.find("piece layers: the layer for 'movie.mkv' does not hash to the file's pieces root"),
-            std::string::npos);
+  auto dropped = parse_ok(torrent(info, dict{{"piece layers", dict{{digest_str(root), wrong}}}}));
+  EXPECT_EQ(dropped.piece_layers.count(root), 0u);
+  EXPECT_EQ(dropped.num_pieces, 4u);
+  ASSERT_EQ(dropped.warnings.size(), 1u);
+  EXPECT_NE(dropped.warnings[0].find("piece layer for 'movie.mkv' does not hash to the file's pieces root: dropped"),
+            std::string::npos)
+      << dropped.warnings[0];
   EXPECT_NE(parse_bad(torrent(info, dict{{"piece layers", dict{{digest_str(root), layer_bytes.substr(32)}}}}))
                 .detail.find("piece layers: the layer for 'movie.mkv' is 96 bytes, expected 128"),
             std::string::npos);
@@ -469,6 +474,7 @@ TEST(Metainfo, LongNamesCostNoMoreThanShortOnes) {
   dict folder;
   for (int i = 0; i < 2000; ++i)
     folder["f" + std::to_string(i)] = dict{{"", dict{{"length", 0}}}};
+  folder["f0"] = v2_leaf(1, sha256("x"));  // one byte of data: a torrent with none is refused
   dict info{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", dict{{longname, folder}}}};
   auto m = parse_ok(torrent(info));
   ASSERT_EQ(m.files.size(), 2000u);
@@ -477,4 +483,82 @@ TEST(Metainfo, LongNamesCostNoMoreThanShortOnes) {
     warning_bytes += w.size();
   EXPECT_LT(warning_bytes, 2000u * 1200u);
   EXPECT_LE(m.files[0].path.size(), 2 + 1 + max_component_bytes + 1 + 5);
+}
+
+// Torrents libtorrent 2.0.8 refuses, and so does shoal, each with an error naming the field.
+TEST(Metainfo, ZeroLengthTorrentsAreRefused) {
+  EXPECT_NE(parse_bad(torrent(single_info(0))).detail.find("info: total length is 0"), std::string::npos);
+  EXPECT_NE(parse_bad(torrent(multi_info(list{file_dict(list{"a"}, 0), file_dict(list{"b"}, 0)}, 0)))
+                .detail.find("info: total length is 0"),
+            std::string::npos);
+  dict tree{{"e", v2_leaf(0, {})}};
+  EXPECT_NE(parse_bad(torrent(dict{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", tree}}))
+                .detail.find("info: total length is 0"),
+            std::string::npos);
+  // One byte is enough.
+  EXPECT_TRUE(parse_metainfo(torrent(single_info(1))).ok());
+}
+
+TEST(Metainfo, V2FileWithoutARealRootIsRefused) {
+  dict zero{{"f", dict{{"", dict{{"length", 10}, {"pieces root", std::string(32, '\0')}}}}}};
+  const auto e =
+      parse_bad(torrent(dict{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", zero}}));
+  EXPECT_NE(e.detail.find("info.file tree/f.pieces root: is all zeros"), std::string::npos) << e.detail;
+  dict none{{"f", dict{{"", dict{{"length", 10}}}}}};
+  EXPECT_NE(parse_bad(torrent(dict{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", none}}))
+                .detail.find("info.file tree/f.pieces root: missing"),
+            std::string::npos);
+}
+
+TEST(Metainfo, PadAttributeOnAV2FileIsRefused) {
+  const sha256_digest r = sha256("r");
+  dict padded{{"length", 10}, {"pieces root", digest_str(r)}, {"attr", "p"}};
+  dict tree{{"a", v2_leaf(10, r)}, {"p", dict{{"", padded}}}};
+  const auto e =
+      parse_bad(torrent(dict{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", tree}}));
+  EXPECT_NE(e.detail.find("info.file tree/p.attr: the pad attribute 'p' is not allowed on a v2 file"),
+            std::string::npos)
+      << e.detail;
+  // Other attributes stay fine.
+  dict exec{{"length", 10}, {"pieces root", digest_str(r)}, {"attr", "x"}};
+  EXPECT_TRUE(parse_metainfo(torrent(dict{{"name", "n"},
+                                          {"piece length", 16384},
+                                          {"meta version", 2},
+                                          {"file tree", dict{{"x", dict{{"", exec}}}}}}))
+                  .ok());
+}
+
+TEST(Metainfo, V2InfoDictionaryMustBeCanonical) {
+  const sha256_digest r = sha256("r");
+  dict info{{"name", "n"}, {"piece length", 16384}, {"meta version", 2}, {"file tree", dict{{"f", v2_leaf(10, r)}}}};
+  const std::string good = torrent(info);
+  ASSERT_TRUE(parse_metainfo(good).ok());
+  // Keys out of order: "name" moved behind "piece length".
+  std::string unsorted = good;
+  const std::string name = "4:name1:n";
+  const std::string pl = "12:piece lengthi16384e";
+  unsorted.erase(unsorted.find(name), name.size());
+  unsorted.insert(unsorted.find(pl) + pl.size(), name);
+  ASSERT_NE(unsorted, good);
+  auto e = parse_bad(unsorted);
+  EXPECT_NE(e.detail.find("info: a v2 info dictionary must be canonical bencoding"), std::string::npos) << e.detail;
+  EXPECT_NE(e.offset, no_offset);
+  // A leading zero, and -0.
+  std::string lead = good;
+  lead.replace(lead.find("i16384e"), 7, "i016384e");
+  EXPECT_NE(parse_bad(lead).detail.find("must be canonical bencoding"), std::string::npos);
+  dict info0 = info;
+  info0["x-extra"] = 1;
+  std::string neg = torrent(info0);
+  neg.replace(neg.find("7:x-extrai1e"), 12, "7:x-extrai-0e");
+  EXPECT_NE(parse_bad(neg).detail.find("must be canonical bencoding"), std::string::npos);
+  // Outside the info dictionary, and in v1 torrents, lenient decoding stays (old encoders).
+  std::string v1 = torrent(single_info(100));
+  v1.replace(v1.find("i100e"), 5, "i0100e");
+  EXPECT_TRUE(parse_metainfo(v1).ok());
+}
+
+TEST(Metainfo, FileWithAnEmptyPathIsRefused) {
+  const auto e = parse_bad(torrent(multi_info(list{file_dict(list{"a"}, 10), file_dict(list{}, 10)}, 20)));
+  EXPECT_NE(e.detail.find("info.files[1].path: empty list: a file needs a name"), std::string::npos) << e.detail;
 }

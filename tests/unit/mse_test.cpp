@@ -84,9 +84,10 @@ TEST(Rc4, KeystreamAfterDiscardMatchesIndependentImplementation) {
 TEST(Mse, Rc4BothWaysIncludingBytesRightAfterTheHandshake) {
   const std::vector<sha1_digest> served{skey_of('x'), skey_of('t')};
   for (std::size_t chunk : {1u, 7u, 100u, 4096u}) {
-    auto a = hs::initiator(skey_of('t'), mse::crypto_rc4 | mse::crypto_plaintext);
-    auto b = hs::responder([&](const sha1_digest& r) { return find_in(served, r); },
-                           mse::crypto_rc4 | mse::crypto_plaintext);
+    // A `preferred` dialler (offers both) meets a `required` responder: RC4.
+    auto a = hs::initiator(skey_of('t'), mse::offer_for(mse::policy::preferred));
+    auto b =
+        hs::responder([&](const sha1_digest& r) { return find_in(served, r); }, mse::accept_for(mse::policy::required));
     auto [sa, sb] = run(a, b, chunk);
     ASSERT_EQ(sa, hs::status::done) << a.err().message();
     ASSERT_EQ(sb, hs::status::done) << b.err().message();
@@ -189,4 +190,71 @@ TEST(Mse, PolicyNames) {
   EXPECT_EQ(mse::parse_policy("preferred"), mse::policy::preferred);
   EXPECT_EQ(mse::parse_policy("allowed"), mse::policy::allowed);
   EXPECT_FALSE(mse::parse_policy("forced"));
+}
+
+TEST(Rc4, OutOfPlaceEqualsInPlace) {
+  std::array<std::uint8_t, 20> key{};
+  key.fill(9);
+  net::rc4 a(key), b(key);
+  std::string plain(100000, '\0');
+  for (std::size_t i = 0; i < plain.size(); ++i)
+    plain[i] = static_cast<char>(i * 7);
+  std::string in_place = plain, out(plain.size(), '\0');
+  a.apply(in_place);
+  b.apply(plain.data(), out.data(), plain.size());
+  EXPECT_EQ(out, in_place);
+  EXPECT_NE(out, plain);
+  EXPECT_EQ(plain[1], static_cast<char>(7));  // the source is left alone
+}
+
+TEST(Mse, PoliciesOfferAndAccept) {
+  EXPECT_EQ(mse::offer_for(mse::policy::preferred), mse::crypto_rc4 | mse::crypto_plaintext);
+  EXPECT_EQ(mse::accept_for(mse::policy::preferred), mse::crypto_rc4 | mse::crypto_plaintext);
+  EXPECT_EQ(mse::offer_for(mse::policy::required), mse::crypto_rc4);
+  EXPECT_EQ(mse::accept_for(mse::policy::required), mse::crypto_rc4);
+  EXPECT_EQ(mse::select_method(mse::crypto_rc4 | mse::crypto_plaintext, mse::crypto_rc4 | mse::crypto_plaintext),
+            mse::crypto_plaintext);
+  EXPECT_EQ(mse::select_method(mse::crypto_rc4 | mse::crypto_plaintext, mse::crypto_rc4), mse::crypto_rc4);
+  EXPECT_EQ(mse::select_method(mse::crypto_rc4, mse::crypto_rc4 | mse::crypto_plaintext), mse::crypto_rc4);
+  EXPECT_EQ(mse::select_method(mse::crypto_plaintext, mse::crypto_rc4), 0u);
+}
+
+// The default: both sides `preferred`. The handshake is the obfuscated one (the dialler's
+// first bytes are a DH key, not the BitTorrent header), then the stream is plaintext.
+TEST(Mse, PreferredBothSidesSelectsPlaintextAfterTheObfuscatedHandshake) {
+  const std::vector<sha1_digest> served{skey_of('t')};
+  for (std::size_t chunk : {1u, 13u, 4096u}) {
+    auto a = hs::initiator(skey_of('t'), mse::offer_for(mse::policy::preferred));
+    auto b = hs::responder([&](const sha1_digest& r) { return find_in(served, r); },
+                           mse::accept_for(mse::policy::preferred));
+    std::string first = a.take_output();
+    ASSERT_GE(first.size(), mse::key_size);
+    EXPECT_EQ(first.find("BitTorrent protocol"), std::string::npos);
+    ASSERT_EQ(b.feed(first), hs::status::need_more);
+    auto [sa, sb] = run(a, b, chunk, {}, "after the handshake");
+    ASSERT_EQ(sa, hs::status::done) << a.err().message();
+    ASSERT_EQ(sb, hs::status::done) << b.err().message();
+    EXPECT_EQ(a.selected(), mse::crypto_plaintext);
+    EXPECT_EQ(b.selected(), mse::crypto_plaintext);
+    EXPECT_FALSE(a.take_encryptor());
+    EXPECT_FALSE(a.take_decryptor());
+    EXPECT_FALSE(b.take_encryptor());
+    EXPECT_FALSE(b.take_decryptor());
+  }
+}
+
+TEST(Mse, RequiredBothSidesSelectsRc4) {
+  const std::vector<sha1_digest> served{skey_of('t')};
+  for (auto [offer, accept] : {std::pair{mse::policy::required, mse::policy::required},
+                               std::pair{mse::policy::required, mse::policy::preferred},
+                               std::pair{mse::policy::preferred, mse::policy::required}}) {
+    auto a = hs::initiator(skey_of('t'), mse::offer_for(offer));
+    auto b = hs::responder([&](const sha1_digest& r) { return find_in(served, r); }, mse::accept_for(accept));
+    auto [sa, sb] = run(a, b, 100);
+    ASSERT_EQ(sa, hs::status::done) << a.err().message();
+    ASSERT_EQ(sb, hs::status::done) << b.err().message();
+    EXPECT_EQ(a.selected(), mse::crypto_rc4);
+    EXPECT_EQ(b.selected(), mse::crypto_rc4);
+    EXPECT_TRUE(a.take_encryptor() && b.take_decryptor());
+  }
 }
