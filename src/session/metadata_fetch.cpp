@@ -21,12 +21,47 @@ namespace {
 constexpr std::uint8_t our_ut_metadata = 1;
 constexpr std::size_t max_parallel_peers = 16;
 constexpr unsigned max_attempts = 4;
+// Metadata pieces asked for ahead of the first one missing: the copy grows as they come.
+constexpr std::uint32_t request_window = 16;
+// Bytes all peers' copies may hold together: a peer's claimed size costs nothing until
+// its pieces arrive, and no number of peers can make the copies outgrow this.
+constexpr std::uint64_t max_buffered = wire::max_metadata_size + (4u << 20);
 
 struct shared_state {
   std::optional<std::string> result;
   std::string last_error;
   std::size_t running = 0;
+  std::uint64_t buffered = 0;                       // capacity of every peer's copy in progress
   std::vector<std::weak_ptr<tcp::socket>> sockets;  // closed once a copy is verified
+};
+
+// One peer's copy of the info dictionary, charged to the shared budget while it lives.
+class metadata_copy {
+ public:
+  explicit metadata_copy(std::shared_ptr<shared_state> st) : st_(std::move(st)) {}
+  ~metadata_copy() { st_->buffered -= charged_; }
+  metadata_copy(const metadata_copy&) = delete;
+  metadata_copy& operator=(const metadata_copy&) = delete;
+  // Makes the copy at least `n` bytes long (at most `limit`); false if over the budget.
+  bool grow(std::size_t n, std::size_t limit) {
+    if (n <= bytes_.size()) return true;
+    if (n > bytes_.capacity()) {
+      const std::size_t cap = std::min(limit, std::max(n, bytes_.capacity() * 2));
+      const std::uint64_t more = cap - bytes_.capacity();
+      if (st_->buffered + more > max_buffered) return false;
+      bytes_.reserve(cap);
+      st_->buffered += more;
+      charged_ += more;
+    }
+    bytes_.resize(n);
+    return true;
+  }
+  std::string& bytes() { return bytes_; }
+
+ private:
+  std::shared_ptr<shared_state> st_;
+  std::string bytes_;
+  std::uint64_t charged_ = 0;
 };
 
 std::string ep_string(const tcp::endpoint& ep) {
@@ -73,9 +108,10 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
 
   std::uint8_t their_id = 0;
   std::uint64_t size = 0;
-  std::string info;
+  metadata_copy info(st);
   std::vector<bool> got;
   std::uint32_t have = 0;
+  std::uint32_t asked = 0;  // pieces [0, asked) have been requested
   std::string buf;
   while (!st->result) {
     char head[4];
@@ -100,11 +136,10 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
       }
       their_id = it->second;
       size = *e->metadata_size;
-      info.assign(size, '\0');
       got.assign(wire::metadata_pieces(size), false);
       std::string reqs;
-      for (std::uint32_t i = 0; i < got.size(); ++i)
-        wire::put_extended(reqs, their_id, wire::encode_metadata_request(i));
+      for (; asked < got.size() && asked < request_window; ++asked)
+        wire::put_extended(reqs, their_id, wire::encode_metadata_request(asked));
       auto [qec, qn] = co_await asio::async_write(sock, asio::buffer(reqs), asio::as_tuple(asio::use_awaitable));
       if (qec) co_return "send: " + qec.message();
       continue;
@@ -116,17 +151,24 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
     if (md->type != wire::metadata_msg::data) continue;
     const std::uint64_t off = static_cast<std::uint64_t>(md->piece) * wire::metadata_piece_size;
     const std::uint64_t want = std::min<std::uint64_t>(wire::metadata_piece_size, size - std::min(size, off));
-    if (md->total_size != size || md->piece >= got.size() || md->data.size() != want) {
-      co_return "peer sent a metadata piece of the wrong size";
+    if (md->total_size != size || md->piece >= asked || md->data.size() != want) {
+      co_return "peer sent a metadata piece of the wrong size or one not asked for";
     }
-    std::copy(md->data.begin(), md->data.end(), info.begin() + static_cast<std::ptrdiff_t>(off));
+    if (!info.grow(off + want, size)) co_return "metadata buffers of all peers at their bound";
+    std::copy(md->data.begin(), md->data.end(), info.bytes().begin() + static_cast<std::ptrdiff_t>(off));
     if (!got[md->piece]) {
       got[md->piece] = true;
       ++have;
+      if (asked < got.size()) {
+        std::string req;
+        wire::put_extended(req, their_id, wire::encode_metadata_request(asked++));
+        auto [qec, qn] = co_await asio::async_write(sock, asio::buffer(req), asio::as_tuple(asio::use_awaitable));
+        if (qec) co_return "send: " + qec.message();
+      }
     }
     if (have == got.size()) {
-      if (!matches(p, info)) co_return "metadata does not match the info-hash";
-      if (!st->result) st->result = std::move(info);
+      if (!matches(p, info.bytes())) co_return "metadata does not match the info-hash";
+      if (!st->result) st->result = std::move(info.bytes());
       co_return "";
     }
   }

@@ -13,6 +13,7 @@
 #include "lsd/lsd.hpp"
 #include "net/stream.hpp"
 #include "net/utp.hpp"
+#include "session/connection_limits.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -70,9 +71,14 @@ class session {
   void learned_self(const tcp::endpoint& ep) {
     if (self_endpoints_.size() < 64) self_endpoints_.insert(ep);
   }
+  // Session-wide bounds on connections not yet handshaked (peer_connection keeps them).
+  [[nodiscard]] connection_limits& limits() { return limits_; }
 
  private:
   asio::awaitable<void> accept_loop();
+  // Out of descriptors: closes the oldest incoming connection not yet handshaked, or else
+  // an idle handshaked one; false if there is neither.
+  bool close_oldest_unauthenticated();
   // Finds peers for a torrent on the DHT and announces it there, every 15 minutes (sooner
   // while nobody is found), until the torrent or the session stops.
   asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w, sha1_digest hash);
@@ -93,6 +99,7 @@ class session {
   std::set<tcp::endpoint> plaintext_peers_;
   std::shared_ptr<lsd::service> lsd_;
   std::shared_ptr<net::utp_socket_manager> utp_;
+  connection_limits limits_;
 };
 
 }  // namespace shoal

@@ -352,7 +352,7 @@ std::optional<std::uint32_t> torrent::file_with_root(const sha256_digest& root) 
 }
 
 std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const wire::hash_request& r) {
-  if (!info_.has_v2() || r.base != piece_layer_base() || r.length > 8192) return std::nullopt;
+  if (!info_.has_v2() || r.base != piece_layer_base() || r.length > wire::max_hash_request_length) return std::nullopt;
   auto layer = info_.piece_layers.find(r.root);
   if (layer == info_.piece_layers.end()) return std::nullopt;
   const auto found = file_with_root(r.root);
@@ -722,7 +722,6 @@ void torrent::connect_more() {
 
 bool torrent::attach(const std::shared_ptr<peer_connection>& p) {
   if (stopping_ || state_ == torrent_state::error) return false;
-  if (peers_.size() >= session_.settings().max_peers_per_torrent) return false;
   if (is_banned(p->endpoint())) return false;
   // Per-IP limit; on loopback every peer shares the address, so count address+port there.
   const auto& ep = p->endpoint();
@@ -731,6 +730,17 @@ bool torrent::attach(const std::shared_ptr<peer_connection>& p) {
     if (ep.address().is_loopback() ? q->endpoint() == ep : q->endpoint().address() == ep.address()) ++same;
   }
   if (same >= session_.settings().max_peers_per_ip) return false;
+  if (peers_.size() >= session_.settings().max_peers_per_torrent) {
+    // Full: an idle connection (handshaked long ago, nothing exchanged, no interest) makes
+    // room, so connections that only handshake cannot keep real peers out.
+    const auto now = clock::now();
+    auto idle = std::find_if(peers_.begin(), peers_.end(),
+                             [&](auto& q) { return q->evictable(now, session_.settings().idle_eviction); });
+    if (idle == peers_.end()) return false;
+    auto victim = *idle;
+    victim->close("evicted for a new peer: idle");
+    if (peers_.size() >= session_.settings().max_peers_per_torrent) return false;
+  }
   peers_.push_back(p);
   return true;
 }
@@ -1057,6 +1067,12 @@ void torrent::save_resume() {
                  [self, ec] { self->tracker_message_ = "cannot save resume data: " + ec.message(); });
     }
   });
+}
+
+void torrent::penalize(const tcp::endpoint& ep) {
+  auto& f = failed_[ep];
+  f.when = clock::now();
+  f.count = std::min<std::uint32_t>(f.count + 1, max_failures - 1);
 }
 
 void torrent::ban(peer_connection* p, const std::string& why) {
