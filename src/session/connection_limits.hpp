@@ -4,6 +4,7 @@
 // register and unregister themselves.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -13,8 +14,12 @@ namespace shoal {
 class peer_connection;
 
 struct connection_limits {
+  struct pending {
+    std::weak_ptr<peer_connection> conn;
+    std::chrono::steady_clock::time_point since;
+  };
   // Incoming, before the handshake: oldest first, so at the bound the oldest one goes.
-  std::list<std::weak_ptr<peer_connection>> unauthenticated;
+  std::list<pending> unauthenticated;
   std::uint32_t half_open_outgoing = 0;
 };
 

@@ -33,14 +33,14 @@ void peer_connection::start_incoming() {
   auto& lim = session_.limits();
   const std::uint32_t cap = session_.settings().max_unauthenticated;
   while (cap > 0 && lim.unauthenticated.size() >= cap) {
-    auto oldest = lim.unauthenticated.front().lock();
+    auto oldest = lim.unauthenticated.front().conn.lock();
     lim.unauthenticated.pop_front();
     if (oldest) {
       oldest->pending_.reset();
       oldest->close("handshake: too many connections waiting for one (" + std::to_string(cap) + ")");
     }
   }
-  pending_ = lim.unauthenticated.insert(lim.unauthenticated.end(), weak_from_this());
+  pending_ = lim.unauthenticated.insert(lim.unauthenticated.end(), {weak_from_this(), clock::now()});
   asio::co_spawn(session_.io(), run(shared_from_this(), std::nullopt), asio::detached);
 }
 

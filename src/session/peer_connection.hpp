@@ -25,6 +25,7 @@
 
 #include "core/bitfield.hpp"
 #include "net/stream.hpp"
+#include "session/connection_limits.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
 #include "wire/extension.hpp"
@@ -193,7 +194,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   std::uint32_t metadata_rejected_ = 0;
   std::chrono::steady_clock::time_point attached_at_{};
   // Incoming and not handshaked yet: our entry in the session's list.
-  std::optional<std::list<std::weak_ptr<peer_connection>>::iterator> pending_;
+  std::optional<std::list<connection_limits::pending>::iterator> pending_;
   bool half_open_ = false;  // counted in the session's outgoing half-open connections
 
   rate_meter down_, up_;

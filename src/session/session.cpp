@@ -132,9 +132,13 @@ asio::awaitable<void> session::accept_loop() {
 }
 
 bool session::close_oldest_unauthenticated() {
+  // One that has waited a moment: one accepted just now has not had the chance to read
+  // its handshake yet (closing those would starve every connection, real ones too).
+  const auto now = std::chrono::steady_clock::now();
   while (!limits_.unauthenticated.empty()) {
-    auto p = limits_.unauthenticated.front().lock();
+    auto p = limits_.unauthenticated.front().conn.lock();
     if (p && !p->closed()) {
+      if (now - limits_.unauthenticated.front().since < std::chrono::seconds(1)) break;
       p->close("handshake: out of file descriptors, the oldest waiting connection goes");
       return true;
     }
@@ -142,7 +146,6 @@ bool session::close_oldest_unauthenticated() {
   }
   // None waiting: an idle handshaked connection (nothing exchanged, no interest) goes;
   // with no descriptor left, idle for a few seconds is idle enough.
-  const auto now = std::chrono::steady_clock::now();
   const auto idle = std::min<std::chrono::steady_clock::duration>(settings_.idle_eviction, std::chrono::seconds(3));
   for (auto& [h, t] : torrents_) {
     for (auto& p : t->peers()) {
