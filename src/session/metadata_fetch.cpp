@@ -4,6 +4,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "core/bencode.hpp"
 #include "net/proxy.hpp"
@@ -31,47 +32,68 @@ struct shared_state {
   std::optional<std::string> result;
   std::string last_error;
   std::size_t running = 0;
-  std::uint64_t buffered = 0;                       // capacity of every peer's copy in progress
+  std::uint64_t buffered = 0;                       // bytes of every peer's copy in progress
+  std::set<tcp::endpoint> given_up;                 // not asked again: a wrong copy, or over the budget
   std::vector<std::weak_ptr<tcp::socket>> sockets;  // closed once a copy is verified
 };
 
-// One peer's copy of the info dictionary, charged to the shared budget while it lives.
+// One peer's copy of the info dictionary, kept as the 16 KiB pieces that arrived (no
+// buffer at the claimed size, no copying as it grows), each charged to the shared budget
+// while the copy lives. Hashed piece by piece; joined only once it has matched.
 class metadata_copy {
  public:
   explicit metadata_copy(std::shared_ptr<shared_state> st) : st_(std::move(st)) {}
   ~metadata_copy() { st_->buffered -= charged_; }
   metadata_copy(const metadata_copy&) = delete;
   metadata_copy& operator=(const metadata_copy&) = delete;
-  // Makes the copy at least `n` bytes long (at most `limit`); false if over the budget.
-  bool grow(std::size_t n, std::size_t limit) {
-    if (n <= bytes_.size()) return true;
-    if (n > bytes_.capacity()) {
-      const std::size_t cap = std::min(limit, std::max(n, bytes_.capacity() * 2));
-      const std::uint64_t more = cap - bytes_.capacity();
-      if (st_->buffered + more > max_buffered) return false;
-      bytes_.reserve(cap);
-      st_->buffered += more;
-      charged_ += more;
-    }
-    bytes_.resize(n);
+  void expect(std::uint32_t pieces) { pieces_.assign(pieces, {}); }
+  // Stores a piece; false if the budget of all copies cannot take it.
+  bool put(std::uint32_t piece, std::string_view data) {
+    auto& slot = pieces_[piece];
+    if (!slot.empty()) return true;
+    if (st_->buffered + data.size() > max_buffered) return false;
+    slot.assign(data.data(), data.size());
+    st_->buffered += data.size();
+    charged_ += data.size();
     return true;
   }
-  std::string& bytes() { return bytes_; }
+  [[nodiscard]] bool matches(const metadata_fetch_params& p) const {
+    if (!p.v1 && !p.v2) return false;
+    hasher h1(hasher::algo::sha1), h2(hasher::algo::sha256);
+    for (const auto& piece : pieces_) {
+      if (p.v1) h1.update(piece);
+      if (p.v2) h2.update(piece);
+    }
+    if (p.v1) {
+      sha1_digest d;
+      h1.final(d.data());
+      if (d != *p.v1) return false;
+    }
+    if (p.v2) {
+      sha256_digest d;
+      h2.final(d.data());
+      if (d != *p.v2) return false;
+    }
+    return true;
+  }
+  std::string join() {
+    std::string out;
+    out.reserve(charged_);
+    for (auto& piece : pieces_) {
+      out += piece;
+      std::string().swap(piece);
+    }
+    return out;
+  }
 
  private:
   std::shared_ptr<shared_state> st_;
-  std::string bytes_;
+  std::vector<std::string> pieces_;
   std::uint64_t charged_ = 0;
 };
 
 std::string ep_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
-bool matches(const metadata_fetch_params& p, const std::string& info) {
-  if (p.v1 && sha1(info) != *p.v1) return false;
-  if (p.v2 && sha256(info) != *p.v2) return false;
-  return p.v1 || p.v2;
 }
 
 // One peer: handshake, extension handshake, then every metadata piece. Returns an error
@@ -137,6 +159,7 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
       their_id = it->second;
       size = *e->metadata_size;
       got.assign(wire::metadata_pieces(size), false);
+      info.expect(static_cast<std::uint32_t>(got.size()));
       std::string reqs;
       for (; asked < got.size() && asked < request_window; ++asked)
         wire::put_extended(reqs, their_id, wire::encode_metadata_request(asked));
@@ -154,8 +177,12 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
     if (md->total_size != size || md->piece >= asked || md->data.size() != want) {
       co_return "peer sent a metadata piece of the wrong size or one not asked for";
     }
-    if (!info.grow(off + want, size)) co_return "metadata buffers of all peers at their bound";
-    std::copy(md->data.begin(), md->data.end(), info.bytes().begin() + static_cast<std::ptrdiff_t>(off));
+    if (!info.put(md->piece, md->data)) {
+      // The copies of all peers are at their bound. A peer claiming more than half of it
+      // is not asked again (real info dictionaries are far smaller); others may be later.
+      if (size > max_buffered / 2) st->given_up.insert(ep);
+      co_return "metadata buffers of all peers at their bound";
+    }
     if (!got[md->piece]) {
       got[md->piece] = true;
       ++have;
@@ -167,8 +194,11 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
       }
     }
     if (have == got.size()) {
-      if (!matches(p, info.bytes())) co_return "metadata does not match the info-hash";
-      if (!st->result) st->result = std::move(info.bytes());
+      if (!info.matches(p)) {
+        st->given_up.insert(ep);  // a whole copy of the wrong bytes: not asked again
+        co_return "metadata does not match the info-hash";
+      }
+      if (!st->result) st->result = info.join();
       co_return "";
     }
   }
@@ -226,7 +256,7 @@ asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const 
             if (!why.empty() && !st->result) {
               st->last_error = ep_string(at.ep) + ": " + why;
               if (pp->log) pp->log("metadata: " + st->last_error);
-              if (at.tries + 1 < max_attempts) {
+              if (at.tries + 1 < max_attempts && st->given_up.count(at.ep) == 0) {
                 queue->push_back(
                     {at.ep, at.tries + 1, std::chrono::steady_clock::now() + std::chrono::seconds(at.tries + 1)});
               }

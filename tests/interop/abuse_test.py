@@ -142,13 +142,18 @@ class Abuse:
             self.run.check(f"{label}: shoal still running", False, f"exit {target.returncode}")
         print(f"{label}: {json.dumps(fig)}", flush=True)
 
-    def flood(self, label, mode, seconds=8, extra=()):
+    def flood(self, label, mode, seconds=8, extra=(), dropped_for=None):
         seed, port, _ = self.seed(label)
         m = Meter(seed.pid)
         attackers = [self.attacker(label, mode, port, "--seconds", str(seconds), *extra)]
         ok, rc = self.normal_download(label, port)
         wait_for(lambda: all(a.poll() is not None for a in attackers), seconds + 10)
         self.result(label, seed, m, ok, rc, attackers)
+        if dropped_for:
+            log = open(seed.log, "rb").read().decode("utf-8", "replace")
+            out = self.figures[label]["attacker"][0]
+            self.run.check(f"{label}: the peer that never reads is dropped ({dropped_for})",
+                           dropped_for in log and '"closed_by_peer": true' in out, out)
         self.run.stop(seed)
         return seed
 
@@ -183,9 +188,11 @@ class Abuse:
         self.result(label, seed, m, ok, rc, attackers)
         self.run.stop(seed)
 
-    def magnet(self, label, peers=16, seconds=25):
-        seed, sport, _ = self.seed(label)
-        seed_base = rss_kb(seed.pid) or 0
+    def magnet(self, label, peers=16, seconds=25, attack_only=1.5):
+        # An idle shoal's RSS, for the growth of a fresh process that starts near zero.
+        idle, _, _ = self.seed(label + "-idle")
+        idle_base = rss_kb(idle.pid) or 0
+        self.run.stop(idle)
         fakes, ports = [], []
         for _ in range(peers):
             p = h.free_port()
@@ -197,6 +204,7 @@ class Abuse:
             h.wait_listening(p)
         link = f"magnet:?xt=urn:btih:{self.info['info_hash_v1']}"
         dst = self.run.path(f"dst-{label}")
+        sport = h.free_port()
         argv = [self.run.shoal, "download", link, "-d", dst, "--port", str(h.free_port()), "--local", "-v",
                 "--seed-time", "0"]
         for p in ports:
@@ -205,18 +213,25 @@ class Abuse:
         dl = self.run.spawn(argv, f"magnet-{label}.log")
         wait_for(lambda: rss_kb(dl.pid) is not None, 5)
         m = Meter(dl.pid)
+        # At first only the fake peers answer (the honest seeder is not up yet, and is
+        # asked again after 1 and 2 s): that window is the attack's CPU. The download
+        # after it (checking and writing 32 MiB) is work any download does.
+        time.sleep(attack_only)
+        cpu_attack = ((cpu_seconds(dl.pid) or m.cpu0) - m.cpu0) / max(time.time() - m.t0, 0.001)
+        seed = self.run.spawn([self.run.shoal, "seed", self.torrent, "-d", self.src, "--port", str(sport), "--local",
+                               "-v"], f"seed-{label}.log")
         try:
             dl.wait(seconds + 60)
         except subprocess.TimeoutExpired:
             pass
-        # A fresh process starts near zero: growth is measured from what an idle shoal
-        # holds (the seeder's figure before anyone connected).
-        fig = m.stop(base_kb=seed_base)
+        fig = m.stop(base_kb=idle_base)
+        fig["cpu_cores_whole_download"] = fig["cpu_cores"]
+        fig["cpu_cores"] = round(cpu_attack, 3)
         ok = dl.returncode == 0 and h.same_tree(self.src, dst, [self.name])
-        # The download process ends with the attack: its CPU is over its own lifetime.
         self.figures[label] = fig
         self.run.check(f"{label}: RSS grows < {RSS_LIMIT_MB} MB", fig["rss_growth_mb"] < RSS_LIMIT_MB, json.dumps(fig))
-        self.run.check(f"{label}: CPU < {CPU_LIMIT} core", fig["cpu_cores"] < CPU_LIMIT, json.dumps(fig))
+        self.run.check(f"{label}: CPU < {CPU_LIMIT} core while only the fake peers answer",
+                       fig["cpu_cores"] < CPU_LIMIT, json.dumps(fig))
         self.run.check(f"{label}: the magnet download completes with the right bytes", ok, f"exit {dl.returncode}")
         print(f"{label}: {json.dumps(fig)}", flush=True)
         for f in fakes:
@@ -259,7 +274,9 @@ def main():
         info = h.shoal_create(run, os.path.join(src, name), t, "--piece-size", "64KiB")  # hybrid
         a = Abuse(run, t, src, name, info)
         attacks = {
-            "hash_flood": lambda: a.flood("hash_flood", "hash_flood", extra=("--v2",)),
+            # 24 s: the send queue stays full, so after 20 s the flooder is dropped.
+            "hash_flood": lambda: a.flood("hash_flood", "hash_flood", seconds=24, extra=("--v2",),
+                                          dropped_for="send queue full"),
             "metadata_flood": lambda: a.flood("metadata_flood", "metadata_flood"),
             "request_flood": lambda: a.flood("request_flood", "request_flood"),
             "silent_2000": lambda: a.connections("silent_2000", "silent", 2000),

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """A download with scripted hostile peers in the swarm (corrupt blocks, oversized
 messages, out-of-range indices, a bad bitfield, requests while choked, unrequested
-data) next to one honest libtorrent seeder: every hostile peer is dropped, the corrupt
-one banned, and the download completes byte-identical.
+data) next to one honest seeder: every hostile peer is dropped, the corrupt one and the
+flooder banned, the ones that only broke the protocol closed without a ban and redialled
+only after a back-off, and the download completes byte-identical. Then a scripted peer
+that sends an empty ut_pex right after the extension handshake (as a widely used client
+does) downloads the whole torrent from the shoal seeder, and nobody is banned.
 
 Usage: hostile_test.py --shoal PATH
 """
