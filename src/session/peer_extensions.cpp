@@ -138,52 +138,48 @@ void peer_connection::on_metadata(std::string_view payload) {
 
 void peer_connection::on_hash_request(const wire::message& m) {
   using wire::msg;
-  {
-    auto r = wire::decode_hash_request(m.payload);
-    if (!r) {
-      protocol_error(r.err().message());
-      return;
-    }
-    // Only peers in the v2 swarm may ask (BEP 52), and for at most 512 hashes (the most
-    // the BEP lets one request ask for): anything else is rejected, not computed.
-    if (!v2_ || r->length > wire::max_hash_request_length) {
+  auto r = wire::decode_hash_request(m.payload);
+  if (!r) {
+    protocol_error(r.err().message());
+    return;
+  }
+  // Only peers in the v2 swarm may ask (BEP 52), and for at most 512 hashes (the most
+  // the BEP lets one request ask for): anything else is rejected, not computed.
+  if (!v2_ || r->length > wire::max_hash_request_length) {
+    std::string out;
+    wire::put_hash_request(out, msg::hash_reject, *r);
+    send(std::move(out));
+    return;
+  }
+  if (r->base == 0) {
+    // Leaf hashes need the data: hashed off the network thread, a few at a time.
+    if (leaf_requests_ >= max_leaf_requests) {
       std::string out;
       wire::put_hash_request(out, msg::hash_reject, *r);
       send(std::move(out));
       return;
     }
-    if (r->base == 0) {
-      // Leaf hashes need the data: hashed off the network thread, a few at a time.
-      if (leaf_requests_ >= max_leaf_requests) {
-        std::string out;
-        wire::put_hash_request(out, msg::hash_reject, *r);
-        send(std::move(out));
-        return;
+    ++leaf_requests_;
+    torrent_->serve_leaf_hashes(*r, [self = shared_from_this(), req = *r](std::optional<std::vector<sha256_digest>> h) {
+      --self->leaf_requests_;
+      if (self->closed_) return;
+      std::string out;
+      if (h) {
+        wire::put_hashes(out, req, *h);
+      } else {
+        wire::put_hash_request(out, msg::hash_reject, req);
       }
-      ++leaf_requests_;
-      torrent_->serve_leaf_hashes(*r,
-                                  [self = shared_from_this(), req = *r](std::optional<std::vector<sha256_digest>> h) {
-                                    --self->leaf_requests_;
-                                    if (self->closed_) return;
-                                    std::string out;
-                                    if (h) {
-                                      wire::put_hashes(out, req, *h);
-                                    } else {
-                                      wire::put_hash_request(out, msg::hash_reject, req);
-                                    }
-                                    self->send(std::move(out));
-                                  });
-      return;
-    }
-    std::string out;
-    if (auto h = torrent_->serve_hashes(*r)) {
-      wire::put_hashes(out, *r, *h);
-    } else {
-      wire::put_hash_request(out, msg::hash_reject, *r);
-    }
-    send(std::move(out));
+      self->send(std::move(out));
+    });
     return;
   }
+  std::string out;
+  if (auto h = torrent_->serve_hashes(*r)) {
+    wire::put_hashes(out, *r, *h);
+  } else {
+    wire::put_hash_request(out, msg::hash_reject, *r);
+  }
+  send(std::move(out));
 }
 
 }  // namespace shoal

@@ -160,7 +160,7 @@ def main():
         # layer 0, read and hashed from its files) that pin the corrupt block.
         sport = h.free_port()
         seed = h.shoal_seed(run, t1, run.path("one"), sport, "seed-one.log", "-v", "--no-dht",
-                            "--max-upload-rate", "4MiB")
+                            "--max-upload-rate", "1MiB")
         h.wait_listening(sport)
         dst = run.path("one-dst2")
         rc = h.shoal_download(run, t1, dst, h.free_port(), "shoal-one2.log", "--peer", f"127.0.0.1:{hport}",
