@@ -20,10 +20,10 @@ connection::connection(connection_config cfg, send_fn send) : cfg_(cfg), send_(s
   cfg_.max_datagram = std::clamp<std::size_t>(cfg_.max_datagram, header_size + 2 + max_sack_bytes + 1, 1452 - 48);
   if (cfg_.min_cwnd_packets == 0) cfg_.min_cwnd_packets = 1;
   if (cfg_.ack_every == 0) cfg_.ack_every = 1;
-  sbuf_.resize(std::max<std::size_t>(cfg_.send_buffer, 1));
-  cfg_.send_buffer = sbuf_.size();
-  rbuf_.resize(std::max<std::size_t>(cfg_.recv_buffer, payload_size()));
-  cfg_.recv_buffer = rbuf_.size();
+  // The rings are allocated when the first byte goes into them, not here: a half-open
+  // connection (a SYN anyone can spoof) costs no buffer memory.
+  cfg_.send_buffer = std::max<std::size_t>(cfg_.send_buffer, 1);
+  cfg_.recv_buffer = std::max<std::size_t>(cfg_.recv_buffer, payload_size());
   out_.resize(window_slots);
   in_.resize(window_slots);
   rto_us_ = cfg_.initial_rto_us;
@@ -97,11 +97,13 @@ void connection::arm_rto(time_us now) {
 void connection::send_packet(std::uint16_t seq, time_us now) {
   auto& o = slot(seq);
   char payload[1500];
-  const std::size_t cap = sbuf_.size();
-  const std::size_t at = static_cast<std::size_t>(o.off % cap);
-  const std::size_t first = std::min<std::size_t>(o.len, cap - at);
-  std::memcpy(payload, sbuf_.data() + at, first);
-  std::memcpy(payload + first, sbuf_.data(), o.len - first);
+  const std::size_t cap = cfg_.send_buffer;
+  if (o.len > 0) {
+    const std::size_t at = static_cast<std::size_t>(o.off % cap);
+    const std::size_t first = std::min<std::size_t>(o.len, cap - at);
+    std::memcpy(payload, sbuf_.data() + at, first);
+    std::memcpy(payload + first, sbuf_.data(), o.len - first);
+  }
   if (o.tx > 0) ++stats_.retransmits;
   if (o.need_resend) {
     o.need_resend = false;
@@ -162,7 +164,8 @@ void connection::try_send(time_us now) {
 std::size_t connection::write(std::span<const char> data, time_us now) {
   if (state_ == conn_state::failed || state_ == conn_state::closed || local_closed_) return 0;
   const std::size_t n = std::min(data.size(), send_space());
-  const std::size_t cap = sbuf_.size();
+  const std::size_t cap = cfg_.send_buffer;
+  if (n > 0 && sbuf_.empty()) sbuf_.resize(cap);
   std::size_t done = 0;
   while (done < n) {
     const std::size_t at = static_cast<std::size_t>((s_end_ + done) % cap);
@@ -177,7 +180,7 @@ std::size_t connection::write(std::span<const char> data, time_us now) {
 
 std::size_t connection::read(std::span<char> out, time_us now) {
   const std::size_t n = std::min(out.size(), r_size_);
-  const std::size_t cap = rbuf_.size();
+  const std::size_t cap = cfg_.recv_buffer;
   std::size_t done = 0;
   while (done < n) {
     const std::size_t chunk = std::min(n - done, cap - r_head_);
@@ -515,7 +518,8 @@ void connection::on_incoming_seq(const packet& p, time_us now) {
 }
 
 void connection::deliver(std::span<const char> data, bool fin) {
-  const std::size_t cap = rbuf_.size();
+  const std::size_t cap = cfg_.recv_buffer;
+  if (!data.empty() && rbuf_.empty()) rbuf_.resize(cap);
   std::size_t done = 0;
   while (done < data.size()) {
     const std::size_t tail = (r_head_ + r_size_ + done) % cap;

@@ -4,6 +4,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "core/bencode.hpp"
 #include "net/proxy.hpp"
@@ -21,22 +22,78 @@ namespace {
 constexpr std::uint8_t our_ut_metadata = 1;
 constexpr std::size_t max_parallel_peers = 16;
 constexpr unsigned max_attempts = 4;
+// Metadata pieces asked for ahead of the first one missing: the copy grows as they come.
+constexpr std::uint32_t request_window = 16;
+// Bytes all peers' copies may hold together: a peer's claimed size costs nothing until
+// its pieces arrive, and no number of peers can make the copies outgrow this.
+constexpr std::uint64_t max_buffered = wire::max_metadata_size + (4u << 20);
 
 struct shared_state {
   std::optional<std::string> result;
   std::string last_error;
   std::size_t running = 0;
+  std::uint64_t buffered = 0;                       // bytes of every peer's copy in progress
+  std::set<tcp::endpoint> given_up;                 // not asked again: a wrong copy, or over the budget
   std::vector<std::weak_ptr<tcp::socket>> sockets;  // closed once a copy is verified
+};
+
+// One peer's copy of the info dictionary, kept as the 16 KiB pieces that arrived (no
+// buffer at the claimed size, no copying as it grows), each charged to the shared budget
+// while the copy lives. Hashed piece by piece; joined only once it has matched.
+class metadata_copy {
+ public:
+  explicit metadata_copy(std::shared_ptr<shared_state> st) : st_(std::move(st)) {}
+  ~metadata_copy() { st_->buffered -= charged_; }
+  metadata_copy(const metadata_copy&) = delete;
+  metadata_copy& operator=(const metadata_copy&) = delete;
+  void expect(std::uint32_t pieces) { pieces_.assign(pieces, {}); }
+  // Stores a piece; false if the budget of all copies cannot take it.
+  bool put(std::uint32_t piece, std::string_view data) {
+    auto& slot = pieces_[piece];
+    if (!slot.empty()) return true;
+    if (st_->buffered + data.size() > max_buffered) return false;
+    slot.assign(data.data(), data.size());
+    st_->buffered += data.size();
+    charged_ += data.size();
+    return true;
+  }
+  [[nodiscard]] bool matches(const metadata_fetch_params& p) const {
+    if (!p.v1 && !p.v2) return false;
+    hasher h1(hasher::algo::sha1), h2(hasher::algo::sha256);
+    for (const auto& piece : pieces_) {
+      if (p.v1) h1.update(piece);
+      if (p.v2) h2.update(piece);
+    }
+    if (p.v1) {
+      sha1_digest d;
+      h1.final(d.data());
+      if (d != *p.v1) return false;
+    }
+    if (p.v2) {
+      sha256_digest d;
+      h2.final(d.data());
+      if (d != *p.v2) return false;
+    }
+    return true;
+  }
+  std::string join() {
+    std::string out;
+    out.reserve(charged_);
+    for (auto& piece : pieces_) {
+      out += piece;
+      std::string().swap(piece);
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<shared_state> st_;
+  std::vector<std::string> pieces_;
+  std::uint64_t charged_ = 0;
 };
 
 std::string ep_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
-bool matches(const metadata_fetch_params& p, const std::string& info) {
-  if (p.v1 && sha1(info) != *p.v1) return false;
-  if (p.v2 && sha256(info) != *p.v2) return false;
-  return p.v1 || p.v2;
 }
 
 // One peer: handshake, extension handshake, then every metadata piece. Returns an error
@@ -73,9 +130,10 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
 
   std::uint8_t their_id = 0;
   std::uint64_t size = 0;
-  std::string info;
+  metadata_copy info(st);
   std::vector<bool> got;
   std::uint32_t have = 0;
+  std::uint32_t asked = 0;  // pieces [0, asked) have been requested
   std::string buf;
   while (!st->result) {
     char head[4];
@@ -100,11 +158,11 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
       }
       their_id = it->second;
       size = *e->metadata_size;
-      info.assign(size, '\0');
       got.assign(wire::metadata_pieces(size), false);
+      info.expect(static_cast<std::uint32_t>(got.size()));
       std::string reqs;
-      for (std::uint32_t i = 0; i < got.size(); ++i)
-        wire::put_extended(reqs, their_id, wire::encode_metadata_request(i));
+      for (; asked < got.size() && asked < request_window; ++asked)
+        wire::put_extended(reqs, their_id, wire::encode_metadata_request(asked));
       auto [qec, qn] = co_await asio::async_write(sock, asio::buffer(reqs), asio::as_tuple(asio::use_awaitable));
       if (qec) co_return "send: " + qec.message();
       continue;
@@ -116,17 +174,31 @@ asio::awaitable<std::string> from_peer(asio::io_context& io, std::shared_ptr<con
     if (md->type != wire::metadata_msg::data) continue;
     const std::uint64_t off = static_cast<std::uint64_t>(md->piece) * wire::metadata_piece_size;
     const std::uint64_t want = std::min<std::uint64_t>(wire::metadata_piece_size, size - std::min(size, off));
-    if (md->total_size != size || md->piece >= got.size() || md->data.size() != want) {
-      co_return "peer sent a metadata piece of the wrong size";
+    if (md->total_size != size || md->piece >= asked || md->data.size() != want) {
+      co_return "peer sent a metadata piece of the wrong size or one not asked for";
     }
-    std::copy(md->data.begin(), md->data.end(), info.begin() + static_cast<std::ptrdiff_t>(off));
+    if (!info.put(md->piece, md->data)) {
+      // The copies of all peers are at their bound. A peer claiming more than half of it
+      // is not asked again (real info dictionaries are far smaller); others may be later.
+      if (size > max_buffered / 2) st->given_up.insert(ep);
+      co_return "metadata buffers of all peers at their bound";
+    }
     if (!got[md->piece]) {
       got[md->piece] = true;
       ++have;
+      if (asked < got.size()) {
+        std::string req;
+        wire::put_extended(req, their_id, wire::encode_metadata_request(asked++));
+        auto [qec, qn] = co_await asio::async_write(sock, asio::buffer(req), asio::as_tuple(asio::use_awaitable));
+        if (qec) co_return "send: " + qec.message();
+      }
     }
     if (have == got.size()) {
-      if (!matches(p, info)) co_return "metadata does not match the info-hash";
-      if (!st->result) st->result = std::move(info);
+      if (!info.matches(p)) {
+        st->given_up.insert(ep);  // a whole copy of the wrong bytes: not asked again
+        co_return "metadata does not match the info-hash";
+      }
+      if (!st->result) st->result = info.join();
       co_return "";
     }
   }
@@ -184,7 +256,7 @@ asio::awaitable<result<std::string>> fetch_metadata(asio::io_context& io, const 
             if (!why.empty() && !st->result) {
               st->last_error = ep_string(at.ep) + ": " + why;
               if (pp->log) pp->log("metadata: " + st->last_error);
-              if (at.tries + 1 < max_attempts) {
+              if (at.tries + 1 < max_attempts && st->given_up.count(at.ep) == 0) {
                 queue->push_back(
                     {at.ep, at.tries + 1, std::chrono::steady_clock::now() + std::chrono::seconds(at.tries + 1)});
               }

@@ -1,12 +1,22 @@
 // One peer over any net::stream (TCP or uTP, plain or MSE-encrypted): the encryption
 // handshake when policy asks for it, the BitTorrent handshake, then a read loop (a
 // coroutine that parses frames as they arrive) and a write path that batches queued
-// messages into one send.
+// messages into one send. The code is split by job: peer_connection.cpp (lifetime, read
+// and write paths, timers), peer_handshake.cpp (MSE and BitTorrent handshakes),
+// peer_messages.cpp (BEP 3/6 messages, requests and serving), peer_extensions.cpp (BEP 10
+// extensions: ut_metadata, ut_pex; BEP 52 hash requests).
+//
+// How a peer's mistakes are treated: an oddity that means something harmless (an empty
+// ut_pex, a bitfield again instead of haves, have-all once complete, an unknown message)
+// is taken for what it means or ignored; a protocol error (a message we cannot make sense
+// of, an index out of range) closes the connection, and the torrent waits before dialling
+// it again; a ban is only for corrupt data and deliberate abuse (floods).
 #pragma once
 
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <set>
@@ -15,6 +25,7 @@
 
 #include "core/bitfield.hpp"
 #include "net/stream.hpp"
+#include "session/connection_limits.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
 #include "wire/extension.hpp"
@@ -39,8 +50,15 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   // Incoming: read the handshake, find the torrent in the session, run.
   void start_incoming();
   void close(const std::string& why);
-  // Closes for a protocol violation and bans the peer from this torrent.
-  void violation(const std::string& why);
+  // Closes for a message that breaks the protocol; no ban (the torrent backs off before
+  // dialling the peer again).
+  void protocol_error(const std::string& why);
+  // Closes and bans the peer from this torrent: corrupt data or deliberate abuse only.
+  void ban(const std::string& why);
+  // A full torrent may close this connection for a new one: handshaked at least `idle`
+  // ago, no payload either way, neither side interested.
+  [[nodiscard]] bool evictable(std::chrono::steady_clock::time_point now,
+                               std::chrono::steady_clock::duration idle) const;
 
   [[nodiscard]] const tcp::endpoint& endpoint() const { return ep_; }
   [[nodiscard]] bool is_seed() const { return has_.all(); }
@@ -88,6 +106,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   asio::awaitable<bool> encryption_handshake(wire::mse::handshake h, std::string first, std::string& why);
   // Incoming: reads the first bytes and tells a plaintext handshake from MSE.
   asio::awaitable<bool> accept_encryption();
+  // Outgoing: one MSE handshake as initiator with `skey`, within encryption_timeout.
+  asio::awaitable<bool> mse_attempt(const sha1_digest& skey, std::uint32_t provide, std::string& why, bool& timed_out);
   // Outgoing: MSE per policy, falling back to plaintext under "preferred".
   asio::awaitable<bool> offer_encryption(const tcp::endpoint& ep);
   static asio::awaitable<void> write_loop(std::shared_ptr<peer_connection> self);
@@ -96,6 +116,20 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void after_handshake();
   bool handle(const wire::message& m);
   void handle_extended(const wire::message& m);
+  void on_hash_request(const wire::message& m);
+  void on_pex(std::string_view payload);
+  // A harmless oddity: logged (when verbose), never punished.
+  void oddity(const std::string& what);
+  // Bytes queued for the peer and not yet written.
+  [[nodiscard]] std::uint64_t send_queued() const { return out_.size() + writing_.size(); }
+  [[nodiscard]] bool send_full() const;
+  // Suspends the read loop until the send queue is under its bound (or the peer closes).
+  asio::awaitable<void> wait_send_room();
+  // Makes room for a frame of `need` bytes from rbegin_: compacts, grows up to the
+  // message limit.
+  void make_read_room(std::size_t need);
+  void unregister_pending();
+  void release_half_open();
   void on_metadata(std::string_view payload);
   void maybe_send_pex();
   void on_piece(const wire::message& m);
@@ -123,6 +157,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   bool fast_ = false;
   bool extended_ = false;
   bool v2_ = false;
+  bool dial_v2_ = false;             // outgoing over MSE: keyed and handshaked with the v2 info-hash
   std::uint32_t leaf_requests_ = 0;  // BEP 52 leaf-hash requests being read and hashed
   wire::ext_handshake ext_;
   bool got_ext_ = false;
@@ -147,10 +182,20 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   std::uint32_t choked_requests_ = 0;  // requests received while we choke it
   std::uint64_t send_queued_bytes_ = 0;
 
+  // Allocated when the read loop starts, sized to the messages (see make_read_room).
   std::vector<char> rbuf_;
   std::size_t rbegin_ = 0, rend_ = 0;
+  std::chrono::steady_clock::time_point rbuf_grown_{};
   std::string out_, writing_;
   bool write_in_flight_ = false;
+  // Woken (cancelled) when the send queue drains under its bound.
+  asio::steady_timer send_room_;
+  std::chrono::steady_clock::time_point send_full_since_{};
+  std::uint32_t metadata_rejected_ = 0;
+  std::chrono::steady_clock::time_point attached_at_{};
+  // Incoming and not handshaked yet: our entry in the session's list.
+  std::optional<std::list<connection_limits::pending>::iterator> pending_;
+  bool half_open_ = false;  // counted in the session's outgoing half-open connections
 
   rate_meter down_, up_;
   std::chrono::steady_clock::time_point last_recv_, last_send_, last_block_, last_unchoked_;

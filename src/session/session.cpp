@@ -161,15 +161,58 @@ void session::start_dht() {
 }
 
 asio::awaitable<void> session::accept_loop() {
+  // Out of descriptors or memory, accept fails at once and keeps failing: wait (longer
+  // each time, up to a second) instead of spinning on it.
+  asio::steady_timer backoff(io_);
+  std::chrono::milliseconds wait{0};
   while (!stopping_) {
     auto [ec, sock] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) co_return;
+      const int e = ec.value();
+      if (ec.category() == boost::system::system_category() &&
+          (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)) {
+        // Out of descriptors: the oldest connection that has not handshaked gives its
+        // own up, so a real peer still gets in while silent ones hold the rest.
+        if ((e == EMFILE || e == ENFILE) && close_oldest_unauthenticated()) continue;
+        wait = std::clamp(wait * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
+        if (settings_.log && wait == std::chrono::milliseconds(50)) settings_.log("accept: " + ec.message());
+        backoff.expires_after(wait);
+        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
       continue;
     }
+    wait = std::chrono::milliseconds(0);
     auto p = std::make_shared<peer_connection>(*this, std::make_unique<net::tcp_stream>(std::move(sock)), false);
     p->start_incoming();
   }
+}
+
+bool session::close_oldest_unauthenticated() {
+  // One that has waited a moment: one accepted just now has not had the chance to read
+  // its handshake yet (closing those would starve every connection, real ones too).
+  const auto now = std::chrono::steady_clock::now();
+  while (!limits_.unauthenticated.empty()) {
+    auto p = limits_.unauthenticated.front().conn.lock();
+    if (p && !p->closed()) {
+      if (now - limits_.unauthenticated.front().since < std::chrono::seconds(1)) break;
+      p->close("handshake: out of file descriptors, the oldest waiting connection goes");
+      return true;
+    }
+    limits_.unauthenticated.pop_front();
+  }
+  // None waiting: an idle handshaked connection (nothing exchanged, no interest) goes;
+  // with no descriptor left, idle for a few seconds is idle enough.
+  const auto idle = std::min<std::chrono::steady_clock::duration>(settings_.idle_eviction, std::chrono::seconds(3));
+  for (auto& [h, t] : torrents_) {
+    for (auto& p : t->peers()) {
+      if (p->evictable(now, idle)) {
+        p->close("evicted: out of file descriptors, idle");
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
@@ -554,22 +597,31 @@ asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> sessio
     if (!ec) sock.bind(tcp::endpoint(addr, 0), ec);
     if (ec) co_return connected{ec, nullptr};
   }
+  // The timer's handler may run after this frame is gone (it had fired just as the connect
+  // completed): it owns the socket and the flag it touches, never this frame's locals.
+  struct dial {
+    explicit dial(tcp::socket s) : sock(std::move(s)) {}
+    tcp::socket sock;
+    bool timed_out = false;
+    bool done = false;
+  };
+  auto d = std::make_shared<dial>(std::move(sock));
   asio::steady_timer timer(io_);
-  bool timed_out = false;
   if (limit.count() > 0) {
     timer.expires_after(limit);
-    timer.async_wait([&sock, &timed_out](boost::system::error_code tec) {
-      if (tec) return;
-      timed_out = true;
+    timer.async_wait([d](boost::system::error_code tec) {
+      if (tec || d->done) return;
+      d->timed_out = true;
       boost::system::error_code ignored;
-      sock.close(ignored);
+      d->sock.close(ignored);
     });
   }
-  std::tie(ec) = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  std::tie(ec) = co_await d->sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+  d->done = true;
   timer.cancel();
-  if (timed_out) ec = asio::error::timed_out;
+  if (d->timed_out) ec = asio::error::timed_out;
   if (ec) co_return connected{ec, nullptr};
-  co_return connected{ec, std::make_unique<net::tcp_stream>(std::move(sock))};
+  co_return connected{ec, std::make_unique<net::tcp_stream>(std::move(d->sock))};
 }
 
 std::optional<sha1_digest> session::find_by_obfuscated_hash(const sha1_digest& req2) const {

@@ -18,6 +18,7 @@
 #include "net/stream.hpp"
 #include "net/utp.hpp"
 #include "session/events.hpp"
+#include "session/connection_limits.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
 #include "storage/thread_pool.hpp"
@@ -155,9 +156,14 @@ class session {
   void learned_self(const tcp::endpoint& ep) {
     if (self_endpoints_.size() < 64) self_endpoints_.insert(ep);
   }
+  // Session-wide bounds on connections not yet handshaked (peer_connection keeps them).
+  [[nodiscard]] connection_limits& limits() { return limits_; }
 
  private:
   asio::awaitable<void> accept_loop();
+  // Out of descriptors: closes the oldest incoming connection not yet handshaked, or else
+  // an idle handshaked one; false if there is neither.
+  bool close_oldest_unauthenticated();
   // Finds peers for a torrent on the DHT and announces it there, every 15 minutes (sooner
   // while nobody is found), until the torrent stops running (its generation changes).
   asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w, sha1_digest hash, std::uint64_t gen);
@@ -195,6 +201,7 @@ class session {
   std::shared_ptr<net::utp_socket_manager> utp_;
   std::unique_ptr<net::port_mapper> mapper_;
   std::function<void()> event_notify_;
+  connection_limits limits_;
 };
 
 template <class F>

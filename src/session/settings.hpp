@@ -96,6 +96,19 @@ struct session_settings {
   std::string upnp_url;
   std::string natpmp_gateway;
   std::chrono::seconds port_mapping_lease{0};  // 0: the mapper's default
+  // Bytes queued for one peer (messages not yet written to its socket) at which we stop
+  // reading that peer and so stop making replies for it, until the queue drains.
+  std::uint64_t max_send_queue = 8u << 20;
+  // A peer whose send queue stays at that bound this long is dropped.
+  std::chrono::seconds send_queue_stall{20};
+  // Outgoing connections still connecting or handshaking, session-wide; more wait.
+  std::uint32_t max_half_open = 64;
+  // Incoming connections that have not yet completed the BitTorrent handshake,
+  // session-wide; at the bound the oldest of them is closed to make room.
+  std::uint32_t max_unauthenticated = 256;
+  // A full torrent closes a peer idle this long (no data either way, neither side
+  // interested) to make room for a new one.
+  std::chrono::seconds idle_eviction{15};
 };
 
 }  // namespace shoal

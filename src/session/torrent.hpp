@@ -223,6 +223,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
                         std::function<void(std::error_code, std::string)> done);
   [[nodiscard]] bool disk_backlogged() const { return disk_queue_bytes_ > max_disk_queue_; }
   void ban(peer_connection* p, const std::string& why);
+  // A peer closed for a protocol error (no ban): dialled again only after the back-off.
+  void penalize(const tcp::endpoint& ep);
   [[nodiscard]] bool is_banned(const tcp::endpoint& ep) const;
   [[nodiscard]] std::vector<std::shared_ptr<peer_connection>> peers() const { return peers_; }
   void count_wasted(std::uint64_t n) { wasted_ += n; }

@@ -131,7 +131,7 @@ std::optional<std::uint32_t> torrent::file_with_root(const sha256_digest& root) 
 }
 
 std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const wire::hash_request& r) {
-  if (!info_.has_v2() || r.base != piece_layer_base() || r.length > 8192) return std::nullopt;
+  if (!info_.has_v2() || r.base != piece_layer_base() || r.length > wire::max_hash_request_length) return std::nullopt;
   auto layer = info_.piece_layers.find(r.root);
   if (layer == info_.piece_layers.end()) return std::nullopt;
   const auto found = file_with_root(r.root);

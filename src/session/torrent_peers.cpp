@@ -93,7 +93,6 @@ void torrent::connect_more() {
 
 bool torrent::attach(const std::shared_ptr<peer_connection>& p) {
   if (!active_ || stopping_ || state_ == torrent_state::error) return false;
-  if (peers_.size() >= session_.settings().max_peers_per_torrent) return false;
   if (is_banned(p->endpoint())) return false;
   // Per-IP limit; on loopback every peer shares the address, so count address+port there.
   const auto& ep = p->endpoint();
@@ -102,8 +101,25 @@ bool torrent::attach(const std::shared_ptr<peer_connection>& p) {
     if (ep.address().is_loopback() ? q->endpoint() == ep : q->endpoint().address() == ep.address()) ++same;
   }
   if (same >= session_.settings().max_peers_per_ip) return false;
+  if (peers_.size() >= session_.settings().max_peers_per_torrent) {
+    // Full: an idle connection (handshaked long ago, nothing exchanged, no interest) makes
+    // room, so connections that only handshake cannot keep real peers out.
+    const auto now = clock::now();
+    auto idle = std::find_if(peers_.begin(), peers_.end(),
+                             [&](auto& q) { return q->evictable(now, session_.settings().idle_eviction); });
+    if (idle == peers_.end()) return false;
+    auto victim = *idle;
+    victim->close("evicted for a new peer: idle");
+    if (peers_.size() >= session_.settings().max_peers_per_torrent) return false;
+  }
   peers_.push_back(p);
   return true;
+}
+
+void torrent::penalize(const tcp::endpoint& ep) {
+  auto& f = failed_[ep];
+  f.when = clock::now();
+  f.count = std::min<std::uint32_t>(f.count + 1, max_failures - 1);
 }
 
 void torrent::detach(peer_connection* p) {

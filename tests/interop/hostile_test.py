@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """A download with scripted hostile peers in the swarm (corrupt blocks, oversized
 messages, out-of-range indices, a bad bitfield, requests while choked, unrequested
-data) next to one honest libtorrent seeder: every hostile peer is dropped, the corrupt
-one banned, and the download completes byte-identical.
+data) next to one honest seeder: every hostile peer is dropped, the corrupt one and the
+flooder banned, the ones that only broke the protocol closed without a ban and redialled
+only after a back-off, and the download completes byte-identical. Then a scripted peer
+that sends an empty ut_pex right after the extension handshake (as a widely used client
+does) downloads the whole torrent from the shoal seeder, and nobody is banned.
 
 Usage: hostile_test.py --shoal PATH
 """
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -39,7 +43,7 @@ def main():
             h.wait_listening(port)
         # The honest seeder is slow, so the hostile peers get their chance.
         sport = h.free_port()
-        seed = h.shoal_seed(run, t, src, sport, "seed.log", "--max-upload-rate", "16MiB")
+        seed = h.shoal_seed(run, t, src, sport, "seed.log", "--max-upload-rate", "16MiB", "-v")
         h.wait_listening(sport)
         peers = []
         for _, port in hostile.values():
@@ -65,6 +69,8 @@ def main():
             "unrequested": "never requested",
             "corrupt": "banned",
         }
+        # Corrupt data and floods are banned; protocol errors only close the connection.
+        banned_modes = {"corrupt", "choked_requests"}
         for mode, words in reasons.items():
             port = hostile[mode][1]
             run.check(f"{mode}: the log names the reason", any(
@@ -72,10 +78,32 @@ def main():
                 if "closed" in line), words)
         # One connection is the test's own readiness probe; then shoal's dial, which under the
         # default --encryption preferred is an encrypted attempt these plaintext-only peers
-        # drop and one plaintext retry. Never another after the ban.
+        # drop and one plaintext retry. Never another after the ban; after a protocol error
+        # only after a back-off (2 s, then doubling), so a few at most.
         for mode, (p, port) in hostile.items():
             connects = sum('"connected"' in l for l in open(p.log, "rb").read().decode().splitlines())
-            run.check(f"{mode}: banned, not connected to again", connects <= 3, f"{connects} connections")
+            closes = [l for l in log.splitlines() if f"127.0.0.1:{port} closed" in l]
+            if mode in banned_modes:
+                run.check(f"{mode}: banned, not connected to again", connects <= 3, f"{connects} connections")
+            else:
+                run.check(f"{mode}: closed without a ban", closes and not any("banned" in l for l in closes),
+                          "; ".join(closes[:3]))
+                run.check(f"{mode}: redialled only after a back-off", connects <= 8, f"{connects} connections")
+
+        # A widely used client sends an empty ut_pex right after the extension handshake: a
+        # shoal seeder must take it for "nothing new" and serve the whole torrent.
+        leech = subprocess.run([h.PY, os.path.join(h.HERE, "scripted_peer.py"), "leech", "--torrent", t, "--port",
+                                str(sport), "--empty-pex", "--seconds", "90"], capture_output=True, text=True,
+                               timeout=120)
+        got = json.loads(leech.stdout.strip().splitlines()[-1]) if leech.stdout.strip() else {}
+        want = hashlib.sha256(open(os.path.join(src, name), "rb").read()).hexdigest()
+        run.check("empty ut_pex: the peer sent it", got.get("sent_empty_pex") is True, json.dumps(got))
+        run.check("empty ut_pex: the peer downloads the whole torrent from a shoal seed, bytes right",
+                  got.get("event") == "done" and got.get("sha256") == want and got.get("bad_pieces") == 0,
+                  json.dumps(got) + leech.stderr[-500:])
+        seed_log = open(seed.log, "rb").read().decode("utf-8", "replace")
+        run.check("empty ut_pex: the seeder banned nobody", "banned" not in seed_log,
+                  [l for l in seed_log.splitlines() if "banned" in l][:2])
         run.stop(seed)
     finally:
         code = run.finish()

@@ -90,6 +90,40 @@ def main():
                 run.check("hybrid: libtorrent's v1 connections are upgraded to the v2 swarm (BEP 52)",
                           ", v2)" in seed_log, seed_log[-600:])
 
+        # Over MSE/PE, both ways: libtorrent never switches an encrypted connection to the
+        # v2 swarm after the fact (it finds the torrent by the MSE key and ignores the
+        # upgrade bit), so shoal must dial a hybrid's v2 swarm directly; as the responder it
+        # upgrades libtorrent's v1 handshake.
+        lport = h.free_port()
+        seed = h.lt_peer(run, "seed", tor["hybrid"], run.path("src"), lport, "lt-seed-rc4.log", seconds=120,
+                         extra=["--encryption", "required"])
+        h.wait_listening(lport)
+        dst = run.path("shoal-hybrid-rc4")
+        rc = h.shoal_download(run, tor["hybrid"], dst, h.free_port(), "shoal-hybrid-rc4.log", "--peer",
+                              f"127.0.0.1:{lport}", "--seed-time", "0", "--no-dht", "-v", "--encryption", "required")
+        log = log_text(run, "shoal-hybrid-rc4.log")
+        run.check("hybrid over RC4: libtorrent -> shoal completes, bytes identical",
+                  rc == 0 and h.same_tree(run.path("src"), dst, names), f"exit {rc}: {log[-600:]}")
+        run.check("hybrid over RC4: shoal's outgoing connection is in the v2 swarm",
+                  "connected (outgoing, tcp, rc4, v2)" in log,
+                  [l for l in log.splitlines() if "connected (" in l][:3])
+        run.stop(seed)
+        sport = h.free_port()
+        sp = h.shoal_seed(run, tor["hybrid"], run.path("src"), sport, "seed-hybrid-rc4.log", "-v", "--no-dht",
+                          "--encryption", "required")
+        h.wait_listening(sport)
+        dst = run.path("lt-hybrid-rc4")
+        lp = h.lt_peer(run, "download", tor["hybrid"], dst, h.free_port(), "lt-hybrid-rc4.log",
+                       peers=[f"127.0.0.1:{sport}"], seconds=60, extra=["--encryption", "required"])
+        rc, lines = h.lt_result(lp, timeout=90)
+        run.stop(sp)
+        seed_log = log_text(run, "seed-hybrid-rc4.log")
+        run.check("hybrid over RC4: shoal -> libtorrent completes, bytes identical",
+                  rc == 0 and h.same_tree(run.path("src"), dst, names), f"exit {rc}")
+        run.check("hybrid over RC4: libtorrent's incoming connection is upgraded to the v2 swarm",
+                  "(incoming, tcp, rc4, v2)" in seed_log,
+                  [l for l in seed_log.splitlines() if "connected (" in l][:3])
+
         # A v1-only peer in the hybrid swarm is not tested against another client here:
         # aria2 1.36 computes a different info-hash for a hybrid .torrent (it re-encodes the
         # info dictionary: "Unknown info hash"), and Transmission 3.00 refuses to load one.
@@ -126,7 +160,7 @@ def main():
         # layer 0, read and hashed from its files) that pin the corrupt block.
         sport = h.free_port()
         seed = h.shoal_seed(run, t1, run.path("one"), sport, "seed-one.log", "-v", "--no-dht",
-                            "--max-upload-rate", "4MiB")
+                            "--max-upload-rate", "1MiB")
         h.wait_listening(sport)
         dst = run.path("one-dst2")
         rc = h.shoal_download(run, t1, dst, h.free_port(), "shoal-one2.log", "--peer", f"127.0.0.1:{hport}",
