@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -110,16 +111,19 @@ class fixture_session {
       log_.push_back(std::move(e));
     return log_;
   }
-  // Waits (up to `limit`) for an event of torrent `id` that `pred` accepts, looking at the
-  // events not yet matched by an earlier wait.
+  // Waits (up to `limit`) for an event of torrent `id` that `pred` accepts, after the last
+  // event of that torrent an earlier wait returned (each torrent has its own place).
   std::optional<session_event> wait_event(torrent_id id, const std::function<bool(const session_event&)>& pred,
                                           std::chrono::milliseconds limit = std::chrono::seconds(30)) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     for (;;) {
       events();
-      for (; cursor_ < log_.size(); ++cursor_) {
-        const auto& e = log_[cursor_];
-        if (e.torrent == id && pred(e)) return log_[cursor_++];
+      auto& from = cursor_[id];
+      for (std::size_t i = from; i < log_.size(); ++i) {
+        if (log_[i].torrent == id && pred(log_[i])) {
+          from = i + 1;
+          return log_[i];
+        }
       }
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return std::nullopt;
@@ -158,7 +162,7 @@ class fixture_session {
   asio::io_context io_;
   std::unique_ptr<session> ses_;
   std::vector<session_event> log_;
-  std::size_t cursor_ = 0;
+  std::map<torrent_id, std::size_t> cursor_;
 };
 
 }  // namespace shoal::testing

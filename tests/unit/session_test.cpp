@@ -178,7 +178,10 @@ TEST(Session, QueueLimitKeepsTheThirdDownloadWaiting) {
   std::vector<metainfo> tors;
   for (int i = 0; i < 3; ++i)
     tors.push_back(make_torrent(d.path / "seed", "t" + std::to_string(i) + ".bin", {{"", 1 * MiB}}, 10 + i));
-  fixture_session seed([](session_settings& st) { st.max_upload_rate = 1024 * 1024; });
+  fixture_session seed([](session_settings& st) {
+    st.max_upload_rate = 1024 * 1024;
+    if (getenv("SHOAL_TEST_LOG")) st.log = [](const std::string& l) { fprintf(stderr, "S %s\n", l.c_str()); };
+  });
   for (auto& mi : tors) {
     torrent_params p;
     p.info = mi;
@@ -186,7 +189,10 @@ TEST(Session, QueueLimitKeepsTheThirdDownloadWaiting) {
     auto h = seed.ses().add(p);
     ASSERT_TRUE(seed.wait_state(h.id(), torrent_state::seeding));
   }
-  fixture_session leech([](session_settings& st) { st.max_active_downloads = 2; });
+  fixture_session leech([](session_settings& st) {
+    st.max_active_downloads = 2;
+    if (getenv("SHOAL_TEST_LOG")) st.log = [](const std::string& l) { fprintf(stderr, "L %s\n", l.c_str()); };
+  });
   std::vector<torrent_handle> hs;
   for (auto& mi : tors)
     hs.push_back(leech.ses().add(leech_params(mi, d.path / "leech", seed.endpoint())));
