@@ -94,12 +94,17 @@ int main(int argc, char** argv) {
   }
   ses.start_thread();
   const auto t0 = clk::now();
-  for (auto& mi : tors) {
-    torrent_params p;
-    p.info = std::move(mi);
-    p.save_path = dir;
-    p.skip_check = true;
-    (void)ses.add(std::move(p));
+  // As a daemon loads its torrents at start: in batches, each one trip to the network thread.
+  for (std::size_t at = 0; at < tors.size(); at += 500) {
+    std::vector<torrent_params> batch;
+    for (std::size_t i = at; i < std::min(tors.size(), at + 500); ++i) {
+      torrent_params p;
+      p.info = std::move(tors[i]);
+      p.save_path = dir;
+      p.skip_check = true;
+      batch.push_back(std::move(p));
+    }
+    (void)ses.add_many(std::move(batch));
   }
   tors.clear();
   // Loaded: every torrent seeding. Announced: every torrent had a tracker reply.

@@ -120,7 +120,6 @@ class piece_picker {
   bool end_game_ = false;
   std::uint64_t wanted_ = 0;
   std::uint64_t wanted_missing_ = 0;
-  std::mt19937_64 rng_;
 };
 
 }  // namespace shoal

@@ -18,7 +18,8 @@ session::session(asio::io_context& io, session_settings s)
       up_limit_(settings_.max_upload_rate),
       acceptor_(io),
       events_(settings_.event_queue_capacity),
-      tick_timer_(io) {
+      tick_timer_(io),
+      queue_timer_(io) {
   // Azureus-style peer id: -SH0100- then 12 random bytes.
   const std::string prefix = "-SH0100-";
   std::copy(prefix.begin(), prefix.end(), id_.begin());
@@ -310,9 +311,12 @@ void session::queue_move(torrent_id id, std::uint32_t position) {
 void session::queue_changed() {
   if (queue_update_posted_ || stopping_) return;
   queue_update_posted_ = true;
-  asio::post(io_, [this] {
+  // Coalesced over a few milliseconds: thousands of torrents loading at once cost one pass
+  // over the queue per burst, not one per torrent.
+  queue_timer_.expires_after(std::chrono::milliseconds(2));
+  queue_timer_.async_wait([this](boost::system::error_code ec) {
     queue_update_posted_ = false;
-    update_queue();
+    if (!ec) update_queue();
   });
 }
 
@@ -415,6 +419,16 @@ void session::post_event(session_event e) {
 
 torrent_handle session::add(torrent_params p) {
   return call([this, p = std::move(p)]() mutable { return torrent_handle(this, add_torrent(std::move(p))->id()); });
+}
+
+std::vector<torrent_handle> session::add_many(std::vector<torrent_params> ps) {
+  return call([this, ps = std::move(ps)]() mutable {
+    std::vector<torrent_handle> out;
+    out.reserve(ps.size());
+    for (auto& p : ps)
+      out.emplace_back(this, add_torrent(std::move(p))->id());
+    return out;
+  });
 }
 
 void session::remove(torrent_id id, bool delete_data) {
@@ -656,6 +670,7 @@ void session::stop(std::function<void()> done) {
   if (stopping_) return;  // the first call tells every waiter when it is over
   stopping_ = true;
   tick_timer_.cancel();
+  queue_timer_.cancel();
   boost::system::error_code ec;
   acceptor_.close(ec);
   if (utp_) utp_->set_accept_handler(nullptr);

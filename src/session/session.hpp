@@ -96,6 +96,8 @@ class session {
     return fut.get();
   }
   torrent_handle add(torrent_params p);
+  // Many at once in one trip to the network thread (a daemon loading its torrents).
+  std::vector<torrent_handle> add_many(std::vector<torrent_params> ps);
   void remove(torrent_id id, bool delete_data);
   [[nodiscard]] std::vector<torrent_status> status_all();
   [[nodiscard]] std::vector<torrent_handle> torrents();
@@ -186,6 +188,7 @@ class session {
   torrent_id next_id_ = 1;
   event_queue events_;
   asio::steady_timer tick_timer_;
+  asio::steady_timer queue_timer_;
   bool queue_update_posted_ = false;
   bool tick_running_ = false;
   std::vector<std::function<void()>> stop_waiters_;
