@@ -65,6 +65,11 @@ std::error_code session::listen() {
   }
   if (ec) return std::error_code(ec.value(), std::system_category());
   port_ = acceptor_.local_endpoint().port();
+  {
+    boost::system::error_code pec;
+    auto la = asio::ip::make_address(settings_.listen_address, pec);
+    if (!pec) listen_addr_ = la;  // parsed once: is_self runs for every contact
+  }
   asio::co_spawn(io_, accept_loop(), asio::detached);
   if (settings_.transport != peer_transport::tcp) {
     if (!utp_) {
@@ -660,9 +665,7 @@ bool session::is_self(const tcp::endpoint& ep) const {
   if (ep.port() != port_) return false;
   const auto a = ep.address();
   if (a.is_loopback() || a.is_unspecified()) return true;
-  boost::system::error_code ec;
-  auto listen = asio::ip::make_address(settings_.listen_address, ec);
-  return !ec && listen == a;
+  return listen_addr_ && *listen_addr_ == a;
 }
 
 void session::stop(std::function<void()> done) {

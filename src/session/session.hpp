@@ -199,6 +199,7 @@ class session {
   bool stopping_ = false;
   std::shared_ptr<dht::node> dht_;
   std::set<tcp::endpoint> self_endpoints_;
+  std::optional<asio::ip::address> listen_addr_;
   std::set<tcp::endpoint> plaintext_peers_;
   std::shared_ptr<lsd::service> lsd_;
   std::shared_ptr<net::utp_socket_manager> utp_;

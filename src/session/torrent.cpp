@@ -393,9 +393,9 @@ void torrent::check_next() {
     const std::uint32_t p = check_list_[check_next_++];
     ++check_inflight_;
     auto self = shared_from_this();
-    session_.hash_pool().post([self, p, gen = check_gen_] {
+    session_.hash_pool().post([self, p, gen = check_gen_, layer = layer_hash(p)] {
       std::string buf(self->fs_->piece_size(p), '\0');
-      bool ok = !self->disk_->read(p, 0, buf.size(), buf.data(), true) && self->verify_piece(p, buf);
+      bool ok = !self->disk_->read(p, 0, buf.size(), buf.data(), true) && self->verify_piece(p, buf, layer);
       asio::post(self->session_.io(), [self, p, ok, gen] { self->on_checked(p, ok, gen); });
     });
   }

@@ -273,7 +273,10 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void connect_more();
   void run_choker();
   [[nodiscard]] std::uint32_t upload_slots() const;
-  [[nodiscard]] bool verify_piece(std::uint32_t piece, std::string_view data) const;
+  // `layer`: the piece's hash in its file's piece layer (layer_hash, on the network thread).
+  [[nodiscard]] bool verify_piece(std::uint32_t piece, std::string_view data,
+                                  const std::optional<sha256_digest>& layer) const;
+  [[nodiscard]] std::optional<sha256_digest> layer_hash(std::uint32_t piece) const;
   void apply_file_priorities();
   static asio::awaitable<void> announce_loop(std::shared_ptr<torrent> self, std::uint64_t gen);
   asio::awaitable<void> announce_body(std::uint64_t gen);

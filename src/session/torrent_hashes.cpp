@@ -4,6 +4,7 @@
 #include "session/torrent.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/merkle.hpp"
 #include "session/peer_connection.hpp"
@@ -15,7 +16,20 @@ namespace {
 using clock = std::chrono::steady_clock;
 }  // namespace
 
-bool torrent::verify_piece(std::uint32_t piece, std::string_view data) const {
+std::optional<sha256_digest> torrent::layer_hash(std::uint32_t piece) const {
+  if (!info_.has_v2()) return std::nullopt;
+  const std::uint64_t start = static_cast<std::uint64_t>(piece) * info_.piece_length;
+  const file_entry* file = file_at(start);
+  if (!file || !file->pieces_root || file->size <= info_.piece_length) return std::nullopt;
+  auto layer = info_.piece_layers.find(*file->pieces_root);
+  if (layer == info_.piece_layers.end()) return std::nullopt;
+  const std::uint64_t idx = (start - file->offset) / info_.piece_length;
+  sha256_digest h{};
+  std::memcpy(h.data(), layer->second.data() + idx * 32, 32);
+  return h;
+}
+
+bool torrent::verify_piece(std::uint32_t piece, std::string_view data, const std::optional<sha256_digest>& layer) const {
   if (info_.has_v1()) {
     const sha1_digest h = sha1(data);
     if (std::string_view(info_.v1_piece_hashes).substr(static_cast<std::size_t>(piece) * 20, 20) != as_view(h)) {
@@ -24,7 +38,9 @@ bool torrent::verify_piece(std::uint32_t piece, std::string_view data) const {
     if (!info_.has_v2()) return true;
   }
   // v2 (and the v2 side of a hybrid, BEP 52: both must match): the piece's merkle subtree
-  // must match the piece layer (or the root, for a file of one piece).
+  // must match the piece layer (or the root, for a file of one piece). The layer's hash was
+  // looked up on the network thread (layer_hash): layers arrive there while this runs on
+  // the hash pool.
   const std::uint64_t start = static_cast<std::uint64_t>(piece) * info_.piece_length;
   const file_entry* file = file_at(start);
   if (!file || !file->pieces_root) return info_.has_v1();  // a hybrid's pad-only piece
@@ -36,13 +52,10 @@ bool torrent::verify_piece(std::uint32_t piece, std::string_view data) const {
     leaves.push_back(sha256(data.substr(off, merkle::block_size)));
   }
   if (file->size <= info_.piece_length) return merkle::root(leaves, sha256_digest{}) == *file->pieces_root;
-  auto layer = info_.piece_layers.find(*file->pieces_root);
   // A hybrid whose layers are not known yet (magnet link, v1-only peers) is checked by v1.
-  if (layer == info_.piece_layers.end()) return info_.has_v1();
+  if (!layer) return info_.has_v1();
   leaves.resize(info_.piece_length / merkle::block_size, sha256_digest{});
-  const sha256_digest got = merkle::root(leaves, sha256_digest{});
-  const std::uint64_t idx = (start - file->offset) / info_.piece_length;
-  return std::string_view(layer->second).substr(idx * 32, 32) == as_view(got);
+  return merkle::root(leaves, sha256_digest{}) == *layer;
 }
 
 const file_entry* torrent::file_at(std::uint64_t offset) const {

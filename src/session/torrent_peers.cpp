@@ -22,7 +22,8 @@ using dht::is_local_address;
 }  // namespace
 
 void torrent::add_peer(const tcp::endpoint& ep) {
-  if (session_.is_self(ep) || is_banned(ep)) return;
+  // Bounded: trackers, the DHT, LSD and PEX together cannot grow it past max_candidates.
+  if (candidates_.size() >= max_candidates || session_.is_self(ep) || is_banned(ep)) return;
   candidates_.insert(ep);
 }
 

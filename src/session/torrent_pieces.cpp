@@ -63,8 +63,8 @@ void torrent::hash_and_write(std::uint32_t piece) {
   buffers_.erase(it);
   disk_queue_bytes_ += buf->size;
   auto self = shared_from_this();
-  session_.hash_pool().post([self, piece, buf] {
-    const bool ok = self->verify_piece(piece, buf->data());
+  session_.hash_pool().post([self, piece, buf, layer = layer_hash(piece)] {
+    const bool ok = self->verify_piece(piece, buf->data(), layer);
     asio::post(self->session_.io(), [self, piece, ok, buf] { self->on_piece_hashed(piece, ok, buf); });
   });
 }

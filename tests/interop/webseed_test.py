@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.parse
 
+import bencoding
 import harness as h
 
 SERVER = os.path.join(h.HERE, "webseed_server.py")
@@ -275,15 +276,19 @@ def main():
         run.stop(lp)
         _, lines = h.lt_result(lp, timeout=5)
         lt_up = max([v.get("up", 0) for l in lines for v in l.get("peer_totals", {}).values()] or [0])
-        served = sum(r["bytes"] for r in access(glog))
         run.check("good web seed + libtorrent: completes byte for byte", rc == 0 and h.same_tree(www, dst, [single]),
                   f"exit {rc}\n" + "\n".join(log[-10:]))
-        size = os.path.getsize(os.path.join(www, single))
-        # Peers queue ~3 s of requests and web seeds take only pieces nobody started, so the
-        # web seed's share is mostly its first run (1 MiB); each must have sent 5%+.
-        run.check("good web seed + libtorrent: both contributed (web seed and libtorrent each sent 5%+)",
-                  s.get("web_seed_downloaded", 0) >= size // 20 and served >= size // 20 and lt_up >= size // 20 and
-                  s.get("downloaded", 0) - s.get("web_seed_downloaded", 0) >= size // 20,
+        # How much each source sends depends on the machine's load (peers queue ~3 s of
+        # requests; web seeds take only pieces nobody started): what must hold is that each
+        # delivered at least one whole piece and nothing failed its hash check. The server's
+        # log is read only now, after the download ended and its requests with it.
+        served = sum(r["bytes"] for r in access(glog))
+        with open(t_mix2, "rb") as f:
+            plen = bencoding.decode(f.read())[b"info"][b"piece length"]
+        run.check("good web seed + libtorrent: both contributed (each sent a whole verified piece or more)",
+                  s.get("web_seed_downloaded", 0) >= plen and served >= plen and lt_up >= plen and
+                  s.get("downloaded", 0) - s.get("web_seed_downloaded", 0) >= plen and
+                  s.get("hash_failures", 1) == 0,
                   f"web seed {s.get('web_seed_downloaded')} (served {served}), libtorrent {lt_up}, {json.dumps(s)}\n" +
                   "\n".join(log[-30:]))
         run.stop(gsrv)
