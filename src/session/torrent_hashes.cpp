@@ -29,7 +29,8 @@ std::optional<sha256_digest> torrent::layer_hash(std::uint32_t piece) const {
   return h;
 }
 
-bool torrent::verify_piece(std::uint32_t piece, std::string_view data, const std::optional<sha256_digest>& layer) const {
+bool torrent::verify_piece(std::uint32_t piece, std::string_view data,
+                           const std::optional<sha256_digest>& layer) const {
   if (info_.has_v1()) {
     const sha1_digest h = sha1(data);
     if (std::string_view(info_.v1_piece_hashes).substr(static_cast<std::size_t>(piece) * 20, 20) != as_view(h)) {
