@@ -61,14 +61,19 @@ void torrent::connect_more() {
     auto watch = std::make_shared<asio::steady_timer>(session_.io());
     auto check = std::make_shared<std::function<void()>>();
     std::weak_ptr<peer_connection> wp = p;
-    *check = [self, wp, ep, watch, check] {
+    // The function holds itself only weakly: the pending wait owns it, so a session that
+    // stops mid-attempt frees it with the wait (a strong self-reference leaked it).
+    std::weak_ptr<std::function<void()>> weak_check = check;
+    *check = [self, wp, ep, watch, weak_check] {
       auto peer = wp.lock();
       bool attached = false;
       for (auto& q : self->peers_)
         attached = attached || q.get() == peer.get();
       if (peer && !peer->closed() && !attached) {
         watch->expires_after(std::chrono::milliseconds(100));
-        watch->async_wait([check](boost::system::error_code) { (*check)(); });
+        watch->async_wait([c = weak_check.lock()](boost::system::error_code) {
+          if (c) (*c)();
+        });
         return;
       }
       self->connecting_.erase(ep);
@@ -83,7 +88,6 @@ void torrent::connect_more() {
       } else {
         self->failed_.erase(ep);
       }
-      *check = nullptr;  // break the cycle
     };
     watch->expires_after(std::chrono::milliseconds(50));
     watch->async_wait([check](boost::system::error_code) {
