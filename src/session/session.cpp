@@ -412,7 +412,10 @@ void session::torrent_deactivated(const torrent& t) {
 
 std::chrono::steady_clock::time_point session::next_announce_slot() {
   const auto now = std::chrono::steady_clock::now();
-  announce_slot_ = std::max(announce_slot_ + settings_.announce_spacing, now);
+  // Never further ahead than one slot per torrent: a client pausing and resuming in a loop
+  // cannot push everyone's announces into the far future.
+  const auto horizon = now + settings_.announce_spacing * static_cast<long>(queue_.size() + 1);
+  announce_slot_ = std::min(std::max(announce_slot_ + settings_.announce_spacing, now), horizon);
   return announce_slot_;
 }
 
@@ -530,7 +533,8 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest ha
   asio::steady_timer timer(io_);
   // Spread: torrents that start together do not all look up at once.
   const auto now = std::chrono::steady_clock::now();
-  dht_slot_ = std::max(dht_slot_ + settings_.dht_announce_spacing, now);
+  dht_slot_ = std::min(std::max(dht_slot_ + settings_.dht_announce_spacing, now),
+                       now + settings_.dht_announce_spacing * static_cast<long>(queue_.size() + 1));
   if (dht_slot_ > now) {
     timer.expires_at(dht_slot_);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));

@@ -73,7 +73,9 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
     }
     if (ec || port == 0 || port > 65535) continue;
     if (st.local && !dht::is_local_address(addr)) continue;
-    p.peers.emplace_back(addr, static_cast<std::uint16_t>(port));
+    const tcp::endpoint ep(addr, static_cast<std::uint16_t>(port));
+    // The caller may have resolved x.pe into the given peers already: ask each peer once.
+    if (std::find(p.peers.begin(), p.peers.end(), ep) == p.peers.end()) p.peers.push_back(ep);
   }
   if (self->metadata_timeout_.count() > 0) p.timeout = self->metadata_timeout_;
   // Peers given: ask them only. Otherwise the DHT and the link's trackers look for peers
