@@ -21,6 +21,7 @@ struct connection_limits {
   // Incoming, before the handshake: oldest first, so at the bound the oldest one goes.
   std::list<pending> unauthenticated;
   std::uint32_t half_open_outgoing = 0;
+  std::uint32_t peers = 0;  // handshaked and attached to a torrent, session-wide
 };
 
 }  // namespace shoal

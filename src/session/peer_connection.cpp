@@ -67,7 +67,7 @@ void peer_connection::close(const std::string& why) {
     if (attached_) {
       totals = " (received " + std::to_string(down_.total()) + " B, sent " + std::to_string(up_.total()) + " B)";
     }
-    session_.settings().log("peer " + ep_string(ep_) + " closed: " + why + totals);
+    log("peer " + ep_string(ep_) + " closed: " + why + totals);
   }
   if (stream_) stream_->close();
   wake_.cancel();
@@ -93,8 +93,17 @@ void peer_connection::ban(const std::string& why) {
   close(why);
 }
 
+void peer_connection::log(const std::string& line) const {
+  if (!session_.settings().log) return;
+  if (torrent_) {
+    torrent_->log(line);
+  } else {
+    session_.settings().log(line);
+  }
+}
+
 void peer_connection::oddity(const std::string& what) {
-  if (session_.settings().log) session_.settings().log("peer " + ep_string(ep_) + ": ignored " + what);
+  if (session_.settings().log) log("peer " + ep_string(ep_) + ": ignored " + what);
 }
 
 bool peer_connection::evictable(clock::time_point now, clock::duration idle) const {
@@ -235,6 +244,12 @@ asio::awaitable<void> peer_connection::timer_body() {
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
     if (closed_) co_return;
     const auto now = clock::now();
+    if (metadata_only_ && now - (md_ ? md_->last : attached_at_) > metadata_answer_timeout) {
+      torrent_->metadata_peer_failed(ep_, "no metadata within 30 s");
+      torrent_->penalize(ep_);
+      close("metadata: nothing within 30 s");
+      co_return;
+    }
     if (now - last_recv_ > st.peer_timeout) {
       close("timed out: nothing received for " + std::to_string(st.peer_timeout.count()) + " s");
       co_return;

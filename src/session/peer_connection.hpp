@@ -26,6 +26,7 @@
 #include "core/bitfield.hpp"
 #include "net/stream.hpp"
 #include "session/connection_limits.hpp"
+#include "session/metadata_copy.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
 #include "wire/extension.hpp"
@@ -81,6 +82,10 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   // (outgoing) or told us (extension handshake "p"); unknown otherwise.
   [[nodiscard]] std::optional<tcp::endpoint> listen_endpoint() const;
   [[nodiscard]] bool is_outgoing() const { return outgoing_; }
+  // Attached while its torrent had no metadata (a magnet being fetched): such a connection
+  // only fetches the info dictionary (BEP 9); once the torrent has it, it is closed and the
+  // peer dialled again as a full one.
+  [[nodiscard]] bool metadata_only() const { return metadata_only_; }
   // BEP 52: the connection is in a v2 swarm (v2-only torrent, or a hybrid upgraded to or
   // reached by its v2 info-hash), so hash requests may be exchanged.
   [[nodiscard]] bool speaks_v2() const { return v2_; }
@@ -118,6 +123,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void handle_extended(const wire::message& m);
   void on_hash_request(const wire::message& m);
   void on_pex(std::string_view payload);
+  // A line for the session's log, tagged with the torrent once it is known.
+  void log(const std::string& line) const;
   // A harmless oddity: logged (when verbose), never punished.
   void oddity(const std::string& what);
   // Bytes queued for the peer and not yet written.
@@ -131,6 +138,11 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void unregister_pending();
   void release_half_open();
   void on_metadata(std::string_view payload);
+  // Before the torrent has metadata: what a message means to a connection that only
+  // fetches the info dictionary.
+  bool handle_before_metadata(const wire::message& m);
+  void start_metadata_requests();
+  void on_metadata_piece(const wire::metadata_message& md);
   void maybe_send_pex();
   void on_piece(const wire::message& m);
   void on_request(const wire::message& m);
@@ -162,7 +174,9 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   wire::ext_handshake ext_;
   bool got_ext_ = false;
   std::uint32_t metadata_served_ = 0;
-  std::set<tcp::endpoint> pex_told_;  // contacts this peer has been sent (BEP 11 liveness)
+  bool metadata_only_ = false;
+  std::unique_ptr<metadata_request_state> md_;  // a magnet's fetch over this connection
+  std::set<tcp::endpoint> pex_told_;            // contacts this peer has been sent (BEP 11 liveness)
   std::chrono::steady_clock::time_point last_pex_in_{};
   std::chrono::steady_clock::time_point next_pex_ = std::chrono::steady_clock::time_point::max();
   bitfield has_;

@@ -57,10 +57,32 @@ asio::awaitable<bool> peer_connection::accept_encryption() {
       "BitTorrent protocol",
       20);
   std::string first(plain_start.size(), '\0');
-  auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(first));
-  if (ec || closed_) {
-    close("handshake: " + (ec ? ec.message() : std::string("closed")));
-    co_return false;
+  if (!session_.has_protocols()) {
+    auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(first));
+    if (ec || closed_) {
+      close("handshake: " + (ec ? ec.message() : std::string("closed")));
+      co_return false;
+    }
+  } else {
+    // Another protocol shares the port: its magic may be shorter than what we read here,
+    // and its client may wait for an answer after it, so read only until it is known.
+    std::size_t have = 0;
+    while (have < first.size()) {
+      auto [ec, n] = co_await stream_->read_some(asio::buffer(first.data() + have, first.size() - have));
+      if (ec || closed_) {
+        close("handshake: " + (ec ? ec.message() : std::string("closed")));
+        co_return false;
+      }
+      have += n;
+      if (session_.protocol_for(std::string_view(first).substr(0, have))) break;
+    }
+    first.resize(have);
+    if (const auto* proto = session_.protocol_for(first)) {
+      auto st = std::move(stream_);
+      close("handed to " + proto->name);
+      if (proto->on_stream) proto->on_stream(std::move(st), std::move(first));
+      co_return false;
+    }
   }
   if (first == plain_start) {
     if (pol == wire::mse::policy::required) {
@@ -167,7 +189,7 @@ asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep)
   }
   // "preferred": the peer may not speak MSE at all; dial again in plaintext.
   if (session_.settings().log) {
-    session_.settings().log("peer " + ep_string(ep) + ": " + why + "; retrying in plaintext");
+    log("peer " + ep_string(ep) + ": " + why + "; retrying in plaintext");
   }
   stream_->close();
   auto [ec2, st2] = co_await session_.connect_peer(ep);
@@ -226,7 +248,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   }
   if (we_send_first) {
     if (their_hs_.info_hash == torrent_->wire_hash()) {
-      v2_ = !torrent_->info().has_v1();
+      v2_ = torrent_->v2_only();
     } else if (torrent_->v2_wire_hash() && their_hs_.info_hash == *torrent_->v2_wire_hash()) {
       v2_ = true;  // the remote upgraded the connection to the v2 swarm
     } else {
@@ -244,7 +266,7 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
       co_return false;
     }
     ours.info_hash = torrent_->wire_hash();
-    v2_ = !torrent_->info().has_v1();
+    v2_ = torrent_->v2_only();
     if (torrent_->v2_wire_hash() &&
         (their_hs_.info_hash == *torrent_->v2_wire_hash() || (their_hs_.v2_upgrade() && upgrade_to_v2))) {
       // A hybrid: the peer came for the v2 swarm, or offered to upgrade (BEP 52).
@@ -266,7 +288,9 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
 }
 
 void peer_connection::after_handshake() {
-  has_ = bitfield(torrent_->num_pieces());
+  // A magnet's torrent without its metadata yet: this connection fetches only that.
+  metadata_only_ = !torrent_->has_metadata();
+  has_ = bitfield(metadata_only_ ? 0 : torrent_->num_pieces());
   if (!torrent_->attach(shared_from_this())) {
     close("torrent refused the connection");
     return;
@@ -274,9 +298,8 @@ void peer_connection::after_handshake() {
   attached_ = true;
   attached_at_ = clock::now();
   if (session_.settings().log) {
-    session_.settings().log("peer " + ep_string(ep_) + " connected (" + (outgoing_ ? "outgoing" : "incoming") + ", " +
-                            transport() + (encrypted() ? ", rc4" : ", plaintext") +
-                            (v2_ && torrent_->info().has_v1() ? ", v2" : "") + ")");
+    log("peer " + ep_string(ep_) + " connected (" + (outgoing_ ? "outgoing" : "incoming") + ", " + transport() +
+        (encrypted() ? ", rc4" : ", plaintext") + (v2_ && torrent_->info().has_v1() ? ", v2" : "") + ")");
   }
   std::string msgs;
   if (extended_) {
@@ -294,16 +317,22 @@ void peer_connection::after_handshake() {
     }
     // BEP 9: offer the info dictionary to peers that came with only a magnet link.
     e.messages[std::string(wire::ut_metadata)] = our_ut_metadata;
-    e.metadata_size = torrent_->info().info_bytes.size();
+    if (!metadata_only_) e.metadata_size = torrent_->info().info_bytes.size();
     // BEP 27: private torrents learn peers from their trackers only.
     if (!torrent_->info().is_private) e.messages[std::string(wire::ut_pex)] = our_ut_pex;
     next_pex_ = clock::now() + first_pex_after;
     wire::put_extended(msgs, 0, wire::encode_ext_handshake(e));
   }
-  const bitfield& mine = torrent_->picker().have_bits();
   if (their_hs_.dht() && session_.dht_node() && session_.dht_node()->running() && !torrent_->info().is_private) {
     wire::put_port(msgs, session_.dht_node()->port());
   }
+  if (metadata_only_) {
+    if (fast_) wire::put_simple(msgs, wire::msg::have_none);
+    send(std::move(msgs));
+    if (!extended_) close("metadata: the peer does not speak the extension protocol");
+    return;
+  }
+  const bitfield& mine = torrent_->picker().have_bits();
   if (fast_ && mine.all()) {
     wire::put_simple(msgs, wire::msg::have_all);
   } else if (fast_ && mine.none()) {

@@ -38,6 +38,10 @@ constexpr auto min_pex_in_interval = std::chrono::seconds(45);
 // rejected ones after which the peer is banned for flooding.
 constexpr std::uint32_t metadata_requests_per_piece = 4;
 constexpr std::uint32_t max_metadata_rejects = 1000;
+// A magnet's fetch: metadata pieces asked for ahead of the first one missing, and how long
+// a peer may take to send the next one (or its extension handshake) before it is dropped.
+constexpr std::uint32_t metadata_request_window = 16;
+constexpr auto metadata_answer_timeout = std::chrono::seconds(30);
 // BEP 52 leaf-hash requests (hashed off the network thread) in flight per peer.
 constexpr std::uint32_t max_leaf_requests = 4;
 // Cancelled or dropped requests remembered, so a late answer is not taken for abuse.

@@ -13,6 +13,7 @@ using namespace peer_detail;
 
 bool peer_connection::handle(const wire::message& m) {
   using wire::msg;
+  if (metadata_only_) return handle_before_metadata(m);
   const std::uint32_t np = torrent_->num_pieces();
   // Fast-extension messages from a peer that did not offer the extension mean what they
   // say: taken as such (have all, have none, reject) or ignored (suggest, allowed fast).
@@ -301,7 +302,7 @@ std::uint32_t peer_connection::queue_depth() {
 }
 
 void peer_connection::fill_requests() {
-  if (closed_ || !am_interested_ || !got_bitfield_ || !torrent_->hashes_ready()) return;
+  if (closed_ || metadata_only_ || !am_interested_ || !got_bitfield_ || !torrent_->hashes_ready()) return;
   if (peer_choking_ && allowed_fast_.empty()) return;
   const std::uint32_t depth = queue_depth();
   // Refill in batches of about an eighth of the queue: one pick per block is wasted work.
@@ -331,7 +332,7 @@ void peer_connection::fill_requests() {
 }
 
 void peer_connection::update_interest() {
-  if (closed_) return;
+  if (closed_ || metadata_only_) return;
   const bool want = torrent_->picker().interesting(has_, has_.all());
   if (want == am_interested_) return;
   am_interested_ = want;

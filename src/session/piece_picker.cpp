@@ -140,6 +140,7 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
   for (std::size_t k = order_start_; k < order_.size(); ++k) {
     const std::uint32_t p = order_[k];
     if (!wanted(p) || !has(p) || partial_.count(p) != 0) continue;
+    if (partial_.size() >= max_partial_) return;  // the memory bound of started pieces
     partial& pp = start(p);
     for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
       if (pp.state[i] != 0) continue;
@@ -169,7 +170,7 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
 }
 
 bool piece_picker::take_piece(std::uint32_t p, std::vector<block_ref>& out) {
-  if (p >= n_ || !untouched(p)) return false;
+  if (p >= n_ || !untouched(p) || partial_.size() >= max_partial_) return false;
   partial& pp = start(p);
   for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
     if (pp.state[i] == 0) out.push_back(block_of(p, i));

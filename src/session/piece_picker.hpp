@@ -4,6 +4,7 @@
 // another peer may be requested again; the caller cancels the spare copies on arrival.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <random>
@@ -87,6 +88,10 @@ class piece_picker {
   void piece_passed(std::uint32_t p);
   void piece_failed(std::uint32_t p);
   [[nodiscard]] std::size_t partial_count() const { return partial_.size(); }
+  // At most this many pieces started and not yet verified (each holds a piece-sized
+  // buffer): new pieces wait while that many are in progress. At least 1.
+  void set_max_partial(std::size_t n) { max_partial_ = std::max<std::size_t>(1, n); }
+  [[nodiscard]] std::size_t max_partial() const { return max_partial_; }
 
  private:
   struct partial {
@@ -118,6 +123,7 @@ class piece_picker {
   bool dirty_ = true;
   bool sequential_ = false;
   bool end_game_ = false;
+  std::size_t max_partial_ = SIZE_MAX;
   std::uint64_t wanted_ = 0;
   std::uint64_t wanted_missing_ = 0;
 };

@@ -26,6 +26,15 @@ session::session(asio::io_context& io, session_settings s)
   std::random_device rd;
   for (std::size_t i = prefix.size(); i < id_.size(); ++i)
     id_[i] = static_cast<std::uint8_t>(rd());
+  // A job that throws (out of memory, say) is reported and skipped, not the process's end.
+  auto report = [log = settings_.log](const char* pool) {
+    return [log, pool](const std::string& what) {
+      if (log) log(std::string(pool) + " job failed: " + what);
+    };
+  };
+  files_ = std::make_shared<file_pool>(settings_.max_open_files);
+  disk_pool_.set_error_handler(report("disk"));
+  hash_pool_.set_error_handler(report("hash"));
 }
 
 session::~session() {
@@ -88,6 +97,8 @@ std::error_code session::listen() {
       }
     }
     if (utp_) {
+      utp_->set_fallback(
+          [this](std::span<const char> d, const asio::ip::udp::endpoint& from) { route_datagram(d, from); });
       utp_->set_accept_handler([this](std::unique_ptr<net::stream> s) {
         if (stopping_) return;
         auto p = std::make_shared<peer_connection>(*this, std::move(s), false);
@@ -154,8 +165,9 @@ void session::start_dht() {
       if (on_warning) on_warning("the DHT cannot start: " + ec.message());
       return;
     }
+    // KRPC comes in through route_datagram (uTP's fallback), which hands it to dht_.
     utp_->set_fallback(
-        [node](std::span<const char> d, const asio::ip::udp::endpoint& from) { node->deliver(d, from); });
+        [this](std::span<const char> d, const asio::ip::udp::endpoint& from) { route_datagram(d, from); });
   } else if (auto ec = node->start()) {
     const std::string why =
         "the DHT cannot listen on UDP port " + std::to_string(port_) + ": " + ec.message() + "; going on without it";
@@ -194,6 +206,48 @@ asio::awaitable<void> session::accept_loop() {
   }
 }
 
+std::error_code session::add_protocol(protocol p) {
+  static constexpr std::string_view bt(
+      "\x13"
+      "BitTorrent protocol",
+      20);
+  const std::string& m = p.magic;
+  const auto first = m.empty() ? 0u : static_cast<unsigned char>(m[0]);
+  if (m.size() < 4 || m.size() > 20 || first == 'd' || (first & 0x0f) == 1 || bt.starts_with(m) ||
+      std::string_view(m).starts_with(bt.substr(0, 1))) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  for (const auto& q : protocols_) {
+    if (q.magic.starts_with(m) || m.starts_with(q.magic)) return std::make_error_code(std::errc::address_in_use);
+  }
+  protocols_.push_back(std::move(p));
+  return {};
+}
+
+const session::protocol* session::protocol_for(std::string_view first) const {
+  for (const auto& p : protocols_) {
+    if (first.starts_with(p.magic)) return &p;
+  }
+  return nullptr;
+}
+
+bool session::send_datagram(std::span<const char> d, const asio::ip::udp::endpoint& to) {
+  if (!utp_) return false;
+  utp_->send_to(d, to);
+  return true;
+}
+
+void session::route_datagram(std::span<const char> d, const asio::ip::udp::endpoint& from) {
+  const std::string_view v(d.data(), d.size());
+  for (const auto& p : protocols_) {
+    if (v.starts_with(p.magic)) {
+      if (p.on_datagram) p.on_datagram(d, from);
+      return;
+    }
+  }
+  if (dht_) dht_->deliver(d, from);
+}
+
 bool session::close_oldest_unauthenticated() {
   // One that has waited a moment: one accepted just now has not had the chance to read
   // its handshake yet (closing those would starve every connection, real ones too).
@@ -209,11 +263,15 @@ bool session::close_oldest_unauthenticated() {
   }
   // None waiting: an idle handshaked connection (nothing exchanged, no interest) goes;
   // with no descriptor left, idle for a few seconds is idle enough.
-  const auto idle = std::min<std::chrono::steady_clock::duration>(settings_.idle_eviction, std::chrono::seconds(3));
+  return make_room(std::min<std::chrono::steady_clock::duration>(settings_.idle_eviction, std::chrono::seconds(3)));
+}
+
+bool session::make_room(std::chrono::steady_clock::duration idle) {
+  const auto now = std::chrono::steady_clock::now();
   for (auto& [h, t] : torrents_) {
     for (auto& p : t->peers()) {
       if (p->evictable(now, idle)) {
-        p->close("evicted: out of file descriptors, idle");
+        p->close("evicted for a new connection: idle");
         return true;
       }
     }
@@ -383,7 +441,7 @@ void session::tick() {
   // One timer for the whole session: each running torrent's second (connections, choker,
   // flushes, goals), however many torrents there are.
   for (const auto& t : std::vector(queue_)) {
-    if (t->active()) t->tick();
+    if (t->active() || t->metadata_phase()) t->tick();
   }
   tick_timer_.expires_after(std::chrono::seconds(1));
   tick_timer_.async_wait([this](boost::system::error_code ec) {

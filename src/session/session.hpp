@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -21,7 +22,9 @@
 #include "session/events.hpp"
 #include "session/settings.hpp"
 #include "session/torrent.hpp"
+#include "storage/file_pool.hpp"
 #include "storage/thread_pool.hpp"
+#include "tracker/cache.hpp"
 #include "wire/message.hpp"
 
 namespace shoal {
@@ -125,7 +128,11 @@ class session {
   [[nodiscard]] const session_settings& settings() const { return settings_; }
   [[nodiscard]] const wire::peer_id& id() const { return id_; }
   [[nodiscard]] thread_pool& disk_pool() { return disk_pool_; }
+  // Open files of every torrent together (settings().max_open_files).
+  [[nodiscard]] const std::shared_ptr<file_pool>& files() const { return files_; }
   [[nodiscard]] thread_pool& hash_pool() { return hash_pool_; }
+  // Name lookups, the TLS context and UDP connection ids, shared by every announce.
+  [[nodiscard]] const std::shared_ptr<tracker::client_cache>& tracker_cache() const { return tracker_cache_; }
   [[nodiscard]] rate_limiter& download_limit() { return down_limit_; }
   [[nodiscard]] rate_limiter& upload_limit() { return up_limit_; }
   // The DHT node torrents announce on (none: no DHT). Private torrents never use it.
@@ -158,8 +165,39 @@ class session {
   void learned_self(const tcp::endpoint& ep) {
     if (self_endpoints_.size() < 64) self_endpoints_.insert(ep);
   }
+  // --- a second protocol on the BitTorrent port (folder sync, issue G) ---
+  // Incoming connections (TCP or uTP) whose first bytes are `magic`, and datagrams on the
+  // shared UDP socket that start with it, go to the protocol's handlers instead of
+  // BitTorrent. The magic is 4 to 20 bytes, does not start with 'd' (KRPC) or a byte that
+  // reads as a uTP header, and is not a prefix of the BitTorrent handshake. An MSE
+  // handshake starts with 96 random bytes: it is taken for a 4-byte magic once in 2^32.
+  struct protocol {
+    std::string name;
+    std::string magic;
+    // The stream and the bytes read from it so far (the magic, perhaps more): on the
+    // network thread, from then on the protocol's own.
+    std::function<void(std::unique_ptr<net::stream>, std::string first)> on_stream;
+    std::function<void(std::span<const char>, const asio::ip::udp::endpoint&)> on_datagram;
+  };
+  // An error if the magic breaks a rule above or another protocol's magic overlaps it.
+  std::error_code add_protocol(protocol p);
+  // Sends a datagram on the shared UDP socket (for a protocol added above); false with no
+  // UDP socket (uTP off).
+  bool send_datagram(std::span<const char> d, const asio::ip::udp::endpoint& to);
+  // For incoming connections: the protocol whose magic `first` starts with, if any.
+  [[nodiscard]] const protocol* protocol_for(std::string_view first) const;
+  [[nodiscard]] bool has_protocols() const { return !protocols_.empty(); }
+
   // Session-wide bounds on connections not yet handshaked (peer_connection keeps them).
   [[nodiscard]] connection_limits& limits() { return limits_; }
+  // max_connections: no room for another dialled peer (attached ones and those connecting).
+  [[nodiscard]] bool connections_full() const {
+    const auto cap = settings_.max_connections;
+    return cap > 0 && limits_.peers + limits_.half_open_outgoing >= cap;
+  }
+  // At max_connections: closes a connection idle this long (any torrent's) to make room
+  // for a new one; false if none is.
+  bool make_room(std::chrono::steady_clock::duration idle);
 
  private:
   asio::awaitable<void> accept_loop();
@@ -205,6 +243,11 @@ class session {
   std::shared_ptr<net::utp_socket_manager> utp_;
   std::unique_ptr<net::port_mapper> mapper_;
   std::function<void()> event_notify_;
+  std::vector<protocol> protocols_;
+  std::shared_ptr<file_pool> files_;
+  std::shared_ptr<tracker::client_cache> tracker_cache_ = std::make_shared<tracker::client_cache>();
+  // Datagrams that are not uTP: a protocol's, or else the DHT's.
+  void route_datagram(std::span<const char> d, const asio::ip::udp::endpoint& from);
   connection_limits limits_;
 };
 

@@ -51,6 +51,12 @@ struct session_settings {
   unsigned hash_threads = 0;  // 0: one per core
   // Bytes waiting for the disk before peers stop reading their sockets.
   std::uint64_t max_disk_queue = 64u << 20;
+  // Bytes of started, not yet verified pieces one torrent holds in memory (each started
+  // piece has a buffer of its size): new pieces wait at the bound. One piece always fits.
+  std::uint64_t max_partial_memory = 128u << 20;
+  // Files open at once across all torrents (0: only each torrent's own cache of 64); the
+  // least recently used is closed at the bound.
+  std::uint32_t max_open_files = 256;
   // Our request queue depth bounds per peer.
   std::uint32_t min_request_queue = 16;
   std::uint32_t max_request_queue = 1000;
@@ -106,6 +112,9 @@ struct session_settings {
   // Incoming connections that have not yet completed the BitTorrent handshake,
   // session-wide; at the bound the oldest of them is closed to make room.
   std::uint32_t max_unauthenticated = 256;
+  // Handshaked peer connections of all torrents together (0: no bound). At the bound no
+  // more are dialled, and an incoming one gets in only in place of an idle one.
+  std::uint32_t max_connections = 500;
   // A full torrent closes a peer idle this long (no data either way, neither side
   // interested) to make room for a new one.
   std::chrono::seconds idle_eviction{15};

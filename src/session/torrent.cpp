@@ -144,12 +144,27 @@ torrent::torrent(session& s, torrent_params p, torrent_id id)
 
 torrent::~torrent() = default;
 
+void torrent::log(const std::string& line) const {
+  const auto& f = session_.settings().log;
+  if (!f) return;
+  std::string tag = info_.name;
+  if (tag.empty() && magnet_) tag = magnet_->name;
+  if (tag.empty()) tag = to_hex(as_view(wire_hash_)).substr(0, 12);
+  if (tag.size() > 40) tag = tag.substr(0, 37) + "...";
+  tag = repair_utf8(tag);  // a name cut inside a character, or not UTF-8 at all
+  for (auto& c : tag) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // no terminal controls
+  }
+  f("[" + tag + "] " + line);
+}
+
 void torrent::init_storage() {
   fs_ = std::make_unique<file_storage>(info_);
-  disk_ = std::make_unique<disk_io>(*fs_, save_path_);
+  disk_ = std::make_unique<disk_io>(*fs_, save_path_, session_.files());
   picker_ =
       std::make_unique<piece_picker>(fs_->num_pieces(), [this](std::uint32_t piece) { return fs_->piece_size(piece); });
   picker_->set_sequential(sequential_);
+  picker_->set_max_partial(session_.settings().max_partial_memory / std::max<std::uint64_t>(1, info_.piece_length));
   bool any_pad = false;
   total_size_ = 0;
   for (const auto& f : fs_->files()) {
@@ -253,8 +268,7 @@ void torrent::start() {
   // the layers come from peers (BEP 52 hash requests) before any block is requested.
   setup_layer_fetch();
   if (!missing_layers_.empty() && session_.settings().log) {
-    session_.settings().log("fetching the piece layers of " + std::to_string(missing_layers_.size()) +
-                            " file(s) from peers (BEP 52)");
+    log("fetching the piece layers of " + std::to_string(missing_layers_.size()) + " file(s) from peers (BEP 52)");
   }
   if (skip_check_) {
     on_resume_loaded(std::nullopt, {});
@@ -282,7 +296,7 @@ void torrent::start() {
         asio::post(self->session_.io(), [self, r = std::move(r), stamps = std::move(stamps), root]() mutable {
           if (root != self->save_path_) {
             self->save_path_ = root;
-            self->disk_ = std::make_unique<disk_io>(*self->fs_, root);
+            self->disk_ = std::make_unique<disk_io>(*self->fs_, root, self->session_.files());
           }
           // Files that differ from what the resume data recorded (or are missing or short).
           std::vector<std::uint32_t> changed;
@@ -471,6 +485,10 @@ void torrent::enter_running() {
 }
 
 void torrent::tick() {
+  if (metadata_phase()) {
+    metadata_tick();
+    return;
+  }
   if (!active_ || stopping_ || state_ == torrent_state::error) return;
   ++tick_count_;
   ++active_seconds_;
@@ -556,6 +574,7 @@ void torrent::pause() {
   } else {
     ++check_gen_;  // a check in progress is abandoned (and done again on resume)
     ++fetch_gen_;  // so is a metadata fetch
+    close_metadata_peers("paused", false);
     save_resume();
   }
   set_state(torrent_state::paused);
@@ -763,6 +782,7 @@ torrent_status torrent::status() const {
 void torrent::stop(std::function<void()> done) {
   if (done) stop_waiters_.push_back(std::move(done));
   if (stopping_) return;  // the first stop calls every waiter when it is over
+  close_metadata_peers("stopping", false);
   stopping_ = true;
   ++check_gen_;
   ++fetch_gen_;

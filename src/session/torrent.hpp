@@ -19,6 +19,7 @@
 #include "core/bitfield.hpp"
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
+#include "session/metadata_copy.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
 #include "storage/disk_io.hpp"
@@ -124,6 +125,9 @@ struct torrent_status {
   std::int64_t active_seconds = 0;
 };
 
+// The .torrent bytes for verified metadata: the info dictionary as received, plus trackers.
+[[nodiscard]] std::string torrent_from_metadata(const std::string& info, const std::vector<std::string>& trackers);
+
 class torrent : public std::enable_shared_from_this<torrent> {
  public:
   torrent(session& s, torrent_params p, torrent_id id);
@@ -158,6 +162,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void delete_files(bool data, std::function<void(std::error_code)> done);
 
   [[nodiscard]] torrent_status status() const;
+  // A line for the session's log, tagged with the torrent's name (or its info-hash while
+  // a magnet has none), so a log of many torrents says which one each line is about.
+  void log(const std::string& line) const;
   [[nodiscard]] torrent_id id() const { return id_; }
   [[nodiscard]] bool has_metadata() const { return fs_ != nullptr; }
   [[nodiscard]] const metainfo& info() const { return info_; }
@@ -204,8 +211,21 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] const file_storage& files() const { return *fs_; }
   [[nodiscard]] std::uint32_t num_pieces() const { return fs_->num_pieces(); }
   [[nodiscard]] bool accepting_peers() const {
-    return active_ && (state_ == torrent_state::downloading || state_ == torrent_state::seeding);
+    return (active_ && (state_ == torrent_state::downloading || state_ == torrent_state::seeding)) || metadata_phase();
   }
+  // A magnet without its metadata, fetching it: peers are dialled and accepted, and their
+  // connections ask only for the info dictionary (torrent_magnet.cpp).
+  [[nodiscard]] bool metadata_phase() const { return !fs_ && state_ == torrent_state::fetching_metadata && !stopping_; }
+  // The swarm has no v1 info-hash (a v2-only torrent or magnet link).
+  [[nodiscard]] bool v2_only() const {
+    return fs_ ? !info_.has_v1() : (magnet_ && !magnet_->info_hash_v1 && magnet_->info_hash_v2);
+  }
+  [[nodiscard]] const std::shared_ptr<shoal::metadata_budget>& md_budget() const { return md_budget_; }
+  // A peer's whole copy of the info dictionary: false if it does not match the link's
+  // hashes; otherwise the torrent takes it (and closes its metadata-only connections).
+  bool take_metadata(const metadata_copy& copy);
+  // Why a peer gave no metadata: the last reason is in the error if nobody gives it.
+  void metadata_peer_failed(const tcp::endpoint& ep, const std::string& why);
   bool attach(const std::shared_ptr<peer_connection>& p);
   void detach(peer_connection* p);
   void on_block(peer_connection* from, std::uint32_t piece, std::uint32_t begin, std::string_view data);
@@ -308,6 +328,15 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void start_metadata_fetch();
   static asio::awaitable<void> metadata_loop(std::shared_ptr<torrent> self, std::uint64_t gen);
   void on_metadata(std::string info_bytes);
+  // Once a second while fetching: dial peers, give up at the deadline.
+  void metadata_tick();
+  // The connections that only fetched metadata are closed; their peers stay candidates,
+  // dialled again at once (`redial`) when the torrent runs.
+  void close_metadata_peers(const std::string& why, bool redial);
+  std::shared_ptr<shoal::metadata_budget> md_budget_;
+  std::string md_last_error_;
+  std::chrono::steady_clock::time_point md_started_{};
+  bool md_finders_done_ = false;  // the DHT and trackers will find no more peers
   // Moving and deleting files (torrent_move.cpp).
   void move_files(std::filesystem::path to);
 

@@ -299,8 +299,7 @@ void torrent::layer_complete(const sha256_digest& root) {
   for (std::uint32_t i = 0; i < lf.pieces; ++i)
     layer.append(as_view(lf.hashes[i]));
   if (session_.settings().log) {
-    session_.settings().log("piece layer of '" + fs_->files()[lf.file].path + "' verified (" +
-                            std::to_string(lf.pieces) + " hashes)");
+    log("piece layer of '" + fs_->files()[lf.file].path + "' verified (" + std::to_string(lf.pieces) + " hashes)");
   }
   info_.piece_layers[root] = std::move(layer);
   missing_layers_.erase(it);
@@ -392,7 +391,7 @@ void torrent::ban_endpoint(const tcp::endpoint& ep, const std::string& why) {
     }
   }
   if (session_.settings().log) {
-    session_.settings().log("banned " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why);
+    log("banned " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why);
   }
 }
 

@@ -3,9 +3,10 @@
 // copy that matches the link's hashes makes it a torrent like any other.
 #include <algorithm>
 
+#include "core/bencode.hpp"
 #include "core/text.hpp"
 #include "dht/krpc.hpp"
-#include "session/metadata_fetch.hpp"
+#include "session/peer_connection.hpp"
 #include "session/session.hpp"
 #include "session/torrent.hpp"
 #include "storage/resume.hpp"
@@ -14,12 +15,29 @@
 namespace shoal {
 
 namespace {
-constexpr std::size_t max_found_peers = 200;  // peers found while fetching, kept as candidates
+using clock = std::chrono::steady_clock;
 }  // namespace
+
+std::string torrent_from_metadata(const std::string& info, const std::vector<std::string>& trackers) {
+  std::string t = "d";
+  if (!trackers.empty()) {
+    t += "8:announce" + bencode::encode(trackers.front());
+    bencode::list tiers;
+    for (const auto& tr : trackers)
+      tiers.emplace_back(bencode::list{tr});
+    t += "13:announce-list" + bencode::encode(tiers);
+  }
+  t += "4:info" + info + "e";
+  return t;
+}
 
 void torrent::start_metadata_fetch() {
   set_state(torrent_state::fetching_metadata);
   const auto gen = ++fetch_gen_;
+  if (!md_budget_) md_budget_ = std::make_shared<shoal::metadata_budget>();
+  md_started_ = clock::now();
+  md_last_error_.clear();
+  md_finders_done_ = false;
   auto self = shared_from_this();
   if (metadata_file_.empty()) {
     asio::co_spawn(session_.io(), metadata_loop(self, gen), asio::detached);
@@ -33,8 +51,10 @@ void torrent::start_metadata_fetch() {
     if (c && c->info_hash_v1 == m.info_hash_v1 && (!m.info_hash_v2 || c->info_hash_v2 == m.info_hash_v2))
       info = c->info_bytes;
     asio::post(self->session_.io(), [self, gen, info = std::move(info)]() mutable {
-      if (gen != self->fetch_gen_ || self->stopping_) return;
+      if (gen != self->fetch_gen_ || !self->metadata_phase()) return;
       if (info) {
+        ++self->fetch_gen_;
+        self->close_metadata_peers("metadata read from disk: dialling again as a full peer", true);
         self->on_metadata(std::move(*info));
         return;
       }
@@ -44,19 +64,15 @@ void torrent::start_metadata_fetch() {
 }
 
 asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std::uint64_t gen) {
+  // Finds peers (the given ones and x.pe, or else the DHT and the link's trackers) and
+  // makes them candidates. The session's own connections dial them (encryption policy,
+  // bind address, proxy, uTP as for any torrent) and ask each for the info dictionary;
+  // metadata_tick gives up at the deadline.
   auto& io = self->session_.io();
   const auto& st = self->session_.settings();
   const magnet_link& mag = *self->magnet_;
-  auto live = [self, gen] { return gen == self->fetch_gen_ && !self->stopping_; };
-  metadata_fetch_params p;
-  p.wire_hash = self->wire_hash_;
-  p.v1 = mag.info_hash_v1;
-  p.v2 = mag.info_hash_v2;
-  p.id = self->session_.id();
-  p.client_name = st.client_name;
-  p.log = st.log;
-  p.proxy = st.proxy;
-  p.peers = self->given_peers_;
+  auto live = [self, gen] { return gen == self->fetch_gen_ && self->metadata_phase(); };
+  bool given = !self->given_peers_.empty();
   for (const auto& xpe : mag.peers) {
     // x.pe: literal addresses only (a name would need a lookup the link's owner chose).
     auto colon = xpe.rfind(':');
@@ -74,70 +90,61 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
     if (ec || port == 0 || port > 65535) continue;
     if (st.local && !dht::is_local_address(addr)) continue;
     const tcp::endpoint ep(addr, static_cast<std::uint16_t>(port));
-    // The caller may have resolved x.pe into the given peers already: ask each peer once.
-    if (std::find(p.peers.begin(), p.peers.end(), ep) == p.peers.end()) p.peers.push_back(ep);
+    self->add_peer(ep);
+    self->pinned_.insert(ep);
+    given = true;
   }
-  if (self->metadata_timeout_.count() > 0) p.timeout = self->metadata_timeout_;
   // Peers given: ask them only. Otherwise the DHT and the link's trackers look for peers
-  // while the fetch runs, and hand them over as they come.
-  const bool search = p.peers.empty();
-  auto done = std::make_shared<bool>(false);
-  auto found = std::make_shared<std::vector<tcp::endpoint>>();
-  auto dht = self->session_.dht_node();
-  auto dht_dead = std::make_shared<bool>(!dht);
+  // while the fetch runs.
   const bool local = st.local;
   const std::uint16_t own_port = self->session_.port();
-  auto wanted = [local, own_port](const tcp::endpoint& ep) {
-    if (local && !dht::is_local_address(ep.address())) return false;
-    return ep.port() != own_port || !ep.address().is_loopback();
+  auto keep = [self, gen, local, own_port](const tcp::endpoint& ep) {
+    if (gen != self->fetch_gen_ || !self->metadata_phase()) return;
+    if (local && !dht::is_local_address(ep.address())) return;
+    if (ep.port() == own_port && ep.address().is_loopback()) return;
+    self->add_peer(ep);
   };
-  auto keep = [found, wanted](const tcp::endpoint& ep, std::vector<tcp::endpoint>& incoming) {
-    if (!wanted(ep)) return;
-    incoming.push_back(ep);
-    if (found->size() < max_found_peers && std::find(found->begin(), found->end(), ep) == found->end())
-      found->push_back(ep);
-  };
-  if (search) {
-    p.incoming = std::make_shared<std::vector<tcp::endpoint>>();
-    if (self->tiers_.empty()) p.finders_done = [dht_dead] { return *dht_dead; };
-  }
-  const sha1_digest wire_hash = p.wire_hash;
-  if (search && dht) {
+  auto dht = self->session_.dht_node();
+  const bool trackers = !self->tiers_.empty();
+  if (given || (!dht && !trackers)) self->md_finders_done_ = true;
+  const sha1_digest wire_hash = self->wire_hash_;
+  auto log = st.log;
+  if (!given && dht) {
     asio::co_spawn(
         io,
-        [&io, dht, done, wire_hash, dht_dead, keep, incoming = p.incoming, log = p.log]() -> asio::awaitable<void> {
+        [&io, dht, self, live, wire_hash, keep, trackers, log]() -> asio::awaitable<void> {
           asio::steady_timer wait(io);
           const bool ready = co_await dht->wait_ready(std::chrono::milliseconds(10000));
           if (!ready) {
             if (log) log("dht: no node answered");
-            *dht_dead = true;
+            if (!trackers) self->md_finders_done_ = true;
             co_return;
           }
-          for (int round = 0; !*done && dht->running(); ++round) {
+          for (int round = 0; live() && dht->running(); ++round) {
             const dht::node::lookup_options opt;
             // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
             std::function<void(const std::vector<tcp::endpoint>&)> on_peers =
-                [keep, incoming, done](const std::vector<tcp::endpoint>& peers) {
-                  if (*done) return;
+                [keep](const std::vector<tcp::endpoint>& peers) {
                   for (const auto& ep : peers)
-                    keep(ep, *incoming);
+                    keep(ep);
                 };
             auto n = co_await dht->get_peers(wire_hash, opt, on_peers);
             if (log) log("dht: " + std::to_string(n) + " peers found");
-            if (*done) break;
+            if (!live()) break;
+            self->connect_more();
             wait.expires_after(std::chrono::seconds(round < 3 ? 2 : 10));
             co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
           }
         },
         asio::detached);
   }
-  if (search && !self->tiers_.empty()) {
-    std::vector<std::string> trackers;
+  if (!given && trackers) {
+    std::vector<std::string> urls;
     for (const auto& tier : self->tiers_)
-      trackers.insert(trackers.end(), tier.begin(), tier.end());
+      urls.insert(urls.end(), tier.begin(), tier.end());
     tracker::announce_request req;
     req.info_hash = wire_hash;
-    req.peer_id = p.id;
+    req.peer_id = self->session_.id();
     req.port = own_port;
     req.left = 1;
     req.ev = tracker::event::started;
@@ -146,25 +153,27 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
     opt.proxy = st.proxy;
     opt.bind_address = st.outgoing_address;
     opt.local = st.local;
+    opt.cache = self->session_.tracker_cache();
     opt.http_timeout = std::chrono::seconds(5);
     opt.udp_attempts = 2;
     opt.udp_base_timeout = std::chrono::milliseconds(2000);
     asio::co_spawn(
         io,
-        [&io, done, keep, incoming = p.incoming, trackers, req, opt, log = p.log]() -> asio::awaitable<void> {
+        [&io, self, live, keep, urls, req, opt, log]() -> asio::awaitable<void> {
           // A tracker may not know any peer yet (a seeder that just started), or only peers
           // that are gone: ask again while the fetch runs, backing off from 2 s to 30 s.
           asio::steady_timer wait(io);
-          for (int round = 0; !*done; ++round) {
-            for (const auto& url : trackers) {
+          for (int round = 0; live(); ++round) {
+            for (const auto& url : urls) {
               auto r = co_await tracker::announce(io, url, req, opt);
-              if (*done) co_return;
+              if (!live()) co_return;
               if (!r) {
-                if (log) log("tracker error: " + r.err().message());
+                if (log) log("tracker error: " + tracker::redact_url(url) + ": " + r.err().message());
                 continue;
               }
               for (const auto& ep : r->peers)
-                keep(ep, *incoming);
+                keep(ep);
+              self->connect_more();
             }
             wait.expires_after(std::chrono::seconds(std::min(30, 2 << std::min(round, 4))));
             co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -172,28 +181,44 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
         },
         asio::detached);
   }
-  for (;;) {
-    auto got = co_await fetch_metadata(io, p);
-    if (!live()) break;
-    if (got) {
-      *done = true;
-      for (const auto& ep : *found)
-        self->add_peer(ep);
-      self->on_metadata(std::move(got).value());
-      co_return;
+  self->connect_more();
+  co_return;
+}
+
+void torrent::metadata_tick() {
+  connect_more();
+  if (metadata_timeout_.count() == 0) return;  // a daemon's magnet: keep asking, peers come and go
+  const bool nobody = md_finders_done_ && candidates_.empty() && peers_.empty() && connecting_.empty();
+  if (!nobody && clock::now() - md_started_ < metadata_timeout_) return;
+  ++fetch_gen_;
+  close_metadata_peers("metadata: giving up", false);
+  fail("could not get the metadata from any peer" + (md_last_error_.empty() ? "" : " (last: " + md_last_error_ + ")"),
+       error_kind::metadata);
+}
+
+void torrent::metadata_peer_failed(const tcp::endpoint& ep, const std::string& why) {
+  md_last_error_ = ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + why;
+}
+
+void torrent::close_metadata_peers(const std::string& why, bool redial) {
+  for (auto& p : std::vector(peers_)) {
+    if (!p->metadata_only()) continue;
+    auto at = p->listen_endpoint();
+    p->close(why);
+    if (redial && at && !is_banned(*at)) {
+      failed_.erase(*at);
+      add_peer(*at);
     }
-    if (self->metadata_timeout_.count() > 0) {
-      *done = true;
-      self->fail(got.err().message(), error_kind::metadata);
-      co_return;
-    }
-    // No deadline (a daemon's magnet): keep asking, peers come and go.
-    asio::steady_timer wait(io);
-    wait.expires_after(std::chrono::seconds(5));
-    co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (!live()) break;
   }
-  *done = true;
+}
+
+bool torrent::take_metadata(const metadata_copy& copy) {
+  if (!metadata_phase()) return true;  // another copy made it first
+  if (!copy.matches(magnet_->info_hash_v1, magnet_->info_hash_v2)) return false;
+  ++fetch_gen_;
+  close_metadata_peers("metadata received: dialling again as a full peer", true);
+  on_metadata(copy.join());
+  return true;
 }
 
 void torrent::on_metadata(std::string info_bytes) {

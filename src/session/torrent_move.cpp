@@ -147,7 +147,7 @@ void torrent::move_files(fs::path to) {
         return;
       }
       self->save_path_ = to;
-      self->disk_ = std::make_unique<disk_io>(*self->fs_, to);
+      self->disk_ = std::make_unique<disk_io>(*self->fs_, to, self->session_.files());
       self->save_resume();  // names the new folder; queued on the disk pool before the removal
       self->session_.disk_pool().post([self, moves, to, old_root] {
         std::vector<fs::path> removed;

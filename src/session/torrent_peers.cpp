@@ -32,17 +32,19 @@ bool torrent::is_banned(const tcp::endpoint& ep) const {
 }
 
 void torrent::connect_more() {
-  if (!active_ || stopping_ || state_ == torrent_state::error) return;
+  if (!(active_ || metadata_phase()) || stopping_ || state_ == torrent_state::error) return;
   const auto now = clock::now();
   std::size_t active = peers_.size() + connecting_.size();
+  if (active >= session_.settings().max_peers_per_torrent || session_.connections_full()) return;
+  // Connected already, either way round (an incoming peer is known by its listen port).
+  std::set<tcp::endpoint> connected;
+  for (auto& p : peers_) {
+    connected.insert(p->endpoint());
+    if (auto l = p->listen_endpoint()) connected.insert(*l);
+  }
   for (const auto& ep : candidates_) {
-    if (active >= session_.settings().max_peers_per_torrent) break;
-    if (connecting_.count(ep) || is_banned(ep) || session_.is_self(ep)) continue;
-    bool connected = false;
-    // Connected already, either way round (an incoming peer is known by its listen port).
-    for (auto& p : peers_)
-      connected = connected || p->endpoint() == ep || p->listen_endpoint() == ep;
-    if (connected) continue;
+    if (active >= session_.settings().max_peers_per_torrent || session_.connections_full()) break;
+    if (connecting_.count(ep) || connected.count(ep) || is_banned(ep) || session_.is_self(ep)) continue;
     auto f = failed_.find(ep);
     if (f != failed_.end()) {
       const auto backoff = std::min<std::chrono::steady_clock::duration>(
@@ -52,7 +54,7 @@ void torrent::connect_more() {
     connecting_.insert(ep);
     ++active;
     if (session_.settings().log) {
-      session_.settings().log("connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
+      log("connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
     }
     auto p = std::make_shared<peer_connection>(session_, nullptr, true);
     auto self = shared_from_this();
@@ -97,7 +99,9 @@ void torrent::connect_more() {
 }
 
 bool torrent::attach(const std::shared_ptr<peer_connection>& p) {
-  if (!active_ || stopping_ || state_ == torrent_state::error) return false;
+  if (!(active_ || metadata_phase()) || stopping_ || state_ == torrent_state::error) return false;
+  // Fetching metadata: a connection that handshaked before the metadata came is not one.
+  if (p->metadata_only() != metadata_phase()) return false;
   if (is_banned(p->endpoint())) return false;
   // Per-IP limit; on loopback every peer shares the address, so count address+port there.
   const auto& ep = p->endpoint();
@@ -117,7 +121,11 @@ bool torrent::attach(const std::shared_ptr<peer_connection>& p) {
     victim->close("evicted for a new peer: idle");
     if (peers_.size() >= session_.settings().max_peers_per_torrent) return false;
   }
+  // Session-wide: past max_connections only in place of an idle connection.
+  const auto cap = session_.settings().max_connections;
+  if (cap > 0 && session_.limits().peers >= cap && !session_.make_room(session_.settings().idle_eviction)) return false;
   peers_.push_back(p);
+  ++session_.limits().peers;
   return true;
 }
 
@@ -132,7 +140,8 @@ void torrent::detach(peer_connection* p) {
   if (it == peers_.end()) return;
   auto keep = *it;  // stay alive until we are done with it
   peers_.erase(it);
-  picker_->remove_peer(p->has(), p->counted_as_seed());
+  --session_.limits().peers;
+  if (picker_ && !p->metadata_only()) picker_->remove_peer(p->has(), p->counted_as_seed());
   if (optimistic_ == p) optimistic_ = nullptr;
   for (auto& [root, lf] : missing_layers_) {
     for (auto& a : lf.asked) {
@@ -173,8 +182,8 @@ void torrent::on_pex(peer_connection* from, const wire::pex_message& m) {
   }
   if (added && session_.settings().log) {
     const auto& ep = from->endpoint();
-    session_.settings().log("pex: " + std::to_string(added) + " new peers from " + ep.address().to_string() + ":" +
-                            std::to_string(ep.port()));
+    log("pex: " + std::to_string(added) + " new peers from " + ep.address().to_string() + ":" +
+        std::to_string(ep.port()));
   }
   if (added) connect_more();
 }

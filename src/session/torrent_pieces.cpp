@@ -260,7 +260,7 @@ void torrent::save_resume() {
     if (ec) {
       asio::post(self->session_.io(), [self, ec] {
         self->post_event(static_cast<int>(event_kind::error), "cannot save resume data: " + ec.message());
-        if (self->session_.settings().log) self->session_.settings().log("cannot save resume data: " + ec.message());
+        if (self->session_.settings().log) self->log("cannot save resume data: " + ec.message());
       });
     }
   });
@@ -301,7 +301,7 @@ void torrent::fail(const std::string& why, error_kind kind) {
     p->close("torrent stopped: " + why);
   set_state(torrent_state::error);
   post_event(static_cast<int>(event_kind::error), why);
-  if (session_.settings().log) session_.settings().log("error: " + info_.name + ": " + why);
+  if (session_.settings().log) log("error: " + info_.name + ": " + why);
   session_.queue_changed();
 }
 

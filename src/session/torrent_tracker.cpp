@@ -30,6 +30,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   opt.proxy = session_.settings().proxy;
   opt.bind_address = session_.settings().outgoing_address;
   opt.local = session_.settings().local;
+  opt.cache = session_.tracker_cache();
   if (stopping) {
     opt.http_timeout = std::chrono::seconds(3);
     opt.udp_attempts = 1;
@@ -84,7 +85,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       tracker_message_ =
           shown + ": " + std::to_string(added) + " peers" + (r->warning.empty() ? "" : " (" + r->warning + ")");
       tracker_failed_ = false;
-      if (session_.settings().log) session_.settings().log("tracker " + tracker_message_);
+      if (session_.settings().log) log("tracker " + tracker_message_);
       post_event(static_cast<int>(event_kind::tracker_reply), tracker_message_, static_cast<std::uint32_t>(added));
       if (!stopping && active_) connect_more();
       co_return true;
@@ -92,7 +93,7 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   }
   tracker_message_ = last_error;
   tracker_failed_ = true;
-  if (session_.settings().log) session_.settings().log("tracker error: " + last_error);
+  if (session_.settings().log) log("tracker error: " + last_error);
   post_event(static_cast<int>(event_kind::tracker_reply), "error: " + last_error);
   co_return false;
 }

@@ -111,7 +111,12 @@ void web_seed::stop() {
 }
 
 void web_seed::log(const std::string& line) const {
-  if (session_.settings().log) session_.settings().log("web seed " + url_ + ": " + line);
+  if (!session_.settings().log) return;
+  if (auto t = torrent_.lock()) {
+    t->log("web seed " + url_ + ": " + line);
+  } else {
+    session_.settings().log("web seed " + url_ + ": " + line);
+  }
 }
 
 void web_seed::hash_failed(std::uint32_t piece) {
@@ -269,6 +274,7 @@ asio::awaitable<std::optional<web_seed::fetch_error>> web_seed::fetch_run(torren
         opt.proxy = session_.settings().proxy;
         opt.bind_address = session_.settings().outgoing_address;
         opt.local = session_.settings().local;  // a redirect to a public host is refused too
+        opt.cache = session_.tracker_cache();
         std::optional<std::string> why;
         if (parts->scheme == "http") {
           conn_->plain = std::make_unique<beast::tcp_stream>(session_.io());
@@ -509,12 +515,12 @@ void torrent::start_web_seeds() {
     if (!seen.insert(url).second) continue;
     auto p = tracker::split_url(url);
     if (!p || (p->scheme != "http" && p->scheme != "https")) {
-      if (session_.settings().log) session_.settings().log("web seed " + url + ": skipped: not an http(s) URL");
+      if (session_.settings().log) log("web seed " + url + ": skipped: not an http(s) URL");
       continue;
     }
     if (session_.settings().local && dht::local_host_addresses(p->host).empty()) {
       if (session_.settings().log) {
-        session_.settings().log("web seed " + url + ": " + tracker::skipped_under_local(p->host));
+        log("web seed " + url + ": " + tracker::skipped_under_local(p->host));
       }
       continue;
     }

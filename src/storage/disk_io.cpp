@@ -13,9 +13,34 @@ namespace shoal {
 
 namespace fs = std::filesystem;
 
-disk_io::disk_io(const file_storage& fs, fs::path save_path) : fs_(fs), root_(std::move(save_path)) {}
+disk_io::disk_io(const file_storage& fs, fs::path save_path, std::shared_ptr<file_pool> pool)
+    : fs_(fs), root_(std::move(save_path)), pool_(std::move(pool)) {
+  if (pool_) pool_->join(this);
+}
 
-disk_io::~disk_io() = default;
+disk_io::~disk_io() {
+  // First out of the pool (which may be evicting from us this instant: leave waits).
+  if (pool_) {
+    pool_->leave(this);
+    pool_->count_closed(open_.size());
+  }
+}
+
+std::optional<std::uint64_t> disk_io::oldest_use() {
+  std::lock_guard lk(mu_);
+  std::optional<std::uint64_t> best;
+  for (const auto& [f, h] : open_) {
+    if (!best || h.last_use < *best) best = h.last_use;
+  }
+  return best;
+}
+
+bool disk_io::evict_oldest() {
+  std::lock_guard lk(mu_);
+  if (open_.empty()) return false;
+  close_oldest_locked();
+  return true;
+}
 
 disk_io::fd_holder::~fd_holder() {
   ::close(fd);
@@ -25,28 +50,35 @@ fs::path disk_io::file_path(std::uint32_t f) const {
   return root_ / fs_.files()[f].path;
 }
 
-void disk_io::evict_locked() {
-  while (open_.size() >= max_open_files) {
-    auto oldest = std::min_element(open_.begin(), open_.end(),
-                                   [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
-    if (std::find(dirty_.begin(), dirty_.end(), oldest->first) != dirty_.end()) {
-      if (::fdatasync(oldest->second.file->fd) != 0 && !sync_error_) {
-        sync_error_ = std::error_code(errno, std::generic_category());
-      }
-      dirty_.erase(std::find(dirty_.begin(), dirty_.end(), oldest->first));
+void disk_io::close_oldest_locked() {
+  auto oldest = std::min_element(open_.begin(), open_.end(),
+                                 [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
+  if (std::find(dirty_.begin(), dirty_.end(), oldest->first) != dirty_.end()) {
+    if (::fdatasync(oldest->second.file->fd) != 0 && !sync_error_) {
+      sync_error_ = std::error_code(errno, std::generic_category());
     }
-    open_.erase(oldest);
+    dirty_.erase(std::find(dirty_.begin(), dirty_.end(), oldest->first));
   }
+  open_.erase(oldest);
+  if (pool_) pool_->count_closed();
+}
+
+void disk_io::evict_locked() {
+  while (open_.size() >= max_open_files)
+    close_oldest_locked();
 }
 
 std::shared_ptr<disk_io::fd_holder> disk_io::open_file(std::uint32_t f, bool write, std::error_code& ec) {
   // Caller holds mu_.
   auto it = open_.find(f);
   if (it != open_.end() && (it->second.writable || !write)) {
-    it->second.last_use = ++clock_;
+    it->second.last_use = next_stamp();
     return it->second.file;
   }
-  if (it != open_.end()) open_.erase(it);
+  if (it != open_.end()) {
+    open_.erase(it);
+    if (pool_) pool_->count_closed();
+  }
   evict_locked();
   // Every component beneath the save folder is opened without following symlinks: a
   // folder replaced by a link to elsewhere must not receive the torrent's data.
@@ -77,7 +109,8 @@ std::shared_ptr<disk_io::fd_holder> disk_io::open_file(std::uint32_t f, bool wri
   ec.clear();
   const int fd = opened.release();
   auto holder = std::make_shared<fd_holder>(fd);
-  open_[f] = handle{holder, write, ++clock_};
+  open_[f] = handle{holder, write, next_stamp()};
+  if (pool_) pool_->count_open();
   return holder;
 }
 
@@ -93,6 +126,7 @@ std::error_code disk_io::read(std::uint32_t piece, std::uint64_t begin, std::uin
       std::lock_guard lk(mu_);
       file = open_file(s.file, false, ec);
     }
+    if (pool_) pool_->enforce();  // over the session's bound: the stalest descriptor goes
     if (!file) {
       if (allow_missing && ec == std::errc::no_such_file_or_directory) continue;
       return ec;
@@ -126,6 +160,7 @@ std::error_code disk_io::write(std::uint32_t piece, std::uint64_t begin, std::st
       std::lock_guard lk(mu_);
       file = open_file(s.file, true, ec);
     }
+    if (pool_) pool_->enforce();  // over the session's bound: the stalest descriptor goes
     if (!file) return ec;
     const int fd = file->fd;
     std::uint64_t done = 0;

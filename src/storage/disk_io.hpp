@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <unordered_map>
 #include <vector>
 
+#include "storage/file_pool.hpp"
 #include "storage/file_storage.hpp"
 
 namespace shoal {
@@ -20,7 +22,8 @@ inline constexpr std::size_t max_open_files = 64;
 
 class disk_io {
  public:
-  disk_io(const file_storage& fs, std::filesystem::path save_path);
+  // With a pool, the descriptors held count against the session's bound (file_pool.hpp).
+  disk_io(const file_storage& fs, std::filesystem::path save_path, std::shared_ptr<file_pool> pool = nullptr);
   ~disk_io();
   disk_io(const disk_io&) = delete;
   disk_io& operator=(const disk_io&) = delete;
@@ -42,6 +45,12 @@ class disk_io {
   // Creates empty files (0-byte entries) so a finished download has every file.
   std::error_code create_empty_files();
 
+  // --- for the file_pool ---
+  // The use stamp of the least recently used open descriptor; nullopt with none open.
+  [[nodiscard]] std::optional<std::uint64_t> oldest_use();
+  // Closes that descriptor (synced first if written); false with none open.
+  bool evict_oldest();
+
  private:
   // Closed when the last user lets go, so eviction never closes a descriptor mid-read.
   struct fd_holder {
@@ -58,6 +67,9 @@ class disk_io {
   };
   std::shared_ptr<fd_holder> open_file(std::uint32_t f, bool write, std::error_code& ec);
   void evict_locked();
+  // Closes the least recently used descriptor (caller holds mu_; there is one).
+  void close_oldest_locked();
+  [[nodiscard]] std::uint64_t next_stamp() { return pool_ ? pool_->stamp() : ++clock_; }
 
   const file_storage& fs_;
   std::filesystem::path root_;
@@ -67,6 +79,7 @@ class disk_io {
   std::unordered_map<std::uint32_t, handle> open_;
   std::vector<std::uint32_t> dirty_;
   std::uint64_t clock_ = 0;
+  std::shared_ptr<file_pool> pool_;  // shared: a torrent may outlive its session briefly
 };
 
 }  // namespace shoal

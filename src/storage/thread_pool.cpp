@@ -31,6 +31,11 @@ std::size_t thread_pool::queued() const {
   return jobs_.size() + busy_;
 }
 
+std::uint64_t thread_pool::failed_jobs() const {
+  std::lock_guard lk(mu_);
+  return failed_;
+}
+
 void thread_pool::drain() {
   std::unique_lock lk(mu_);
   idle_cv_.wait(lk, [&] { return jobs_.empty() && busy_ == 0; });
@@ -47,7 +52,22 @@ void thread_pool::run() {
       jobs_.pop_front();
       ++busy_;
     }
-    job();
+    std::string failure;
+    try {
+      job();
+    } catch (const std::exception& e) {
+      failure = e.what();
+      if (failure.empty()) failure = "unknown error";
+    } catch (...) {
+      failure = "unknown exception";
+    }
+    if (!failure.empty()) {
+      {
+        std::lock_guard lk(mu_);
+        ++failed_;
+      }
+      if (on_error_) on_error_(failure);
+    }
     {
       std::lock_guard lk(mu_);
       --busy_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -20,6 +21,10 @@ class thread_pool {
   thread_pool& operator=(const thread_pool&) = delete;
 
   void post(std::function<void()> job);
+  // A job that throws does not end the process: the exception's text goes here (on the
+  // worker thread; set before the first post) and the pool goes on with the next job.
+  void set_error_handler(std::function<void(const std::string&)> f) { on_error_ = std::move(f); }
+  [[nodiscard]] std::uint64_t failed_jobs() const;
   [[nodiscard]] std::size_t queued() const;
   // Blocks until every queued job has run.
   void drain();
@@ -32,6 +37,8 @@ class thread_pool {
   std::deque<std::function<void()>> jobs_;
   unsigned busy_ = 0;
   bool stop_ = false;
+  std::uint64_t failed_ = 0;
+  std::function<void(const std::string&)> on_error_;
   std::vector<std::thread> threads_;
 };
 

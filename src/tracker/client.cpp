@@ -1,5 +1,6 @@
 #include "tracker/client.hpp"
 
+#include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -10,6 +11,7 @@
 
 #include "dht/krpc.hpp"
 #include "net/proxy.hpp"
+#include "tracker/cache.hpp"
 #include "tracker/http_connect.hpp"
 
 namespace shoal::tracker {
@@ -22,6 +24,29 @@ using udp = asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
+
+// A host's addresses: from the session's cache while fresh, else looked up (and kept).
+// Returns why it failed, or nullopt.
+asio::awaitable<std::optional<std::string>> resolve(asio::io_context& io, const std::string& host,
+                                                    const std::string& port, const client_options& opt,
+                                                    std::vector<asio::ip::address>& out) {
+  out.clear();
+  if (opt.cache) {
+    if (auto a = opt.cache->addresses(host)) {
+      out = std::move(*a);
+      co_return std::nullopt;
+    }
+  }
+  tcp::resolver resolver(io);
+  auto [ec, res] = co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return "cannot resolve " + host + ": " + ec.message();
+  for (const auto& e : res) {
+    if (std::find(out.begin(), out.end(), e.endpoint().address()) == out.end()) out.push_back(e.endpoint().address());
+  }
+  if (out.empty()) co_return "cannot resolve " + host + ": no address";
+  if (opt.cache) opt.cache->remember_addresses(host, out);
+  co_return std::nullopt;
+}
 
 // Every error line names the URL without its query: an announce URL carries our peer_id
 // and key, and private trackers' passkeys.
@@ -66,9 +91,14 @@ asio::awaitable<result<std::string>> fetch(asio::io_context& io, const std::stri
     stream.socket().shutdown(tcp::socket::shutdown_both, ignore);
     co_return r;
   }
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  ctx.set_default_verify_paths();
-  ctx.set_verify_mode(asio::ssl::verify_peer);
+  // One context per session (reading the CA store is the costly part), else one per call.
+  std::unique_ptr<asio::ssl::context> own;
+  if (!opt.cache) {
+    own = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    own->set_default_verify_paths();
+    own->set_verify_mode(asio::ssl::verify_peer);
+  }
+  asio::ssl::context& ctx = opt.cache ? opt.cache->tls() : *own;
   beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
   if (!SSL_set_tlsext_host_name(stream.native_handle(), p->host.c_str())) co_return fail(url, "cannot set TLS SNI");
   stream.set_verify_callback(asio::ssl::host_name_verification(p->host));
@@ -115,10 +145,15 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
     }
     target = udp::endpoint(dht::local_host_addresses(p->host).front(), port);
   } else {
-    udp::resolver resolver(io);
-    auto [ec, eps] = co_await resolver.async_resolve(p->host, p->port, asio::as_tuple(asio::use_awaitable));
-    if (ec || eps.empty()) co_return fail(url, "cannot resolve " + p->host + ": " + ec.message());
-    target = eps.begin()->endpoint();
+    std::uint16_t port = 0;
+    try {
+      port = static_cast<std::uint16_t>(std::stoul(p->port));
+    } catch (const std::exception&) {
+      co_return fail(url, "bad port");
+    }
+    std::vector<asio::ip::address> addrs;
+    if (auto why = co_await resolve(io, p->host, p->port, opt, addrs)) co_return fail(url, *why);
+    target = udp::endpoint(addrs.front(), port);
   }
   udp::socket sock(io, target.protocol());
   if (!opt.bind_address.empty() && !via_socks) {
@@ -133,14 +168,14 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
   bool tracker_v6 = !via_socks && target.address().is_v6();
 
   // One request/reply exchange with BEP 15 timeouts; returns the reply bytes.
-  auto exchange = [&](const std::string& pkt) -> asio::awaitable<std::optional<std::string>> {
+  auto exchange = [&](const std::string& pkt, unsigned attempts) -> asio::awaitable<std::optional<std::string>> {
     std::string out = pkt;
     if (via_socks) {
       auto wrapped = net::socks5_udp_wrap(socks_target, pkt);
       if (!wrapped) co_return std::nullopt;
       out = *wrapped;
     }
-    for (unsigned attempt = 0; attempt < opt.udp_attempts; ++attempt) {
+    for (unsigned attempt = 0; attempt < attempts; ++attempt) {
       co_await sock.async_send_to(asio::buffer(out), target, asio::as_tuple(asio::use_awaitable));
       asio::steady_timer timer(io);
       timer.expires_after(opt.udp_base_timeout * (1u << attempt));
@@ -160,21 +195,41 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
     co_return std::nullopt;
   };
 
-  const std::uint32_t t1 = rng();
-  const std::string connect_pkt = udp_connect_request(t1);  // named: no temporaries around co_await
-  auto r1 = co_await exchange(connect_pkt);
-  if (!r1)
-    co_return fail(url,
-                   via_socks ? "no answer from the UDP tracker through the proxy" : "no answer from the UDP tracker");
-  auto conn = udp_connect_reply(*r1, t1);
-  if (!conn) co_return fail(url, conn.err().message());
-  const std::uint32_t t2 = rng();
-  const std::string announce_pkt = udp_announce_request(*conn, t2, req);
-  auto r2 = co_await exchange(announce_pkt);
-  if (!r2) co_return fail(url, "no answer to the UDP announce");
-  auto res = udp_announce_reply(*r2, t2, tracker_v6);
-  if (!res) co_return fail(url, res.err().message());
-  co_return res;
+  // A connection id from an announce of the last 50 s (any torrent's) saves the connect
+  // round trip (BEP 15). A tracker that no longer takes it gets one quick try, then the
+  // whole exchange runs from the connect.
+  const std::string id_key = std::string(via_socks ? "socks5 " : "") + p->host + " " + p->port + " " + opt.bind_address;
+  const std::optional<std::uint64_t> cached = opt.cache ? opt.cache->connection_id(id_key) : std::nullopt;
+  for (int round = cached ? 0 : 1; round < 2; ++round) {
+    std::uint64_t connection = 0;
+    if (round == 0) {
+      connection = *cached;
+    } else {
+      const std::uint32_t t1 = rng();
+      const std::string connect_pkt = udp_connect_request(t1);  // named: no temporaries around co_await
+      auto r1 = co_await exchange(connect_pkt, opt.udp_attempts);
+      if (!r1)
+        co_return fail(
+            url, via_socks ? "no answer from the UDP tracker through the proxy" : "no answer from the UDP tracker");
+      auto conn = udp_connect_reply(*r1, t1);
+      if (!conn) co_return fail(url, conn.err().message());
+      connection = *conn;
+      if (opt.cache) opt.cache->remember_connection_id(id_key, connection);
+    }
+    const std::uint32_t t2 = rng();
+    const std::string announce_pkt = udp_announce_request(connection, t2, req);
+    auto r2 = co_await exchange(announce_pkt, round == 0 ? 1u : opt.udp_attempts);
+    std::optional<result<announce_response>> res;
+    if (r2) res = udp_announce_reply(*r2, t2, tracker_v6);
+    if (round == 0 && (!res || !*res)) {
+      opt.cache->forget_connection_id(id_key);
+      continue;
+    }
+    if (!r2) co_return fail(url, "no answer to the UDP announce");
+    if (!*res) co_return fail(url, res->err().message());
+    co_return std::move(*res);
+  }
+  co_return fail(url, "no answer to the UDP announce");
 }
 
 }  // namespace
@@ -221,11 +276,10 @@ asio::awaitable<std::optional<std::string>> connect_http(asio::io_context& io, b
     co_return std::nullopt;
   }
   if (!opt.local) {
-    tcp::resolver resolver(io);
-    auto [rec, res] = co_await resolver.async_resolve(p.host, p.port, asio::as_tuple(asio::use_awaitable));
-    if (rec) co_return "cannot resolve " + p.host + ": " + rec.message();
-    for (const auto& e : res)
-      eps.push_back(e.endpoint());
+    std::vector<asio::ip::address> addrs;
+    if (auto why = co_await resolve(io, p.host, p.port, opt, addrs)) co_return why;
+    for (const auto& a : addrs)
+      eps.emplace_back(a, port_number);
   }
   if (opt.bind_address.empty()) {
     auto [cec, cep] = co_await s.async_connect(eps, asio::as_tuple(asio::use_awaitable));

@@ -5,6 +5,7 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "core/error.hpp"
@@ -12,6 +13,8 @@
 #include "tracker/announce.hpp"
 
 namespace shoal::tracker {
+
+class client_cache;  // tracker/cache.hpp
 
 struct client_options {
   std::chrono::seconds http_timeout{20};
@@ -29,6 +32,9 @@ struct client_options {
   // name is ever looked up (dht::local_host_addresses); any other host fails at once with
   // an error saying it was skipped.
   bool local = false;
+  // Shared by a session's announces (name lookups, the TLS context, UDP connection ids);
+  // none: each call starts from nothing.
+  std::shared_ptr<client_cache> cache;
 };
 
 // The one line said for a host that --local skips.

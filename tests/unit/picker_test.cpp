@@ -135,3 +135,37 @@ TEST(Picker, PadBlocksAreNeverRequested) {
   }
   EXPECT_TRUE(pk.piece_received(0));
 }
+
+TEST(Picker, StartedPiecesStayWithinTheirBound) {
+  auto pk = make(8);
+  bitfield all(8, true);
+  pk.add_peer(all, true);
+  pk.set_max_partial(2);
+  std::vector<block_ref> out;
+  pk.pick(all, true, 100, none, out);
+  std::set<std::uint32_t> started;
+  for (const auto& b : out) {
+    started.insert(b.piece);
+    pk.mark_requested(b);
+  }
+  EXPECT_EQ(started.size(), 2u) << "more pieces started than the bound allows";
+  EXPECT_EQ(out.size(), 8u);
+  EXPECT_FALSE(pk.in_end_game()) << "waiting for the bound is not the end game";
+  std::vector<block_ref> web;
+  EXPECT_FALSE(pk.take_piece(7, web)) << "a web seed cannot start a piece past the bound either";
+  // One piece verified: room for one more.
+  const std::uint32_t done = *started.begin();
+  for (const auto& b : out) {
+    if (b.piece == done) pk.mark_received(b);
+  }
+  ASSERT_TRUE(pk.piece_received(done));
+  pk.piece_passed(done);
+  pk.set_have(done);
+  out.clear();
+  pk.pick(all, true, 100, none, out);
+  std::set<std::uint32_t> next;
+  for (const auto& b : out)
+    next.insert(b.piece);
+  EXPECT_EQ(next.size(), 1u);
+  EXPECT_EQ(started.count(*next.begin()), 0u);
+}

@@ -216,3 +216,46 @@ TEST(Tracker, UdpPackets) {
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.err().detail.find("denied"), std::string::npos);
 }
+
+// The session's bound on open files holds across torrents: two torrents of four files
+// each, a bound of three, every file written (and read back): never more than three open
+// after any call, the stalest closed (synced first), and the data intact.
+TEST(FilePool, BoundsOpenFilesAcrossTorrents) {
+  const fs::path root = fs::temp_directory_path() / ("shoal-pool-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  metainfo m;
+  m.piece_length = 16384;
+  m.num_pieces = 4;
+  m.version = torrent_version::v1;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    file_entry f;
+    f.path = "t/f" + std::to_string(i);
+    f.size = 16384;
+    f.offset = i * 16384;
+    m.files.push_back(f);
+  }
+  file_storage fs(m);
+  auto pool = std::make_shared<file_pool>(3);
+  {
+    disk_io a(fs, root / "a", pool), b(fs, root / "b", pool);
+    for (std::uint32_t p = 0; p < 4; ++p) {
+      ASSERT_FALSE(a.write(p, 0, std::string(16384, static_cast<char>('a' + p))));
+      EXPECT_LE(pool->open_count(), 3u);
+      ASSERT_FALSE(b.write(p, 0, std::string(16384, static_cast<char>('A' + p))));
+      EXPECT_LE(pool->open_count(), 3u);
+    }
+    EXPECT_GE(pool->evictions(), 5u);
+    ASSERT_FALSE(a.flush());
+    ASSERT_FALSE(b.flush());
+    for (std::uint32_t p = 0; p < 4; ++p) {
+      std::string back(16384, '?');
+      ASSERT_FALSE(a.read(p, 0, back.size(), back.data()));
+      EXPECT_EQ(back, std::string(16384, static_cast<char>('a' + p)));
+      ASSERT_FALSE(b.read(p, 0, back.size(), back.data()));
+      EXPECT_EQ(back, std::string(16384, static_cast<char>('A' + p)));
+      EXPECT_LE(pool->open_count(), 3u);
+    }
+  }
+  EXPECT_EQ(pool->open_count(), 0u) << "descriptors still counted after their torrents went";
+  fs::remove_all(root);
+}

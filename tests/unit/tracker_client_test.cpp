@@ -2,9 +2,12 @@
 // refusing public hosts before anything is sent or resolved.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
+#include <thread>
 
 #include "tracker/announce.hpp"
+#include "tracker/cache.hpp"
 #include "tracker/client.hpp"
 
 using namespace shoal;
@@ -99,4 +102,110 @@ TEST(TrackerClient, HttpErrorLinesHaveNoQuery) {
   EXPECT_EQ(msg.find("passkey"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("peer_id"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("info_hash"), std::string::npos) << msg;
+}
+
+namespace {
+
+// A UDP tracker of a few lines (BEP 15), counting what it is sent: connects hand out an
+// id; announces with the current id get an answer, others an error.
+struct fake_udp_tracker {
+  asio::io_context io;
+  asio::ip::udp::socket sock{io, {asio::ip::make_address("127.0.0.1"), 0}};
+  std::atomic<int> connects{0}, announces{0}, rejected{0};
+  std::atomic<std::uint64_t> current{0};
+  std::atomic<bool> stop{false};
+  std::thread th;
+  fake_udp_tracker() {
+    th = std::thread([this] {
+      std::array<char, 2048> in{};
+      for (;;) {
+        asio::ip::udp::endpoint from;
+        boost::system::error_code ec;
+        const std::size_t n = sock.receive_from(asio::buffer(in), from, 0, ec);
+        if (ec || stop) return;
+        auto be = [&](std::size_t off, int bytes) {
+          std::uint64_t v = 0;
+          for (int i = 0; i < bytes; ++i)
+            v = (v << 8) | static_cast<unsigned char>(in[off + i]);
+          return v;
+        };
+        auto put = [](std::string& out, std::uint64_t v, int bytes) {
+          for (int i = bytes - 1; i >= 0; --i)
+            out += static_cast<char>((v >> (8 * i)) & 0xff);
+        };
+        if (n < 16) continue;
+        const auto action = be(8, 4), txn = be(12, 4);
+        std::string out;
+        if (action == 0) {
+          ++connects;
+          current = 1000 + connects;
+          put(out, 0, 4);
+          put(out, txn, 4);
+          put(out, current, 8);
+        } else if (action == 1) {
+          ++announces;
+          if (be(0, 8) != current) {
+            ++rejected;
+            put(out, 3, 4);
+            put(out, txn, 4);
+            out += "unknown connection id";
+          } else {
+            put(out, 1, 4);
+            put(out, txn, 4);
+            put(out, 1234, 4);
+            put(out, 0, 4);
+            put(out, 1, 4);
+          }
+        }
+        sock.send_to(asio::buffer(out), from, 0, ec);
+      }
+    });
+  }
+  ~fake_udp_tracker() {
+    // A datagram wakes the blocked receive; the flag ends the loop.
+    stop = true;
+    asio::ip::udp::socket poke(io, {asio::ip::make_address("127.0.0.1"), 0});
+    poke.send_to(asio::buffer("x", 1), sock.local_endpoint());
+    th.join();
+  }
+  std::string url() const { return "udp://127.0.0.1:" + std::to_string(sock.local_endpoint().port()) + "/announce"; }
+};
+
+result<tracker::announce_response> announce_with(const std::string& url,
+                                                 const std::shared_ptr<tracker::client_cache>& cache) {
+  asio::io_context io;
+  tracker::announce_request req;
+  req.peer_id.fill('p');
+  tracker::client_options opt;
+  opt.udp_attempts = 2;
+  opt.udp_base_timeout = std::chrono::milliseconds(300);
+  opt.cache = cache;
+  std::optional<result<tracker::announce_response>> out;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { out = co_await tracker::announce(io, url, req, opt); }, asio::detached);
+  io.run();
+  return std::move(*out);
+}
+
+}  // namespace
+
+TEST(TrackerClient, SharedCacheReusesUdpConnectionIdsAndNames) {
+  fake_udp_tracker t;
+  auto cache = std::make_shared<tracker::client_cache>();
+  ASSERT_TRUE(announce_with(t.url(), cache).ok());
+  ASSERT_TRUE(announce_with(t.url(), cache).ok());
+  EXPECT_EQ(t.connects, 1) << "the second announce connected again instead of using the id";
+  EXPECT_EQ(t.announces, 2);
+  EXPECT_EQ(cache->counters().name_lookups, 1u);
+  EXPECT_EQ(cache->counters().name_hits, 1u);
+  // The tracker forgets the id (it restarted, say): one refused try, then a new connect.
+  t.current = 1;
+  auto r = announce_with(t.url(), cache);
+  ASSERT_TRUE(r.ok()) << r.err().message();
+  EXPECT_EQ(r->interval, 1234u);
+  EXPECT_EQ(t.rejected, 1);
+  EXPECT_EQ(t.connects, 2);
+  // Without a cache every announce connects.
+  ASSERT_TRUE(announce_with(t.url(), nullptr).ok());
+  EXPECT_EQ(t.connects, 3);
 }
