@@ -123,6 +123,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void handle_extended(const wire::message& m);
   void on_hash_request(const wire::message& m);
   void on_pex(std::string_view payload);
+  void on_port(std::uint16_t port);
   // A line for the session's log, tagged with the torrent once it is known.
   void log(const std::string& line) const;
   // A harmless oddity: logged (when verbose), never punished.

@@ -164,8 +164,7 @@ bool peer_connection::handle_before_metadata(const wire::message& m) {
       }
       return !closed_;
     case msg::port:
-      if (m.port != 0 && session_.dht_node())
-        session_.dht_node()->add_contact(dht::udp::endpoint(ep_.address(), m.port));
+      on_port(m.port);
       return true;
     case msg::extended:
       handle_extended(m);

@@ -139,10 +139,7 @@ bool peer_connection::handle(const wire::message& m) {
       odd_fast();
       return true;
     case msg::port:
-      // A DHT node at the peer's address: worth a ping into our routing table (BEP 5).
-      if (m.port != 0 && session_.dht_node() && !torrent_->info().is_private) {
-        session_.dht_node()->add_contact(dht::udp::endpoint(ep_.address(), m.port));
-      }
+      on_port(m.port);
       return true;
     case msg::extended:
       handle_extended(m);
@@ -170,6 +167,13 @@ bool peer_connection::handle(const wire::message& m) {
     }
   }
   return true;
+}
+
+void peer_connection::on_port(std::uint16_t port) {
+  // A DHT node at the peer's address: worth a ping into our routing table (BEP 5).
+  if (port != 0 && session_.dht_node() && !torrent_->info().is_private) {
+    session_.dht_node()->add_contact(dht::udp::endpoint(ep_.address(), port));
+  }
 }
 
 void peer_connection::on_request(const wire::message& m) {

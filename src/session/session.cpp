@@ -38,6 +38,9 @@ session::session(asio::io_context& io, session_settings s)
 }
 
 session::~session() {
+  *alive_ = false;
+  for (auto* t : loop_timers_)
+    t->cancel();
   if (utp_) utp_->set_accept_handler(nullptr);
   if (thread_.joinable()) {
     work_.reset();
@@ -588,7 +591,19 @@ std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {
 }
 
 asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest hash, std::uint64_t gen) {
+  // After any wait the session may be gone (an io_context that outlives it): `alive`
+  // says so before `this` is touched. stop() cancels the registered timer.
+  auto alive = alive_;
   asio::steady_timer timer(io_);
+  loop_timers_.insert(&timer);
+  struct unregister {
+    std::shared_ptr<bool> alive;
+    std::set<asio::steady_timer*>& timers;
+    asio::steady_timer* t;
+    ~unregister() {
+      if (*alive) timers.erase(t);
+    }
+  } guard{alive, loop_timers_, &timer};
   // Spread: torrents that start together do not all look up at once.
   const auto now = std::chrono::steady_clock::now();
   dht_slot_ = std::min(std::max(dht_slot_ + settings_.dht_announce_spacing, now),
@@ -596,6 +611,7 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest ha
   if (dht_slot_ > now) {
     timer.expires_at(dht_slot_);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!*alive) co_return;
   }
   int quiet_rounds = 0;
   auto running = [gen](const std::shared_ptr<torrent>& t) {
@@ -612,7 +628,8 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest ha
     const bool local = settings_.local;
     // Named, not a temporary: GCC 12 mishandles temporaries around co_await.
     std::function<void(const std::vector<tcp::endpoint>&)> on_peers =
-        [this, w, local, running](const std::vector<tcp::endpoint>& peers) {
+        [this, alive, w, local, running](const std::vector<tcp::endpoint>& peers) {
+          if (!*alive) return;
           auto tt = w.lock();
           if (!running(tt)) return;
           for (const auto& ep : peers) {
@@ -621,12 +638,14 @@ asio::awaitable<void> session::dht_loop(std::weak_ptr<torrent> w, sha1_digest ha
           }
         };
     auto found = co_await node->get_peers(hash, opt, on_peers);
+    if (!*alive) co_return;
     if (settings_.log) settings_.log("dht: " + std::to_string(found) + " peers from the DHT");
     // Nobody yet (a swarm just starting): ask again soon, backing off to the usual 15 min.
     std::chrono::seconds wait(15 * 60);
     if (found == 0 && quiet_rounds < 6) wait = std::chrono::seconds(5 << quiet_rounds++);
     timer.expires_after(wait);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!*alive) co_return;
   }
 }
 
@@ -736,6 +755,8 @@ void session::stop(std::function<void()> done) {
   stopping_ = true;
   tick_timer_.cancel();
   queue_timer_.cancel();
+  for (auto* t : loop_timers_)
+    t->cancel();  // the DHT loops' waits (up to 15 minutes) end now
   boost::system::error_code ec;
   acceptor_.close(ec);
   if (utp_) utp_->set_accept_handler(nullptr);

@@ -244,6 +244,8 @@ class session {
   std::unique_ptr<net::port_mapper> mapper_;
   std::function<void()> event_notify_;
   std::vector<protocol> protocols_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
+  std::set<asio::steady_timer*> loop_timers_;                   // the DHT loops' waits
   std::shared_ptr<file_pool> files_;
   std::shared_ptr<tracker::client_cache> tracker_cache_ = std::make_shared<tracker::client_cache>();
   // Datagrams that are not uTP: a protocol's, or else the DHT's.

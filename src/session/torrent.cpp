@@ -788,18 +788,8 @@ void torrent::stop(std::function<void()> done) {
   ++fetch_gen_;
   const bool was_checking = state_ == torrent_state::checking;
   const bool was_error = state_ == torrent_state::error;
-  auto finish = [self = shared_from_this(), was_checking, was_error] {
-    if (self->fs_ && !was_checking) {
-      if (was_error) {
-        // Keep what was verified, if it can still be synced; otherwise claim nothing new.
-        if (!self->disk_->flush()) {
-          for (auto p : self->unflushed_)
-            self->flushed_.set(p);
-        }
-        self->unflushed_.clear();
-      }
-      self->save_resume();
-    }
+  auto rest = [self = shared_from_this(), was_checking, was_error] {
+    if (self->fs_ && !was_checking) self->save_resume();
     // Stopped mid-check: what was checked so far is not the whole truth; the resume data
     // keeps what it said, so the next start checks again instead of trusting a partial list.
     if (!was_error) self->state_ = torrent_state::stopped;
@@ -814,6 +804,25 @@ void torrent::stop(std::function<void()> done) {
                           for (auto& w : waiters)
                             w();
                         });
+      });
+    });
+  };
+  auto finish = [self = shared_from_this(), was_checking, was_error, rest] {
+    if (!self->fs_ || was_checking || !was_error) {
+      rest();
+      return;
+    }
+    // In error: keep what was verified, if it can still be synced (on the disk pool: an
+    // fdatasync may take seconds); otherwise claim nothing new.
+    self->session_.disk_pool().post([self, rest] {
+      const bool synced = !self->disk_->flush();
+      asio::post(self->session_.io(), [self, synced, rest] {
+        if (synced) {
+          for (auto p : self->unflushed_)
+            self->flushed_.set(p);
+        }
+        self->unflushed_.clear();
+        rest();
       });
     });
   };

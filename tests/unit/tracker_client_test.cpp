@@ -27,7 +27,8 @@ TEST(TrackerClient, RedactUrlKeepsSchemeHostPortPath) {
 namespace {
 
 result<tracker::announce_response> announce_now(const std::string& url, bool local,
-                                                std::optional<std::uint16_t> socks_port = std::nullopt) {
+                                                std::optional<std::uint16_t> socks_port = std::nullopt,
+                                                std::shared_ptr<tracker::client_cache> cache = nullptr) {
   asio::io_context io;
   tracker::announce_request req;
   req.peer_id.fill('p');
@@ -35,8 +36,9 @@ result<tracker::announce_response> announce_now(const std::string& url, bool loc
   tracker::client_options opt;
   opt.local = local;
   opt.http_timeout = std::chrono::seconds(2);
-  opt.udp_attempts = 1;
-  opt.udp_base_timeout = std::chrono::milliseconds(200);
+  opt.udp_attempts = cache ? 2 : 1;
+  opt.udp_base_timeout = std::chrono::milliseconds(cache ? 300 : 200);
+  opt.cache = std::move(cache);
   if (socks_port) {
     opt.proxy.type = net::proxy_settings::socks5;
     opt.proxy.host = "127.0.0.1";
@@ -171,41 +173,25 @@ struct fake_udp_tracker {
   std::string url() const { return "udp://127.0.0.1:" + std::to_string(sock.local_endpoint().port()) + "/announce"; }
 };
 
-result<tracker::announce_response> announce_with(const std::string& url,
-                                                 const std::shared_ptr<tracker::client_cache>& cache) {
-  asio::io_context io;
-  tracker::announce_request req;
-  req.peer_id.fill('p');
-  tracker::client_options opt;
-  opt.udp_attempts = 2;
-  opt.udp_base_timeout = std::chrono::milliseconds(300);
-  opt.cache = cache;
-  std::optional<result<tracker::announce_response>> out;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { out = co_await tracker::announce(io, url, req, opt); }, asio::detached);
-  io.run();
-  return std::move(*out);
-}
-
 }  // namespace
 
 TEST(TrackerClient, SharedCacheReusesUdpConnectionIdsAndNames) {
   fake_udp_tracker t;
   auto cache = std::make_shared<tracker::client_cache>();
-  ASSERT_TRUE(announce_with(t.url(), cache).ok());
-  ASSERT_TRUE(announce_with(t.url(), cache).ok());
+  ASSERT_TRUE(announce_now(t.url(), false, std::nullopt, cache).ok());
+  ASSERT_TRUE(announce_now(t.url(), false, std::nullopt, cache).ok());
   EXPECT_EQ(t.connects, 1) << "the second announce connected again instead of using the id";
   EXPECT_EQ(t.announces, 2);
   EXPECT_EQ(cache->counters().name_lookups, 1u);
   EXPECT_EQ(cache->counters().name_hits, 1u);
   // The tracker forgets the id (it restarted, say): one refused try, then a new connect.
   t.current = 1;
-  auto r = announce_with(t.url(), cache);
+  auto r = announce_now(t.url(), false, std::nullopt, cache);
   ASSERT_TRUE(r.ok()) << r.err().message();
   EXPECT_EQ(r->interval, 1234u);
   EXPECT_EQ(t.rejected, 1);
   EXPECT_EQ(t.connects, 2);
   // Without a cache every announce connects.
-  ASSERT_TRUE(announce_with(t.url(), nullptr).ok());
+  ASSERT_TRUE(announce_now(t.url(), false).ok());
   EXPECT_EQ(t.connects, 3);
 }
