@@ -144,6 +144,9 @@ void node::stop() {
   boost::system::error_code ec;
   socket_.close(ec);
   if (twin_) twin_->stop();
+  // The shared socket's send function holds the uTP manager, whose fallback holds this
+  // node: dropping it breaks that cycle (nothing is sent once stopped).
+  external_send_ = nullptr;
   if (maintenance_timer_) maintenance_timer_->cancel();
   for (auto& [tid, p] : pending_) {
     if (p->timer) p->timer->cancel();
