@@ -16,9 +16,9 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Runs shoal's main job. Until the daemon exists this prints the help.
+# Runs shoal's main job: the daemon, with its web UI on http://127.0.0.1:9091/.
 run: build
-	./$(BUILD)/shoal $(ARGS)
+	./$(BUILD)/shoal daemon $(ARGS)
 
 test: build
 	scripts/run-tests

@@ -15,5 +15,6 @@ runner add_seed(CLI::App& app);
 runner add_dht(CLI::App& app);
 runner add_tracker(CLI::App& app);
 runner add_publish(CLI::App& app);
+runner add_daemon(CLI::App& app);
 
 }  // namespace shoal::cli

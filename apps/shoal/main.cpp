@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("publish", "Make a web-seeded torrent per entry of a served folder, and an RSS feed of them");
   commands.emplace_back(publish, shoal::cli::add_publish(*publish));
 
+  auto* daemon = app.add_subcommand(
+      "daemon", "Run in the background of a server: many torrents, the Transmission RPC and a web UI on port 9091");
+  commands.emplace_back(daemon, shoal::cli::add_daemon(*daemon));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

@@ -66,6 +66,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   [[nodiscard]] const bitfield& has() const { return has_; }
   [[nodiscard]] bool peer_interested() const { return peer_interested_; }
   [[nodiscard]] bool am_choking() const { return am_choking_; }
+  [[nodiscard]] bool peer_choking() const { return peer_choking_; }
+  [[nodiscard]] bool am_interested() const { return am_interested_; }
   [[nodiscard]] bool closed() const { return closed_; }
   [[nodiscard]] double download_rate() { return down_.rate(); }
   [[nodiscard]] double upload_rate() { return up_.rate(); }

@@ -107,6 +107,12 @@ class session {
   // Moves a torrent in the queue (0: first); the others shift.
   void queue_move(torrent_id id, std::uint32_t position);
   [[nodiscard]] event_queue& events() { return events_; }
+  // Network thread: the queue's slots at runtime (0: no limit), handed out again at once.
+  void set_queue_limits(std::uint32_t downloads, std::uint32_t seeds) {
+    settings_.max_active_downloads = downloads;
+    settings_.max_active_seeds = seeds;
+    queue_changed();
+  }
   // Runs the io_context on a thread of the session's own (the daemon, tests); shutdown()
   // stops the session and joins it.
   void start_thread();

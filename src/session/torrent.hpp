@@ -178,6 +178,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
     return stopping_ || state_ == torrent_state::stopped || state_ == torrent_state::error;
   }
   [[nodiscard]] bool is_complete() const { return picker_ && picker_->have_bits().all(); }
+  // Per file as set (empty: every file wanted at the default priority, 1).
+  [[nodiscard]] const std::vector<std::uint8_t>& file_priorities() const { return file_prio_; }
   void add_peer(const tcp::endpoint& ep);
   [[nodiscard]] std::uint64_t total_downloaded() const { return prior_downloaded_ + downloaded_; }
   [[nodiscard]] std::uint64_t total_uploaded() const { return prior_uploaded_ + uploaded_; }

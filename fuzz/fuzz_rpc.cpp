@@ -1,0 +1,65 @@
+// Fuzz target for the daemon's codecs of untrusted input: RPC request envelopes in both
+// dialects, torrent selections, base64, the Host header and the settings file.
+//
+// Checks, for every input:
+//  - nothing crashes; a request that parses has a method name, and a legacy request keeps
+//    its arguments as sent;
+//  - answers to a parsed request (success, error) are valid JSON and carry its id;
+//  - base64: what decodes re-encodes to text that decodes to the same bytes;
+//  - host_part never keeps an upper-case letter;
+//  - a settings file that parses saves and reads back with the same RPC port and folder.
+#include <boost/json.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "check.hpp"
+#include "daemon/config.hpp"
+#include "daemon/rpc_codec.hpp"
+
+namespace json = boost::json;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+
+  if (auto dec = shoal::daemon::base64_decode(in)) {
+    auto again = shoal::daemon::base64_decode(shoal::daemon::base64_encode(*dec));
+    FUZZ_CHECK(again && *again == *dec);
+  }
+  for (char c : shoal::daemon::host_part(in))
+    FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
+
+  boost::system::error_code ec;
+  auto v = json::parse(in, ec);
+  if (!ec) {
+    const auto& one = v.is_array() && !v.as_array().empty() ? v.as_array()[0] : v;
+    shoal::daemon::rpc_call call;
+    if (!shoal::daemon::parse_rpc(one, call)) {
+      FUZZ_CHECK(!call.method.empty() || one.as_object().at("method").as_string().empty());
+      if (!call.jsonrpc && one.as_object().contains("arguments"))
+        FUZZ_CHECK(call.args == one.as_object().at("arguments").as_object());
+      (void)shoal::daemon::parse_ids(call.args);
+      // Answers (success with a table, an error) are valid JSON with the request's id.
+      json::object args;
+      args["torrents"] = json::array{json::array{"hashString", "percentDone"}};
+      for (const char* result : {"success", "file index out of range"}) {
+        auto answer = shoal::daemon::rpc_answer(call, result, args);
+        boost::system::error_code pec;
+        auto back = json::parse(json::serialize(answer), pec);
+        FUZZ_CHECK(!pec && back.is_object());
+        const char* id_key = call.jsonrpc ? "id" : "tag";
+        FUZZ_CHECK(back.as_object().contains(id_key) == answer.as_object().contains(id_key));
+      }
+      (void)shoal::daemon::snake_keys(one);
+    }
+  }
+
+  auto cfg = shoal::daemon::parse_config(in, shoal::daemon::daemon_config{});
+  if (cfg) {
+    auto o = shoal::daemon::config_json(*cfg);
+    auto back = shoal::daemon::parse_config(json::serialize(o), shoal::daemon::daemon_config{});
+    FUZZ_CHECK(back && back->rpc_port == cfg->rpc_port && back->download_dir == cfg->download_dir);
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+// The daemon's settings: defaults, STATE/settings.json (Transmission's key names where it
+// has one), and the password hash. No I/O but the file itself; fuzzed through parse_config.
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace shoal::daemon {
+
+namespace fs = std::filesystem;
+
+// What the daemon keeps in STATE/settings.json (Transmission's names where it has one).
+struct daemon_config {
+  fs::path state_dir;     // settings.json, torrents/, resume/
+  fs::path download_dir;  // default save folder of added torrents
+  fs::path config_file;   // where settings are read and saved (default STATE/settings.json)
+  std::string rpc_bind = "127.0.0.1";
+  std::uint16_t rpc_port = 9091;
+  std::uint16_t peer_port = 51413;  // 0: any free port
+  bool local = false;               // --local / SHOAL_LOCAL=1: no public bootstrap, no mapping, no multicast
+  bool dht = true;
+  bool lsd = true;
+  bool port_mapping = true;
+  bool pex = true;
+  std::vector<std::string> dht_bootstrap;
+  std::string encryption = "preferred";
+  // Remote access: a user name and a password hash (libsodium crypto_pwhash_str). With no
+  // password only loopback clients are served and need no login.
+  std::string rpc_username;
+  std::string rpc_password_hash;
+  // Host names a browser may call us by besides localhost, 127.0.0.1 and [::1] (DNS
+  // rebinding: a page on another name is refused with 421).
+  std::vector<std::string> host_whitelist;
+  // Folders torrents may be saved in (besides download_dir); paths outside are refused.
+  std::vector<fs::path> allowed_dirs;
+  std::uint64_t speed_limit_down = 0;  // bytes/s when enabled
+  std::uint64_t speed_limit_up = 0;
+  bool speed_limit_down_enabled = false;
+  bool speed_limit_up_enabled = false;
+  std::uint64_t alt_speed_down = 50000;  // "turtle" mode
+  std::uint64_t alt_speed_up = 50000;
+  bool alt_speed_enabled = false;
+  std::uint32_t download_queue_size = 5;
+  bool download_queue_enabled = true;
+  std::uint32_t seed_queue_size = 10;
+  bool seed_queue_enabled = false;
+  double seed_ratio_limit = 2.0;
+  bool seed_ratio_limited = false;
+  std::uint32_t idle_seeding_limit = 30;  // minutes
+  bool idle_seeding_limit_enabled = false;
+  bool start_added_torrents = true;
+  std::uint32_t peer_limit_per_torrent = 50;
+  std::uint32_t peer_limit_global = 200;
+};
+
+// Reads STATE/settings.json over the defaults (a missing file: the defaults); an error for
+// a file that is not JSON or has a field of the wrong type.
+[[nodiscard]] result<daemon_config> load_config(const fs::path& file, daemon_config defaults);
+[[nodiscard]] boost::json::object config_json(const daemon_config& c);
+std::error_code save_config(const fs::path& file, const daemon_config& c);
+
+// The same from text (a settings file's contents).
+[[nodiscard]] result<daemon_config> parse_config(std::string_view text, daemon_config defaults);
+
+// A password hash for settings.json (libsodium crypto_pwhash_str, interactive limits).
+[[nodiscard]] std::string hash_password(std::string_view password);
+
+}  // namespace shoal::daemon

@@ -1,0 +1,499 @@
+// The daemon: settings and torrents in the state folder, the session, and the HTTP front
+// (security checks, Transmission RPC, web UI files).
+#include "daemon/daemon.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "core/magnet.hpp"
+#include "core/metainfo.hpp"
+#include "core/text.hpp"
+#include "daemon/transmission_rpc.hpp"
+#include "lsd/lsd.hpp"
+#include "storage/resume.hpp"
+#include "tracker/client.hpp"
+#include "tracker/http_connect.hpp"
+
+#ifndef SHOAL_WEB_DIR
+#define SHOAL_WEB_DIR "web"
+#endif
+
+namespace shoal::daemon {
+
+namespace json = boost::json;
+
+// --- the daemon ---------------------------------------------------------------------------
+
+namespace {
+std::string random_token(std::size_t n) {
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s(n, 'x');
+  for (auto& ch : s)
+    ch = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
+  return s;
+}
+
+std::string hex_of(const sha1_digest& h) {
+  return to_hex({reinterpret_cast<const char*>(h.data()), h.size()});
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  return a.is_v6() && a.to_v6().is_v4_mapped() &&
+         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+}
+
+std::string_view content_type_of(const fs::path& p) {
+  const auto e = p.extension().string();
+  if (e == ".html") return "text/html; charset=utf-8";
+  if (e == ".js") return "text/javascript; charset=utf-8";
+  if (e == ".css") return "text/css; charset=utf-8";
+  if (e == ".svg") return "image/svg+xml";
+  if (e == ".png") return "image/png";
+  if (e == ".json") return "application/json";
+  return "application/octet-stream";
+}
+
+struct fetched {
+  bool ok = false;
+  std::string body;  // or the error
+};
+asio::awaitable<fetched> fetch_url(asio::io_context& io, std::string url, tracker::client_options opt) {
+  auto r = co_await tracker::http_get(io, url, 16u << 20, opt);
+  if (!r) co_return fetched{false, r.err().message()};
+  co_return fetched{true, std::move(*r)};
+}
+}  // namespace
+
+daemon::daemon(asio::io_context& http_io, daemon_config c) : http_io_(http_io), cfg_(std::move(c)) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to start");
+  session_id_ = random_token(48);
+  rpc_owner_ = std::make_unique<transmission_rpc>(*this);
+  rpc_ = rpc_owner_.get();
+}
+
+daemon::~daemon() {
+  shutdown();
+}
+
+result<bool> daemon::start() {
+  std::error_code ec;
+  for (const auto& d : {cfg_.state_dir, torrents_dir(), resume_dir(), cfg_.download_dir}) {
+    fs::create_directories(d, ec);
+    if (ec) return error{errc::io, d.string() + ": cannot create the folder: " + ec.message()};
+  }
+  // Cumulative statistics of earlier runs.
+  if (auto text = read_file(cfg_.state_dir / "stats.json"); !text.empty()) {
+    boost::system::error_code jec;
+    auto v = json::parse(text, jec);
+    if (!jec && v.is_object()) {
+      auto& o = v.as_object();
+      auto u = [&](const char* k) {
+        auto it = o.find(k);
+        if (it == o.end() || !it->value().is_number()) return std::uint64_t{0};
+        const double d = it->value().to_number<double>();
+        return d > 0 && d < 1e18 ? static_cast<std::uint64_t>(d) : std::uint64_t{0};
+      };
+      prior_ = {u("uploadedBytes"), u("downloadedBytes"), u("filesAdded"), u("secondsActive"), u("sessionCount")};
+    }
+  }
+  ++prior_.session_count;
+
+  session_settings st;
+  st.listen_port = cfg_.peer_port;
+  st.local = cfg_.local;
+  st.lsd = cfg_.lsd && (!st.local || lsd::in_network_namespace());
+  st.dht = cfg_.dht;
+  st.dht_bootstrap = cfg_.dht_bootstrap;
+  st.dht_state_file = cfg_.state_dir / "dht.state";
+  st.port_mapping = cfg_.port_mapping && !st.local;
+  st.max_peers_per_torrent = cfg_.peer_limit_per_torrent;
+  st.max_connections = cfg_.peer_limit_global;
+  st.max_active_downloads = cfg_.download_queue_enabled ? cfg_.download_queue_size : 0;
+  st.max_active_seeds = cfg_.seed_queue_enabled ? cfg_.seed_queue_size : 0;
+  if (auto p = wire::mse::parse_policy(cfg_.encryption == "tolerated" ? "allowed" : cfg_.encryption))
+    st.encryption = *p;
+  ses_ = std::make_unique<session>(session_io_, st);
+  if (auto lec = ses_->listen()) {
+    return error{errc::io, "cannot listen for peers on port " + std::to_string(cfg_.peer_port) + ": " + lec.message() +
+                               " (choose another with --port, or --port 0 for any)"};
+  }
+  ses_->start_thread();
+  apply_limits();
+  load_torrents();
+
+  http_ = std::make_unique<http_server>(http_io_,
+                                        [this](const request& r, const tcp::endpoint& p) { return handle_http(r, p); });
+  boost::system::error_code aec;
+  auto addr = asio::ip::make_address(cfg_.rpc_bind, aec);
+  if (aec) return error{errc::invalid_argument, "--rpc-bind '" + cfg_.rpc_bind + "' is not an IP address"};
+  if (auto hec = http_->listen(tcp::endpoint(addr, cfg_.rpc_port))) {
+    return error{errc::io, "cannot listen for RPC on " + cfg_.rpc_bind + " port " + std::to_string(cfg_.rpc_port) +
+                               ": " + hec.message() + " (choose another with --rpc-port)"};
+  }
+  return true;
+}
+
+void daemon::shutdown() {
+  if (http_) http_->stop();
+  if (ses_) {
+    auto secs = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
+    auto all = ses_->status_all();
+    std::uint64_t up = 0, down = 0;
+    for (const auto& s : all) {
+      up += s.uploaded;
+      down += s.downloaded;
+    }
+    json::object o;
+    o["uploadedBytes"] = prior_.uploaded + up;
+    o["downloadedBytes"] = prior_.downloaded + down;
+    o["filesAdded"] = prior_.files_added + files_added_;
+    o["secondsActive"] = prior_.seconds_active + secs;
+    o["sessionCount"] = prior_.session_count;
+    (void)write_file_atomically(cfg_.state_dir / "stats.json", json::serialize(o) + "\n");
+    ses_->shutdown();
+    ses_.reset();
+  }
+}
+
+daemon::totals daemon::cumulative() const {
+  auto t = prior_;
+  t.files_added += files_added_;
+  return t;
+}
+
+void daemon::apply_limits() {
+  const auto c = config();
+  const std::uint64_t down = c.alt_speed_enabled          ? c.alt_speed_down
+                             : c.speed_limit_down_enabled ? c.speed_limit_down
+                                                          : 0;
+  const std::uint64_t up = c.alt_speed_enabled ? c.alt_speed_up : c.speed_limit_up_enabled ? c.speed_limit_up : 0;
+  const std::uint32_t dq = c.download_queue_enabled ? c.download_queue_size : 0;
+  const std::uint32_t sq = c.seed_queue_enabled ? c.seed_queue_size : 0;
+  ses_->call([&] {
+    ses_->download_limit().set_rate(down);
+    ses_->upload_limit().set_rate(up);
+    ses_->set_queue_limits(dq, sq);
+  });
+}
+
+void daemon::set_config(const daemon_config& c) {
+  {
+    std::lock_guard l(mu_);
+    cfg_ = c;
+  }
+  (void)save_config(c.config_file.empty() ? c.state_dir / "settings.json" : c.config_file, c);
+  apply_limits();
+}
+
+bool daemon::path_allowed(const fs::path& p) const {
+  const auto c = config();
+  auto inside = [](const fs::path& root, const fs::path& q) {
+    auto r = root.lexically_normal(), n = q.lexically_normal();
+    auto ri = r.begin(), ni = n.begin();
+    for (; ri != r.end() && ni != n.end(); ++ri, ++ni) {
+      if (ri->empty()) continue;  // trailing slash
+      if (*ri != *ni) return false;
+    }
+    return ri == r.end() || (std::next(ri) == r.end() && ri->empty());
+  };
+  if (!p.is_absolute()) return false;
+  if (inside(c.download_dir, p)) return true;
+  return std::any_of(c.allowed_dirs.begin(), c.allowed_dirs.end(), [&](const auto& d) { return inside(d, p); });
+}
+
+torrent_params daemon::params_for(const std::string& key, const fs::path& save, bool paused) const {
+  torrent_params tp;
+  tp.save_path = save;
+  tp.resume_file = resume_dir() / (key + ".resume");
+  tp.paused = paused;
+  tp.settings_from_resume = true;
+  const auto c = config();
+  if (c.seed_ratio_limited) tp.goals.ratio = c.seed_ratio_limit;
+  if (c.idle_seeding_limit_enabled) tp.goals.idle_time = std::chrono::seconds(std::int64_t{c.idle_seeding_limit} * 60);
+  return tp;
+}
+
+void daemon::load_torrents() {
+  // STATE/torrents/KEY.add says how each was added (order, folder, paused, labels, the
+  // magnet); KEY.torrent holds its metainfo once known. Resume data has the rest.
+  struct entry {
+    std::uint64_t order;
+    std::string key;
+    json::object add;
+  };
+  std::vector<entry> entries;
+  std::error_code ec;
+  for (const auto& de : fs::directory_iterator(torrents_dir(), ec)) {
+    if (de.path().extension() != ".add") continue;
+    boost::system::error_code jec;
+    auto v = json::parse(read_file(de.path()), jec);
+    if (jec || !v.is_object()) continue;
+    auto& o = v.as_object();
+    std::uint64_t order = 0;
+    if (auto it = o.find("order"); it != o.end() && it->value().is_number()) {
+      const double d = it->value().to_number<double>();  // a damaged file must not throw here
+      order = d > 0 && d < 1e15 ? static_cast<std::uint64_t>(d) : 0;
+    }
+    entries.push_back({order, de.path().stem().string(), o});
+  }
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
+  std::vector<torrent_params> ps;
+  for (auto& e : entries) {
+    next_order_ = std::max(next_order_, e.order + 1);
+    auto s = [&](const char* k) {
+      auto it = e.add.find(k);
+      return it != e.add.end() && it->value().is_string() ? std::string(it->value().as_string()) : std::string();
+    };
+    const bool paused = e.add.contains("paused") && e.add.at("paused").is_bool() && e.add.at("paused").as_bool();
+    auto tp = params_for(e.key, s("save_path").empty() ? cfg_.download_dir : fs::path(s("save_path")), paused);
+    if (auto it = e.add.find("labels"); it != e.add.end() && it->value().is_array())
+      for (const auto& l : it->value().as_array())
+        if (l.is_string()) tp.labels.emplace_back(l.as_string());
+    const auto tfile = torrents_dir() / (e.key + ".torrent");
+    if (fs::exists(tfile, ec)) {
+      auto m = load_metainfo(tfile);
+      if (!m) continue;  // a damaged file: left in place, the rest still load
+      tp.info = std::move(*m);
+    } else if (auto uri = s("magnet"); !uri.empty()) {
+      auto m = parse_magnet(uri);
+      if (!m) continue;
+      tp.magnet = std::move(*m);
+      tp.metadata_file = tfile;
+    } else {
+      continue;
+    }
+    ps.push_back(std::move(tp));
+  }
+  if (!ps.empty()) (void)ses_->add_many(std::move(ps));
+}
+
+result<std::string> daemon::fetch_torrent_url(const std::string& url) {
+  auto parts = tracker::split_url(url);
+  if (!parts || (parts->scheme != "http" && parts->scheme != "https")) {
+    return error{errc::invalid_argument, "only http(s) URLs can be added (not " + url + ")"};
+  }
+  // A URL at the daemon itself would have it call its own API with the caller's rights.
+  boost::system::error_code aec;
+  auto addr = asio::ip::make_address(parts->host, aec);
+  const bool local_name = parts->host == "localhost" || (!aec && (is_loopback(addr) || addr.is_unspecified()));
+  if (local_name && parts->port == std::to_string(rpc_port())) {
+    return error{errc::invalid_argument, url + " points at this daemon's own RPC port: refused"};
+  }
+  tracker::client_options opt;
+  opt.local = cfg_.local;
+  opt.cache = ses_->tracker_cache();
+  auto fut = asio::co_spawn(ses_->io(), fetch_url(ses_->io(), url, opt), asio::use_future);
+  auto got = fut.get();
+  if (!got.ok) return error{errc::io, "cannot fetch " + url + ": " + got.body};
+  return std::move(got.body);
+}
+
+result<add_outcome> daemon::add(add_request r) {
+  const auto c = config();
+  torrent_params tp;
+  std::string key, name;
+  sha1_digest wire{};
+  std::optional<metainfo> mi;
+  std::optional<magnet_link> mag;
+  if (!r.metainfo.empty()) {
+    auto m = parse_metainfo(r.metainfo);
+    if (!m) return error{errc::bad_metainfo, "not a valid .torrent: " + m.err().message()};
+    mi = std::move(*m);
+    wire = mi->info_hash_v1 ? *mi->info_hash_v1 : sha1_digest{};
+    if (!mi->info_hash_v1) std::copy_n(mi->info_hash_v2->begin(), 20, wire.begin());
+    name = mi->name;
+  } else {
+    auto m = parse_magnet(r.magnet);
+    if (!m) return error{errc::bad_magnet, "not a valid magnet link: " + m.err().message()};
+    mag = std::move(*m);
+    if (mag->info_hash_v1) {
+      wire = *mag->info_hash_v1;
+    } else {
+      std::copy_n(mag->info_hash_v2->begin(), 20, wire.begin());
+    }
+    name = mag->name.empty() ? hex_of(wire) : mag->name;
+  }
+  key = hex_of(wire);
+  const fs::path save = r.save_path ? *r.save_path : c.download_dir;
+  if (!path_allowed(save)) {
+    return error{errc::invalid_argument, save.string() + " is outside the allowed download folders"};
+  }
+  // A duplicate answers with the torrent already there.
+  auto existing = ses_->call([&]() -> std::optional<add_outcome> {
+    if (auto t = ses_->find_torrent(wire)) return add_outcome{t->id(), key, t->status().name, true};
+    return std::nullopt;
+  });
+  if (existing) return *existing;
+
+  const bool paused = r.paused.value_or(!c.start_added_torrents);
+  tp = params_for(key, save, paused);
+  tp.settings_from_resume = false;  // a new torrent: these params are its settings
+  tp.labels = r.labels;
+  tp.file_priorities = std::move(r.file_priorities);
+  json::object add;
+  add["order"] = next_order_++;
+  add["save_path"] = save.string();
+  add["paused"] = paused;
+  json::array labels;
+  for (const auto& l : r.labels)
+    labels.emplace_back(l);
+  add["labels"] = std::move(labels);
+  std::error_code wec;
+  if (mi) {
+    wec = write_file_atomically(torrents_dir() / (key + ".torrent"), r.metainfo);
+    tp.info = std::move(*mi);
+  } else {
+    add["magnet"] = r.magnet;
+    tp.magnet = std::move(*mag);
+    tp.metadata_file = torrents_dir() / (key + ".torrent");
+  }
+  if (!wec) wec = write_file_atomically(torrents_dir() / (key + ".add"), json::serialize(add) + "\n");
+  if (wec) return error{errc::io, "cannot save the torrent in " + torrents_dir().string() + ": " + wec.message()};
+  auto h = ses_->add(std::move(tp));
+  ++files_added_;
+  return add_outcome{h.id(), key, name, false};
+}
+
+void daemon::remove(torrent_id id, bool delete_data) {
+  auto st = torrent_handle(ses_.get(), id).status();
+  if (!st) return;
+  const auto key = hex_of(st->info_hash);
+  std::error_code ec;
+  fs::remove(torrents_dir() / (key + ".add"), ec);  // first: a kill -9 from here on does not bring it back
+  ses_->remove(id, delete_data);
+  fs::remove(torrents_dir() / (key + ".torrent"), ec);
+}
+
+bool daemon::host_allowed(std::string_view host) const {
+  if (host == "localhost" || host == "127.0.0.1" || host == "::1") return true;
+  const auto c = config();
+  if (host == c.rpc_bind && c.rpc_bind != "0.0.0.0" && c.rpc_bind != "::") return true;
+  return std::find(c.host_whitelist.begin(), c.host_whitelist.end(), host) != c.host_whitelist.end();
+}
+
+std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& peer) {
+  const auto c = config();
+  const auto addr = peer.address();
+  // 1. Who may connect: loopback, or anyone once a password is set.
+  if (c.rpc_password_hash.empty() && !is_loopback(addr)) {
+    return make_response(req, http::status::forbidden,
+                         "remote access needs a password: run `shoal daemon --set-password` on the server\n");
+  }
+  // 2. DNS rebinding: the Host a browser used must be one of ours.
+  auto host_it = req.find(http::field::host);
+  const auto host = host_part(host_it == req.end() ? std::string_view{} : std::string_view(host_it->value()));
+  if (!host_allowed(host)) {
+    return make_response(req, http::status::misdirected_request,
+                         "421: '" + host + "' is not a name of this server; add it to rpc-host-whitelist in " +
+                             (c.state_dir / "settings.json").string() + "\n");
+  }
+  // 3. Authentication, behind a brute-force guard.
+  if (!c.rpc_password_hash.empty()) {
+    const auto now = std::chrono::steady_clock::now();
+    auto& f = failed_[addr];
+    if (f.until > now) {
+      auto r = make_response(req, http::status::too_many_requests, "too many failed logins: wait and try again\n");
+      r.set(http::field::retry_after,
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(f.until - now).count() + 1));
+      return r;
+    }
+    bool ok = false;
+    const bool tried = req.find(http::field::authorization) != req.end();
+    if (auto a = req.find(http::field::authorization); a != req.end()) {
+      std::string_view v(a->value());
+      if (v.size() > 6 && v.substr(0, 6) == "Basic ") {
+        if (auto dec = base64_decode(v.substr(6))) {
+          auto colon = dec->find(':');
+          if (colon != std::string::npos && dec->substr(0, colon) == c.rpc_username) {
+            const auto pass = dec->substr(colon + 1);
+            ok = crypto_pwhash_str_verify(c.rpc_password_hash.c_str(), pass.data(), pass.size()) == 0;
+          }
+        }
+      }
+    }
+    if (!ok) {
+      // Every failure past the third doubles the wait (1 s, 2 s, 4 s, ... an hour at most). A
+      // request without credentials (a browser's first, to get the challenge) is no failure.
+      if (tried) ++f.count;
+      if (tried && f.count > 3)
+        f.until = now + std::chrono::seconds(std::min<std::uint64_t>(3600, 1ull << std::min(f.count - 4, 12u)));
+      if (failed_.size() > 4096) failed_.erase(failed_.begin());
+      auto r = make_response(req, http::status::unauthorized, "401: wrong user name or password\n");
+      r.set(http::field::www_authenticate, "Basic realm=\"shoal\"");
+      return r;
+    }
+    failed_.erase(addr);
+  }
+  return std::nullopt;
+}
+
+reply daemon::handle_http(const request& req, const tcp::endpoint& peer) {
+  if (auto r = refuse(req, peer)) return {std::move(*r), {}};
+  std::string_view target(req.target().data(), req.target().size());
+  const auto path = target.substr(0, target.find('?'));
+  if (path == "/transmission/rpc" || path == "/transmission/rpc/") {
+    if (req.method() != http::verb::post) {
+      return {make_response(req, http::status::method_not_allowed, "POST a JSON request here\n"), {}};
+    }
+    // CSRF: a page elsewhere cannot read this header, so it cannot make a request with it.
+    auto sid = req.find("X-Transmission-Session-Id");
+    if (sid == req.end() || std::string_view(sid->value()) != session_id_) {
+      auto r = make_response(req, http::status::conflict,
+                             "<h1>409: Conflict</h1><p>Your request had an invalid session-id header.</p>"
+                             "<p><code>X-Transmission-Session-Id: " +
+                                 session_id_ + "</code></p>",
+                             "text/html; charset=utf-8");
+      r.set("X-Transmission-Session-Id", session_id_);
+      r.set("X-Transmission-Rpc-Version", "6.0.0");  // JSON-RPC 2.0 is spoken too
+      return {std::move(r), {}};
+    }
+    auto body = rpc_->handle(req.body());
+    auto r = body ? make_response(req, http::status::ok, std::move(*body), "application/json; charset=UTF-8")
+                  : make_response(req, http::status::no_content, "");
+    if (rpc_->close_requested) {
+      r.keep_alive(false);
+      asio::post(http_io_, [this] {
+        if (on_close) on_close();
+      });
+    }
+    return {std::move(r), {}};
+  }
+  if (req.method() == http::verb::get || req.method() == http::verb::head) return serve_file(req);
+  return {make_response(req, http::status::not_found, "not found\n"), {}};
+}
+
+reply daemon::serve_file(const request& req) {
+  std::string_view target(req.target().data(), req.target().size());
+  std::string path(target.substr(0, target.find('?')));
+  for (const char* prefix : {"/transmission/web", "/web"})
+    if (path.rfind(prefix, 0) == 0) path = path.substr(std::strlen(prefix));
+  if (path.empty() || path == "/") path = "/index.html";
+  // Only plain names inside the web folder.
+  if (path.find("..") != std::string::npos || path.find('\\') != std::string::npos ||
+      path.find('\0') != std::string::npos) {
+    return {make_response(req, http::status::not_found, "not found\n"), {}};
+  }
+  const fs::path dir = std::getenv("SHOAL_WEB_DIR") ? fs::path(std::getenv("SHOAL_WEB_DIR")) : fs::path(SHOAL_WEB_DIR);
+  const fs::path file = dir / path.substr(1);
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return {make_response(req, http::status::not_found, "not found\n"), {}};
+  auto r = make_response(req, http::status::ok, read_file(file), content_type_of(file));
+  r.set(http::field::cache_control, "no-cache");
+  r.set("X-Content-Type-Options", "nosniff");
+  r.set("X-Frame-Options", "DENY");
+  r.set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:");
+  return {std::move(r), {}};
+}
+
+}  // namespace shoal::daemon

@@ -1,0 +1,115 @@
+// `shoal daemon`: a session that lives as long as the process, its torrents kept in a state
+// folder across restarts (and kill -9), driven over HTTP by Transmission RPC clients and
+// the web UI. The HTTP side runs on the caller's io_context (one thread); the session on
+// a thread of its own, reached through session::call.
+#pragma once
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/hash.hpp"
+#include "daemon/config.hpp"
+#include "daemon/http_server.hpp"
+#include "daemon/rpc_codec.hpp"
+#include "session/session.hpp"
+
+namespace shoal::daemon {
+
+namespace fs = std::filesystem;
+
+struct add_request {
+  std::string metainfo;               // .torrent bytes, or
+  std::string magnet;                 // a magnet link
+  std::optional<fs::path> save_path;  // default: the download folder
+  std::optional<bool> paused;         // default: !start_added_torrents
+  std::vector<std::string> labels;
+  std::vector<std::uint8_t> file_priorities;  // per file; empty: all normal
+};
+struct add_outcome {
+  torrent_id id = 0;
+  std::string hash;  // hex wire hash
+  std::string name;
+  bool duplicate = false;
+};
+
+class daemon {
+ public:
+  daemon(asio::io_context& http_io, daemon_config c);
+  ~daemon();
+  // Starts the session (peer port), loads the state folder's torrents, listens for RPC.
+  // The error says what to change (a port in use, a folder not writable).
+  [[nodiscard]] result<bool> start();
+  // Graceful: stops accepting RPC, stops the torrents (announces stopped, saves resume).
+  void shutdown();
+
+  [[nodiscard]] session& ses() { return *ses_; }
+  [[nodiscard]] std::uint16_t rpc_port() const { return http_ ? http_->port() : 0; }
+  [[nodiscard]] daemon_config config() const {
+    std::lock_guard l(mu_);
+    return cfg_;
+  }
+  // Applies and saves new settings (limits, queues, goals, folders).
+  void set_config(const daemon_config& c);
+  // Called (on the HTTP thread) when a client asked the daemon to stop (session-close).
+  std::function<void()> on_close;
+  [[nodiscard]] const std::string& session_id() const { return session_id_; }
+  [[nodiscard]] std::chrono::steady_clock::time_point started() const { return started_; }
+
+  result<add_outcome> add(add_request r);
+  // GET of a .torrent by http(s) URL for torrent-add; refuses other schemes and URLs that
+  // point back at this daemon.
+  result<std::string> fetch_torrent_url(const std::string& url);
+  // Forgets the torrent (and its state files); with delete_data its downloaded files too.
+  void remove(torrent_id id, bool delete_data);
+  // True if `p` (absolute) is the download folder, an allowed folder, or inside one.
+  [[nodiscard]] bool path_allowed(const fs::path& p) const;
+  // The HTTP entry point: security checks, then the API or a web UI file.
+  reply handle_http(const request& req, const tcp::endpoint& peer);
+  [[nodiscard]] const http_stats* http() const { return http_ ? &http_->stats() : nullptr; }
+  // Totals across restarts (session-stats' cumulative-stats).
+  struct totals {
+    std::uint64_t uploaded = 0, downloaded = 0, files_added = 0, seconds_active = 0, session_count = 0;
+  };
+  [[nodiscard]] totals cumulative() const;
+
+ private:
+  fs::path torrents_dir() const { return cfg_.state_dir / "torrents"; }
+  fs::path resume_dir() const { return cfg_.state_dir / "resume"; }
+  void load_torrents();
+  void apply_limits();
+  torrent_params params_for(const std::string& key, const fs::path& save, bool paused) const;
+  // Security, in Transmission's order; a response when the request is refused.
+  std::optional<response> refuse(const request& req, const tcp::endpoint& peer);
+  [[nodiscard]] bool host_allowed(std::string_view host) const;
+  reply serve_file(const request& req);
+
+  asio::io_context& http_io_;
+  mutable std::mutex mu_;
+  daemon_config cfg_;
+  asio::io_context session_io_;
+  std::unique_ptr<session> ses_;
+  std::unique_ptr<http_server> http_;
+  std::string session_id_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::uint64_t next_order_ = 1;
+  totals prior_{};
+  std::uint64_t files_added_ = 0;
+  // Brute-force guard: failed logins per address.
+  struct failures {
+    std::uint32_t count = 0;
+    std::chrono::steady_clock::time_point until{};
+  };
+  std::map<asio::ip::address, failures> failed_;
+  class transmission_rpc* rpc_ = nullptr;
+  std::unique_ptr<class transmission_rpc> rpc_owner_;
+};
+
+}  // namespace shoal::daemon

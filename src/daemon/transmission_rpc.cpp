@@ -1,0 +1,957 @@
+// Transmission RPC methods. Torrent fields are read on the session's network thread in one
+// trip per request (session::call), so a torrent-get of every torrent is one lambda.
+#include "daemon/transmission_rpc.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "core/magnet.hpp"
+#include "core/text.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/rpc_codec.hpp"
+#include "session/peer_connection.hpp"
+#include "storage/file_storage.hpp"
+
+namespace shoal::daemon {
+
+namespace json = boost::json;
+
+namespace {
+
+// Transmission's torrent status numbers.
+enum tr_status : int {
+  stopped = 0,
+  check_wait = 1,
+  check = 2,
+  download_wait = 3,
+  download = 4,
+  seed_wait = 5,
+  seed = 6
+};
+
+int tr_status_of(const torrent_status& st) {
+  switch (st.state) {
+    case torrent_state::checking:
+      return check;
+    case torrent_state::fetching_metadata:
+    case torrent_state::downloading:
+      return download;
+    case torrent_state::seeding:
+      return seed;
+    case torrent_state::queued:
+      if (st.num_pieces > 0 && st.check_progress > 0 && st.check_progress < 1) return check_wait;
+      return st.total_wanted > 0 && st.have_wanted >= st.total_wanted ? seed_wait : download_wait;
+    case torrent_state::paused:
+    case torrent_state::stopped:
+    case torrent_state::error:
+      return stopped;
+  }
+  return stopped;
+}
+
+// 0 ok, 1 tracker warning, 2 tracker error, 3 local error.
+int tr_error_of(const torrent_status& st) {
+  switch (st.error_type) {
+    case error_kind::none:
+      return 0;
+    case error_kind::tracker:
+      return 2;
+    case error_kind::local_io:
+    case error_kind::metadata:
+      return 3;
+  }
+  return 0;
+}
+
+double tr_ratio(std::uint64_t up, std::uint64_t down) {
+  if (down > 0) return static_cast<double>(up) / static_cast<double>(down);
+  return up > 0 ? -2.0 : -1.0;  // TR_RATIO_INF, TR_RATIO_NA
+}
+
+// Engine priorities per file: 0 skips; low 1, normal 4, high 7 (the picker orders by value).
+constexpr std::uint8_t prio_low = 1, prio_normal = 4, prio_high = 7;
+int tr_priority(std::uint8_t p) {
+  if (p == 0) return 0;
+  if (p <= 2) return -1;
+  return p >= 6 ? 1 : 0;
+}
+
+// Files a Transmission client sees: the real ones (BEP 47 pad files left out), by index.
+std::vector<std::uint32_t> visible_files(const metainfo& m) {
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t i = 0; i < m.files.size(); ++i)
+    if (!m.files[i].pad) out.push_back(i);
+  return out;
+}
+
+std::uint64_t file_bytes_done(torrent& t, std::uint32_t f) {
+  const auto& fs = t.files();
+  const auto& fe = fs.files()[f];
+  if (fe.size == 0) return 0;
+  auto [a, b] = fs.file_pieces(f);
+  const auto& have = t.picker().have_bits();
+  std::uint64_t done = 0;
+  for (std::uint32_t p = a; p < b; ++p) {
+    if (!have.get(p)) continue;
+    const std::uint64_t ps = static_cast<std::uint64_t>(p) * fs.piece_length();
+    const std::uint64_t pe = ps + fs.piece_size(p);
+    const std::uint64_t lo = std::max(ps, fe.offset), hi = std::min(pe, fe.offset + fe.size);
+    if (hi > lo) done += hi - lo;
+  }
+  return done;
+}
+
+std::string host_of(const std::string& url) {
+  auto p = url.find("://");
+  if (p == std::string::npos) return url;
+  auto rest = url.substr(p + 3);
+  auto end = rest.find_first_of("/?");
+  return rest.substr(0, end);
+}
+
+// Everything one torrent-get field needs, gathered on the network thread.
+struct torrent_view {
+  torrent& t;
+  const torrent_status& st;
+  std::int64_t now;
+};
+
+std::uint8_t engine_prio(const torrent& t, std::uint32_t f) {
+  const auto& p = t.file_priorities();
+  return f < p.size() ? p[f] : prio_normal;
+}
+
+json::value field(const torrent_view& v, std::string_view name, const daemon_config& cfg) {
+  const auto& st = v.st;
+  auto& t = v.t;
+  const bool meta = t.has_metadata();
+  const std::uint64_t size_when_done = st.total_wanted;
+  const std::uint64_t left = st.total_wanted > st.have_wanted ? st.total_wanted - st.have_wanted : 0;
+  const bool running = st.state == torrent_state::downloading || st.state == torrent_state::seeding ||
+                       st.state == torrent_state::fetching_metadata;
+  if (name == "id") return st.id;
+  if (name == "name") return json::string(st.name);
+  if (name == "hashString") return json::string(to_hex({reinterpret_cast<const char*>(st.info_hash.data()), 20}));
+  if (name == "status") return tr_status_of(st);
+  if (name == "error") return tr_error_of(st);
+  if (name == "errorString") return json::string(st.error_type == error_kind::tracker ? st.tracker_message : st.error);
+  if (name == "totalSize") return st.total_size;
+  if (name == "sizeWhenDone") return size_when_done;
+  if (name == "leftUntilDone") return left;
+  if (name == "haveValid") return st.have_wanted;
+  if (name == "haveUnchecked") return 0;
+  if (name == "desiredAvailable") return left;
+  if (name == "percentDone")
+    return size_when_done ? static_cast<double>(size_when_done - left) / static_cast<double>(size_when_done) : 0.0;
+  if (name == "percentComplete") return st.num_pieces ? static_cast<double>(st.pieces_have) / st.num_pieces : 0.0;
+  if (name == "sequential_download") return st.sequential;
+  if (name == "bytes_completed") {
+    json::array a;
+    if (meta)
+      for (auto f : visible_files(t.info()))
+        a.emplace_back(file_bytes_done(t, f));
+    return a;
+  }
+  if (name == "metadataPercentComplete") return meta ? 1.0 : 0.0;
+  if (name == "recheckProgress") return st.state == torrent_state::checking ? st.check_progress : 0.0;
+  if (name == "isFinished") return st.state == torrent_state::paused && st.total_wanted > 0 && left == 0;
+  if (name == "isStalled") return running && st.download_rate == 0 && st.upload_rate == 0;
+  if (name == "isPrivate") return meta && t.info().is_private;
+  if (name == "rateDownload") return static_cast<std::int64_t>(st.download_rate);
+  if (name == "rateUpload") return static_cast<std::int64_t>(st.upload_rate);
+  if (name == "eta") {
+    if (st.state != torrent_state::downloading || st.download_rate < 1) return -1;
+    return static_cast<std::int64_t>(static_cast<double>(left) / st.download_rate);
+  }
+  if (name == "etaIdle") return -1;
+  if (name == "uploadedEver") return st.total_uploaded;
+  if (name == "downloadedEver") return st.total_downloaded;
+  if (name == "corruptEver") return st.wasted;
+  if (name == "uploadRatio")
+    return tr_ratio(st.total_uploaded, st.total_downloaded ? st.total_downloaded : st.have_wanted);
+  if (name == "addedDate") return st.added_time;
+  if (name == "doneDate") return st.completed_time;
+  if (name == "activityDate") return running ? v.now : 0;
+  if (name == "startDate") return running ? v.now - st.active_seconds : 0;
+  if (name == "editDate") return 0;
+  if (name == "dateCreated") return meta ? t.info().creation_date.value_or(0) : 0;
+  if (name == "secondsDownloading") return std::max<std::int64_t>(0, st.active_seconds - st.seeding_seconds);
+  if (name == "secondsSeeding") return st.seeding_seconds;
+  if (name == "comment") return json::string(meta ? t.info().comment : "");
+  if (name == "creator") return json::string(meta ? t.info().created_by : "");
+  if (name == "source") return json::string(meta ? t.info().source : "");
+  if (name == "downloadDir") return json::string(st.save_path);
+  if (name == "downloadLimit") return st.max_download_rate / 1000;
+  if (name == "downloadLimited") return st.max_download_rate > 0;
+  if (name == "uploadLimit") return st.max_upload_rate / 1000;
+  if (name == "uploadLimited") return st.max_upload_rate > 0;
+  if (name == "honorsSessionLimits") return true;
+  if (name == "bandwidthPriority") return 0;
+  if (name == "peer-limit" || name == "maxConnectedPeers") return cfg.peer_limit_per_torrent;
+  if (name == "peersConnected") return st.peers;
+  if (name == "peersSendingToUs" || name == "peersGettingFromUs" || name == "webseedsSendingToUs") {
+    std::uint32_t n = 0;
+    if (name == "webseedsSendingToUs") return st.web_seeds;
+    for (const auto& p : t.peers()) {
+      if (name == "peersSendingToUs" ? p->download_rate() > 0 : p->upload_rate() > 0) ++n;
+    }
+    return n;
+  }
+  if (name == "peersFrom") {
+    json::object o;
+    for (const char* k : {"fromCache", "fromDht", "fromIncoming", "fromLpd", "fromLtep", "fromPex", "fromTracker"})
+      o[k] = 0;
+    std::uint32_t in = 0;
+    for (const auto& p : t.peers())
+      if (!p->is_outgoing()) ++in;
+    o["fromIncoming"] = in;
+    o["fromTracker"] = st.peers - in;
+    return o;
+  }
+  if (name == "queuePosition") return st.queue_position;
+  if (name == "labels") {
+    json::array a;
+    for (const auto& l : st.labels)
+      a.emplace_back(l);
+    return a;
+  }
+  if (name == "magnetLink") {
+    if (meta) return json::string(to_uri(magnet_from(t.info())));
+    return json::string("magnet:?xt=urn:btih:" + to_hex({reinterpret_cast<const char*>(st.info_hash.data()), 20}));
+  }
+  if (name == "pieceCount") return st.num_pieces;
+  if (name == "pieceSize") return meta ? t.info().piece_length : 0;
+  if (name == "pieces") {
+    if (!meta) return json::string("");
+    const auto& have = t.picker().have_bits();
+    std::string bits((st.num_pieces + 7) / 8, '\0');
+    for (std::uint32_t p = 0; p < st.num_pieces; ++p)
+      if (have.get(p)) bits[p / 8] = static_cast<char>(bits[p / 8] | (0x80 >> (p % 8)));
+    return json::string(base64_encode(bits));
+  }
+  if (name == "seedRatioLimit") return st.goals.ratio.value_or(cfg.seed_ratio_limit);
+  if (name == "seedRatioMode") {
+    if (!st.goals.ratio) return cfg.seed_ratio_limited ? 2 : 0;
+    return cfg.seed_ratio_limited && *st.goals.ratio == cfg.seed_ratio_limit ? 0 : 1;
+  }
+  if (name == "seedIdleLimit") {
+    return st.goals.idle_time ? st.goals.idle_time->count() / 60 : static_cast<std::int64_t>(cfg.idle_seeding_limit);
+  }
+  if (name == "seedIdleMode") {
+    if (!st.goals.idle_time) return cfg.idle_seeding_limit_enabled ? 2 : 0;
+    return 1;
+  }
+  if (name == "webseeds") {
+    json::array a;
+    if (meta)
+      for (const auto& w : t.info().web_seeds)
+        a.emplace_back(w);
+    return a;
+  }
+  if (name == "file-count") return meta ? visible_files(t.info()).size() : 0;
+  if (name == "files" || name == "fileStats" || name == "priorities" || name == "wanted") {
+    json::array a;
+    if (!meta) return a;
+    for (auto f : visible_files(t.info())) {
+      const auto& fe = t.info().files[f];
+      const auto prio = engine_prio(t, f);
+      if (name == "files" || name == "fileStats") {
+        json::object o;
+        o["bytesCompleted"] = file_bytes_done(t, f);
+        if (name == "files") {
+          o["length"] = fe.size;
+          o["name"] = fe.path;
+        } else {
+          o["wanted"] = prio > 0;
+          o["priority"] = tr_priority(prio);
+        }
+        a.emplace_back(std::move(o));
+      } else if (name == "priorities") {
+        a.emplace_back(tr_priority(prio));
+      } else {
+        a.emplace_back(prio > 0 ? 1 : 0);
+      }
+    }
+    return a;
+  }
+  if (name == "peers") {
+    json::array a;
+    for (const auto& p : t.peers()) {
+      if (p->closed()) continue;
+      json::object o;
+      const auto& ep = p->endpoint();
+      auto addr = ep.address();
+      if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+        addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+      o["address"] = addr.to_string();
+      o["port"] = ep.port();
+      o["clientName"] = p->client();
+      o["clientIsChoked"] = p->peer_choking();
+      o["clientIsInterested"] = p->am_interested();
+      o["peerIsChoked"] = p->am_choking();
+      o["peerIsInterested"] = p->peer_interested();
+      o["isDownloadingFrom"] = !p->peer_choking() && p->am_interested();
+      o["isUploadingTo"] = !p->am_choking() && p->peer_interested();
+      o["isEncrypted"] = p->encrypted();
+      o["isIncoming"] = !p->is_outgoing();
+      o["isUTP"] = std::string_view(p->transport()) == "utp";
+      const auto& h = p->has();
+      o["progress"] = h.size() ? static_cast<double>(h.count()) / static_cast<double>(h.size()) : 0.0;
+      o["rateToClient"] = static_cast<std::int64_t>(p->download_rate());
+      o["rateToPeer"] = static_cast<std::int64_t>(p->upload_rate());
+      std::string flags;
+      if (!p->peer_choking() && p->am_interested()) flags += 'D';
+      if (!p->am_choking() && p->peer_interested()) flags += 'U';
+      if (p->encrypted()) flags += 'E';
+      if (!p->is_outgoing()) flags += 'I';
+      if (std::string_view(p->transport()) == "utp") flags += 'T';
+      o["flagStr"] = flags;
+      a.emplace_back(std::move(o));
+    }
+    return a;
+  }
+  if (name == "trackers" || name == "trackerStats") {
+    std::vector<std::pair<std::string, int>> list;
+    if (meta && !t.info().tracker_tiers.empty()) {
+      for (std::size_t tier = 0; tier < t.info().tracker_tiers.size(); ++tier)
+        for (const auto& u : t.info().tracker_tiers[tier])
+          list.emplace_back(u, static_cast<int>(tier));
+    } else {
+      for (std::size_t i = 0; i < st.trackers.size(); ++i)
+        list.emplace_back(st.trackers[i], static_cast<int>(i));
+    }
+    json::array a;
+    int id = 0;
+    for (const auto& [url, tier] : list) {
+      json::object o;
+      o["announce"] = url;
+      o["id"] = id++;
+      o["tier"] = tier;
+      std::string scrape = url;
+      if (auto p = scrape.rfind("/announce"); p != std::string::npos) scrape.replace(p, 9, "/scrape");
+      o["scrape"] = scrape;
+      if (name == "trackerStats") {
+        o["host"] = host_of(url);
+        o["announceState"] = running ? 1 : 0;
+        o["scrapeState"] = 0;
+        o["downloadCount"] = -1;
+        o["hasAnnounced"] = !st.tracker_message.empty();
+        o["hasScraped"] = false;
+        o["isBackup"] = false;
+        o["lastAnnouncePeerCount"] = 0;
+        o["lastAnnounceResult"] = st.tracker_message;
+        o["lastAnnounceStartTime"] = 0;
+        o["lastAnnounceSucceeded"] = !st.tracker_message.empty() && st.error_type != error_kind::tracker;
+        o["lastAnnounceTime"] = 0;
+        o["lastAnnounceTimedOut"] = false;
+        o["lastScrapeResult"] = "";
+        o["lastScrapeStartTime"] = 0;
+        o["lastScrapeSucceeded"] = false;
+        o["lastScrapeTime"] = 0;
+        o["lastScrapeTimedOut"] = false;
+        o["leecherCount"] = -1;
+        o["seederCount"] = -1;
+        o["nextAnnounceTime"] = 0;
+        o["nextScrapeTime"] = 0;
+      }
+      a.emplace_back(std::move(o));
+    }
+    return a;
+  }
+  if (name == "torrentFile") return json::string("");
+  if (name == "primary-mime-type") return json::string("application/octet-stream");
+  if (name == "manualAnnounceTime") return -1;
+  return nullptr;  // unknown fields: left out by the caller
+}
+
+bool selected(const id_selection& sel, const torrent_status& st) {
+  if (sel.all) return true;
+  if (sel.recent) {
+    const bool busy = st.download_rate > 0 || st.upload_rate > 0 || st.state == torrent_state::checking ||
+                      st.state == torrent_state::fetching_metadata;
+    if (busy) return true;
+  }
+  if (sel.ids.count(st.id)) return true;
+  if (!sel.hashes.empty() && sel.hashes.count(to_hex({reinterpret_cast<const char*>(st.info_hash.data()), 20})))
+    return true;
+  return false;
+}
+
+std::optional<std::uint64_t> get_u64(const json::object& a, std::string_view k) {
+  auto it = a.find(k);
+  if (it == a.end()) return std::nullopt;
+  // Clamped to 2^40 (limits in kB/s, sizes, counts): larger values mean nothing here, and
+  // later arithmetic (kB/s * 1000) stays far from overflow.
+  constexpr std::uint64_t cap = 1ull << 40;
+  const auto& v = it->value();
+  if (v.is_int64() && v.as_int64() >= 0) return std::min<std::uint64_t>(static_cast<std::uint64_t>(v.as_int64()), cap);
+  if (v.is_uint64()) return std::min<std::uint64_t>(v.as_uint64(), cap);
+  if (v.is_double() && v.as_double() >= 0) return static_cast<std::uint64_t>(std::min(v.as_double(), double(cap)));
+  return std::nullopt;
+}
+std::optional<double> get_double(const json::object& a, std::string_view k) {
+  auto it = a.find(k);
+  if (it == a.end()) return std::nullopt;
+  const auto& v = it->value();
+  if (v.is_number() && std::isfinite(v.to_number<double>())) return v.to_number<double>();
+  return std::nullopt;
+}
+std::optional<bool> get_bool(const json::object& a, std::string_view k) {
+  auto it = a.find(k);
+  if (it == a.end()) return std::nullopt;
+  const auto& v = it->value();
+  if (v.is_bool()) return v.as_bool();
+  if (v.is_int64()) return v.as_int64() != 0;
+  return std::nullopt;
+}
+std::optional<std::string> get_string(const json::object& a, std::string_view k) {
+  auto it = a.find(k);
+  if (it == a.end() || !it->value().is_string()) return std::nullopt;
+  return std::string(it->value().as_string());
+}
+std::vector<std::int64_t> get_int_list(const json::object& a, std::string_view k) {
+  std::vector<std::int64_t> out;
+  auto it = a.find(k);
+  if (it == a.end()) return out;
+  if (it->value().is_array()) {
+    for (const auto& e : it->value().as_array())
+      if (e.is_int64()) out.push_back(e.as_int64());
+  } else if (it->value().is_int64()) {
+    out.push_back(it->value().as_int64());
+  }
+  return out;
+}
+std::vector<std::string> get_string_list(const json::object& a, std::string_view k) {
+  std::vector<std::string> out;
+  auto it = a.find(k);
+  if (it == a.end() || !it->value().is_array()) return out;
+  for (const auto& e : it->value().as_array())
+    if (e.is_string()) out.emplace_back(e.as_string());
+  return out;
+}
+
+// Applies files-wanted, files-unwanted and priority-* (indices of visible files) to a
+// torrent's engine priorities; false if an index is out of range.
+bool apply_file_args(const json::object& args, const metainfo& m, std::vector<std::uint8_t>& prio) {
+  auto vis = visible_files(m);
+  if (prio.size() != m.files.size()) prio.assign(m.files.size(), prio_normal);
+  // Unwanted files keep no priority of their own here: wanting one again makes it normal.
+  bool ok = true;
+  auto each = [&](std::string_view key, auto fn) {
+    for (auto i : get_int_list(args, key)) {
+      if (i < 0 || static_cast<std::size_t>(i) >= vis.size()) {
+        ok = false;
+        continue;
+      }
+      fn(prio[vis[static_cast<std::size_t>(i)]]);
+    }
+  };
+  auto want = [&](std::uint8_t& p) {
+    if (p == 0) p = prio_normal;
+  };
+  // files-wanted with an empty list (Transmission 3.00's "all") is not sent by clients.
+  each("files-wanted", want);
+  each("files-unwanted", [](std::uint8_t& p) { p = 0; });
+  each("priority-high", [](std::uint8_t& p) {
+    if (p != 0) p = prio_high;
+  });
+  each("priority-normal", [](std::uint8_t& p) {
+    if (p != 0) p = prio_normal;
+  });
+  each("priority-low", [](std::uint8_t& p) {
+    if (p != 0) p = prio_low;
+  });
+  return ok;
+}
+
+bool has_file_args(const json::object& a) {
+  for (const char* k : {"files-wanted", "files-unwanted", "priority-high", "priority-normal", "priority-low"})
+    if (a.contains(k)) return true;
+  return false;
+}
+
+}  // namespace
+
+json::value transmission_rpc::run(const json::value& request) {
+  rpc_call c;
+  const bool looks_2 = request.is_object() && request.as_object().contains("jsonrpc");
+  if (auto bad = parse_rpc(request, c)) {
+    auto id = c.id;
+    return rpc_failure(*bad, looks_2, id);
+  }
+  std::string result = "success";
+  json::object out;
+  try {
+    out = call(c.method, c.args, result);
+  } catch (const std::exception& e) {
+    result = std::string("internal error: ") + e.what();
+  }
+  if (c.notification) return nullptr;
+  return rpc_answer(c, result, std::move(out));
+}
+
+std::optional<std::string> transmission_rpc::handle(std::string_view body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  const bool looks_2 = body.find("\"jsonrpc\"") != std::string_view::npos;
+  if (ec) return json::serialize(rpc_failure({-32700, "request is not JSON: " + ec.message()}, looks_2, nullptr));
+  if (v.is_array()) {
+    // A JSON-RPC 2.0 batch: the answers in order, notifications left out.
+    if (v.as_array().empty()) return json::serialize(rpc_failure({-32600, "an empty batch"}, true, nullptr));
+    if (v.as_array().size() > 1000)
+      return json::serialize(rpc_failure({-32600, "a batch of over 1000"}, true, nullptr));
+    json::array answers;
+    for (const auto& r : v.as_array()) {
+      auto a = run(r);
+      if (!a.is_null()) answers.emplace_back(std::move(a));
+    }
+    if (answers.empty()) return std::nullopt;
+    return json::serialize(answers);
+  }
+  auto a = run(v);
+  if (a.is_null()) return std::nullopt;
+  return json::serialize(a);
+}
+
+json::object transmission_rpc::call(std::string_view method, const json::object& args, std::string& result) {
+  json::object out;
+  auto& ses = d_.ses();
+  const auto cfg = d_.config();
+
+  if (method == "session-get") {
+    out = config_json(cfg);
+    std::error_code sec;
+    auto sp = fs::space(cfg.download_dir, sec);
+    out["download-dir-free-space"] = sec ? -1 : static_cast<std::int64_t>(sp.available);
+    out["rpc-version"] = 16;
+    out["rpc-version-minimum"] = 1;
+    out["rpc-version-semver"] = "6.0.0";
+    out["version"] = "3.00 (shoal 0.1.0)";
+    out["session-id"] = d_.session_id();
+    out["config-dir"] = cfg.state_dir.string();
+    out["peer-port"] = ses.port();
+    out["blocklist-enabled"] = false;
+    out["blocklist-size"] = 0;
+    out["blocklist-url"] = "";
+    out["cache-size-mb"] = 4;
+    out["incomplete-dir"] = cfg.download_dir.string();
+    out["incomplete-dir-enabled"] = false;
+    out["queue-stalled-enabled"] = false;
+    out["queue-stalled-minutes"] = 30;
+    out["rename-partial-files"] = false;
+    out["script-torrent-done-enabled"] = false;
+    out["script-torrent-done-filename"] = "";
+    out["trash-original-torrent-files"] = false;
+    out["peer-port-random-on-start"] = false;
+    out["utp-enabled"] = ses.settings().transport != peer_transport::tcp;
+    out["alt-speed-time-begin"] = 540;
+    out["alt-speed-time-end"] = 1020;
+    out["alt-speed-time-day"] = 127;
+    out["alt-speed-time-enabled"] = false;
+    json::object units;
+    units["memory-bytes"] = 1024;
+    units["memory-units"] = json::array{"KiB", "MiB", "GiB", "TiB"};
+    units["size-bytes"] = 1000;
+    units["size-units"] = json::array{"kB", "MB", "GB", "TB"};
+    units["speed-bytes"] = 1000;
+    units["speed-units"] = json::array{"kB/s", "MB/s", "GB/s", "TB/s"};
+    out["units"] = std::move(units);
+    if (auto f = args.find("fields"); f != args.end() && f->value().is_array() && !f->value().as_array().empty()) {
+      json::object picked;
+      for (const auto& k : f->value().as_array())
+        if (k.is_string())
+          if (auto it = out.find(k.as_string()); it != out.end()) picked[k.as_string()] = it->value();
+      out = std::move(picked);
+    }
+    return out;
+  }
+
+  if (method == "session-set") {
+    auto c = cfg;
+    if (auto s = get_string(args, "download-dir")) {
+      fs::path p(*s);
+      if (!p.is_absolute()) {
+        result = "download-dir must be an absolute path";
+        return out;
+      }
+      c.download_dir = p;
+    }
+    auto kbps = [&](std::string_view k, std::uint64_t& dst) {
+      if (auto v = get_u64(args, k)) dst = *v * 1000;
+    };
+    auto flag = [&](std::string_view k, bool& dst) {
+      if (auto v = get_bool(args, k)) dst = *v;
+    };
+    kbps("speed-limit-down", c.speed_limit_down);
+    kbps("speed-limit-up", c.speed_limit_up);
+    kbps("alt-speed-down", c.alt_speed_down);
+    kbps("alt-speed-up", c.alt_speed_up);
+    flag("speed-limit-down-enabled", c.speed_limit_down_enabled);
+    flag("speed-limit-up-enabled", c.speed_limit_up_enabled);
+    flag("alt-speed-enabled", c.alt_speed_enabled);
+    flag("download-queue-enabled", c.download_queue_enabled);
+    flag("seed-queue-enabled", c.seed_queue_enabled);
+    flag("seedRatioLimited", c.seed_ratio_limited);
+    flag("idle-seeding-limit-enabled", c.idle_seeding_limit_enabled);
+    flag("start-added-torrents", c.start_added_torrents);
+    flag("dht-enabled", c.dht);
+    flag("lpd-enabled", c.lsd);
+    flag("pex-enabled", c.pex);
+    flag("port-forwarding-enabled", c.port_mapping);
+    if (auto v = get_u64(args, "download-queue-size")) c.download_queue_size = static_cast<std::uint32_t>(*v);
+    if (auto v = get_u64(args, "seed-queue-size")) c.seed_queue_size = static_cast<std::uint32_t>(*v);
+    if (auto v = get_u64(args, "idle-seeding-limit")) c.idle_seeding_limit = static_cast<std::uint32_t>(*v);
+    if (auto v = get_u64(args, "peer-limit-global")) c.peer_limit_global = static_cast<std::uint32_t>(*v);
+    if (auto v = get_u64(args, "peer-limit-per-torrent")) c.peer_limit_per_torrent = static_cast<std::uint32_t>(*v);
+    if (auto v = get_double(args, "seedRatioLimit")) c.seed_ratio_limit = *v;
+    if (auto v = get_string(args, "encryption")) {
+      if (*v != "required" && *v != "preferred" && *v != "tolerated") {
+        result = "encryption must be required, preferred or tolerated";
+        return out;
+      }
+      c.encryption = *v;
+    }
+    if (auto v = get_u64(args, "peer-port")) {
+      if (*v > 65535) {
+        result = "peer-port must be 0..65535";
+        return out;
+      }
+      c.peer_port = static_cast<std::uint16_t>(*v);  // used from the next start
+    }
+    d_.set_config(c);
+    return out;
+  }
+
+  if (method == "session-stats") {
+    auto all = ses.status_all();
+    std::uint64_t active = 0, paused = 0, down = 0, up = 0, sdown = 0, sup = 0;
+    for (const auto& st : all) {
+      if (st.state == torrent_state::paused || st.state == torrent_state::stopped) {
+        ++paused;
+      } else if (st.state != torrent_state::queued && st.state != torrent_state::error) {
+        ++active;
+      }
+      down += static_cast<std::uint64_t>(st.download_rate);
+      up += static_cast<std::uint64_t>(st.upload_rate);
+      sdown += st.downloaded;
+      sup += st.uploaded;
+    }
+    out["activeTorrentCount"] = active;
+    out["pausedTorrentCount"] = paused;
+    out["torrentCount"] = all.size();
+    out["downloadSpeed"] = down;
+    out["uploadSpeed"] = up;
+    const auto secs =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - d_.started()).count();
+    json::object cur;
+    cur["downloadedBytes"] = sdown;
+    cur["uploadedBytes"] = sup;
+    cur["filesAdded"] = d_.cumulative().files_added;
+    cur["secondsActive"] = secs;
+    cur["sessionCount"] = 1;
+    auto tot = d_.cumulative();
+    json::object cum;
+    cum["downloadedBytes"] = tot.downloaded + sdown;
+    cum["uploadedBytes"] = tot.uploaded + sup;
+    cum["filesAdded"] = tot.files_added;
+    cum["secondsActive"] = tot.seconds_active + static_cast<std::uint64_t>(secs);
+    cum["sessionCount"] = tot.session_count;
+    out["current-stats"] = std::move(cur);
+    out["cumulative-stats"] = std::move(cum);
+    return out;
+  }
+
+  if (method == "session-close") {
+    close_requested = true;
+    return out;
+  }
+
+  if (method == "torrent-add") {
+    add_request r;
+    if (auto dir = get_string(args, "download-dir")) {
+      fs::path p(*dir);
+      if (!p.is_absolute()) {
+        result = "download-dir must be an absolute path";
+        return out;
+      }
+      r.save_path = p.lexically_normal();
+    }
+    r.paused = get_bool(args, "paused");
+    r.labels = get_string_list(args, "labels");
+    if (auto mi = get_string(args, "metainfo")) {
+      auto bytes = base64_decode(*mi);
+      if (!bytes) {
+        result = "metainfo is not base64";
+        return out;
+      }
+      r.metainfo = std::move(*bytes);
+    } else if (auto fn = get_string(args, "filename")) {
+      auto& s = *fn;
+      if (s.rfind("magnet:", 0) == 0) {
+        r.magnet = s;
+      } else if (s.find("://") != std::string::npos) {
+        auto got = d_.fetch_torrent_url(s);
+        if (!got) {
+          result = got.err().detail;
+          return out;
+        }
+        r.metainfo = std::move(*got);
+      } else {
+        auto m = load_metainfo(s);
+        if (!m) {
+          result = "cannot add " + s + ": " + m.err().message();
+          return out;
+        }
+        std::error_code rec;
+        std::ifstream in(s, std::ios::binary);
+        r.metainfo.assign(std::istreambuf_iterator<char>(in), {});
+      }
+    } else {
+      result = "torrent-add needs \"filename\" or \"metainfo\"";
+      return out;
+    }
+    // File selection needs the file count: applied once the metainfo is parsed.
+    if (!r.metainfo.empty() && has_file_args(args)) {
+      auto m = parse_metainfo(r.metainfo);
+      if (m && !apply_file_args(args, *m, r.file_priorities)) {
+        result = "file index out of range";
+        return out;
+      }
+    }
+    auto added = d_.add(std::move(r));
+    if (!added) {
+      result = added.err().detail;
+      return out;
+    }
+    json::object t;
+    t["id"] = added->id;
+    t["name"] = added->name;
+    t["hashString"] = added->hash;
+    out[added->duplicate ? "torrent-duplicate" : "torrent-added"] = std::move(t);
+    return out;
+  }
+
+  auto sel = parse_ids(args);
+  if (!sel) {
+    result = sel.err().detail;
+    return out;
+  }
+
+  if (method == "torrent-get") {
+    std::vector<std::string> fields;
+    if (auto f = args.find("fields"); f != args.end() && f->value().is_array()) {
+      for (const auto& e : f->value().as_array())
+        if (e.is_string()) fields.emplace_back(e.as_string());
+    }
+    const bool table = get_string(args, "format").value_or("objects") == "table";
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    json::array torrents = ses.call([&]() {
+      json::array arr;
+      if (table) {
+        json::array head;
+        for (const auto& f : fields)
+          head.emplace_back(f);
+        arr.emplace_back(std::move(head));
+      }
+      for (const auto& h : ses.torrents()) {
+        auto t = ses.find(h.id());
+        if (!t) continue;
+        auto st = t->status();
+        if (!selected(*sel, st)) continue;
+        torrent_view v{*t, st, now};
+        if (table) {
+          json::array row;
+          for (const auto& f : fields)
+            row.emplace_back(field(v, f, cfg));
+          arr.emplace_back(std::move(row));
+        } else {
+          json::object o;
+          for (const auto& f : fields) {
+            auto val = field(v, f, cfg);
+            if (!val.is_null()) o[f] = std::move(val);
+          }
+          arr.emplace_back(std::move(o));
+        }
+      }
+      return arr;
+    });
+    out["torrents"] = std::move(torrents);
+    if (sel->recent) out["removed"] = json::array();
+    return out;
+  }
+
+  // The rest act on the selected torrents.
+  std::vector<torrent_id> ids;
+  for (const auto& st : ses.status_all())
+    if (selected(*sel, st)) ids.push_back(st.id);
+
+  if (method == "torrent-start" || method == "torrent-start-now") {
+    for (auto id : ids)
+      torrent_handle(&ses, id).resume();
+    return out;
+  }
+  if (method == "torrent-stop") {
+    for (auto id : ids)
+      torrent_handle(&ses, id).pause();
+    return out;
+  }
+  if (method == "torrent-verify") {
+    for (auto id : ids)
+      torrent_handle(&ses, id).force_recheck();
+    return out;
+  }
+  if (method == "torrent-reannounce") {
+    for (auto id : ids)
+      torrent_handle(&ses, id).reannounce();
+    return out;
+  }
+  if (method == "torrent-remove") {
+    const bool data = get_bool(args, "delete-local-data").value_or(false);
+    for (auto id : ids)
+      d_.remove(id, data);
+    return out;
+  }
+  if (method == "torrent-set-location") {
+    auto loc = get_string(args, "location");
+    if (!loc || !fs::path(*loc).is_absolute()) {
+      result = "location must be an absolute path";
+      return out;
+    }
+    const fs::path to = fs::path(*loc).lexically_normal();
+    if (!d_.path_allowed(to)) {
+      result = to.string() + " is outside the allowed download folders";
+      return out;
+    }
+    if (!get_bool(args, "move").value_or(false)) {
+      result = "torrent-set-location without move is not supported yet (use move: true)";
+      return out;
+    }
+    for (auto id : ids)
+      torrent_handle(&ses, id).move_storage(to);
+    return out;
+  }
+  if (method == "torrent-set") {
+    const auto down = get_u64(args, "downloadLimit");
+    const auto up = get_u64(args, "uploadLimit");
+    const auto down_on = get_bool(args, "downloadLimited");
+    const auto up_on = get_bool(args, "uploadLimited");
+    const bool files = has_file_args(args);
+    const auto labels = args.contains("labels") ? std::optional(get_string_list(args, "labels")) : std::nullopt;
+    const auto ratio_mode = get_u64(args, "seedRatioMode");
+    const auto ratio = get_double(args, "seedRatioLimit");
+    const auto idle_mode = get_u64(args, "seedIdleMode");
+    const auto idle = get_u64(args, "seedIdleLimit");
+    const auto queue = get_u64(args, "queuePosition");
+    const auto sequential = get_bool(args, "sequential_download");
+    bool bad_index = false;
+    ses.call([&]() {
+      for (auto id : ids) {
+        auto t = ses.find(id);
+        if (!t) continue;
+        auto st = t->status();
+        if (down || up || down_on || up_on) {
+          std::uint64_t d = st.max_download_rate, u = st.max_upload_rate;
+          // A limit is kept while off in Transmission; here "off" is 0 (unlimited).
+          if (down) d = *down * 1000;
+          if (down_on && !*down_on) d = 0;
+          if (down_on && *down_on && !down && d == 0) d = 100 * 1000;
+          if (up) u = *up * 1000;
+          if (up_on && !*up_on) u = 0;
+          if (up_on && *up_on && !up && u == 0) u = 100 * 1000;
+          if (down && !down_on && st.max_download_rate == 0) d = 0;  // a value alone does not turn it on
+          if (up && !up_on && st.max_upload_rate == 0) u = 0;
+          t->set_limits(d, u);
+        }
+        if (files && t->has_metadata()) {
+          auto prio = t->file_priorities();
+          if (!apply_file_args(args, t->info(), prio)) bad_index = true;
+          t->set_file_priorities(std::move(prio));
+        }
+        if (labels) t->set_labels(*labels);
+        if (sequential) t->set_sequential(*sequential);
+        if (ratio_mode || ratio || idle_mode || idle) {
+          auto g = st.goals;
+          const auto rm = ratio_mode.value_or(g.ratio ? 1 : 2);
+          if (rm == 0) {
+            g.ratio = cfg.seed_ratio_limited ? std::optional(cfg.seed_ratio_limit) : std::nullopt;
+          } else if (rm == 1) {
+            g.ratio = ratio ? *ratio : g.ratio.value_or(cfg.seed_ratio_limit);
+          } else {
+            g.ratio.reset();
+          }
+          const auto im = idle_mode.value_or(g.idle_time ? 1 : 2);
+          if (im == 0) {
+            g.idle_time = cfg.idle_seeding_limit_enabled
+                              ? std::optional(std::chrono::seconds(std::int64_t{cfg.idle_seeding_limit} * 60))
+                              : std::nullopt;
+          } else if (im == 1) {
+            g.idle_time = std::chrono::seconds(
+                (idle ? *idle : (g.idle_time ? g.idle_time->count() / 60 : cfg.idle_seeding_limit)) * 60);
+          } else {
+            g.idle_time.reset();
+          }
+          t->set_goals(g);
+        }
+      }
+    });
+    if (queue && !ids.empty()) ses.queue_move(ids.front(), static_cast<std::uint32_t>(*queue));
+    if (bad_index) result = "file index out of range";
+    return out;
+  }
+  if (method == "queue-move-top" || method == "queue-move-bottom" || method == "queue-move-up" ||
+      method == "queue-move-down") {
+    auto all = ses.status_all();
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.queue_position < b.queue_position; });
+    const auto n = static_cast<std::uint32_t>(all.size());
+    std::vector<torrent_status> picked;
+    for (const auto& st : all)
+      if (std::find(ids.begin(), ids.end(), st.id) != ids.end()) picked.push_back(st);
+    if (method == "queue-move-bottom" || method == "queue-move-up") std::reverse(picked.begin(), picked.end());
+    std::uint32_t k = 0;
+    for (const auto& st : picked) {
+      std::uint32_t to = 0;
+      if (method == "queue-move-top") to = k++;
+      if (method == "queue-move-bottom") to = n - 1 - k++;
+      if (method == "queue-move-up") to = st.queue_position > 0 ? st.queue_position - 1 : 0;
+      if (method == "queue-move-down") to = std::min(n - 1, st.queue_position + 1);
+      ses.queue_move(st.id, to);
+    }
+    return out;
+  }
+  if (method == "free-space") {
+    auto p = get_string(args, "path");
+    if (!p) {
+      result = "free-space needs \"path\"";
+      return out;
+    }
+    std::error_code sec;
+    auto sp = fs::space(*p, sec);
+    if (sec) {
+      result = *p + ": " + sec.message();
+      return out;
+    }
+    out["path"] = *p;
+    out["size-bytes"] = static_cast<std::int64_t>(sp.available);
+    out["total_size"] = static_cast<std::int64_t>(sp.capacity);
+    return out;
+  }
+  if (method == "port-test") {
+    out["port-is-open"] = ses.port() != 0;  // what the session knows: its listener is up
+    return out;
+  }
+  if (method == "blocklist-update") {
+    result = "blocklists are not supported by shoal yet";
+    return out;
+  }
+  if (method == "torrent-rename-path") {
+    result = "torrent-rename-path is not supported by shoal yet";
+    return out;
+  }
+  result = "method name not recognized";
+  return out;
+}
+
+}  // namespace shoal::daemon

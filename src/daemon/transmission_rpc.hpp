@@ -1,0 +1,33 @@
+// Transmission's RPC (the spec of Transmission 3.00, rpc-version 16) over the daemon: the
+// methods, field names, types and units a Transmission client parses blindly.
+#pragma once
+
+#include <boost/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace shoal::daemon {
+
+class daemon;
+
+class transmission_rpc {
+ public:
+  explicit transmission_rpc(daemon& d) : d_(d) {}
+  // One request body in, one response body out, in the request's dialect (a JSON-RPC 2.0
+  // batch too); nullopt for JSON-RPC notifications (HTTP 204). A body that is not a
+  // request gets an answer naming what is wrong; an unknown method, "method name not
+  // recognized" (as Transmission answers).
+  [[nodiscard]] std::optional<std::string> handle(std::string_view body);
+  // One request (an object) in either dialect; null for a notification.
+  boost::json::value run(const boost::json::value& request);
+  // The method's arguments in, its result ("success" or an error) and arguments out.
+  boost::json::object call(std::string_view method, const boost::json::object& args, std::string& result);
+  // Set by session-close: the daemon's owner stops when it sees this.
+  bool close_requested = false;
+
+ private:
+  daemon& d_;
+};
+
+}  // namespace shoal::daemon

@@ -1,0 +1,339 @@
+// The daemon in-process: its codecs (base64, the two RPC dialects, selections, settings),
+// and a daemon on loopback driven through handle_http as a client's requests reach it:
+// the security rules in order, torrent-add/get/remove, and what survives a restart.
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include "daemon/daemon.hpp"
+#include "daemon/transmission_rpc.hpp"
+#include "session_fixture.hpp"
+#include "storage/creator.hpp"
+
+namespace {
+
+using namespace shoal;
+using namespace shoal::daemon;
+using shoal::testing::temp_dir;
+namespace json = boost::json;
+
+TEST(DaemonCodec, Base64RoundTripsAndRejectsJunk) {
+  for (std::size_t n = 0; n < 70; ++n) {
+    const auto s = shoal::testing::random_bytes(n, n + 1);
+    auto enc = base64_encode(s);
+    EXPECT_EQ(enc.size() % 4, 0u);
+    auto dec = base64_decode(enc);
+    ASSERT_TRUE(dec) << n;
+    EXPECT_EQ(*dec, s);
+  }
+  EXPECT_EQ(base64_decode("aGVs\nbG8="), std::optional<std::string>("hello"));  // wrapped lines
+  EXPECT_EQ(base64_decode("aGVsbG8"), std::optional<std::string>("hello"));     // no padding
+  EXPECT_FALSE(base64_decode("aGVsbG8=x"));                                     // data after padding
+  EXPECT_FALSE(base64_decode("a"));                                             // half a byte
+  EXPECT_FALSE(base64_decode("!!!!"));
+}
+
+TEST(DaemonCodec, HostHeaderHostPart) {
+  EXPECT_EQ(host_part("LocalHost:9091"), "localhost");
+  EXPECT_EQ(host_part("[::1]:9091"), "::1");
+  EXPECT_EQ(host_part("::1"), "::1");  // a bare IPv6 literal keeps its colons
+  EXPECT_EQ(host_part("127.0.0.1"), "127.0.0.1");
+  EXPECT_EQ(host_part(""), "");
+}
+
+TEST(DaemonCodec, SnakeAndLegacyNames) {
+  EXPECT_EQ(snake_name("percentDone"), "percent_done");
+  EXPECT_EQ(snake_name("peer-limit"), "peer_limit");
+  EXPECT_EQ(snake_name("isUTP"), "is_utp");
+  EXPECT_EQ(snake_name("torrent-added"), "torrent_added");
+  EXPECT_EQ(legacy_name("percent_done"), "percentDone");
+  EXPECT_EQ(legacy_name("download_dir"), "downloadDir");
+  EXPECT_EQ(legacy_name("download_dir", true), "download-dir");
+  EXPECT_EQ(legacy_name("seed_ratio_limited", true), "seedRatioLimited");
+  EXPECT_EQ(legacy_name("files_wanted"), "files-wanted");
+  EXPECT_EQ(legacy_name("ids"), "ids");
+}
+
+TEST(DaemonCodec, ParsesBothDialects) {
+  rpc_call c;
+  EXPECT_FALSE(parse_rpc(json::parse(R"({"method":"torrent-get","arguments":{"fields":["id"]},"tag":7})"), c));
+  EXPECT_EQ(c.method, "torrent-get");
+  EXPECT_FALSE(c.jsonrpc);
+  EXPECT_EQ(c.id, json::value(7));
+
+  rpc_call j;
+  EXPECT_FALSE(parse_rpc(json::parse(R"({"jsonrpc":"2.0","method":"torrent_add","params":{"download_dir":"/x",
+      "files_unwanted":[1]},"id":"a"})"),
+                         j));
+  EXPECT_EQ(j.method, "torrent-add");
+  EXPECT_TRUE(j.jsonrpc);
+  EXPECT_FALSE(j.notification);
+  EXPECT_TRUE(j.args.contains("download-dir"));
+  EXPECT_TRUE(j.args.contains("files-unwanted"));
+
+  rpc_call g;
+  EXPECT_FALSE(parse_rpc(
+      json::parse(R"({"jsonrpc":"2.0","method":"torrent_get","params":{"fields":["hash_string","download_dir"]}})"),
+      g));
+  EXPECT_TRUE(g.notification);
+  EXPECT_EQ(g.args.at("fields"), json::parse(R"(["hashString","downloadDir"])"));
+
+  rpc_call s;
+  EXPECT_FALSE(parse_rpc(json::parse(R"({"jsonrpc":"2.0","method":"session_get","params":{"fields":["download_dir"]},
+      "id":1})"),
+                         s));
+  EXPECT_EQ(s.args.at("fields"), json::parse(R"(["download-dir"])"));
+
+  rpc_call bad;
+  EXPECT_EQ(parse_rpc(json::parse("[1]"), bad)->code, -32600);
+  EXPECT_EQ(parse_rpc(json::parse(R"({"jsonrpc":"1.0","method":"x","id":1})"), bad)->code, -32600);
+  EXPECT_EQ(parse_rpc(json::parse(R"({"jsonrpc":"2.0","method":"x","params":[1],"id":1})"), bad)->code, -32602);
+  EXPECT_EQ(parse_rpc(json::parse(R"({"arguments":{}})"), bad)->code, -32600);
+}
+
+TEST(DaemonCodec, AnswersInTheRequestsDialect) {
+  rpc_call legacy;
+  legacy.id = 3;
+  json::object args;
+  args["torrent-added"] = json::object{{"hashString", "ab"}, {"id", 1}};
+  auto a = rpc_answer(legacy, "success", args);
+  EXPECT_EQ(a, json::parse(R"({"arguments":{"torrent-added":{"hashString":"ab","id":1}},"result":"success","tag":3})"));
+  rpc_call j;
+  j.jsonrpc = true;
+  j.id = 9;
+  auto b = rpc_answer(j, "success", args);
+  EXPECT_EQ(b, json::parse(R"({"jsonrpc":"2.0","result":{"torrent_added":{"hash_string":"ab","id":1}},"id":9})"));
+  auto c = rpc_answer(j, "method name not recognized", {});
+  EXPECT_EQ(c.at("error").at("code"), json::value(-32601));
+  json::object table;
+  table["torrents"] = json::parse(R"([["hashString","percentDone"],["ab",1]])");
+  auto d = rpc_answer(j, "success", table);
+  EXPECT_EQ(d.at("result").at("torrents").at(0), json::parse(R"(["hash_string","percent_done"])"));
+}
+
+TEST(DaemonCodec, TorrentSelections) {
+  auto sel = parse_ids(json::parse(R"({"ids":[1,"ABCDEF0123456789abcdef0123456789ABCDEF01",3]})").as_object());
+  ASSERT_TRUE(sel);
+  EXPECT_FALSE(sel->all);
+  EXPECT_EQ(sel->ids, (std::set<std::uint32_t>{1, 3}));
+  EXPECT_EQ(sel->hashes.count("abcdef0123456789abcdef0123456789abcdef01"), 1u);
+  auto recent = parse_ids(json::parse(R"({"ids":"recently_active"})").as_object());
+  ASSERT_TRUE(recent);
+  EXPECT_TRUE(recent->recent);
+  EXPECT_TRUE(parse_ids(json::object())->all);
+  EXPECT_FALSE(parse_ids(json::parse(R"({"ids":{"a":1}})").as_object()));
+  EXPECT_FALSE(parse_ids(json::parse(R"({"ids":[true]})").as_object()));
+}
+
+TEST(DaemonConfig, ReadsSavesAndRefusesWrongTypes) {
+  temp_dir dir;
+  daemon_config c;
+  c.download_dir = "/data/dl";
+  c.speed_limit_down = 250000;
+  c.speed_limit_down_enabled = true;
+  c.host_whitelist = {"nas.lan"};
+  c.rpc_password_hash = hash_password("secret");
+  const auto file = dir.path / "settings.json";
+  ASSERT_FALSE(save_config(file, c));
+  auto back = load_config(file, daemon_config{});
+  ASSERT_TRUE(back) << back.err().detail;
+  EXPECT_EQ(back->download_dir, fs::path("/data/dl"));
+  EXPECT_EQ(back->speed_limit_down, 250000u);
+  EXPECT_TRUE(back->speed_limit_down_enabled);
+  EXPECT_EQ(back->host_whitelist, std::vector<std::string>{"nas.lan"});
+  EXPECT_EQ(crypto_pwhash_str_verify(back->rpc_password_hash.c_str(), "secret", 6), 0);
+  // A reload over the loaded settings replaces lists rather than appending to them.
+  auto again = load_config(file, *back);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->host_whitelist.size(), 1u);
+
+  auto wrong = parse_config(R"({"rpc-port":"9091"})", daemon_config{});
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.err().detail.find("rpc-port"), std::string::npos);
+  EXPECT_FALSE(parse_config("not json", daemon_config{}));
+  EXPECT_FALSE(parse_config("[]", daemon_config{}));
+}
+
+// A daemon on loopback ports chosen by the OS; requests go straight to handle_http.
+struct daemon_fixture {
+  temp_dir dir;
+  asio::io_context io;
+  std::unique_ptr<shoal::daemon::daemon> d;
+  tcp::endpoint local{asio::ip::make_address("127.0.0.1"), 40000};
+
+  explicit daemon_fixture(const std::function<void(daemon_config&)>& tweak = {}) { start(tweak); }
+  void start(const std::function<void(daemon_config&)>& tweak = {}) {
+    daemon_config c;
+    c.state_dir = dir.path / "state";
+    c.download_dir = dir.path / "dl";
+    c.rpc_port = 0;
+    c.peer_port = 0;
+    c.local = true;
+    c.dht = false;
+    c.lsd = false;
+    c.port_mapping = false;
+    if (tweak) tweak(c);
+    d = std::make_unique<shoal::daemon::daemon>(io, c);
+    auto r = d->start();
+    ASSERT_TRUE(r) << r.err().detail;
+  }
+  request post(const std::string& body, const std::string& host = "127.0.0.1:9091", bool with_sid = true) {
+    request req{http::verb::post, "/transmission/rpc", 11};
+    req.set(http::field::host, host);
+    if (with_sid) req.set("X-Transmission-Session-Id", d->session_id());
+    req.body() = body;
+    req.prepare_payload();
+    return req;
+  }
+  json::value rpc(const std::string& body) {
+    auto r = d->handle_http(post(body), local);
+    EXPECT_EQ(r.resp.result_int(), 200) << r.resp.body();
+    return json::parse(r.resp.body());
+  }
+};
+
+std::string torrent_bytes(const fs::path& root, const std::string& name, std::size_t size, std::uint64_t seed) {
+  shoal::testing::write_file(root / name, shoal::testing::random_bytes(size, seed));
+  create_options opt;
+  opt.version = torrent_version::v1;
+  opt.piece_length = 32 * 1024;
+  opt.threads = 1;
+  auto bytes = create_torrent(root / name, opt);
+  EXPECT_TRUE(bytes);
+  return *bytes;
+}
+
+std::string add_body(const std::string& metainfo, const std::string& extra = "") {
+  return R"({"method":"torrent-add","arguments":{"paused":true,"metainfo":")" + base64_encode(metainfo) + "\"" + extra +
+         "}}";
+}
+
+TEST(Daemon, SecurityRulesInTransmissionsOrder) {
+  daemon_fixture f;
+  const auto t = torrent_bytes(f.dir.path / "src", "a.bin", 100000, 1);
+  // No session id: 409 with the id, nothing run.
+  auto r = f.d->handle_http(f.post(add_body(t), "127.0.0.1:9091", false), f.local);
+  EXPECT_EQ(r.resp.result_int(), 409);
+  EXPECT_EQ(std::string(r.resp["X-Transmission-Session-Id"]), f.d->session_id());
+  // A foreign Host (DNS rebinding): 421, even with the right session id.
+  r = f.d->handle_http(f.post(add_body(t), "attacker.example:9091"), f.local);
+  EXPECT_EQ(r.resp.result_int(), 421);
+  // A remote address with no password set: 403.
+  r = f.d->handle_http(f.post(add_body(t)), tcp::endpoint(asio::ip::make_address("192.0.2.7"), 5000));
+  EXPECT_EQ(r.resp.result_int(), 403);
+  // None of them added anything.
+  EXPECT_TRUE(f.d->ses().status_all().empty());
+  // Loopback names are always allowed.
+  for (const char* host : {"localhost:9091", "[::1]:9091", "127.0.0.1"}) {
+    auto ok = f.d->handle_http(f.post(R"({"method":"session-stats"})", host), f.local);
+    EXPECT_EQ(ok.resp.result_int(), 200) << host;
+  }
+}
+
+TEST(Daemon, PasswordAndBruteForceGuard) {
+  daemon_fixture f([](daemon_config& c) {
+    c.rpc_username = "u";
+    c.rpc_password_hash = hash_password("right");
+  });
+  auto with_auth = [&](const std::string& user_pass) {
+    auto req = f.post(R"({"method":"session-stats"})");
+    req.set(http::field::authorization, "Basic " + base64_encode(user_pass));
+    return f.d->handle_http(req, f.local).resp;
+  };
+  EXPECT_EQ(with_auth("u:right").result_int(), 200);
+  EXPECT_EQ(f.d->handle_http(f.post(R"({"method":"session-stats"})"), f.local).resp.result_int(), 401);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(with_auth("u:wrong").result_int(), 401);
+  // The fourth failure starts the guard's delay: even the right password waits now.
+  EXPECT_EQ(with_auth("u:wrong").result_int(), 401);
+  auto blocked = with_auth("u:right");
+  EXPECT_EQ(blocked.result_int(), 429);
+  EXPECT_FALSE(std::string(blocked[http::field::retry_after]).empty());
+  // With a password set, another machine may log in.
+  auto remote = f.post(R"({"method":"session-stats"})");
+  remote.set(http::field::authorization, "Basic " + base64_encode("u:right"));
+  EXPECT_EQ(f.d->handle_http(remote, tcp::endpoint(asio::ip::make_address("192.0.2.8"), 1)).resp.result_int(), 200);
+}
+
+TEST(Daemon, AddGetRemoveAndRestart) {
+  daemon_fixture f;
+  const auto t = torrent_bytes(f.dir.path / "src", "a.bin", 100000, 2);
+  auto added = f.rpc(add_body(t, R"(,"labels":["tv"])"));
+  ASSERT_EQ(added.at("result"), json::value("success")) << json::serialize(added);
+  const auto& ta = added.at("arguments").at("torrent-added");
+  EXPECT_EQ(ta.at("id"), json::value(1));
+  EXPECT_EQ(ta.at("name"), json::value("a.bin"));
+  const std::string hash(ta.at("hashString").as_string());
+  auto dup = f.rpc(add_body(t));
+  EXPECT_TRUE(dup.at("arguments").as_object().contains("torrent-duplicate"));
+
+  auto outside = f.rpc(add_body(t, R"(,"download-dir":"/etc")"));
+  EXPECT_NE(std::string(outside.at("result").as_string()).find("outside the allowed"), std::string::npos);
+  auto junk = f.rpc(R"({"method":"torrent-add","arguments":{"metainfo":"ZGU="}})");  // "de": not a torrent
+  EXPECT_NE(std::string(junk.at("result").as_string()).find("not a valid .torrent"), std::string::npos);
+
+  auto got = f.rpc(R"({"method":"torrent-get","arguments":{"ids":[1],"fields":["id","name","hashString","status",
+      "labels","totalSize","downloadDir","files","wanted","priorities"]}})");
+  const auto& one = got.at("arguments").at("torrents").at(0);
+  EXPECT_EQ(one.at("hashString"), json::value(hash));
+  EXPECT_EQ(one.at("status"), json::value(0));  // added paused
+  EXPECT_EQ(one.at("labels"), json::parse(R"(["tv"])"));
+  EXPECT_EQ(one.at("totalSize"), json::value(100000));
+  EXPECT_EQ(one.at("downloadDir"), json::value((f.dir.path / "dl").string()));
+  EXPECT_EQ(one.at("files").at(0).at("name"), json::value("a.bin"));
+  EXPECT_EQ(one.at("wanted"), json::parse("[1]"));
+  // By hash too.
+  auto by_hash = f.rpc(R"({"method":"torrent-get","arguments":{"ids":[")" + hash + R"("],"fields":["id"]}})");
+  EXPECT_EQ(by_hash.at("arguments").at("torrents").as_array().size(), 1u);
+
+  // A restart brings it back with its id, labels and state; it was never lost.
+  f.d->shutdown();
+  f.d.reset();
+  f.start();
+  auto again = f.rpc(R"({"method":"torrent-get","arguments":{"fields":["id","hashString","labels","status"]}})");
+  ASSERT_EQ(again.at("arguments").at("torrents").as_array().size(), 1u) << json::serialize(again);
+  const auto& back = again.at("arguments").at("torrents").at(0);
+  EXPECT_EQ(back.at("hashString"), json::value(hash));
+  EXPECT_EQ(back.at("labels"), json::parse(R"(["tv"])"));
+  EXPECT_EQ(back.at("status"), json::value(0));
+
+  auto removed = f.rpc(R"({"method":"torrent-remove","arguments":{"ids":[1],"delete-local-data":true}})");
+  EXPECT_EQ(removed.at("result"), json::value("success"));
+  EXPECT_TRUE(f.d->ses().status_all().empty());
+  for (const auto& e : fs::directory_iterator(f.dir.path / "state" / "torrents"))
+    EXPECT_NE(e.path().filename().string().rfind(hash, 0), 0u) << e.path();
+  f.d->shutdown();
+  f.d.reset();
+  f.start();
+  EXPECT_TRUE(f.d->ses().status_all().empty());
+}
+
+TEST(Daemon, JsonRpcDialectAndNotifications) {
+  daemon_fixture f;
+  const auto t = torrent_bytes(f.dir.path / "src", "b.bin", 50000, 3);
+  auto added = f.rpc(R"({"jsonrpc":"2.0","method":"torrent_add","params":{"paused":true,"metainfo":")" +
+                     base64_encode(t) + R"("},"id":1})");
+  EXPECT_EQ(added.at("id"), json::value(1));
+  EXPECT_TRUE(added.at("result").as_object().contains("torrent_added")) << json::serialize(added);
+  auto got = f.rpc(R"({"jsonrpc":"2.0","method":"torrent_get","params":{"fields":["hash_string","percent_done",
+      "file_stats"]},"id":2})");
+  const auto& one = got.at("result").at("torrents").at(0);
+  EXPECT_TRUE(one.as_object().contains("hash_string"));
+  EXPECT_TRUE(one.at("file_stats").at(0).as_object().contains("bytes_completed"));
+  auto sess =
+      f.rpc(R"({"jsonrpc":"2.0","method":"session_get","params":{"fields":["download_dir","rpc_version_semver"]},
+      "id":3})");
+  EXPECT_EQ(sess.at("result").at("download_dir"), json::value((f.dir.path / "dl").string()));
+  // A notification runs and gets no body (HTTP 204).
+  auto r = f.d->handle_http(f.post(R"({"jsonrpc":"2.0","method":"torrent_start","params":{"ids":[1]}})"), f.local);
+  EXPECT_EQ(r.resp.result_int(), 204);
+  // A batch: answers in order, the notification left out.
+  auto batch = f.rpc(R"([{"jsonrpc":"2.0","method":"nope","id":"x"},{"jsonrpc":"2.0","method":"torrent_stop"},
+      {"jsonrpc":"2.0","method":"session_stats","id":"y"}])");
+  ASSERT_EQ(batch.as_array().size(), 2u);
+  EXPECT_EQ(batch.at(0).at("error").at("code"), json::value(-32601));
+  EXPECT_EQ(batch.at(1).at("id"), json::value("y"));
+  auto parse_error = f.rpc(R"({"jsonrpc":"2.0","method":)");
+  EXPECT_EQ(parse_error.at("error").at("code"), json::value(-32700));
+}
+
+}  // namespace
