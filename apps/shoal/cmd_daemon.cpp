@@ -3,10 +3,14 @@
 // SIGINT or SIGTERM (graceful: announces stopped, saves resume data) and rereads its
 // settings file on SIGHUP.
 #include <fmt/core.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "commands.hpp"
@@ -19,6 +23,24 @@ namespace {
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
+
+// systemd's readiness protocol (sd_notify(3)) without libsystemd: one datagram to the
+// socket NOTIFY_SOCKET names ('@' for the abstract namespace). Nothing when unset.
+void sd_notify(const std::string& state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || !*path) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t n = std::strlen(path);
+  if (n >= sizeof(addr.sun_path)) return;
+  std::memcpy(addr.sun_path, path, n);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n));
+  ::close(fd);
+}
 
 fs::path home() {
   const char* h = std::getenv("HOME");
@@ -97,6 +119,7 @@ int run_daemon(const daemon_args& a) {
   fmt::print("shoal daemon: web UI and RPC on http://{}:{}/ (peers on port {}, state in {})\n", shown, d.rpc_port(),
              d.ses().port(), cfg.state_dir.string());
   std::fflush(stdout);
+  sd_notify("READY=1\nSTATUS=RPC on port " + std::to_string(d.rpc_port()) + "\nMAINPID=" + std::to_string(getpid()));
 
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   asio::signal_set hup(io, SIGHUP);
@@ -115,6 +138,7 @@ int run_daemon(const daemon_args& a) {
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
+      sd_notify("RELOADING=1");
       auto again = daemon::load_config(cfg.config_file, d.config());
       if (!again) {
         warn("SIGHUP: " + again.err().detail + " (settings unchanged)");
@@ -123,11 +147,13 @@ int run_daemon(const daemon_args& a) {
         fmt::print("shoal daemon: settings reloaded from {}\n", cfg.config_file.string());
         std::fflush(stdout);
       }
+      sd_notify("READY=1");
       wait_hup();
     });
   };
   wait_hup();
   io.run();
+  sd_notify("STOPPING=1");
   fmt::print("shoal daemon: stopping (saving resume data)\n");
   std::fflush(stdout);
   d.shutdown();

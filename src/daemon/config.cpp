@@ -23,6 +23,13 @@ std::string hash_password(std::string_view password) {
   return out;
 }
 
+bool in_turtle_window(const daemon_config& c, int weekday, std::uint32_t minute) {
+  if ((c.alt_speed_time_day & (1u << (weekday % 7))) == 0) return false;
+  const auto b = c.alt_speed_time_begin, e = c.alt_speed_time_end;
+  if (b == e) return false;
+  return b < e ? minute >= b && minute < e : minute >= b || minute < e;
+}
+
 // --- settings ---------------------------------------------------------------------------
 
 json::object config_json(const daemon_config& c) {
@@ -52,6 +59,16 @@ json::object config_json(const daemon_config& c) {
   o["idle-seeding-limit"] = c.idle_seeding_limit;
   o["idle-seeding-limit-enabled"] = c.idle_seeding_limit_enabled;
   o["start-added-torrents"] = c.start_added_torrents;
+  o["incomplete-dir"] = c.incomplete_dir.string();
+  o["incomplete-dir-enabled"] = c.incomplete_dir_enabled;
+  o["watch-dir"] = c.watch_dir.string();
+  o["watch-dir-enabled"] = c.watch_dir_enabled;
+  o["script-torrent-done-filename"] = c.script_torrent_done_filename;
+  o["script-torrent-done-enabled"] = c.script_torrent_done_enabled;
+  o["alt-speed-time-enabled"] = c.alt_speed_time_enabled;
+  o["alt-speed-time-begin"] = c.alt_speed_time_begin;
+  o["alt-speed-time-end"] = c.alt_speed_time_end;
+  o["alt-speed-time-day"] = c.alt_speed_time_day;
   o["peer-limit-per-torrent"] = c.peer_limit_per_torrent;
   o["peer-limit-global"] = c.peer_limit_global;
   return o;
@@ -96,6 +113,17 @@ std::optional<std::string> read_config(const json::object& o, daemon_config& c) 
       {"rpc-username", str("rpc-username", [&](std::string s) { c.rpc_username = s; })},
       {"rpc-password-hash", str("rpc-password-hash", [&](std::string s) { c.rpc_password_hash = s; })},
       {"encryption", str("encryption", [&](std::string s) { c.encryption = s; })},
+      {"incomplete-dir", str("incomplete-dir", [&](std::string s) { c.incomplete_dir = s; })},
+      {"watch-dir", str("watch-dir", [&](std::string s) { c.watch_dir = s; })},
+      {"script-torrent-done-filename",
+       str("script-torrent-done-filename", [&](std::string s) { c.script_torrent_done_filename = s; })},
+      {"incomplete-dir-enabled", flag("incomplete-dir-enabled", c.incomplete_dir_enabled)},
+      {"watch-dir-enabled", flag("watch-dir-enabled", c.watch_dir_enabled)},
+      {"script-torrent-done-enabled", flag("script-torrent-done-enabled", c.script_torrent_done_enabled)},
+      {"alt-speed-time-enabled", flag("alt-speed-time-enabled", c.alt_speed_time_enabled)},
+      {"alt-speed-time-begin", num("alt-speed-time-begin", [&](double v) { c.alt_speed_time_begin = u32(v); })},
+      {"alt-speed-time-end", num("alt-speed-time-end", [&](double v) { c.alt_speed_time_end = u32(v); })},
+      {"alt-speed-time-day", num("alt-speed-time-day", [&](double v) { c.alt_speed_time_day = u32(v); })},
       {"rpc-port", num("rpc-port", [&](double v) { c.rpc_port = u16(v); })},
       {"peer-port", num("peer-port", [&](double v) { c.peer_port = u16(v); })},
       {"speed-limit-down", num("speed-limit-down", [&](double v) { c.speed_limit_down = kb(v); })},

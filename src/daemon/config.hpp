@@ -56,6 +56,24 @@ struct daemon_config {
   std::uint32_t idle_seeding_limit = 30;  // minutes
   bool idle_seeding_limit_enabled = false;
   bool start_added_torrents = true;
+  // Downloads in progress live here and move to their folder once complete.
+  fs::path incomplete_dir;
+  bool incomplete_dir_enabled = false;
+  // .torrent files dropped here are added, then renamed NAME.added (NAME.invalid if they
+  // do not parse).
+  fs::path watch_dir;
+  bool watch_dir_enabled = false;
+  // A program run when a torrent completes: argv[0] only, no shell; the torrent's facts
+  // in TR_* environment variables, as Transmission sets them.
+  std::string script_torrent_done_filename;
+  bool script_torrent_done_enabled = false;
+  // Turtle schedule: alt speeds switch on at `begin` and off at `end` (minutes after local
+  // midnight; end < begin spans midnight) on the days of the mask (Sunday 1, Monday 2, ...
+  // Saturday 64).
+  bool alt_speed_time_enabled = false;
+  std::uint32_t alt_speed_time_begin = 540;
+  std::uint32_t alt_speed_time_end = 1020;
+  std::uint32_t alt_speed_time_day = 127;
   std::uint32_t peer_limit_per_torrent = 50;
   std::uint32_t peer_limit_global = 200;
 };
@@ -65,6 +83,10 @@ struct daemon_config {
 [[nodiscard]] result<daemon_config> load_config(const fs::path& file, daemon_config defaults);
 [[nodiscard]] boost::json::object config_json(const daemon_config& c);
 std::error_code save_config(const fs::path& file, const daemon_config& c);
+
+// Whether the turtle schedule puts `minute` (after midnight) of `weekday` (0 Sunday) inside
+// its window.
+[[nodiscard]] bool in_turtle_window(const daemon_config& c, int weekday, std::uint32_t minute);
 
 // The same from text (a settings file's contents).
 [[nodiscard]] result<daemon_config> parse_config(std::string_view text, daemon_config defaults);

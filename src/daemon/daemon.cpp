@@ -2,10 +2,15 @@
 // (security checks, Transmission RPC, web UI files).
 #include "daemon/daemon.hpp"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <random>
 
@@ -87,6 +92,12 @@ daemon::~daemon() {
 
 result<bool> daemon::start() {
   std::error_code ec;
+  // The folders the server's owner named (flags, settings.json) are the allowed roots; RPC
+  // clients may choose folders inside them only (session-set too).
+  for (const auto& d : {cfg_.download_dir, cfg_.incomplete_dir}) {
+    if (!d.empty() && std::find(cfg_.allowed_dirs.begin(), cfg_.allowed_dirs.end(), d) == cfg_.allowed_dirs.end())
+      cfg_.allowed_dirs.push_back(d);
+  }
   for (const auto& d : {cfg_.state_dir, torrents_dir(), resume_dir(), cfg_.download_dir}) {
     fs::create_directories(d, ec);
     if (ec) return error{errc::io, d.string() + ": cannot create the folder: " + ec.message()};
@@ -123,6 +134,15 @@ result<bool> daemon::start() {
   if (auto p = wire::mse::parse_policy(cfg_.encryption == "tolerated" ? "allowed" : cfg_.encryption))
     st.encryption = *p;
   ses_ = std::make_unique<session>(session_io_, st);
+  // Events are drained on the HTTP thread; one post covers every event queued meanwhile.
+  ses_->set_event_notify([this] {
+    if (!events_posted_.exchange(true)) {
+      asio::post(http_io_, [this] {
+        events_posted_ = false;
+        if (!stopped_) drain_events();
+      });
+    }
+  });
   if (auto lec = ses_->listen()) {
     return error{errc::io, "cannot listen for peers on port " + std::to_string(cfg_.peer_port) + ": " + lec.message() +
                                " (choose another with --port, or --port 0 for any)"};
@@ -130,6 +150,8 @@ result<bool> daemon::start() {
   ses_->start_thread();
   apply_limits();
   load_torrents();
+  tick_timer_.emplace(http_io_);
+  tick();
 
   http_ = std::make_unique<http_server>(http_io_,
                                         [this](const request& r, const tcp::endpoint& p) { return handle_http(r, p); });
@@ -144,6 +166,8 @@ result<bool> daemon::start() {
 }
 
 void daemon::shutdown() {
+  stopped_ = true;
+  if (tick_timer_) tick_timer_->cancel();
   if (http_) http_->stop();
   if (ses_) {
     auto secs = static_cast<std::uint64_t>(
@@ -208,7 +232,6 @@ bool daemon::path_allowed(const fs::path& p) const {
     return ri == r.end() || (std::next(ri) == r.end() && ri->empty());
   };
   if (!p.is_absolute()) return false;
-  if (inside(c.download_dir, p)) return true;
   return std::any_of(c.allowed_dirs.begin(), c.allowed_dirs.end(), [&](const auto& d) { return inside(d, p); });
 }
 
@@ -249,6 +272,7 @@ void daemon::load_torrents() {
   }
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
   std::vector<torrent_params> ps;
+  std::vector<std::string> finals;  // per added params: where it goes once complete
   for (auto& e : entries) {
     next_order_ = std::max(next_order_, e.order + 1);
     auto s = [&](const char* k) {
@@ -274,8 +298,12 @@ void daemon::load_torrents() {
       continue;
     }
     ps.push_back(std::move(tp));
+    finals.push_back(s("final_dir"));
   }
-  if (!ps.empty()) (void)ses_->add_many(std::move(ps));
+  if (ps.empty()) return;
+  auto handles = ses_->add_many(std::move(ps));
+  for (std::size_t i = 0; i < handles.size() && i < finals.size(); ++i)
+    if (!finals[i].empty()) final_dirs_[handles[i].id()] = finals[i];
 }
 
 result<std::string> daemon::fetch_torrent_url(const std::string& url) {
@@ -325,10 +353,13 @@ result<add_outcome> daemon::add(add_request r) {
     name = mag->name.empty() ? hex_of(wire) : mag->name;
   }
   key = hex_of(wire);
-  const fs::path save = r.save_path ? *r.save_path : c.download_dir;
-  if (!path_allowed(save)) {
-    return error{errc::invalid_argument, save.string() + " is outside the allowed download folders"};
+  const fs::path target = r.save_path ? *r.save_path : c.download_dir;
+  if (!path_allowed(target)) {
+    return error{errc::invalid_argument, target.string() + " is outside the allowed download folders"};
   }
+  // With an incomplete folder the data grows there and moves to `target` once complete.
+  const bool staged = c.incomplete_dir_enabled && !c.incomplete_dir.empty() && target != c.incomplete_dir;
+  const fs::path save = staged ? c.incomplete_dir : target;
   // A duplicate answers with the torrent already there.
   auto existing = ses_->call([&]() -> std::optional<add_outcome> {
     if (auto t = ses_->find_torrent(wire)) return add_outcome{t->id(), key, t->status().name, true};
@@ -344,6 +375,7 @@ result<add_outcome> daemon::add(add_request r) {
   json::object add;
   add["order"] = next_order_++;
   add["save_path"] = save.string();
+  if (staged) add["final_dir"] = target.string();
   add["paused"] = paused;
   json::array labels;
   for (const auto& l : r.labels)
@@ -362,6 +394,7 @@ result<add_outcome> daemon::add(add_request r) {
   if (wec) return error{errc::io, "cannot save the torrent in " + torrents_dir().string() + ": " + wec.message()};
   auto h = ses_->add(std::move(tp));
   ++files_added_;
+  if (staged) final_dirs_[h.id()] = target;
   return add_outcome{h.id(), key, name, false};
 }
 
@@ -373,6 +406,255 @@ void daemon::remove(torrent_id id, bool delete_data) {
   fs::remove(torrents_dir() / (key + ".add"), ec);  // first: a kill -9 from here on does not bring it back
   ses_->remove(id, delete_data);
   fs::remove(torrents_dir() / (key + ".torrent"), ec);
+}
+
+// --- housekeeping on the HTTP thread ------------------------------------------------------
+
+void daemon::rewrite_add_file(const std::string& key, const std::function<void(json::object&)>& edit) {
+  const auto file = torrents_dir() / (key + ".add");
+  boost::system::error_code jec;
+  auto v = json::parse(read_file(file), jec);
+  if (jec || !v.is_object()) return;
+  edit(v.as_object());
+  (void)write_file_atomically(file, json::serialize(v) + "\n");
+}
+
+void daemon::drain_events() {
+  for (auto& e : ses_->events().pop()) {
+    ++events_seen_;
+    switch (e.kind) {
+      case event_kind::torrent_finished:
+        on_finished(e.torrent);
+        break;
+      case event_kind::storage_moved:
+        if (moving_.erase(e.torrent)) {
+          final_dirs_.erase(e.torrent);
+          rewrite_add_file(hex_of(e.info_hash), [](json::object& o) {
+            if (auto it = o.find("final_dir"); it != o.end()) {
+              o["save_path"] = it->value();
+              o.erase("final_dir");
+            }
+          });
+          if (program_pending_.erase(e.torrent)) {
+            if (auto st = torrent_handle(ses_.get(), e.torrent).status()) run_done_program(*st);
+          }
+        }
+        break;
+      case event_kind::removed:
+        final_dirs_.erase(e.torrent);
+        moving_.erase(e.torrent);
+        program_pending_.erase(e.torrent);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void daemon::on_finished(torrent_id id) {
+  const auto c = config();
+  const bool program = c.script_torrent_done_enabled && !c.script_torrent_done_filename.empty();
+  if (auto it = final_dirs_.find(id); it != final_dirs_.end()) {
+    if (!moving_.insert(id).second) return;  // already on its way
+    if (program) program_pending_.insert(id);
+    torrent_handle(ses_.get(), id).move_storage(it->second);
+    return;
+  }
+  if (program) {
+    if (auto st = torrent_handle(ses_.get(), id).status()) run_done_program(*st);
+  }
+}
+
+void daemon::run_done_program(const torrent_status& st) {
+  const auto c = config();
+  // argv[0] alone and no shell: a name with spaces or ';' is one argument, never a command.
+  const std::string prog = c.script_torrent_done_filename;
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    if (std::strncmp(*e, "TR_", 3) != 0) env.emplace_back(*e);
+  }
+  char when[64] = "";
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  if (localtime_r(&now, &tm)) std::strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+  std::string labels, trackers;
+  for (const auto& l : st.labels)
+    labels += (labels.empty() ? "" : ",") + l;
+  for (const auto& t : st.trackers)
+    trackers += (trackers.empty() ? "" : ",") + t;
+  env.push_back("TR_APP_VERSION=shoal 0.1.0");
+  env.push_back(std::string("TR_TIME_LOCALTIME=") + when);
+  env.push_back("TR_TORRENT_BYTES_DOWNLOADED=" + std::to_string(st.total_downloaded));
+  env.push_back("TR_TORRENT_DIR=" + st.save_path);
+  env.push_back("TR_TORRENT_HASH=" + hex_of(st.info_hash));
+  env.push_back("TR_TORRENT_ID=" + std::to_string(st.id));
+  env.push_back("TR_TORRENT_LABELS=" + labels);
+  env.push_back("TR_TORRENT_NAME=" + st.name);
+  env.push_back("TR_TORRENT_PRIORITY=0");
+  env.push_back("TR_TORRENT_TRACKERS=" + trackers);
+  std::vector<char*> envp;
+  for (auto& e : env)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg0 = prog;
+  char* argv[] = {arg0.data(), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, prog.c_str(), &fa, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  ++programs_run_;
+  if (rc != 0) {
+    ++program_failures_;
+    std::fprintf(stderr, "shoal daemon: cannot run %s for %s: %s\n", prog.c_str(), st.name.c_str(), std::strerror(rc));
+  }
+}
+
+void daemon::tick() {
+  if (stopped_ || !tick_timer_) return;
+  ++ticks_;
+  // Finished programs: reaped here, their failures counted.
+  int status = 0;
+  while (waitpid(-1, &status, WNOHANG) > 0) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++program_failures_;
+  }
+  const auto c = config();
+  if (c.watch_dir_enabled && !c.watch_dir.empty() && ticks_ % 2 == 0) scan_watch_dir();
+  if (ticks_ % 10 == 1) check_turtle();
+  // A torrent that completed while the daemon was down still owes its move.
+  if (ticks_ % 5 == 0 && !final_dirs_.empty()) {
+    for (const auto& [id, dir] : std::map(final_dirs_)) {
+      if (moving_.count(id)) continue;
+      auto st = torrent_handle(ses_.get(), id).status();
+      if (!st) {
+        final_dirs_.erase(id);
+      } else if (st->state == torrent_state::seeding || (st->total_wanted > 0 && st->have_wanted == st->total_wanted &&
+                                                         st->state != torrent_state::checking)) {
+        moving_.insert(id);
+        torrent_handle(ses_.get(), id).move_storage(dir);
+      }
+    }
+  }
+  tick_timer_->expires_after(std::chrono::seconds(1));
+  tick_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) tick();
+  });
+}
+
+void daemon::scan_watch_dir() {
+  const auto c = config();
+  std::error_code ec;
+  std::map<fs::path, std::pair<std::uintmax_t, fs::file_time_type>> now;
+  std::size_t looked = 0;
+  for (const auto& de : fs::directory_iterator(c.watch_dir, ec)) {
+    if (++looked > 10000) break;  // a folder flooded with files: the rest next time
+    if (de.path().extension() != ".torrent" || !de.is_regular_file(ec)) continue;
+    const auto size = de.file_size(ec);
+    const auto mtime = de.last_write_time(ec);
+    if (ec) continue;
+    now[de.path()] = {size, mtime};
+    // Added only once it stopped changing between two scans (a copy still being written
+    // is left for the next one).
+    auto seen = watch_seen_.find(de.path());
+    if (seen == watch_seen_.end() || seen->second != now[de.path()]) continue;
+    now.erase(de.path());
+    add_request r;
+    bool ok = size <= (16u << 20);
+    if (ok) {
+      r.metainfo = read_file(de.path());
+      auto added = add(std::move(r));
+      ok = added.ok();
+      if (!ok) std::fprintf(stderr, "shoal daemon: %s: %s\n", de.path().c_str(), added.err().detail.c_str());
+    }
+    fs::rename(de.path(), de.path().string() + (ok ? ".added" : ".invalid"), ec);
+  }
+  watch_seen_ = std::move(now);
+}
+
+void daemon::check_turtle() {
+  auto c = config();
+  if (!c.alt_speed_time_enabled) {
+    turtle_window_.reset();
+    return;
+  }
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  if (!localtime_r(&t, &tm)) return;
+  const bool in = in_turtle_window(c, tm.tm_wday, static_cast<std::uint32_t>(tm.tm_hour * 60 + tm.tm_min));
+  // At the window's edges only: between them the user may switch turtle mode by hand.
+  if (turtle_window_ && *turtle_window_ == in) return;
+  turtle_window_ = in;
+  if (c.alt_speed_enabled != in) {
+    c.alt_speed_enabled = in;
+    set_config(c);
+  }
+}
+
+std::string daemon::metrics() {
+  struct counts {
+    std::map<std::string, std::uint64_t> by_state;
+    double down = 0, up = 0;
+    std::uint64_t downloaded = 0, uploaded = 0, peers = 0, torrents = 0;
+    std::size_t dht_nodes = 0, dht_nodes6 = 0;
+  };
+  auto k = ses_->call([this] {
+    counts k;
+    for (const char* st :
+         {"queued", "checking", "fetching_metadata", "downloading", "seeding", "paused", "error", "stopped"})
+      k.by_state[st] = 0;
+    for (const auto& h : ses_->torrents()) {
+      auto t = ses_->find(h.id());
+      if (!t) continue;
+      auto st = t->status();
+      ++k.by_state[std::string(state_name(st.state))];
+      k.down += st.download_rate;
+      k.up += st.upload_rate;
+      k.downloaded += st.downloaded;
+      k.uploaded += st.uploaded;
+      k.peers += st.peers;
+      ++k.torrents;
+    }
+    if (const auto& d = ses_->dht_node()) {
+      auto s = d->stats();
+      k.dht_nodes = s.nodes;
+      k.dht_nodes6 = s.nodes6;
+    }
+    return k;
+  });
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& value,
+                    const std::string& labels = {}) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    out += std::string(name) + labels + " " + value + "\n";
+  };
+  metric("shoal_download_rate_bytes", "gauge", "Payload download rate, bytes per second.",
+         std::to_string(static_cast<std::uint64_t>(k.down)));
+  metric("shoal_upload_rate_bytes", "gauge", "Payload upload rate, bytes per second.",
+         std::to_string(static_cast<std::uint64_t>(k.up)));
+  metric("shoal_downloaded_bytes_total", "counter", "Payload bytes downloaded since the daemon started.",
+         std::to_string(k.downloaded));
+  metric("shoal_uploaded_bytes_total", "counter", "Payload bytes uploaded since the daemon started.",
+         std::to_string(k.uploaded));
+  metric("shoal_peers", "gauge", "Connected peers, all torrents.", std::to_string(k.peers));
+  out += "# HELP shoal_torrents Torrents by state.\n# TYPE shoal_torrents gauge\n";
+  for (const auto& [st, n] : k.by_state)
+    out += "shoal_torrents{state=\"" + st + "\"} " + std::to_string(n) + "\n";
+  metric("shoal_disk_queue_jobs", "gauge", "Jobs waiting for the disk thread.",
+         std::to_string(ses_->disk_pool().queued()));
+  metric("shoal_dht_nodes", "gauge", "Nodes in the DHT routing tables (IPv4 and IPv6).",
+         std::to_string(k.dht_nodes + k.dht_nodes6));
+  if (http_) {
+    const auto& h = http_->stats();
+    metric("shoal_api_requests_total", "counter", "HTTP requests answered (RPC, web UI, metrics).",
+           std::to_string(h.requests));
+    metric("shoal_api_errors_total", "counter", "HTTP answers of 400 and above.", std::to_string(h.errors));
+    metric("shoal_api_clients", "gauge", "Open HTTP connections.", std::to_string(http_->clients()));
+  }
+  metric("shoal_done_programs_total", "counter", "Completion programs started.", std::to_string(programs_run_));
+  metric("shoal_done_program_failures_total", "counter", "Completion programs that could not start or failed.",
+         std::to_string(program_failures_));
+  return out;
 }
 
 bool daemon::host_allowed(std::string_view host) const {
@@ -468,6 +750,9 @@ reply daemon::handle_http(const request& req, const tcp::endpoint& peer) {
       });
     }
     return {std::move(r), {}};
+  }
+  if (path == "/metrics" && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+    return {make_response(req, http::status::ok, metrics(), "text/plain; version=0.0.4; charset=utf-8"), {}};
   }
   if (req.method() == http::verb::get || req.method() == http::verb::head) return serve_file(req);
   return {make_response(req, http::status::not_found, "not found\n"), {}};

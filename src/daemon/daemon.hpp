@@ -4,6 +4,7 @@
 // a thread of its own, reached through session::call.
 #pragma once
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,6 +92,21 @@ class daemon {
   std::optional<response> refuse(const request& req, const tcp::endpoint& peer);
   [[nodiscard]] bool host_allowed(std::string_view host) const;
   reply serve_file(const request& req);
+  // Prometheus text format: rates, totals, peers, torrents by state, DHT nodes, API use.
+  [[nodiscard]] std::string metrics();
+
+  // --- the HTTP thread's housekeeping ---
+  // Session events, taken as they come (set_event_notify posts here): completions run the
+  // done program and the move out of the incomplete folder.
+  void drain_events();
+  void on_finished(torrent_id id);
+  void run_done_program(const torrent_status& st);
+  // Once a second: the watch folder (every 2 s), the turtle schedule, moves still owed to
+  // complete torrents, finished programs reaped.
+  void tick();
+  void scan_watch_dir();
+  void check_turtle();
+  void rewrite_add_file(const std::string& key, const std::function<void(boost::json::object&)>& edit);
 
   asio::io_context& http_io_;
   mutable std::mutex mu_;
@@ -102,6 +119,17 @@ class daemon {
   std::uint64_t next_order_ = 1;
   totals prior_{};
   std::uint64_t files_added_ = 0;
+  std::optional<asio::steady_timer> tick_timer_;
+  std::uint64_t ticks_ = 0;
+  std::atomic<bool> events_posted_{false};
+  // Torrents saved in the incomplete folder: where each goes once complete.
+  std::map<torrent_id, fs::path> final_dirs_;
+  std::set<torrent_id> moving_;           // a move to the final folder is under way
+  std::set<torrent_id> program_pending_;  // the done program waits for that move
+  std::optional<bool> turtle_window_;     // the schedule's last verdict
+  std::map<fs::path, std::pair<std::uintmax_t, std::filesystem::file_time_type>> watch_seen_;
+  std::uint64_t events_seen_ = 0, programs_run_ = 0, program_failures_ = 0;
+  bool stopped_ = false;
   // Brute-force guard: failed logins per address.
   struct failures {
     std::uint32_t count = 0;

@@ -537,20 +537,12 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     out["blocklist-size"] = 0;
     out["blocklist-url"] = "";
     out["cache-size-mb"] = 4;
-    out["incomplete-dir"] = cfg.download_dir.string();
-    out["incomplete-dir-enabled"] = false;
     out["queue-stalled-enabled"] = false;
     out["queue-stalled-minutes"] = 30;
     out["rename-partial-files"] = false;
-    out["script-torrent-done-enabled"] = false;
-    out["script-torrent-done-filename"] = "";
     out["trash-original-torrent-files"] = false;
     out["peer-port-random-on-start"] = false;
     out["utp-enabled"] = ses.settings().transport != peer_transport::tcp;
-    out["alt-speed-time-begin"] = 540;
-    out["alt-speed-time-end"] = 1020;
-    out["alt-speed-time-day"] = 127;
-    out["alt-speed-time-enabled"] = false;
     json::object units;
     units["memory-bytes"] = 1024;
     units["memory-units"] = json::array{"KiB", "MiB", "GiB", "TiB"};
@@ -572,9 +564,9 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
   if (method == "session-set") {
     auto c = cfg;
     if (auto s = get_string(args, "download-dir")) {
-      fs::path p(*s);
-      if (!p.is_absolute()) {
-        result = "download-dir must be an absolute path";
+      fs::path p = fs::path(*s).lexically_normal();
+      if (!p.is_absolute() || !d_.path_allowed(p)) {
+        result = "download-dir must be an absolute path inside the allowed folders";
         return out;
       }
       c.download_dir = p;
@@ -601,6 +593,25 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     flag("lpd-enabled", c.lsd);
     flag("pex-enabled", c.pex);
     flag("port-forwarding-enabled", c.port_mapping);
+    flag("incomplete-dir-enabled", c.incomplete_dir_enabled);
+    flag("script-torrent-done-enabled", c.script_torrent_done_enabled);
+    flag("alt-speed-time-enabled", c.alt_speed_time_enabled);
+    if (auto v = get_u64(args, "alt-speed-time-begin")) c.alt_speed_time_begin = static_cast<std::uint32_t>(*v % 1440);
+    if (auto v = get_u64(args, "alt-speed-time-end")) c.alt_speed_time_end = static_cast<std::uint32_t>(*v % 1440);
+    if (auto v = get_u64(args, "alt-speed-time-day")) c.alt_speed_time_day = static_cast<std::uint32_t>(*v & 127);
+    if (auto s = get_string(args, "incomplete-dir")) {
+      if (!fs::path(*s).is_absolute() || !d_.path_allowed(fs::path(*s).lexically_normal())) {
+        result = "incomplete-dir must be an absolute path inside the allowed folders";
+        return out;
+      }
+      c.incomplete_dir = fs::path(*s).lexically_normal();
+    }
+    // A program to run is a local decision: over RPC it may only be switched off or on
+    // as the settings file names it, never pointed at another program.
+    if (auto s = get_string(args, "script-torrent-done-filename"); s && *s != c.script_torrent_done_filename) {
+      result = "script-torrent-done-filename can only be set in settings.json on the server";
+      return out;
+    }
     if (auto v = get_u64(args, "download-queue-size")) c.download_queue_size = static_cast<std::uint32_t>(*v);
     if (auto v = get_u64(args, "seed-queue-size")) c.seed_queue_size = static_cast<std::uint32_t>(*v);
     if (auto v = get_u64(args, "idle-seeding-limit")) c.idle_seeding_limit = static_cast<std::uint32_t>(*v);
