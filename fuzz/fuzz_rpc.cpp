@@ -7,7 +7,9 @@
 //  - answers to a parsed request (success, error) are valid JSON and carry its id;
 //  - base64: what decodes re-encodes to text that decodes to the same bytes;
 //  - host_part never keeps an upper-case letter;
+//  - forms stay within their bound, multipart parts within the input;
 //  - a settings file that parses saves and reads back with the same RPC port and folder.
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -54,6 +56,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)shoal::daemon::snake_keys(one);
     }
   }
+
+  // qBittorrent's inputs: forms (bounded), multipart bodies, cookies.
+  auto form = shoal::daemon::parse_form(in);
+  FUZZ_CHECK(form.size() <= 1000);
+  if (auto b = shoal::daemon::multipart_boundary(in.substr(0, std::min<std::size_t>(in.size(), 300)))) {
+    FUZZ_CHECK(!b->empty() && b->size() <= 200);
+  }
+  // The boundary is what the first line names ("--BOUNDARY\r\n"), or "B".
+  std::string_view boundary = "B";
+  if (in.size() > 2 && in.substr(0, 2) == "--") {
+    auto eol = in.find("\r\n");
+    if (eol != std::string_view::npos && eol > 2 && eol < 72) boundary = in.substr(2, eol - 2);
+  }
+  if (auto parts = shoal::daemon::parse_multipart(in, boundary)) {
+    FUZZ_CHECK(parts->size() <= 1000);
+    for (const auto& p : *parts)
+      FUZZ_CHECK(p.data.size() <= in.size());
+  }
+  (void)shoal::daemon::cookie_value(in, "SID");
 
   auto cfg = shoal::daemon::parse_config(in, shoal::daemon::daemon_config{});
   if (cfg) {

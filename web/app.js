@@ -1,5 +1,5 @@
-// shoal's web UI: a Transmission RPC client. It polls torrent-get once a second for the
-// list (only the fields it shows) and the selected torrent's files.
+// shoal's web UI: a Transmission RPC client. The list arrives by server-sent events
+// (/events); actions and the selected torrent's files go through the RPC.
 'use strict';
 const RPC = '/transmission/rpc';
 let sessionId = '';
@@ -136,9 +136,7 @@ async function refresh() {
     const r = await rpc('torrent-get', {
       fields: ['id', 'name', 'status', 'percentDone', 'rateDownload', 'rateUpload', 'eta', 'uploadRatio', 'error', 'errorString', 'labels'],
     });
-    torrents = r.torrents.sort((a, b) => a.id - b.id);
-    for (const id of [...selected]) if (!torrents.some((t) => t.id === id)) selected.delete(id);
-    render();
+    apply(r.torrents);
   } catch (e) { say(e.message); }
 }
 
@@ -210,5 +208,19 @@ document.addEventListener('keydown', (e) => {
   else if (e.key === 'v') $('#verify').click();
   else if (e.key === 'Delete') (e.shiftKey ? $('#remove-data') : $('#remove')).click();
 });
+// Live updates are pushed: /events sends the list once a second (server-sent events; the
+// browser reconnects by itself). Actions refresh at once through the RPC.
+let ticks = 0;
+function apply(list) {
+  torrents = list.sort((a, b) => a.id - b.id);
+  for (const id of [...selected]) if (!torrents.some((t) => t.id === id)) selected.delete(id);
+  render();
+  if (selected.size === 1 && !document.hidden && ticks++ % 2 === 0) renderDetails().catch((e) => say(e.message));
+}
 refresh();
-setInterval(() => { refresh(); if (selected.size === 1 && !document.hidden) renderDetails(); }, 1000);
+if (window.EventSource) {
+  const es = new EventSource('/events');
+  es.addEventListener('torrents', (e) => apply(JSON.parse(e.data).torrents));
+} else {
+  setInterval(refresh, 1000);
+}

@@ -17,6 +17,7 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "daemon/qbittorrent_api.hpp"
 #include "daemon/transmission_rpc.hpp"
 #include "lsd/lsd.hpp"
 #include "storage/resume.hpp"
@@ -84,6 +85,7 @@ daemon::daemon(asio::io_context& http_io, daemon_config c) : http_io_(http_io), 
   session_id_ = random_token(48);
   rpc_owner_ = std::make_unique<transmission_rpc>(*this);
   rpc_ = rpc_owner_.get();
+  qb_ = std::make_unique<qbittorrent_api>(*this);
 }
 
 daemon::~daemon() {
@@ -591,6 +593,29 @@ void daemon::check_turtle() {
   }
 }
 
+struct daemon::event_stream {
+  explicit event_stream(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  bool first = true;
+};
+
+asio::awaitable<std::optional<std::string>> daemon::next_event(std::shared_ptr<event_stream> s) {
+  if (!s->first) {
+    s->timer.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await s->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return std::nullopt;
+  }
+  s->first = false;
+  if (stopped_) co_return std::nullopt;
+  json::object args;
+  args["fields"] = json::array{"id",         "name",      "status",      "percentDone",   "rateDownload",
+                               "rateUpload", "eta",       "uploadRatio", "error",         "errorString",
+                               "labels",     "totalSize", "downloadDir", "peersConnected"};
+  std::string result;
+  auto out = rpc_->call("torrent-get", args, result);
+  co_return "event: torrents\ndata: " + json::serialize(out) + "\n\n";
+}
+
 std::string daemon::metrics() {
   struct counts {
     std::map<std::string, std::uint64_t> by_state;
@@ -667,6 +692,8 @@ bool daemon::host_allowed(std::string_view host) const {
 std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& peer) {
   const auto c = config();
   const auto addr = peer.address();
+  const std::string_view target(req.target().data(), req.target().size());
+  const bool qb_path = target.rfind("/api/v2/", 0) == 0;
   // 1. Who may connect: loopback, or anyone once a password is set.
   if (c.rpc_password_hash.empty() && !is_loopback(addr)) {
     return make_response(req, http::status::forbidden,
@@ -680,14 +707,13 @@ std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& 
                          "421: '" + host + "' is not a name of this server; add it to rpc-host-whitelist in " +
                              (c.state_dir / "settings.json").string() + "\n");
   }
-  // 3. Authentication, behind a brute-force guard.
-  if (!c.rpc_password_hash.empty()) {
-    const auto now = std::chrono::steady_clock::now();
-    auto& f = failed_[addr];
-    if (f.until > now) {
+  // 3. Authentication, behind a brute-force guard: HTTP Basic, except for the qBittorrent
+  // API, whose calls carry the SID cookie of auth/login instead (qbittorrent_api checks it).
+  if (!c.rpc_password_hash.empty() && !qb_path) {
+    std::chrono::seconds wait{};
+    if (login_blocked(addr, wait)) {
       auto r = make_response(req, http::status::too_many_requests, "too many failed logins: wait and try again\n");
-      r.set(http::field::retry_after,
-            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(f.until - now).count() + 1));
+      r.set(http::field::retry_after, std::to_string(wait.count() + 1));
       return r;
     }
     bool ok = false;
@@ -697,27 +723,48 @@ std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& 
       if (v.size() > 6 && v.substr(0, 6) == "Basic ") {
         if (auto dec = base64_decode(v.substr(6))) {
           auto colon = dec->find(':');
-          if (colon != std::string::npos && dec->substr(0, colon) == c.rpc_username) {
-            const auto pass = dec->substr(colon + 1);
-            ok = crypto_pwhash_str_verify(c.rpc_password_hash.c_str(), pass.data(), pass.size()) == 0;
-          }
+          if (colon != std::string::npos) ok = check_password(dec->substr(0, colon), dec->substr(colon + 1));
         }
       }
     }
     if (!ok) {
-      // Every failure past the third doubles the wait (1 s, 2 s, 4 s, ... an hour at most). A
-      // request without credentials (a browser's first, to get the challenge) is no failure.
-      if (tried) ++f.count;
-      if (tried && f.count > 3)
-        f.until = now + std::chrono::seconds(std::min<std::uint64_t>(3600, 1ull << std::min(f.count - 4, 12u)));
-      if (failed_.size() > 4096) failed_.erase(failed_.begin());
+      // A request without credentials (a browser's first, to get the challenge) is no failure.
+      if (tried) login_failed(addr);
       auto r = make_response(req, http::status::unauthorized, "401: wrong user name or password\n");
       r.set(http::field::www_authenticate, "Basic realm=\"shoal\"");
       return r;
     }
-    failed_.erase(addr);
+    login_ok(addr);
   }
   return std::nullopt;
+}
+
+bool daemon::check_password(std::string_view user, std::string_view pass) const {
+  const auto c = config();
+  if (c.rpc_password_hash.empty()) return true;
+  return user == c.rpc_username && crypto_pwhash_str_verify(c.rpc_password_hash.c_str(), pass.data(), pass.size()) == 0;
+}
+
+bool daemon::login_blocked(const asio::ip::address& a, std::chrono::seconds& wait) {
+  const auto now = std::chrono::steady_clock::now();
+  auto it = failed_.find(a);
+  if (it == failed_.end() || it->second.until <= now) return false;
+  wait = std::chrono::duration_cast<std::chrono::seconds>(it->second.until - now);
+  return true;
+}
+
+void daemon::login_failed(const asio::ip::address& a) {
+  // Every failure past the third doubles the wait (1 s, 2 s, 4 s, ... an hour at most).
+  if (failed_.size() >= 4096 && !failed_.count(a)) failed_.erase(failed_.begin());
+  auto& f = failed_[a];
+  ++f.count;
+  if (f.count > 3)
+    f.until = std::chrono::steady_clock::now() +
+              std::chrono::seconds(std::min<std::uint64_t>(3600, 1ull << std::min(f.count - 4, 12u)));
+}
+
+void daemon::login_ok(const asio::ip::address& a) {
+  failed_.erase(a);
 }
 
 reply daemon::handle_http(const request& req, const tcp::endpoint& peer) {
@@ -750,6 +797,15 @@ reply daemon::handle_http(const request& req, const tcp::endpoint& peer) {
       });
     }
     return {std::move(r), {}};
+  }
+  if (path.rfind("/api/v2/", 0) == 0) return {qb_->handle(req, path.substr(8), peer), {}};
+  if (path == "/events" && req.method() == http::verb::get) {
+    reply r{make_response(req, http::status::ok, ""), stream_reply{}};
+    r.stream->head = make_response(req, http::status::ok, "", "text/event-stream");
+    r.stream->head.set(http::field::cache_control, "no-cache");
+    auto st = std::make_shared<event_stream>(http_io_);
+    r.stream->next = [this, st] { return next_event(st); };
+    return r;
   }
   if (path == "/metrics" && (req.method() == http::verb::get || req.method() == http::verb::head)) {
     return {make_response(req, http::status::ok, metrics(), "text/plain; version=0.0.4; charset=utf-8"), {}};

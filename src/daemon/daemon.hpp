@@ -81,6 +81,14 @@ class daemon {
     std::uint64_t uploaded = 0, downloaded = 0, files_added = 0, seconds_active = 0, session_count = 0;
   };
   [[nodiscard]] totals cumulative() const;
+  // Logins (Basic for the RPC, auth/login for the qBittorrent API), behind one guard: after
+  // three failures an address waits 1 s, 2 s, 4 s ... up to an hour.
+  [[nodiscard]] bool check_password(std::string_view user, std::string_view pass) const;
+  bool login_blocked(const asio::ip::address& a, std::chrono::seconds& wait);
+  void login_failed(const asio::ip::address& a);
+  void login_ok(const asio::ip::address& a);
+  [[nodiscard]] bool has_password() const { return !config().rpc_password_hash.empty(); }
+  [[nodiscard]] const fs::path& state_dir() const { return cfg_.state_dir; }
 
  private:
   fs::path torrents_dir() const { return cfg_.state_dir / "torrents"; }
@@ -92,6 +100,10 @@ class daemon {
   std::optional<response> refuse(const request& req, const tcp::endpoint& peer);
   [[nodiscard]] bool host_allowed(std::string_view host) const;
   reply serve_file(const request& req);
+  // GET /events: server-sent events, one "torrents" event a second with the web UI's list
+  // fields (the same JSON as torrent-get), until the client goes away.
+  struct event_stream;
+  asio::awaitable<std::optional<std::string>> next_event(std::shared_ptr<event_stream> s);
   // Prometheus text format: rates, totals, peers, torrents by state, DHT nodes, API use.
   [[nodiscard]] std::string metrics();
 
@@ -138,6 +150,7 @@ class daemon {
   std::map<asio::ip::address, failures> failed_;
   class transmission_rpc* rpc_ = nullptr;
   std::unique_ptr<class transmission_rpc> rpc_owner_;
+  std::unique_ptr<class qbittorrent_api> qb_;
 };
 
 }  // namespace shoal::daemon

@@ -121,6 +121,7 @@ asio::awaitable<void> http_server::serve(std::shared_ptr<beast::tcp_stream> s, t
       auto& head = rep.stream->head;
       head.version(11);
       head.keep_alive(false);
+      head.erase(http::field::content_length);
       head.chunked(true);
       http::response_serializer<http::string_body> sr(head);
       s->expires_never();

@@ -421,4 +421,139 @@ json::value rpc_answer(const rpc_call& call, const std::string& result, json::ob
   return r;
 }
 
+// --- qBittorrent's forms ------------------------------------------------------------------------
+
+namespace {
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+std::string url_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+// A header parameter (name="value" or name=value) from a header value.
+std::optional<std::string> header_param(std::string_view v, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < v.size()) {
+    auto semi = v.find(';', pos);
+    auto item = v.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+    pos = semi == std::string_view::npos ? v.size() : semi + 1;
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+      item.remove_prefix(1);
+    auto eq = item.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (lower(item.substr(0, eq)) != name) continue;
+    auto val = item.substr(eq + 1);
+    if (val.size() >= 2 && val.front() == '"' && val.back() == '"') val = val.substr(1, val.size() - 2);
+    return std::string(val);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+std::map<std::string, std::string> parse_form(std::string_view text) {
+  std::map<std::string, std::string> out;
+  std::size_t pos = 0, n = 0;
+  while (pos <= text.size() && n < 1000) {
+    auto amp = text.find('&', pos);
+    auto item = text.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+    if (!item.empty()) {
+      auto eq = item.find('=');
+      out[url_decode(item.substr(0, eq))] =
+          eq == std::string_view::npos ? std::string() : url_decode(item.substr(eq + 1));
+      ++n;
+    }
+    if (amp == std::string_view::npos) break;
+    pos = amp + 1;
+  }
+  return out;
+}
+
+std::optional<std::string> multipart_boundary(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  if (lower(content_type.substr(0, semi)).find("multipart/form-data") == std::string::npos) return std::nullopt;
+  if (semi == std::string_view::npos) return std::nullopt;
+  auto b = header_param(content_type.substr(semi + 1), "boundary");
+  if (!b || b->empty() || b->size() > 200) return std::nullopt;
+  return b;
+}
+
+std::optional<std::vector<form_part>> parse_multipart(std::string_view body, std::string_view boundary) {
+  if (boundary.empty()) return std::nullopt;
+  const std::string delim = "--" + std::string(boundary);
+  std::vector<form_part> parts;
+  auto pos = body.find(delim);
+  if (pos == std::string_view::npos) return std::nullopt;
+  pos += delim.size();
+  while (true) {
+    if (body.substr(pos, 2) == "--") return parts;  // the closing delimiter
+    if (body.substr(pos, 2) != "\r\n") return std::nullopt;
+    pos += 2;
+    const auto head_end = body.find("\r\n\r\n", pos);
+    if (head_end == std::string_view::npos) return std::nullopt;
+    form_part part;
+    auto head = body.substr(pos, head_end - pos);
+    std::size_t hp = 0;
+    while (hp <= head.size()) {
+      auto eol = head.find("\r\n", hp);
+      auto line = head.substr(hp, eol == std::string_view::npos ? std::string_view::npos : eol - hp);
+      auto colon = line.find(':');
+      if (colon != std::string_view::npos) {
+        auto key = lower(line.substr(0, colon));
+        auto val = line.substr(colon + 1);
+        while (!val.empty() && val.front() == ' ')
+          val.remove_prefix(1);
+        if (key == "content-disposition") {
+          part.name = header_param(val, "name").value_or("");
+          part.filename = header_param(val, "filename").value_or("");
+        } else if (key == "content-type") {
+          part.content_type = std::string(val);
+        }
+      }
+      if (eol == std::string_view::npos) break;
+      hp = eol + 2;
+    }
+    const auto data_start = head_end + 4;
+    const auto next = body.find("\r\n" + delim, data_start);
+    if (next == std::string_view::npos) return std::nullopt;
+    part.data = std::string(body.substr(data_start, next - data_start));
+    parts.push_back(std::move(part));
+    if (parts.size() > 1000) return std::nullopt;
+    pos = next + 2 + delim.size();
+  }
+}
+
+std::optional<std::string> cookie_value(std::string_view header, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    auto semi = header.find(';', pos);
+    auto item = header.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+    pos = semi == std::string_view::npos ? header.size() : semi + 1;
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    auto eq = item.find('=');
+    if (eq != std::string_view::npos && item.substr(0, eq) == name) return std::string(item.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
 }  // namespace shoal::daemon

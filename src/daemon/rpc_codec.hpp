@@ -5,10 +5,12 @@
 
 #include <boost/json.hpp>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -62,5 +64,20 @@ struct id_selection {
   std::set<std::string> hashes;  // lower-case hex
 };
 [[nodiscard]] result<id_selection> parse_ids(const boost::json::object& args);
+
+// --- the qBittorrent Web API's inputs ---
+// application/x-www-form-urlencoded (a POST body or a query string): '+' is a space, %XX a
+// byte; at most 1000 fields, later duplicates replace earlier ones.
+[[nodiscard]] std::map<std::string, std::string> parse_form(std::string_view text);
+// multipart/form-data: each part's name, file name, content type and bytes; nullopt when
+// the body does not follow the boundary (at most 1000 parts).
+struct form_part {
+  std::string name, filename, content_type, data;
+};
+[[nodiscard]] std::optional<std::vector<form_part>> parse_multipart(std::string_view body, std::string_view boundary);
+// The boundary parameter of a multipart Content-Type.
+[[nodiscard]] std::optional<std::string> multipart_boundary(std::string_view content_type);
+// One cookie's value from a Cookie header.
+[[nodiscard]] std::optional<std::string> cookie_value(std::string_view header, std::string_view name);
 
 }  // namespace shoal::daemon

@@ -19,6 +19,31 @@ namespace shoal::daemon {
 
 namespace json = boost::json;
 
+// Files a Transmission client sees: the real ones (BEP 47 pad files left out), by index.
+std::vector<std::uint32_t> visible_files(const metainfo& m) {
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t i = 0; i < m.files.size(); ++i)
+    if (!m.files[i].pad) out.push_back(i);
+  return out;
+}
+
+std::uint64_t file_bytes_done(torrent& t, std::uint32_t f) {
+  const auto& fs = t.files();
+  const auto& fe = fs.files()[f];
+  if (fe.size == 0) return 0;
+  auto [a, b] = fs.file_pieces(f);
+  const auto& have = t.picker().have_bits();
+  std::uint64_t done = 0;
+  for (std::uint32_t p = a; p < b; ++p) {
+    if (!have.get(p)) continue;
+    const std::uint64_t ps = static_cast<std::uint64_t>(p) * fs.piece_length();
+    const std::uint64_t pe = ps + fs.piece_size(p);
+    const std::uint64_t lo = std::max(ps, fe.offset), hi = std::min(pe, fe.offset + fe.size);
+    if (hi > lo) done += hi - lo;
+  }
+  return done;
+}
+
 namespace {
 
 // Transmission's torrent status numbers.
@@ -77,31 +102,6 @@ int tr_priority(std::uint8_t p) {
   if (p == 0) return 0;
   if (p <= 2) return -1;
   return p >= 6 ? 1 : 0;
-}
-
-// Files a Transmission client sees: the real ones (BEP 47 pad files left out), by index.
-std::vector<std::uint32_t> visible_files(const metainfo& m) {
-  std::vector<std::uint32_t> out;
-  for (std::uint32_t i = 0; i < m.files.size(); ++i)
-    if (!m.files[i].pad) out.push_back(i);
-  return out;
-}
-
-std::uint64_t file_bytes_done(torrent& t, std::uint32_t f) {
-  const auto& fs = t.files();
-  const auto& fe = fs.files()[f];
-  if (fe.size == 0) return 0;
-  auto [a, b] = fs.file_pieces(f);
-  const auto& have = t.picker().have_bits();
-  std::uint64_t done = 0;
-  for (std::uint32_t p = a; p < b; ++p) {
-    if (!have.get(p)) continue;
-    const std::uint64_t ps = static_cast<std::uint64_t>(p) * fs.piece_length();
-    const std::uint64_t pe = ps + fs.piece_size(p);
-    const std::uint64_t lo = std::max(ps, fe.offset), hi = std::min(pe, fe.offset + fe.size);
-    if (hi > lo) done += hi - lo;
-  }
-  return done;
 }
 
 std::string host_of(const std::string& url) {

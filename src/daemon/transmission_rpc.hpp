@@ -6,10 +6,18 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "session/torrent.hpp"
 
 namespace shoal::daemon {
 
 class daemon;
+
+// Files a client sees: the real ones (BEP 47 pad files left out), as indices into the
+// metainfo's list; and the verified bytes of one file (network thread).
+[[nodiscard]] std::vector<std::uint32_t> visible_files(const metainfo& m);
+[[nodiscard]] std::uint64_t file_bytes_done(torrent& t, std::uint32_t f);
 
 class transmission_rpc {
  public:

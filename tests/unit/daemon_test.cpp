@@ -124,6 +124,40 @@ TEST(DaemonCodec, TorrentSelections) {
   EXPECT_FALSE(parse_ids(json::parse(R"({"ids":[true]})").as_object()));
 }
 
+TEST(DaemonCodec, FormsMultipartAndCookies) {
+  auto f = parse_form("hashes=a%7Cb&category=tv+shows&flag&empty=&bad=%zz%4");
+  EXPECT_EQ(f["hashes"], "a|b");
+  EXPECT_EQ(f["category"], "tv shows");
+  EXPECT_EQ(f.count("flag"), 1u);
+  EXPECT_EQ(f["empty"], "");
+  EXPECT_EQ(f["bad"], "%zz%4");  // broken escapes are kept as they are
+  std::string many;
+  for (int i = 0; i < 2000; ++i)
+    many += "k" + std::to_string(i) + "=v&";
+  EXPECT_EQ(parse_form(many).size(), 1000u);  // bounded
+
+  EXPECT_EQ(multipart_boundary("multipart/form-data; boundary=----abc"), std::optional<std::string>("----abc"));
+  EXPECT_EQ(multipart_boundary("multipart/form-data; boundary=\"q r\""), std::optional<std::string>("q r"));
+  EXPECT_FALSE(multipart_boundary("application/json"));
+  const std::string body =
+      "--B\r\nContent-Disposition: form-data; name=\"category\"\r\n\r\ntv\r\n"
+      "--B\r\nContent-Disposition: form-data; name=\"torrents\"; filename=\"a.torrent\"\r\n"
+      "Content-Type: application/x-bittorrent\r\n\r\nd4:infoe\r\n--B--\r\n";
+  auto parts = parse_multipart(body, "B");
+  ASSERT_TRUE(parts);
+  ASSERT_EQ(parts->size(), 2u);
+  EXPECT_EQ((*parts)[0].name, "category");
+  EXPECT_EQ((*parts)[0].data, "tv");
+  EXPECT_EQ((*parts)[1].filename, "a.torrent");
+  EXPECT_EQ((*parts)[1].content_type, "application/x-bittorrent");
+  EXPECT_EQ((*parts)[1].data, "d4:infoe");
+  EXPECT_FALSE(parse_multipart("--B\r\nno end", "B"));
+  EXPECT_FALSE(parse_multipart(body, "C"));
+
+  EXPECT_EQ(cookie_value("a=1; SID=xyz; b=2", "SID"), std::optional<std::string>("xyz"));
+  EXPECT_FALSE(cookie_value("SIDX=1", "SID"));
+}
+
 TEST(DaemonConfig, ReadsSavesAndRefusesWrongTypes) {
   temp_dir dir;
   daemon_config c;
@@ -305,6 +339,61 @@ TEST(Daemon, AddGetRemoveAndRestart) {
   f.d.reset();
   f.start();
   EXPECT_TRUE(f.d->ses().status_all().empty());
+}
+
+TEST(Daemon, QbittorrentApiAddInfoAndSession) {
+  daemon_fixture f([](daemon_config& c) {
+    c.rpc_username = "u";
+    c.rpc_password_hash = hash_password("pw");
+  });
+  const auto t = torrent_bytes(f.dir.path / "src", "q.bin", 40000, 5);
+  auto call = [&](http::verb v, const std::string& target, const std::string& body = "", const std::string& cookie = "",
+                  const std::string& ctype = "application/x-www-form-urlencoded") {
+    request req{v, target, 11};
+    req.set(http::field::host, "127.0.0.1:9091");
+    if (!cookie.empty()) req.set(http::field::cookie, cookie);
+    if (!body.empty()) req.set(http::field::content_type, ctype);
+    req.body() = body;
+    req.prepare_payload();
+    return f.d->handle_http(req, f.local).resp;
+  };
+  EXPECT_EQ(call(http::verb::get, "/api/v2/torrents/info").result_int(), 403);  // no SID
+  EXPECT_EQ(call(http::verb::post, "/api/v2/auth/login", "username=u&password=no").body(), "Fails.");
+  auto login = call(http::verb::post, "/api/v2/auth/login", "username=u&password=pw");
+  ASSERT_EQ(login.body(), "Ok.");
+  const std::string set_cookie(login[http::field::set_cookie]);
+  ASSERT_EQ(set_cookie.rfind("SID=", 0), 0u);
+  const auto sid = set_cookie.substr(0, set_cookie.find(';'));
+  EXPECT_EQ(call(http::verb::post, "/api/v2/torrents/createCategory", "category=tv", sid).result_int(), 200);
+  const std::string mp =
+      "--X\r\nContent-Disposition: form-data; name=\"category\"\r\n\r\ntv\r\n"
+      "--X\r\nContent-Disposition: form-data; name=\"paused\"\r\n\r\ntrue\r\n"
+      "--X\r\nContent-Disposition: form-data; name=\"torrents\"; filename=\"q.torrent\"\r\n\r\n" +
+      t + "\r\n--X--\r\n";
+  auto added = call(http::verb::post, "/api/v2/torrents/add", mp, sid, "multipart/form-data; boundary=X");
+  EXPECT_EQ(added.body(), "Ok.");
+  auto info = json::parse(call(http::verb::get, "/api/v2/torrents/info?category=tv", "", sid).body());
+  ASSERT_EQ(info.as_array().size(), 1u);
+  EXPECT_EQ(info.at(0).at("name"), json::value("q.bin"));
+  EXPECT_EQ(info.at(0).at("state"), json::value("pausedDL"));
+  EXPECT_EQ(info.at(0).at("category"), json::value("tv"));
+  // The category is a label Transmission clients see too.
+  auto treq = f.post(R"({"method":"torrent-get","arguments":{"fields":["labels"]}})");
+  treq.set(http::field::authorization, "Basic " + base64_encode("u:pw"));  // the RPC takes Basic, not the SID
+  auto tr = json::parse(f.d->handle_http(treq, f.local).resp.body());
+  EXPECT_EQ(tr.at("arguments").at("torrents").at(0).at("labels"), json::parse(R"(["tv"])"));
+  // A foreign Referer is refused, even with the SID.
+  request csrf{http::verb::post, "/api/v2/torrents/delete", 11};
+  csrf.set(http::field::host, "127.0.0.1:9091");
+  csrf.set(http::field::cookie, sid);
+  csrf.set(http::field::referer, "http://evil.example/x");
+  csrf.body() = "hashes=all&deleteFiles=true";
+  csrf.prepare_payload();
+  EXPECT_EQ(f.d->handle_http(csrf, f.local).resp.result_int(), 401);
+  EXPECT_EQ(f.d->ses().status_all().size(), 1u);
+  // Logged out, the SID opens nothing.
+  call(http::verb::post, "/api/v2/auth/logout", "", sid);
+  EXPECT_EQ(call(http::verb::get, "/api/v2/torrents/info", "", sid).result_int(), 403);
 }
 
 TEST(Daemon, JsonRpcDialectAndNotifications) {

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""shoal's web UI in headless Chromium (playwright-core, tests/web/ui_test.mjs) against a
+daemon whose magnet is seeded by libtorrent (the daemon limited to 1.5 MB/s, so progress
+is seen moving): add,
+live progress, pause, resume, a file's priority, a phone-sized viewport (light and dark),
+remove with data. The daemon's own view is checked after each step through the RPC, and
+the screenshots are kept in --shots (build/test-artifacts/web under ctest).
+
+Usage: web_ui_test.py --shoal PATH [--shots DIR]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+
+import harness as h
+from daemon_test import Rpc, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DRIVER = os.path.join(HERE, "..", "web", "ui_test.mjs")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shoal", required=True)
+    ap.add_argument("--shots", default="")
+    args = ap.parse_args()
+    run = h.Run(args.shoal, "web-ui")
+    try:
+        missing = [p for p in ("/usr/bin/chromium", os.path.join(HERE, "..", "web", "node_modules", "playwright-core"))
+                   if not os.path.exists(p)]
+        if missing:
+            run.check("Chromium and playwright-core are installed (scripts/install-deps, scripts/run-tests)", False,
+                      f"missing: {missing}")
+            return run.finish()
+        src = run.path("src")
+        h.write_random(os.path.join(src, "show", "episode1.mkv"), 3 << 20, seed=51)
+        h.write_random(os.path.join(src, "show", "episode2.mkv"), 3 << 20, seed=52)
+        info = h.shoal_create(run, os.path.join(src, "show"), run.path("show.torrent"), "--v1", "--piece-size", "64KiB")
+        tracker = h.start_opentracker(run, [info["info_hash_v1"]])
+        announce = f"http://127.0.0.1:{tracker}/announce"
+        info = h.shoal_create(run, os.path.join(src, "show"), run.path("show.torrent"), "--v1", "--piece-size", "64KiB",
+                              "-t", announce)
+        h.lt_peer(run, "seed", run.path("show.torrent"), src, h.free_port(), "lt-seed.log", seconds=600)
+        dl, rpc_port = run.path("dl"), h.free_port()
+        # Loopback moves 6 MiB in a blink (libtorrent does not limit local peers): the daemon's
+        # own download limit makes the transfer last seconds, so the page can show it moving.
+        os.makedirs(run.path("state"))
+        with open(run.path("state", "settings.json"), "w") as f:
+            json.dump({"speed-limit-down": 1500, "speed-limit-down-enabled": True}, f)
+        run.spawn([run.shoal, "daemon", "--state-dir", run.path("state"), "--download-dir", dl, "--rpc-port",
+                   str(rpc_port), "--port", str(h.free_port()), "--local", "--no-dht", "--no-lsd"], "daemon.log")
+        h.wait_listening(rpc_port)
+        shots = args.shots or run.path("shots")
+        if os.path.isdir(shots):
+            shutil.rmtree(shots)
+        magnet = f"magnet:?xt=urn:btih:{info['info_hash_v1']}&dn=show&tr={announce}"
+        try:
+            r = subprocess.run(["node", DRIVER, "--url", f"http://127.0.0.1:{rpc_port}/", "--magnet", magnet,
+                                "--shots", shots], capture_output=True, text=True, timeout=240)
+            out, err = r.stdout, r.stderr
+        except subprocess.TimeoutExpired as e:
+            out, err = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
+        steps = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        for s in steps:
+            run.check(f"web UI: {s['step']}", s["ok"], s.get("detail", ""))
+        run.check("web UI: every step ran", any(s["step"] == "no script errors on the page" for s in steps),
+                  (out + err)[-800:])
+        rpc = Rpc(rpc_port)
+        run.check("the removal deleted the torrent and its data",
+                  bool(wait_for(lambda: rpc.torrents(["id"]) == [] and not os.path.exists(os.path.join(dl, "show")), 15)),
+                  str(rpc.torrents(["id", "name"])))
+        pngs = sorted(os.listdir(shots)) if os.path.isdir(shots) else []
+        run.check("screenshots saved (desktop, details, phone light and dark)",
+                  {"complete.png", "details.png", "phone.png", "phone-dark.png"} <= set(pngs)
+                  and all(os.path.getsize(os.path.join(shots, p)) > 5000 for p in pngs), f"{shots}: {pngs}")
+    finally:
+        return run.finish()
+
+
+if __name__ == "__main__":
+    h.main_guard(main)
