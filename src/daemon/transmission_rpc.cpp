@@ -760,26 +760,46 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     const bool table = get_string(args, "format").value_or("objects") == "table";
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     json::array torrents = ses.call([&]() {
+      // Only the torrents asked for: a client polling one id does not pay for 10,000.
+      std::vector<std::shared_ptr<torrent>> pick;
+      if (sel->all || sel->recent) {
+        auto hs = ses.torrents();
+        pick.reserve(hs.size());
+        for (const auto& h : hs)
+          if (auto t = ses.find(h.id())) pick.push_back(std::move(t));
+      } else {
+        for (auto id : sel->ids)
+          if (auto t = ses.find(id)) pick.push_back(std::move(t));
+        for (const auto& hex : sel->hashes) {
+          auto raw = from_hex(hex);
+          if (!raw || raw->size() != 20) continue;
+          sha1_digest d{};
+          std::copy_n(raw->begin(), 20, d.begin());
+          if (auto t = ses.find_torrent(d)) pick.push_back(std::move(t));
+        }
+        std::sort(pick.begin(), pick.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
+        pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
+      }
       json::array arr;
+      arr.reserve(pick.size() + 1);
       if (table) {
         json::array head;
         for (const auto& f : fields)
           head.emplace_back(f);
         arr.emplace_back(std::move(head));
       }
-      for (const auto& h : ses.torrents()) {
-        auto t = ses.find(h.id());
-        if (!t) continue;
+      for (const auto& t : pick) {
         auto st = t->status();
-        if (!selected(*sel, st)) continue;
+        if (sel->recent && !selected(*sel, st)) continue;
         torrent_view v{*t, st, now};
         if (table) {
           json::array row;
+          row.reserve(fields.size());
           for (const auto& f : fields)
             row.emplace_back(field(v, f, cfg));
           arr.emplace_back(std::move(row));
         } else {
-          json::object o;
+          json::object o(fields.size());
           for (const auto& f : fields) {
             auto val = field(v, f, cfg);
             if (!val.is_null()) o[f] = std::move(val);
