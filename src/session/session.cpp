@@ -369,7 +369,13 @@ void session::queue_move(torrent_id id, std::uint32_t position) {
     queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
     const auto at = std::min<std::size_t>(position, queue_.size());
     queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(at), t);
-    renumber_queue();
+    // The torrents whose place changed keep it across a restart: their resume data is
+    // written now (the queue is rebuilt from it at the next start).
+    for (std::size_t i = 0; i < queue_.size(); ++i) {
+      if (queue_[i]->queue_position() == i) continue;
+      queue_[i]->set_queue_position(static_cast<std::uint32_t>(i));
+      queue_[i]->save_settings();
+    }
     queue_changed();
   });
 }

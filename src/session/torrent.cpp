@@ -675,6 +675,10 @@ void torrent::set_goals(const seed_goals& g) {
   check_goals();
 }
 
+void torrent::save_settings() {
+  if (loaded_) save_resume();
+}
+
 void torrent::set_labels(std::vector<std::string> labels) {
   labels_ = std::move(labels);
   save_resume();

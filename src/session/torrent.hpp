@@ -197,6 +197,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] bool would_seed() const { return picker_ && picker_->wanted_complete(); }
   [[nodiscard]] std::uint32_t queue_position() const { return queue_position_; }
   void set_queue_position(std::uint32_t q) { queue_position_ = q; }
+  // Writes the resume data now (a user moved it in the queue), once it has been read.
+  void save_settings();
   void activate();
   void begin_check();
   // Back to the queue (a slot was taken away): peers closed, trackers told, resume saved.
