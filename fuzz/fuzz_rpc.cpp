@@ -8,6 +8,7 @@
 //  - base64: what decodes re-encodes to text that decodes to the same bytes;
 //  - host_part never keeps an upper-case letter;
 //  - forms stay within their bound, multipart parts within the input;
+//  - feed items are bounded, each with a link and an id;
 //  - a settings file that parses saves and reads back with the same RPC port and folder.
 #include <algorithm>
 #include <boost/json.hpp>
@@ -18,6 +19,7 @@
 
 #include "check.hpp"
 #include "daemon/config.hpp"
+#include "daemon/feed.hpp"
 #include "daemon/rpc_codec.hpp"
 
 namespace json = boost::json;
@@ -75,6 +77,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(p.data.size() <= in.size());
   }
   (void)shoal::daemon::cookie_value(in, "SID");
+
+  // Feeds: bounded, every item has a link and an id, titles within 1 KiB.
+  auto items = shoal::daemon::parse_feed(in);
+  FUZZ_CHECK(items.size() <= 10000);
+  for (const auto& it : items)
+    FUZZ_CHECK(!it.link.empty() && !it.id.empty() && it.title.size() <= 1024);
 
   auto cfg = shoal::daemon::parse_config(in, shoal::daemon::daemon_config{});
   if (cfg) {

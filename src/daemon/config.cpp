@@ -164,6 +164,40 @@ std::optional<std::string> read_config(const json::object& o, daemon_config& c) 
     }
     return true;
   };
+  if (auto it = o.find("feeds"); it != o.end()) {
+    if (!it->value().is_array()) return "feeds must be a list of objects";
+    c.feeds.clear();
+    for (const auto& e : it->value().as_array()) {
+      if (!e.is_object()) return "feeds must be a list of objects";
+      const auto& fo = e.as_object();
+      feed_config f;
+      auto fstr = [&](const char* k, std::string& dst) -> bool {
+        auto* v = fo.if_contains(k);
+        if (!v) return true;
+        if (!v->is_string()) return false;
+        dst = std::string(v->as_string());
+        return true;
+      };
+      std::string dir;
+      if (!fstr("url", f.url) || !fstr("include", f.include) || !fstr("exclude", f.exclude) ||
+          !fstr("download-dir", dir))
+        return "feeds: url, include, exclude and download-dir are strings";
+      if (f.url.empty()) return "feeds: each needs a url";
+      f.download_dir = dir;
+      if (auto* v = fo.if_contains("interval")) {
+        if (!v->is_number() || !std::isfinite(v->to_number<double>())) return "feeds: interval is a number of seconds";
+        f.interval = static_cast<std::uint32_t>(std::clamp(v->to_number<double>(), 10.0, 86400.0 * 7));
+      }
+      if (auto* v = fo.if_contains("labels")) {
+        if (!v->is_array()) return "feeds: labels is a list of names";
+        for (const auto& l : v->as_array()) {
+          if (!l.is_string()) return "feeds: labels is a list of names";
+          f.labels.emplace_back(l.as_string());
+        }
+      }
+      if (c.feeds.size() < 100) c.feeds.push_back(std::move(f));
+    }
+  }
   if (!list("rpc-host-whitelist", [&](std::string s) { c.host_whitelist.push_back(s); }))
     return "rpc-host-whitelist must be a list of names";
   if (!list("allowed-dirs", [&](std::string s) { c.allowed_dirs.emplace_back(s); }))
@@ -203,6 +237,19 @@ std::error_code save_config(const fs::path& file, const daemon_config& c) {
   for (const auto& d : c.allowed_dirs)
     dirs.emplace_back(d.string());
   o["rpc-host-whitelist"] = std::move(hosts);
+  json::array feeds;
+  for (const auto& f : c.feeds) {
+    json::array labels;
+    for (const auto& l : f.labels)
+      labels.emplace_back(l);
+    feeds.emplace_back(json::object{{"url", f.url},
+                                    {"include", f.include},
+                                    {"exclude", f.exclude},
+                                    {"download-dir", f.download_dir.string()},
+                                    {"labels", std::move(labels)},
+                                    {"interval", f.interval}});
+  }
+  o["feeds"] = std::move(feeds);
   o["allowed-dirs"] = std::move(dirs);
   return write_file_atomically(file, json::serialize(o) + "\n");
 }

@@ -16,6 +16,17 @@ namespace shoal::daemon {
 
 namespace fs = std::filesystem;
 
+// A followed RSS/Atom feed: its items whose titles pass the filter are added (a .torrent
+// link is fetched, a magnet added as it is) once each; the ids taken are remembered in
+// STATE/feeds.json across restarts.
+struct feed_config {
+  std::string url;
+  std::string include, exclude;  // case-insensitive patterns on titles; empty include: all
+  fs::path download_dir;         // empty: the daemon's
+  std::vector<std::string> labels;
+  std::uint32_t interval = 900;  // seconds between polls (at least 10)
+};
+
 // What the daemon keeps in STATE/settings.json (Transmission's names where it has one).
 struct daemon_config {
   fs::path state_dir;     // settings.json, torrents/, resume/
@@ -74,6 +85,7 @@ struct daemon_config {
   std::uint32_t alt_speed_time_begin = 540;
   std::uint32_t alt_speed_time_end = 1020;
   std::uint32_t alt_speed_time_day = 127;
+  std::vector<feed_config> feeds;  // settings.json only ("feeds"), not over RPC
   std::uint32_t peer_limit_per_torrent = 50;
   std::uint32_t peer_limit_global = 200;
 };

@@ -19,6 +19,7 @@
 #include "core/error.hpp"
 #include "core/hash.hpp"
 #include "daemon/config.hpp"
+#include "daemon/feed.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/rpc_codec.hpp"
 #include "session/session.hpp"
@@ -119,6 +120,11 @@ class daemon {
   void scan_watch_dir();
   void check_turtle();
   void rewrite_add_file(const std::string& key, const std::function<void(boost::json::object&)>& edit);
+  // Feeds: each polled on the session's thread (fetch, parse, filter, fetch the .torrent
+  // files), the results added here; the ids taken saved in STATE/feeds.json.
+  void poll_feeds();
+  void on_feed_result(const feed_config& f, std::vector<feed_pending> got, std::string error);
+  void save_feed_state();
 
   asio::io_context& http_io_;
   mutable std::mutex mu_;
@@ -142,6 +148,10 @@ class daemon {
   std::map<fs::path, std::pair<std::uintmax_t, std::filesystem::file_time_type>> watch_seen_;
   std::uint64_t events_seen_ = 0, programs_run_ = 0, program_failures_ = 0;
   bool stopped_ = false;
+  std::map<std::string, std::set<std::string>> feed_seen_;  // feed URL -> ids taken
+  std::map<std::string, std::chrono::steady_clock::time_point> feed_next_;
+  std::set<std::string> feed_busy_;
+  std::map<std::string, std::string> feed_errors_;  // the last poll's error per feed
   // Brute-force guard: failed logins per address.
   struct failures {
     std::uint32_t count = 0;

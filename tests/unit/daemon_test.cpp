@@ -158,6 +158,37 @@ TEST(DaemonCodec, FormsMultipartAndCookies) {
   EXPECT_FALSE(cookie_value("SIDX=1", "SID"));
 }
 
+TEST(DaemonFeed, ParsesRssAndAtomAndFilters) {
+  auto rss = parse_feed(R"(<rss><channel><title>x</title>
+    <item><title>A &amp; B &#233;</title><link>http://h/a.torrent</link><guid isPermaLink="false">g1</guid></item>
+    <item><title><![CDATA[C <raw>]]></title><enclosure url="http://h/c.torrent" length="1" type="x"/></item>
+    <item><title>no link</title></item>
+    </channel></rss>)");
+  ASSERT_EQ(rss.size(), 2u);
+  EXPECT_EQ(rss[0].title, "A & B \xc3\xa9");
+  EXPECT_EQ(rss[0].link, "http://h/a.torrent");
+  EXPECT_EQ(rss[0].id, "g1");
+  EXPECT_EQ(rss[1].title, "C <raw>");
+  EXPECT_EQ(rss[1].link, "http://h/c.torrent");
+  EXPECT_EQ(rss[1].id, "http://h/c.torrent");  // no guid: the link is the id
+  auto atom = parse_feed(R"(<feed><entry><title>T</title><id>i</id><link href="http://h/page"/>
+    <link rel="enclosure" href="magnet:?xt=urn:btih:00&amp;dn=x"/></entry></feed>)");
+  ASSERT_EQ(atom.size(), 1u);
+  EXPECT_EQ(atom[0].link, "magnet:?xt=urn:btih:00&dn=x");
+  auto f = feed_filter::make("^show\\.s01", "sample");
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(f->matches("Show.S01E01.mkv"));
+  EXPECT_FALSE(f->matches("Show.S01E01.SAMPLE.mkv"));
+  EXPECT_FALSE(f->matches("Other.mkv"));
+  EXPECT_FALSE(feed_filter::make("([", ""));
+  auto cfg = parse_config(R"({"feeds":[{"url":"http://h/f.xml","include":"x","interval":1,"labels":["tv"]}]})",
+                          daemon_config{});
+  ASSERT_TRUE(cfg);
+  ASSERT_EQ(cfg->feeds.size(), 1u);
+  EXPECT_EQ(cfg->feeds[0].interval, 10u);  // at least 10 s
+  EXPECT_FALSE(parse_config(R"({"feeds":[{"include":"x"}]})", daemon_config{}));
+}
+
 TEST(DaemonConfig, ReadsSavesAndRefusesWrongTypes) {
   temp_dir dir;
   daemon_config c;
