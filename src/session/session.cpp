@@ -343,14 +343,27 @@ void session::remove_torrent(torrent_id id, bool delete_data, std::function<void
   queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
   renumber_queue();
   torrent_deactivated(*t);
-  t->stop([this, t, delete_data, done = std::move(done)] {
-    auto finish = [this, t, done] {
-      session_event e;
-      e.kind = event_kind::removed;
-      e.torrent = t->id();
-      e.info_hash = t->wire_hash();
-      post_event(std::move(e));
+  removing_.insert(t);
+  std::weak_ptr<torrent> w = t;
+  t->stop([this, w, delete_data, done = std::move(done)] {
+    auto t = w.lock();
+    if (!t) return;
+    auto finish = [this, w, done] {
+      auto t = w.lock();
+      if (t) {
+        session_event e;
+        e.kind = event_kind::removed;
+        e.torrent = t->id();
+        e.info_hash = t->wire_hash();
+        post_event(std::move(e));
+        removing_.erase(t);
+      }
       if (done) done();
+      if (removing_.empty() && removals_done_) {
+        auto f = std::move(removals_done_);
+        removals_done_ = nullptr;
+        f();
+      }
     };
     t->delete_files(delete_data, [finish](std::error_code) { finish(); });
   });
@@ -782,16 +795,17 @@ void session::stop(std::function<void()> done) {
       finish();
     }
   };
-  auto remaining = std::make_shared<std::size_t>(torrents_.size());
+  auto remaining = std::make_shared<std::size_t>(torrents_.size() + (removing_.empty() ? 0 : 1));
   if (*remaining == 0) {
     all_done();
     return;
   }
-  for (auto& [h, t] : torrents_) {
-    t->stop([remaining, all_done] {
-      if (--*remaining == 0) all_done();
-    });
-  }
+  auto one_done = [remaining, all_done] {
+    if (--*remaining == 0) all_done();
+  };
+  if (!removing_.empty()) removals_done_ = one_done;  // removals under way finish first
+  for (auto& [h, t] : torrents_)
+    t->stop(one_done);
 }
 
 }  // namespace shoal

@@ -236,6 +236,11 @@ class session {
   bool queue_update_posted_ = false;
   bool tick_running_ = false;
   std::vector<std::function<void()>> stop_waiters_;
+  // Torrents being removed (stopping, then deleting their files): owned here until done, so
+  // their callbacks hold them weakly (a stop interrupted by shutdown leaks no cycle), and
+  // stop() waits for them (a removal right before exit still deletes the files).
+  std::set<std::shared_ptr<torrent>> removing_;
+  std::function<void()> removals_done_;
   std::chrono::steady_clock::time_point announce_slot_{}, dht_slot_{};
   std::thread thread_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
