@@ -10,7 +10,10 @@ settings), the way a seedbox restarts. Measured for each, from its own process:
   - peak RSS (VmHWM) after loading and the lists;
   - idle CPU: the share of one core used during 30 s after loading.
 
-Usage: bench/daemon_scale.py --shoal build/shoal [--torrents 10000] [--idle 30] [--json]
+With --web, shoal's web UI is loaded in headless Chromium too: milliseconds until the first
+torrent row shows (median of 3) and how many rows the page holds.
+
+Usage: bench/daemon_scale.py --shoal build/shoal [--torrents 10000] [--idle 30] [--web] [--json]
 """
 import argparse
 import json
@@ -81,7 +84,15 @@ def peak_rss_mb(pid):
     return 0.0
 
 
-def measure(name, argv, port, n, idle, env=None):
+def first_render(port):
+    """The web UI's first render in headless Chromium (tests/web/first_render.mjs)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "web", "first_render.mjs")
+    r = subprocess.run(["node", script, "--url", f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                       timeout=300)
+    return json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-300:]}
+
+
+def measure(name, argv, port, n, idle, env=None, web=False):
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     rpc = Rpc(port)
@@ -107,7 +118,8 @@ def measure(name, argv, port, n, idle, env=None):
         time.sleep(idle)
         cpu = (cpu_seconds(p.pid) - c0) / (time.monotonic() - w0)
         rss = peak_rss_mb(p.pid)
-        return {"daemon": name, "torrents": n, "load_s": round(loaded, 2) if loaded else None,
+        extra = first_render(port) if web else {}
+        return {**extra, "daemon": name, "torrents": n, "load_s": round(loaded, 2) if loaded else None,
                 "list_ms": round(statistics.median(lists) * 1000, 1), "peak_rss_mb": round(rss, 1),
                 "idle_cpu_pct": round(cpu * 100, 2)}
     finally:
@@ -124,6 +136,7 @@ def main():
     ap.add_argument("--torrents", type=int, default=10000)
     ap.add_argument("--idle", type=int, default=30)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--web", action="store_true", help="also time the web UI's first render (Chromium)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="shoal-daemon-scale-")
     try:
@@ -148,7 +161,7 @@ def main():
         port = h.free_port()
         results.append(measure("shoal", [os.path.abspath(args.shoal), "daemon", "--state-dir", state, "--download-dir",
                                          dl, "--rpc-port", str(port), "--port", str(h.free_port()), "--local",
-                                         "--no-dht", "--no-lsd"], port, args.torrents, args.idle))
+                                         "--no-dht", "--no-lsd"], port, args.torrents, args.idle, web=args.web))
         port = h.free_port()
         results.append(measure("transmission-daemon 3.00",
                                ["transmission-daemon", "-f", "-g", cfg, "-p", str(port), "-T", "-O", "-Y", "-M",
@@ -161,7 +174,9 @@ def main():
         else:
             for r in results:
                 print(f"{r['daemon']:26} load {r['load_s']} s  list {r['list_ms']} ms  peak RSS {r['peak_rss_mb']} MB  "
-                      f"idle CPU {r['idle_cpu_pct']} %")
+                      f"idle CPU {r['idle_cpu_pct']} %" +
+                      (f"  web UI first render {r['first_render_ms']} ms ({r['rows_in_page']} rows in the page)"
+                       if "first_render_ms" in r else ""))
             print("transmission / shoal:", ratios)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -55,11 +55,24 @@ function shown() {
     (!labelFilter || (t.labels || []).includes(labelFilter)));
 }
 
+// Only the rows in view (and a few around) are in the page: a list of 10,000 costs what a
+// screenful does. Rows have a fixed height; spacer rows stand for the rest.
+const ROW = 32;
+function spacer(h) {
+  const tr = document.createElement('tr');
+  tr.className = 'spacer';
+  tr.style.height = `${h}px`;
+  return tr;
+}
 function render() {
   const body = $('#list tbody');
-  const rows = shown();
+  const all = shown();
   $('#empty').hidden = torrents.length > 0;
+  const sc = $('#scroller');
+  const first = Math.max(0, Math.floor(sc.scrollTop / ROW) - 10);
+  const rows = all.slice(first, first + Math.ceil((sc.clientHeight || 800) / ROW) + 20);
   const frag = document.createDocumentFragment();
+  if (first > 0) frag.append(spacer(first * ROW));
   for (const t of rows) {
     const tr = document.createElement('tr');
     tr.dataset.id = t.id;
@@ -87,6 +100,8 @@ function render() {
     }
     frag.append(tr);
   }
+  const after = all.length - first - rows.length;
+  if (after > 0) frag.append(spacer(after * ROW));
   body.replaceChildren(frag);
   const down = torrents.reduce((a, t) => a + t.rateDownload, 0);
   const up = torrents.reduce((a, t) => a + t.rateUpload, 0);
@@ -178,9 +193,10 @@ document.addEventListener('drop', (e) => {
   if (e.dataTransfer.files.length) addFiles(e.dataTransfer.files);
   else if (text) { $('#add-link').value = text; $('#add').requestSubmit(); }
 });
+$('#scroller').addEventListener('scroll', () => requestAnimationFrame(render), { passive: true });
 $('#list tbody').addEventListener('click', (e) => {
   const tr = e.target.closest('tr');
-  if (!tr) return;
+  if (!tr || !tr.dataset.id) return;
   const id = +tr.dataset.id;
   if (e.ctrlKey || e.metaKey) { if (selected.has(id)) selected.delete(id); else selected.add(id); } else selected = new Set([id]);
   render(); renderDetails();
