@@ -255,10 +255,15 @@ def main():
 
         # --- move -------------------------------------------------------------------------------------
         rc, out = remote(rpc_port, "-t", "3", "--move", dl2)
-        moved = wait_for(lambda: rpc.torrents(["downloadDir"], ids=[3])[0]["downloadDir"] == dl2, 30)
-        run.check("--move to an allowed folder: downloadDir changes, the file is there",
-                  rc == 0 and bool(moved) and h.same_tree(src, dl2, ["url.bin"])
-                  and not os.path.exists(os.path.join(dl, "url.bin")), out)
+        # The move is asynchronous: the new folder is reported once the copy is complete, and
+        # the old file goes after that; wait for all three.
+        moved = wait_for(lambda: rpc.torrents(["downloadDir"], ids=[3])[0]["downloadDir"] == dl2
+                         and not os.path.exists(os.path.join(dl, "url.bin")) and h.same_tree(src, dl2, ["url.bin"]),
+                         30)
+        run.check("--move to an allowed folder: downloadDir changes, the file is there and gone from the old folder",
+                  rc == 0 and bool(moved),
+                  f"{out} {rpc.torrents(['downloadDir', 'errorString'], ids=[3])} {os.listdir(dl)} "
+                  f"{os.listdir(dl2) if os.path.isdir(dl2) else '-'}")
         rc, out = remote(rpc_port, "-t", "2", "--move", "/tmp")
         run.check("--move outside the allowed folders: refused",
                   "outside the allowed" in out and rpc.torrents(["downloadDir"], ids=[2])[0]["downloadDir"] == dl, out)
