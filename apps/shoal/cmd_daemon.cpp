@@ -55,7 +55,7 @@ fs::path default_state_dir() {
 struct daemon_args {
   std::string config, state_dir, download_dir, rpc_bind;
   int rpc_port = -1, port = -1;
-  bool local = false, no_dht = false, no_lsd = false, set_password = false;
+  bool local = false, no_dht = false, no_lsd = false, set_password = false, verbose = false;
   std::vector<std::string> dht_bootstrap;
   std::string rpc_username;
   std::vector<std::string> allowed_dirs;
@@ -79,6 +79,7 @@ int run_daemon(const daemon_args& a) {
   for (const auto& d : a.allowed_dirs)
     cfg.allowed_dirs.push_back(fs::absolute(d));
   cfg.local = a.local || env_local();
+  cfg.verbose = a.verbose;
   if (a.no_dht) cfg.dht = false;
   if (a.no_lsd) cfg.lsd = false;
   if (!a.dht_bootstrap.empty()) cfg.dht_bootstrap = a.dht_bootstrap;
@@ -174,6 +175,7 @@ runner add_daemon(CLI::App& app) {
   app.add_option("--rpc-username", a->rpc_username, "User name for remote access (with --set-password)");
   app.add_flag("--set-password", a->set_password, "Read a new RPC password from stdin, save its hash, and exit");
   app.add_flag("--local", a->local, "Keep all traffic on loopback and the given addresses (also SHOAL_LOCAL=1)");
+  app.add_flag("--verbose,-v", a->verbose, "Log peers, trackers and checks on stderr, each line naming its torrent");
   app.add_flag("--no-dht", a->no_dht, "Do not use the DHT");
   app.add_flag("--no-lsd", a->no_lsd, "Do not look for peers on the local network");
   app.add_option("--dht-bootstrap", a->dht_bootstrap, "DHT node to start from, HOST:PORT (repeatable)");

@@ -39,6 +39,9 @@ struct daemon_config {
   bool dht = true;
   bool lsd = true;
   bool port_mapping = true;
+  // -v: the engine's log lines (peers, trackers, checks), each naming its torrent, on
+  // stderr; not saved in settings.json.
+  bool verbose = false;
   bool pex = true;
   std::vector<std::string> dht_bootstrap;
   std::string encryption = "preferred";

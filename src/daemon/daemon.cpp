@@ -143,6 +143,7 @@ result<bool> daemon::start() {
   st.max_connections = cfg_.peer_limit_global;
   st.max_active_downloads = cfg_.download_queue_enabled ? cfg_.download_queue_size : 0;
   st.max_active_seeds = cfg_.seed_queue_enabled ? cfg_.seed_queue_size : 0;
+  if (cfg_.verbose) st.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   if (auto p = wire::mse::parse_policy(cfg_.encryption == "tolerated" ? "allowed" : cfg_.encryption))
     st.encryption = *p;
   ses_ = std::make_unique<session>(session_io_, st);

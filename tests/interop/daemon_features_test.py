@@ -74,7 +74,7 @@ def main():
         workdir = run.path("cwd")
         os.makedirs(workdir)
         d = run.spawn([run.shoal, "daemon", "--state-dir", state, "--download-dir", dl, "--rpc-port", str(rpc_port),
-                       "--port", str(h.free_port()), "--local", "--no-dht", "--no-lsd"], "daemon.log", env=env,
+                       "--port", str(h.free_port()), "--local", "--no-dht", "--no-lsd", "-v"], "daemon.log", env=env,
                       cwd=workdir)
 
         def notified(word, timeout=20):
@@ -222,6 +222,10 @@ def main():
         code, hdrs, _ = Rpc(rpc_port).raw("{}")
         run.check("the 409 answer names the RPC version (X-Transmission-Rpc-Version)",
                   code == 409 and hdrs.get("X-Transmission-Rpc-Version") == "6.0.0", str(hdrs))
+
+        log = open(run.path("daemon.log"), "rb").read().decode("utf-8", "replace")
+        run.check("-v: the engine's log lines, each naming its torrent",
+                  "[move.bin] " in log and "[q1.bin] " in log, log[-600:])
 
         d.send_signal(signal.SIGTERM)
         run.check("SIGTERM: STOPPING=1, exit 0", notified("STOPPING=1") and d.wait(30) == 0)
