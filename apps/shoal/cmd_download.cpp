@@ -620,7 +620,8 @@ void add_common(CLI::App& app, transfer_args& a) {
       ->check(CLI::IsMember({"allowed", "preferred", "required", "tolerated"}));
   app.add_option("--transport", a.transport,
                  "Peer transport: tcp, utp (BEP 29 only) or both (default: TCP first, uTP when TCP gets "
-                 "nowhere); with utp or both, uTP is also accepted on UDP at --port, which the DHT then shares")
+                 "nowhere or the peer resets it unanswered); with utp or both, uTP is also accepted on UDP at --port, "
+                 "which the DHT then shares")
       ->check(CLI::IsMember({"tcp", "utp", "both"}));
   app.add_option("--bind", a.bind, "Listen on and connect from this address only (e.g. 192.168.1.5 or ::1)");
   app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");

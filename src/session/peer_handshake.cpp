@@ -17,10 +17,19 @@ namespace shoal {
 
 using namespace peer_detail;
 
+namespace {
+// How a peer that listens on TCP but takes no TCP peers answers: a reset or a close right
+// after the connect, before any byte.
+bool turned_away(const net::error_code& ec) {
+  return ec == asio::error::connection_reset || ec == asio::error::eof || ec == asio::error::broken_pipe;
+}
+}  // namespace
+
 asio::awaitable<bool> peer_connection::encryption_handshake(wire::mse::handshake h, std::string first,
                                                             std::string& why) {
   auto st = first.empty() ? wire::mse::handshake::status::need_more : h.feed(first);
   std::array<char, 1024> buf{};
+  bool got_any = !first.empty();
   for (;;) {
     const std::string out = h.take_output();
     if (!out.empty()) {
@@ -37,9 +46,13 @@ asio::awaitable<bool> peer_connection::encryption_handshake(wire::mse::handshake
     }
     auto [ec, n] = co_await stream_->read_some(asio::buffer(buf));
     if (ec || closed_) {
+      if (outgoing_ && !got_any && turned_away(ec) && std::string_view(stream_->transport()) == "tcp") {
+        session_.learned_tcp_refused(ep_);
+      }
       why = "encryption handshake: " + (ec ? ec.message() : std::string("closed"));
       co_return false;
     }
+    got_any = true;
     st = h.feed(std::string_view(buf.data(), n));
   }
   auto enc = h.take_encryptor();
@@ -182,6 +195,19 @@ asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep)
     // No answer: the peer does not speak MSE at all, another key will not help.
     if (timed_out || closed_) break;
   }
+  if (!closed_ && std::string_view(stream_->transport()) == "tcp" && session_.tcp_refused(ep)) {
+    // The peer turned TCP away before a byte (it listens there but takes uTP peers only):
+    // the same offer over uTP, which connect_peer now dials.
+    stream_->close();
+    auto [ec3, st3] = co_await session_.connect_peer(ep);
+    if (ec3 || closed_) {
+      close(ec3 ? "connect: " + ec3.message() : "closed");
+      co_return false;
+    }
+    stream_ = std::move(st3);
+    dial_v2_ = false;
+    if (co_await mse_attempt(torrent_->wire_hash(), provide, why, timed_out)) co_return true;
+  }
   dial_v2_ = false;
   if (pol == wire::mse::policy::required || closed_) {
     close(why);
@@ -232,6 +258,10 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   handshake_prefix_.clear();
   auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(in.data() + had, in.size() - had));
   if (ec || closed_) {
+    if (we_send_first && outgoing_ && had == 0 && n == 0 && turned_away(ec) &&
+        std::string_view(stream_->transport()) == "tcp") {
+      session_.learned_tcp_refused(ep_);  // the next dial goes over uTP (transport "both")
+    }
     close("handshake: " + (ec ? ec.message() : std::string("closed")));
     co_return false;
   }
@@ -298,8 +328,13 @@ void peer_connection::after_handshake() {
   attached_ = true;
   attached_at_ = clock::now();
   if (session_.settings().log) {
+    // A hybrid's incoming connection that came with the v1 hash and was moved to the v2
+    // swarm by the upgrade bit (BEP 52) says so: tests tell it from a native v2 handshake.
+    const bool upgraded = !outgoing_ && v2_ && torrent_->info().has_v1() && torrent_->v2_wire_hash() &&
+                          their_hs_.info_hash != *torrent_->v2_wire_hash();
     log("peer " + ep_string(ep_) + " connected (" + (outgoing_ ? "outgoing" : "incoming") + ", " + transport() +
-        (encrypted() ? ", rc4" : ", plaintext") + (v2_ && torrent_->info().has_v1() ? ", v2" : "") + ")");
+        (encrypted() ? ", rc4" : ", plaintext") + (v2_ && torrent_->info().has_v1() ? ", v2" : "") +
+        (upgraded ? ", upgraded from v1" : "") + ")");
   }
   std::string msgs;
   if (extended_) {

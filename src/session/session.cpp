@@ -678,8 +678,10 @@ asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> sessio
                                      std::chrono::duration_cast<std::chrono::milliseconds>(settings_.connect_timeout));
   }
   // tcp, or both: TCP first (what every client listens on), uTP when TCP gets nowhere
-  // within utp_connect_timeout (refused, unreachable, filtered).
+  // within utp_connect_timeout (refused, unreachable, filtered), or when the peer turned a
+  // TCP connection away before its handshake (learned_tcp_refused).
   const bool fallback = settings_.transport == peer_transport::both && utp_ok;
+  if (fallback && tcp_refused(ep)) co_return co_await utp_->connect(ep, settings_.utp_connect_timeout);
   auto r = co_await connect_tcp(ep, fallback ? settings_.utp_connect_timeout : std::chrono::milliseconds(0));
   if (!r.first || !fallback) co_return r;
   if (settings_.log) {

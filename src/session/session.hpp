@@ -165,6 +165,13 @@ class session {
     if (plaintext_peers_.size() < 4096) plaintext_peers_.insert(ep);
   }
   [[nodiscard]] bool plaintext_only(const tcp::endpoint& ep) const { return plaintext_peers_.count(ep) != 0; }
+  // Peers whose TCP port accepted and then reset or closed before sending one byte of a
+  // handshake (a client with TCP turned off still listens on it): under transport "both"
+  // they are dialled over uTP from then on.
+  void learned_tcp_refused(const tcp::endpoint& ep) {
+    if (tcp_refused_peers_.size() < 4096) tcp_refused_peers_.insert(ep);
+  }
+  [[nodiscard]] bool tcp_refused(const tcp::endpoint& ep) const { return tcp_refused_peers_.count(ep) != 0; }
   // True if the endpoint is this session's own listener (trackers can hand it back).
   [[nodiscard]] bool is_self(const tcp::endpoint& ep) const;
   // An address that turned out to be us (our own peer id answered): never dialled again.
@@ -250,6 +257,7 @@ class session {
   std::set<tcp::endpoint> self_endpoints_;
   std::optional<asio::ip::address> listen_addr_;
   std::set<tcp::endpoint> plaintext_peers_;
+  std::set<tcp::endpoint> tcp_refused_peers_;
   std::shared_ptr<lsd::service> lsd_;
   std::shared_ptr<net::utp_socket_manager> utp_;
   std::unique_ptr<net::port_mapper> mapper_;
