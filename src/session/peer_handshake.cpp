@@ -29,7 +29,6 @@ asio::awaitable<bool> peer_connection::encryption_handshake(wire::mse::handshake
                                                             std::string& why) {
   auto st = first.empty() ? wire::mse::handshake::status::need_more : h.feed(first);
   std::array<char, 1024> buf{};
-  bool got_any = !first.empty();
   for (;;) {
     const std::string out = h.take_output();
     if (!out.empty()) {
@@ -46,13 +45,9 @@ asio::awaitable<bool> peer_connection::encryption_handshake(wire::mse::handshake
     }
     auto [ec, n] = co_await stream_->read_some(asio::buffer(buf));
     if (ec || closed_) {
-      if (outgoing_ && !got_any && turned_away(ec) && std::string_view(stream_->transport()) == "tcp") {
-        session_.learned_tcp_refused(ep_);
-      }
       why = "encryption handshake: " + (ec ? ec.message() : std::string("closed"));
       co_return false;
     }
-    got_any = true;
     st = h.feed(std::string_view(buf.data(), n));
   }
   auto enc = h.take_encryptor();
@@ -195,19 +190,6 @@ asio::awaitable<bool> peer_connection::offer_encryption(const tcp::endpoint& ep)
     // No answer: the peer does not speak MSE at all, another key will not help.
     if (timed_out || closed_) break;
   }
-  if (!closed_ && std::string_view(stream_->transport()) == "tcp" && session_.tcp_refused(ep)) {
-    // The peer turned TCP away before a byte (it listens there but takes uTP peers only):
-    // the same offer over uTP, which connect_peer now dials.
-    stream_->close();
-    auto [ec3, st3] = co_await session_.connect_peer(ep);
-    if (ec3 || closed_) {
-      close(ec3 ? "connect: " + ec3.message() : "closed");
-      co_return false;
-    }
-    stream_ = std::move(st3);
-    dial_v2_ = false;
-    if (co_await mse_attempt(torrent_->wire_hash(), provide, why, timed_out)) co_return true;
-  }
   dial_v2_ = false;
   if (pol == wire::mse::policy::required || closed_) {
     close(why);
@@ -249,6 +231,9 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
     const std::string out = wire::encode_handshake(ours);  // named: it must outlive the write
     auto [ec, n] = co_await stream_->write(asio::buffer(out));
     if (ec) {
+      if (outgoing_ && turned_away(ec) && std::string_view(stream_->transport()) == "tcp") {
+        session_.learned_tcp_refused(ep_);  // see below
+      }
       close("handshake: " + ec.message());
       co_return false;
     }
@@ -258,9 +243,12 @@ asio::awaitable<bool> peer_connection::exchange_handshake(bool we_send_first) {
   handshake_prefix_.clear();
   auto [ec, n] = co_await net::read_exact(*stream_, asio::buffer(in.data() + had, in.size() - had));
   if (ec || closed_) {
+    // Our plaintext handshake turned away over TCP before one byte came back (a reset or
+    // a close; an encrypted offer may be refused that way by a plaintext-only peer, so only
+    // this stage counts): the next dial tries uTP (transport "both", session::connect_peer).
     if (we_send_first && outgoing_ && had == 0 && n == 0 && turned_away(ec) &&
         std::string_view(stream_->transport()) == "tcp") {
-      session_.learned_tcp_refused(ep_);  // the next dial goes over uTP (transport "both")
+      session_.learned_tcp_refused(ep_);
     }
     close("handshake: " + (ec ? ec.message() : std::string("closed")));
     co_return false;

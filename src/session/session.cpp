@@ -681,7 +681,13 @@ asio::awaitable<std::pair<net::error_code, std::unique_ptr<net::stream>>> sessio
   // within utp_connect_timeout (refused, unreachable, filtered), or when the peer turned a
   // TCP connection away before its handshake (learned_tcp_refused).
   const bool fallback = settings_.transport == peer_transport::both && utp_ok;
-  if (fallback && tcp_refused(ep)) co_return co_await utp_->connect(ep, settings_.utp_connect_timeout);
+  if (fallback && tcp_refused(ep)) {
+    // TCP was turned away before: uTP first. A peer that was only full at the time, with
+    // no uTP, gets TCP again (and is forgotten here) rather than never again.
+    auto u = co_await utp_->connect(ep, settings_.utp_connect_timeout);
+    if (!u.first) co_return u;
+    tcp_refused_peers_.erase(ep);
+  }
   auto r = co_await connect_tcp(ep, fallback ? settings_.utp_connect_timeout : std::chrono::milliseconds(0));
   if (!r.first || !fallback) co_return r;
   if (settings_.log) {

@@ -165,9 +165,9 @@ class session {
     if (plaintext_peers_.size() < 4096) plaintext_peers_.insert(ep);
   }
   [[nodiscard]] bool plaintext_only(const tcp::endpoint& ep) const { return plaintext_peers_.count(ep) != 0; }
-  // Peers whose TCP port accepted and then reset or closed before sending one byte of a
-  // handshake (a client with TCP turned off still listens on it): under transport "both"
-  // they are dialled over uTP from then on.
+  // Peers whose TCP port accepted and then reset or closed our plaintext handshake before
+  // sending one byte (a client with TCP turned off still listens on it): under transport
+  // "both" they are dialled over uTP first from then on.
   void learned_tcp_refused(const tcp::endpoint& ep) {
     if (tcp_refused_peers_.size() < 4096) tcp_refused_peers_.insert(ep);
   }
