@@ -1,6 +1,11 @@
 #include "core/metainfo.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 
 #include "core/bencode.hpp"
 #include "core/merkle.hpp"
@@ -448,10 +453,29 @@ TEST(Metainfo, DeepNestingIsAnErrorNotACrash) {
   EXPECT_EQ(parse_bad(deep).code, errc::limit_exceeded);
 }
 
-TEST(Metainfo, LoadRejectsOversizedFileBeforeReading) {
+TEST(Metainfo, LoadReportsAMissingFile) {
   auto r = load_metainfo("/nonexistent/x.torrent");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, errc::io);
+}
+
+TEST(Metainfo, LoadRejectsOversizedFileBeforeReading) {
+  // Sparse files, so they cost no disk: one byte over the limit, and 1 TiB, which a loader
+  // that read first would try to hold in memory (and fail with bad_alloc or the OOM killer,
+  // not with limit_exceeded).
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shoal-oversized-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (std::uintmax_t size : {std::uintmax_t{max_torrent_size} + 1, std::uintmax_t{1} << 40}) {
+    const auto file = dir / ("big-" + std::to_string(size) + ".torrent");
+    { std::ofstream(file, std::ios::binary) << "d4:info"; }
+    std::filesystem::resize_file(file, size);
+    auto r = load_metainfo(file);
+    ASSERT_FALSE(r.ok()) << size;
+    EXPECT_EQ(r.err().code, errc::limit_exceeded) << r.err().message();
+    EXPECT_NE(r.err().message().find("over the .torrent limit"), std::string::npos) << r.err().message();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Metainfo, ManyDuplicateNamesStayLinear) {
@@ -461,7 +485,14 @@ TEST(Metainfo, ManyDuplicateNamesStayLinear) {
   files.reserve(n);
   for (int i = 0; i < n; ++i)
     files.push_back(file_dict(list{"same"}, 1));
-  auto m = parse_ok(torrent(multi_info(std::move(files), n)));
+  const std::string bytes = torrent(multi_info(std::move(files), n));
+  // Linear renaming takes well under a second here even under ASan; trying every earlier
+  // suffix for each duplicate is n^2/2 = 5e9 lookups, minutes. The bound is that far apart
+  // from both, so it holds on a loaded machine and still fails a quadratic renamer.
+  const auto start = std::chrono::steady_clock::now();
+  auto m = parse_ok(bytes);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(20));
   ASSERT_EQ(m.files.size(), static_cast<std::size_t>(n));
   EXPECT_EQ(m.files[0].path, "folder/same");
   EXPECT_EQ(m.files[n - 1].path, "folder/same." + std::to_string(n - 1));

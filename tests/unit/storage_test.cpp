@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "core/bencode.hpp"
 #include "core/metainfo.hpp"
@@ -73,13 +74,23 @@ TEST(DiskIo, WriteReadFlushAndPadZeros) {
     ASSERT_FALSE(d.create_empty_files());
     EXPECT_TRUE(fs::exists(root / "t/empty"));
   }
-  // A symlink planted at a file's path is not followed.
+  // A symlink planted at a file's path is not followed: the write fails and the file the
+  // link points at (one this test owns, outside the download folder) is unchanged.
+  const fs::path outside = root.string() + "-outside";
+  { std::ofstream(outside, std::ios::binary) << "untouched"; }
   fs::remove(root / "t/b");
-  fs::create_symlink("/etc/passwd", root / "t/b");
+  fs::create_symlink(outside, root / "t/b");
   {
     disk_io d(fs, root);
     EXPECT_TRUE(d.write(1, 0, std::string(100, 'y')));
   }
+  {
+    std::ifstream in(outside, std::ios::binary);
+    const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(after == "untouched") << "the file behind the link now holds " << after.size() << " bytes";
+  }
+  EXPECT_TRUE(fs::is_symlink(root / "t/b"));
+  fs::remove(outside);
   fs::remove_all(root);
 }
 
