@@ -13,8 +13,12 @@ connection, completes the handshake and then misbehaves in one chosen way:
                   mixes its bad block with good blocks from other peers (blame by v2 leaf
                   hashes); it never answers hash requests
 
-It prints one JSON line per connection when the other side closes it:
-{"mode":..., "event":"closed", "seconds":..., "messages_sent":...}.
+It prints one JSON line per connection when it ends:
+{"mode":..., "event":"closed", "seconds":..., "messages_sent":..., "misbehaved":..., "by":...}
+where "misbehaved" says the connection got as far as sending the misbehaviour (a bare
+connect, such as a test's readiness probe, did not) and "by" is "remote" when the other
+side hung up (end of stream, reset, broken pipe) and "self" when this peer gave up (a
+handshake for another torrent, say).
 
 Usage: hostile_peer.py MODE --port N --info-hash HEX --pieces N --piece-length N
 """
@@ -46,6 +50,8 @@ def msg(mid, payload=b""):
 def serve(conn, args):
     start = time.time()
     sent = 0
+    misbehaved = False
+    by = "self"
     info_hash = bytes.fromhex(args.info_hash)
     try:
         hs = recv_exact(conn, 68)
@@ -62,23 +68,28 @@ def serve(conn, args):
         if mode == "bad_bitfield":
             conn.sendall(msg(5, bytes(full) + b"\xff\xff"))
             sent += 1
+            misbehaved = True
         elif mode == "choked_requests":
             conn.sendall(msg(15))  # have none
             for i in range(2000):
                 conn.sendall(msg(6, struct.pack(">III", i % args.pieces, 0, 16384)))
                 sent += 1
+                misbehaved = True
         else:
             conn.sendall(msg(5, bytes(full)) + msg(1))  # bitfield + unchoke
             sent += 2
             if mode == "oversized":
                 conn.sendall(struct.pack(">I", 16 << 20) + b"\x07" + os.urandom(1024))
                 sent += 1
+                misbehaved = True
             elif mode == "out_of_range":
                 conn.sendall(msg(4, struct.pack(">I", args.pieces + 5)))
                 sent += 1
+                misbehaved = True
             elif mode == "unrequested":
                 conn.sendall(msg(7, struct.pack(">II", 0, 0) + os.urandom(16384)))
                 sent += 1
+                misbehaved = True
         # Keep reading; answer requests (corrupt mode) until the other side hangs up.
         while True:
             head = recv_exact(conn, 4)
@@ -88,18 +99,20 @@ def serve(conn, args):
                 index, begin, ln = struct.unpack(">III", body[1:13])
                 conn.sendall(msg(7, struct.pack(">II", index, begin) + os.urandom(ln)))
                 sent += 1
+                misbehaved = True
             elif mode == "corrupt_block0" and body[:1] == b"\x06":
                 index, begin, ln = struct.unpack(">III", body[1:13])
                 if begin == 0:
                     conn.sendall(msg(7, struct.pack(">II", index, begin) + os.urandom(ln)))
+                    misbehaved = True
                 else:
                     conn.sendall(msg(16, body[1:13]))  # reject: another peer must send it
                 sent += 1
     except (ConnectionError, OSError):
-        pass
+        by = "remote"  # end of stream (recv_exact), a reset or a broken pipe
     finally:
         print(json.dumps({"mode": args.mode, "event": "closed", "seconds": round(time.time() - start, 3),
-                          "messages_sent": sent}), flush=True)
+                          "messages_sent": sent, "misbehaved": misbehaved, "by": by}), flush=True)
         conn.close()
 
 
