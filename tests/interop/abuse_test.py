@@ -91,12 +91,7 @@ class Meter:
 
 
 def wait_for(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
+    return h.wait_for(pred, timeout, step=0.05)
 
 
 class Abuse:

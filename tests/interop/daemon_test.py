@@ -71,14 +71,7 @@ def remote(port, *args, timeout=60):
     return r.returncode, r.stdout + r.stderr
 
 
-def wait_for(pred, timeout, step=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+wait_for = h.wait_for  # other daemon tests import it from here
 
 
 def type_name(v):

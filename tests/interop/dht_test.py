@@ -77,7 +77,12 @@ def main():
             run.spawn([h.PY, LT_DHT, "node", "--port", str(port), "--bootstrap", boot(3 + i), "--seconds", "400"],
                       f"lt-node{i}.log")
             lt_ports.append(port)
-        time.sleep(4)
+        # Tables fill at the machine's pace: poll to a deadline instead of a fixed sleep.
+        def tables_full():
+            t4 = [last_stats(run, f"node{i}.log").get("nodes", 0) for i in range(N_SHOAL)]
+            t6 = [last_stats(run, f"node{i}.log").get("nodes6", 0) for i in range(N_SHOAL)]
+            return min(t4) >= 5 and min(t6) >= 3
+        h.wait_for(tables_full, 60, step=0.5)
         tables = [last_stats(run, f"node{i}.log").get("nodes", 0) for i in range(N_SHOAL)]
         run.check(f"every shoal node has a routing table ({min(tables)}..{max(tables)} nodes)",
                   min(tables) >= 5, str(tables))
@@ -213,6 +218,7 @@ def main():
             port = h.free_port()
             s = h.shoal_seed(run, t_p, src, port, f"seed-private-{private}.log",
                              "--dht-bootstrap", f"127.0.0.1:{rec.getsockname()[1]}")
+            listening_ok = h.wait_listening(port)
             got = 0
             deadline = time.time() + 4
             while time.time() < deadline:
@@ -221,9 +227,13 @@ def main():
                     got += 1
                 except socket.timeout:
                     pass
+            alive = s.poll() is None
             run.stop(s)
             rec.close()
             if private:
+                # Silence from a seeder that died or never started would prove nothing.
+                run.check("private torrent: the seeder was up and listening all along", listening_ok and alive,
+                          f"listening {listening_ok}, exit {s.returncode if not alive else None}")
                 run.check("private torrent: not one DHT packet sent", got == 0, f"{got} datagrams")
             else:
                 run.check("public torrent (control): the same setup does reach the DHT", got > 0, f"{got} datagrams")
@@ -235,18 +245,12 @@ def main():
         p1 = run.spawn(argv, "persist1.log")
         first = listening(run, "persist1.log")
         # Stopped once it has a table worth saving (a busy machine bootstraps slower).
-        deadline = time.time() + 20
-        time.sleep(3)
-        while time.time() < deadline and last_stats(run, "persist1.log").get("nodes", 0) < 8:
-            time.sleep(0.5)
+        h.wait_for(lambda: last_stats(run, "persist1.log").get("nodes", 0) >= 8, 40, step=0.5)
         nodes1 = last_stats(run, "persist1.log").get("nodes", 0)
         run.stop(p1)
         p2 = run.spawn([a for a in argv if not a.startswith("--dht-bootstrap") and a != boot(1)], "persist2.log")
         second = listening(run, "persist2.log")
-        deadline = time.time() + 15
-        time.sleep(3)
-        while time.time() < deadline and last_stats(run, "persist2.log").get("nodes", 0) < 5:
-            time.sleep(0.5)
+        h.wait_for(lambda: last_stats(run, "persist2.log").get("nodes", 0) >= 5, 40, step=0.5)
         nodes2 = last_stats(run, "persist2.log").get("nodes", 0)
         run.stop(p2)
         run.check("the node id survives a restart", first and second and first["id"] == second["id"],

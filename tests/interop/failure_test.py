@@ -72,7 +72,7 @@ def main():
 
         # 3. No trackers and no peers: a warning at once, then exit 4.
         t_none = run.path("none.torrent")
-        h.shoal_create(run, os.path.join(src, name), t_none, "--v1")
+        none_info = h.shoal_create(run, os.path.join(src, name), t_none, "--v1")
         rc, out, err = download(run, t_none, run.path("d3"), "nopeers.log", "--stop-timeout", "2")
         run.check("no peers: warned and exit code 4", rc == 4 and "no trackers" in err and "no peers" in err,
                   f"exit {rc}: {err[-300:]}")
@@ -120,14 +120,21 @@ def main():
         wrong = run.path("wrong")
         os.makedirs(wrong)
         data = bytearray(open(os.path.join(src, name), "rb").read())
+        plen = none_info["piece_size"]
+        bad = set()
         for off in range(0, len(data), 3 << 20):
             data[off:off + 4096] = os.urandom(4096)
+            bad |= {off // plen, min(off + 4095, len(data) - 1) // plen}
+        # Exactly the damaged pieces come back from the one peer (no other source, so no
+        # duplicate blocks): their sizes, the last piece's being what is left.
+        want_bytes = sum(min(plen, len(data) - p * plen) for p in bad)
         open(os.path.join(wrong, name), "wb").write(data)
         rc, out, err = download(run, t_none, wrong, "wrong.log", "--json-progress", *peer)
         run.check("wrong data on disk: download completes", rc == 0, f"exit {rc}: {err[-300:]}")
         summ = h.summary(run, "wrong.log") or {}
-        run.check("wrong data on disk: only the bad pieces are fetched",
-                  0 < summ.get("downloaded", 0) < 24 << 20, f"downloaded {summ.get('downloaded')}")
+        run.check(f"wrong data on disk: only the {len(bad)} bad pieces are fetched ({want_bytes} bytes)",
+                  summ.get("downloaded") == want_bytes and summ.get("wasted", 0) == 0,
+                  f"downloaded {summ.get('downloaded')}, wasted {summ.get('wasted')}")
         run.check("wrong data on disk: result byte-identical", h.same_tree(src, wrong, [name]))
         # 7. The .torrent by URL: over HTTP it works; over HTTPS a self-signed certificate is refused.
         www = run.path("www")

@@ -31,6 +31,13 @@ class Run:
         self.passed = 0
         self.failed = 0
         os.environ["SHOAL_LOCAL"] = "1"
+        # Under an ASan/UBSan build of shoal, every report from every shoal this run starts
+        # (spawned, run to completion, inside a namespace) lands in a file here, which
+        # finish() turns into a failed check: a report on stderr alone could go unread.
+        self.sanitizer_prefix = os.path.join(self.dir, "sanitizer")
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            opts = [o for o in os.environ.get(var, "").split(":") if o and not o.startswith("log_path=")]
+            os.environ[var] = ":".join(opts + [f"log_path={self.sanitizer_prefix}"])
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -62,9 +69,25 @@ class Run:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
 
+    def sanitizer_reports(self):
+        out = []
+        for f in sorted(os.listdir(self.dir)):
+            if f.startswith("sanitizer."):
+                out.append((f, open(os.path.join(self.dir, f), "rb").read().decode("utf-8", "replace")))
+        return out
+
     def finish(self):
         for p in self.procs:
             self.stop(p, wait=5)
+        reports = self.sanitizer_reports()
+        if reports:
+            for name, text in reports:
+                print(f"--- {name}\n" + "\n".join(text.splitlines()[:80]))
+            self.check("no sanitizer reports from shoal", False, f"{len(reports)} report file(s), above")
+        if not self.passed and not self.failed:
+            # A script that checked nothing proved nothing: an early return or a skipped
+            # section must not read as a pass.
+            self.check("the script ran at least one check", False)
         if self.failed:
             for p in self.procs:
                 try:
@@ -73,8 +96,7 @@ class Run:
                 except OSError:
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
-        if self.passed or self.failed:
-            print(f"{self.passed} passed, {self.failed} failed")
+        print(f"{self.passed} passed, {self.failed} failed")
         return 1 if self.failed else 0
 
 
@@ -199,6 +221,18 @@ def wait_listening(port, timeout=30, host="127.0.0.1"):
                 return True
         time.sleep(0.05)
     return False
+
+
+def wait_for(pred, timeout, step=0.25):
+    """Polls pred() until it returns something true or timeout seconds pass; returns the
+    last value. Tests wait for a state this way, never for a fixed time."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
 
 
 def main_guard(fn):

@@ -112,6 +112,9 @@ def main():
         heard = open(run.path("listener.log")).read()
         run.check("a LAN listener hears the public torrent announced",
                   info["info_hash_v1"] in heard.lower() and "Port: 6881" in heard, heard[-300:])
+        # The private seeder must have been alive the whole time, or its silence proves nothing.
+        run.check("the private torrent's seeder was running throughout", pseed.poll() is None,
+                  f"exit {pseed.returncode}")
         run.check("a LAN listener never hears the private torrent", pinfo["info_hash_v1"] not in heard.lower(),
                   heard[-300:])
         run.stop(seed)

@@ -50,14 +50,29 @@ def main():
             lt_port = h.free_port()
             lt = h.lt_peer(run, "download", t, run.path(f"{label}-lt"), lt_port, f"{label}-lt.log",
                            peers=[f"127.0.0.1:{sport}"], linger=30)
-            time.sleep(8)  # the first PEX message goes out 2 s after each handshake
             others = set(ports) | {lt_port}
-            learned = {}
-            for i, port in enumerate(ports):
-                got, text = connections_to(run.path(f"{label}-leech-{i}.log"), others - {port})
-                learned[i] = got
-            pex_logged = ["pex:" in open(run.path(f"{label}-leech-{i}.log"), "rb").read().decode("utf-8", "replace")
+
+            def observe():
+                learned = {i: connections_to(run.path(f"{label}-leech-{i}.log"), others - {port})[0]
+                           for i, port in enumerate(ports)}
+                logged = ["pex:" in open(run.path(f"{label}-leech-{i}.log"), "rb").read().decode("utf-8", "replace")
                           for i in range(3)]
+                return learned, logged
+
+            def public_done():
+                learned, logged = observe()
+                outgoing = set().union(*learned.values())
+                return sum(logged) >= 2 and bool(outgoing & set(ports)) and lt_port in outgoing
+
+            if not private:
+                # The first PEX message goes out 2 s after each handshake; on a busy machine
+                # later. Poll for everything the checks below need, to a deadline.
+                h.wait_for(public_done, 60, step=0.5)
+            else:
+                # Nothing must happen: watch for as long as the public swarm needed at most
+                # on a quiet machine, with every leecher connected to the seeder meanwhile.
+                time.sleep(8)
+            learned, pex_logged = observe()
             outgoing = set().union(*learned.values())
             if not private:
                 run.check("public: shoal leechers got contacts through PEX", sum(pex_logged) >= 2, str(pex_logged))
@@ -68,6 +83,9 @@ def main():
             else:
                 run.check("private: no PEX contacts logged", not any(pex_logged), str(pex_logged))
                 run.check("private: no leecher connected to another leecher", not outgoing, str(learned))
+                # Without this the two checks above would pass on a swarm that never started.
+                to_seed = [bool(connections_to(run.path(f"{label}-leech-{i}.log"), {sport})[0]) for i in range(3)]
+                run.check("private: every leecher was connected to the seeder meanwhile", all(to_seed), str(to_seed))
             for p in leechers + [lt, seed]:
                 run.stop(p)
     finally:

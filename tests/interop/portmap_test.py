@@ -9,7 +9,9 @@ gets a loopback of its own). Everything runs in that namespace.
   download byte for byte, and removes the mappings when it exits on its own.
 - A router taking permanent leases only (UPnP error 725) gets lease 0; a NAT-PMP gateway
   that is not there is reported as an error, and SIGINT still exits promptly.
-- Under --local without --upnp-url/--natpmp-gateway nothing reaches the gateway.
+- Under --local without --upnp-url/--natpmp-gateway nothing reaches the LAN's router (a
+  second namespace listening for SSDP and NAT-PMP); without --local the same seeder's
+  discovery does reach it (the control).
 Needs root.
 
 Usage: portmap_test.py --shoal PATH
@@ -56,13 +58,27 @@ def natpmp(log, op, port, lifetime_zero):
             (e.get("lifetime") == 0) == lifetime_zero]
 
 
+# The router namespace's listener: every datagram to NAT-PMP's port or SSDP's group.
+SNIFFER = r"""
+import json, select, socket, struct, sys
+natpmp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+natpmp.bind(("0.0.0.0", 5351))
+ssdp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ssdp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ssdp.bind(("0.0.0.0", 1900))
+ssdp.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton(sys.argv[1])))
+print(json.dumps({"event": "ready"}), flush=True)
+while True:
+    for s in select.select([natpmp, ssdp], [], [], 1)[0]:
+        data, src = s.recvfrom(4096)
+        print(json.dumps({"event": "heard", "port": s.getsockname()[1], "from": src[0], "bytes": len(data),
+                          "head": data[:32].decode("latin-1")}), flush=True)
+"""
+
+
 def wait_for(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
+    return h.wait_for(pred, timeout, step=0.1)
 
 
 def main():
@@ -189,20 +205,53 @@ def main():
                   upnp(gateway_log(gw2), "DeletePortMapping", odd_port, "TCP") and
                   upnp(gateway_log(gw2), "DeletePortMapping", odd_port, "UDP"))
 
-        # 5. --local without gateway flags: nothing is asked of anyone.
-        before = len(gateway_log(gw))
+        # 5. --local without gateway flags: nothing is asked of anyone. A second namespace
+        # plays the LAN's router (veth, the default route through it) and listens where a
+        # request would go: SSDP's multicast group on 1900 and NAT-PMP's 5351 at the
+        # gateway. The same seeder without --local is the control that shows it would hear.
+        rt = ns + "r"
+        subprocess.run(["ip", "netns", "del", rt], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "add", rt], check=True)
+        va, vb = f"pm{os.getpid() % 1000}a", f"pm{os.getpid() % 1000}b"
+        for cmd in (["ip", "link", "add", va, "netns", ns, "type", "veth", "peer", "name", vb, "netns", rt],
+                    ["ip", "-n", ns, "addr", "add", "10.77.0.2/24", "dev", va], ["ip", "-n", ns, "link", "set", va, "up"],
+                    ["ip", "-n", rt, "addr", "add", "10.77.0.1/24", "dev", vb], ["ip", "-n", rt, "link", "set", vb, "up"],
+                    ["ip", "-n", rt, "link", "set", "lo", "up"],
+                    ["ip", "-n", ns, "route", "add", "default", "via", "10.77.0.1"]):
+            subprocess.run(cmd, check=True)
+        sniffer = run.spawn(["ip", "netns", "exec", rt, h.PY, "-c", SNIFFER, "10.77.0.1"], "router.log")
+        if not wait_for(lambda: any(e.get("event") == "ready" for e in gateway_log(sniffer)), 10):
+            raise RuntimeError("the router's listener did not start; see " + sniffer.log)
+        heard = lambda: [e for e in gateway_log(sniffer) if e.get("event") == "heard"]  # noqa: E731
+        # The control first: the same seeder without --local, timed to its first request.
+        env = {k: v for k, v in os.environ.items() if k != "SHOAL_LOCAL"}
+        t0 = time.time()
+        control = run.spawn(inns + [run.shoal, "seed", torrent, "-d", run.path("seed"), "--port", str(h.free_port()),
+                                    "--json-progress", "--no-dht", "--no-lsd", "-v"], "control.log", env=env)
+        got = wait_for(lambda: heard(), 30)
+        latency = time.time() - t0
+        run.stop(control, signal.SIGINT)
+        run.check(f"control: without --local the same seeder's discovery reaches the router's listener "
+                  f"({latency:.1f} s)", bool(got), json.dumps(heard()))
+        time.sleep(1)  # the control's last datagrams (its removals on exit) land before the count
+        before = len(heard())
+        # Then --local: watched for three times as long as the control needed, 5 s at least.
         quiet_port = h.free_port()
         quiet = run.spawn(inns + [run.shoal, "seed", torrent, "-d", run.path("seed"), "--port", str(quiet_port),
                                   "--json-progress", *common], "quiet.log")
-        time.sleep(3)
+        time.sleep(max(5.0, 3 * latency))
+        quiet_alive = quiet.poll() is None
         run.stop(quiet, signal.SIGINT)
-        after = gateway_log(gw)[before:]
-        run.check("--local without --upnp-url/--natpmp-gateway: no request", not after, json.dumps(after))
+        time.sleep(0.5)
+        late = heard()[before:]
+        run.check("--local without --upnp-url/--natpmp-gateway: the seeder ran and no request reached the router "
+                  "(SSDP or NAT-PMP)", quiet_alive and not late, json.dumps(late))
         run.check("--local without gateway flags: no port_mapping in the JSON output",
                   not any("port_mapping" in e for e in json_lines(quiet.log)))
     finally:
         rc = run.finish()
         subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", ns + "r"], stderr=subprocess.DEVNULL)
     return rc
 
 

@@ -10,8 +10,8 @@ and RSS 2.0 feed fetched over HTTP and checked with libtorrent.
 2. Running again rehashes nothing and changes nothing in the feed but lastBuildDate; a
    changed file is rehashed alone; a removed entry leaves the feed and OUT.
 3. Usage errors exit 2 with a reason.
-4. When `shoal download` has `--web-seed` (the engine's web seed support), each torrent
-   is downloaded from its web seed alone; until then this step prints SKIP.
+4. Each torrent is downloaded from its web seed alone (the published site is the only
+   source) and compared byte for byte.
 
     /usr/bin/python3 tests/interop/publish_test.py --shoal build/shoal
 """
@@ -163,12 +163,7 @@ def without_build_date(xml_bytes):
     return re.sub(rb"<lastBuildDate>[^<]*</lastBuildDate>", b"", xml_bytes)
 
 
-# --- web seed download: runs once the engine has web seeds (`shoal download --web-seed`) ---
-
-def download_has_web_seeds(run):
-    p = subprocess.run([run.shoal, "download", "--help"], capture_output=True, text=True)
-    return "--web-seed" in p.stdout + p.stderr
-
+# --- web seed download ---
 
 def download_from_web_seeds(run, site, torrent, name):
     """Downloads one torrent from its web seed alone and compares every byte."""
@@ -272,13 +267,11 @@ def body(run):
         run.check(f"usage error: {label} exits 2 with a reason",
                   p.returncode == 2 and p.stderr.startswith("shoal: error:"), f"{p.returncode} {p.stderr!r}")
 
-    # 4. Web seed downloads, once the engine supports them.
-    if download_has_web_seeds(run):
-        for name in ("readme.txt", "album"):
-            if torrents.get(name):
-                download_from_web_seeds(run, site, os.path.join(site, ".torrents", name + ".torrent"), name)
-    else:
-        print("SKIP: download from web seeds alone (`shoal download --help` has no --web-seed yet)")
+    # 4. Web seed downloads: every published torrent downloads from its web seed alone.
+    for name in ("readme.txt", "album"):
+        path = os.path.join(site, ".torrents", name + ".torrent")
+        if run.check(f"{name}: published as a torrent", bool(torrents.get(name)) and os.path.exists(path), path):
+            download_from_web_seeds(run, site, path, name)
 
 
 def main():
