@@ -21,7 +21,7 @@ run: build
 	./$(BUILD)/shoal daemon $(ARGS)
 
 test: build
-	scripts/run-tests
+	BUILD=$(BUILD) scripts/run-tests
 
 bench: deps
 	scripts/run-bench
