@@ -106,8 +106,10 @@ int run_daemon(const daemon_args& a) {
   if (!bind.is_loopback() && cfg.rpc_password_hash.empty()) {
     warn("listening on " + cfg.rpc_bind +
          " without a password: only this machine's clients are served (set one with --set-password)");
-  } else if (!bind.is_loopback()) {
-    warn("remote RPC is plain HTTP (TLS is not built yet): the password crosses the network in clear");
+  } else if (!bind.is_loopback() && !cfg.rpc_tls_enabled) {
+    warn(
+        "rpc-tls-enabled is false: remote clients are served over plain HTTP and the password crosses the network "
+        "in clear (fine behind a TLS proxy, nowhere else)");
   }
 
   asio::io_context io;

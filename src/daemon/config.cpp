@@ -36,6 +36,9 @@ json::object config_json(const daemon_config& c) {
   json::object o;
   o["download-dir"] = c.download_dir.string();
   o["rpc-bind-address"] = c.rpc_bind;
+  o["rpc-tls-enabled"] = c.rpc_tls_enabled;
+  o["rpc-tls-cert"] = c.rpc_tls_cert.string();
+  o["rpc-tls-key"] = c.rpc_tls_key.string();
   o["rpc-port"] = c.rpc_port;
   o["peer-port"] = c.peer_port;
   o["dht-enabled"] = c.dht;
@@ -111,6 +114,9 @@ std::optional<std::string> read_config(const json::object& o, daemon_config& c) 
       {"download-dir", str("download-dir", [&](std::string s) { c.download_dir = s; })},
       {"rpc-bind-address", str("rpc-bind-address", [&](std::string s) { c.rpc_bind = s; })},
       {"rpc-username", str("rpc-username", [&](std::string s) { c.rpc_username = s; })},
+      {"rpc-tls-cert", str("rpc-tls-cert", [&](std::string s) { c.rpc_tls_cert = s; })},
+      {"rpc-tls-key", str("rpc-tls-key", [&](std::string s) { c.rpc_tls_key = s; })},
+      {"rpc-tls-enabled", flag("rpc-tls-enabled", c.rpc_tls_enabled)},
       {"rpc-password-hash", str("rpc-password-hash", [&](std::string s) { c.rpc_password_hash = s; })},
       {"encryption", str("encryption", [&](std::string s) { c.encryption = s; })},
       {"incomplete-dir", str("incomplete-dir", [&](std::string s) { c.incomplete_dir = s; })},

@@ -49,6 +49,12 @@ struct daemon_config {
   // password only loopback clients are served and need no login.
   std::string rpc_username;
   std::string rpc_password_hash;
+  // HTTPS on the RPC port (sniffed per connection, so local tools keep plain HTTP): the
+  // user's certificate and key, or a pair made on first start in STATE/tls/. While on,
+  // remote clients are refused over plain HTTP, so a password never crosses in clear.
+  bool rpc_tls_enabled = true;
+  fs::path rpc_tls_cert;
+  fs::path rpc_tls_key;
   // Host names a browser may call us by besides localhost, 127.0.0.1 and [::1] (DNS
   // rebinding: a page on another name is refused with 421).
   std::vector<std::string> host_whitelist;

@@ -19,6 +19,7 @@
 #include "core/text.hpp"
 #include "daemon/feed.hpp"
 #include "daemon/qbittorrent_api.hpp"
+#include "daemon/tls.hpp"
 #include "daemon/transmission_rpc.hpp"
 #include "lsd/lsd.hpp"
 #include "storage/resume.hpp"
@@ -166,8 +167,20 @@ result<bool> daemon::start() {
   tick_timer_.emplace(http_io_);
   tick();
 
-  http_ = std::make_unique<http_server>(http_io_,
-                                        [this](const request& r, const tcp::endpoint& p) { return handle_http(r, p); });
+  http_ = std::make_unique<http_server>(
+      http_io_, [this](const request& r, const tcp::endpoint& p, bool tls) { return handle_http(r, p, tls); });
+  if (cfg_.rpc_tls_enabled) {
+    auto t = load_tls(cfg_.state_dir, cfg_.rpc_tls_cert, cfg_.rpc_tls_key);
+    if (!t) {
+      return error{t.err().code,
+                   t.err().detail + " (set rpc-tls-cert and rpc-tls-key in settings.json, or rpc-tls-enabled false)"};
+    }
+    tls_cert_ = t->cert;
+    tls_fingerprint_ = t->fingerprint;
+    http_->set_tls(t->context);
+    std::fprintf(stderr, "shoal daemon: HTTPS on the same port%s: certificate %s, SHA-256 %s\n",
+                 t->generated ? " (certificate made now)" : "", t->cert.c_str(), t->fingerprint.c_str());
+  }
   boost::system::error_code aec;
   auto addr = asio::ip::make_address(cfg_.rpc_bind, aec);
   if (aec) return error{errc::invalid_argument, "--rpc-bind '" + cfg_.rpc_bind + "' is not an IP address"};
@@ -806,7 +819,7 @@ bool daemon::host_allowed(std::string_view host) const {
   return std::find(c.host_whitelist.begin(), c.host_whitelist.end(), host) != c.host_whitelist.end();
 }
 
-std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& peer) {
+std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& peer, bool tls) {
   const auto c = config();
   const auto addr = peer.address();
   const std::string_view target(req.target().data(), req.target().size());
@@ -815,6 +828,14 @@ std::optional<response> daemon::refuse(const request& req, const tcp::endpoint& 
   if (c.rpc_password_hash.empty() && !is_loopback(addr)) {
     return make_response(req, http::status::forbidden,
                          "remote access needs a password: run `shoal daemon --set-password` on the server\n");
+  }
+  // 1b. A password never crosses a network in clear: remote clients use HTTPS (the same
+  // port), unless TLS was turned off (rpc-tls-enabled false, e.g. behind a TLS proxy).
+  if (!tls && !is_loopback(addr) && c.rpc_tls_enabled) {
+    return make_response(req, http::status::forbidden,
+                         "remote clients must use HTTPS: https://HOST:" + std::to_string(c.rpc_port) +
+                             "/ (the same port; certificate " + tls_cert_.string() + ", SHA-256 " + tls_fingerprint_ +
+                             ")\n");
   }
   // 2. DNS rebinding: the Host a browser used must be one of ours.
   auto host_it = req.find(http::field::host);
@@ -884,8 +905,8 @@ void daemon::login_ok(const asio::ip::address& a) {
   failed_.erase(a);
 }
 
-reply daemon::handle_http(const request& req, const tcp::endpoint& peer) {
-  if (auto r = refuse(req, peer)) return {std::move(*r), {}};
+reply daemon::handle_http(const request& req, const tcp::endpoint& peer, bool tls) {
+  if (auto r = refuse(req, peer, tls)) return {std::move(*r), {}};
   std::string_view target(req.target().data(), req.target().size());
   const auto path = target.substr(0, target.find('?'));
   if (path == "/transmission/rpc" || path == "/transmission/rpc/") {

@@ -75,7 +75,7 @@ class daemon {
   // True if `p` (absolute) is the download folder, an allowed folder, or inside one.
   [[nodiscard]] bool path_allowed(const fs::path& p) const;
   // The HTTP entry point: security checks, then the API or a web UI file.
-  reply handle_http(const request& req, const tcp::endpoint& peer);
+  reply handle_http(const request& req, const tcp::endpoint& peer, bool tls = false);
   [[nodiscard]] const http_stats* http() const { return http_ ? &http_->stats() : nullptr; }
   // Totals across restarts (session-stats' cumulative-stats).
   struct totals {
@@ -98,7 +98,7 @@ class daemon {
   void apply_limits();
   torrent_params params_for(const std::string& key, const fs::path& save, bool paused) const;
   // Security, in Transmission's order; a response when the request is refused.
-  std::optional<response> refuse(const request& req, const tcp::endpoint& peer);
+  std::optional<response> refuse(const request& req, const tcp::endpoint& peer, bool tls);
   [[nodiscard]] bool host_allowed(std::string_view host) const;
   reply serve_file(const request& req);
   // GET /events: server-sent events, one "torrents" event a second with the web UI's list
@@ -132,6 +132,8 @@ class daemon {
   asio::io_context session_io_;
   std::unique_ptr<session> ses_;
   std::unique_ptr<http_server> http_;
+  fs::path tls_cert_;            // the certificate HTTPS uses (named in refusals)
+  std::string tls_fingerprint_;  // its SHA-256, for users to compare
   std::string session_id_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::uint64_t next_order_ = 1;

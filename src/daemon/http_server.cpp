@@ -1,5 +1,9 @@
 #include "daemon/http_server.hpp"
 
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
+#include <boost/beast/ssl.hpp>
+
 namespace shoal::daemon {
 
 namespace {
@@ -44,7 +48,7 @@ void http_server::stop() {
   stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
-  for (const auto& s : open_)
+  for (auto* s : open_)
     s->socket().close(ec);
 }
 
@@ -66,7 +70,7 @@ asio::awaitable<void> http_server::accept_loop() {
       continue;
     }
     auto s = std::make_shared<beast::tcp_stream>(std::move(sock));
-    open_.insert(s);
+    open_.insert(s.get());
     asio::co_spawn(io_, serve(s, peer), asio::detached);
   }
 }
@@ -74,28 +78,64 @@ asio::awaitable<void> http_server::accept_loop() {
 asio::awaitable<void> http_server::serve(std::shared_ptr<beast::tcp_stream> s, tcp::endpoint peer) {
   struct unregister {
     http_server* self;
-    std::shared_ptr<beast::tcp_stream> s;
+    beast::tcp_stream* s;
     ~unregister() {
       if (!self->stopped_) self->open_.erase(s);
     }
-  } guard{this, s};
+  } guard{this, s.get()};
   beast::flat_buffer buf;
+  if (tls_) {
+    // The first bytes tell a TLS ClientHello from an HTTP request line; what was read
+    // stays in buf for the handshake or the parser.
+    s->expires_after(limits_.read_timeout);
+    auto [dec, is_tls] = co_await beast::async_detect_ssl(*s, buf, as_tuple_awaitable);
+    if (dec || stopped_) {
+      boost::system::error_code ignore;
+      s->socket().close(ignore);
+      co_return;
+    }
+    if (is_tls) {
+      beast::ssl_stream<beast::tcp_stream> ss(std::move(*s), *tls_);
+      open_.erase(s.get());
+      guard.s = &ss.next_layer();
+      open_.insert(guard.s);
+      ss.next_layer().expires_after(limits_.read_timeout);
+      auto [hec, used] = co_await ss.async_handshake(asio::ssl::stream_base::server, buf.data(), as_tuple_awaitable);
+      if (!hec && !stopped_) {
+        buf.consume(used);
+        co_await serve_requests(ss, ss.next_layer(), buf, peer, true);
+      }
+      boost::system::error_code ignore;
+      ss.next_layer().socket().close(ignore);
+      co_return;
+    }
+  }
+  co_await serve_requests(*s, *s, buf, peer, false);
+  boost::system::error_code ec;
+  s->socket().shutdown(tcp::socket::shutdown_send, ec);
+  s->socket().close(ec);
+}
+
+template <class Stream>
+asio::awaitable<void> http_server::serve_requests(Stream& st, beast::tcp_stream& base, beast::flat_buffer& buf,
+                                                  const tcp::endpoint& peer, bool tls) {
   for (std::size_t n = 0; n < limits_.max_requests_per_connection && !stopped_; ++n) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header));
     parser.body_limit(limits_.max_body);
     // The first byte of a request may be awaited for the idle time, the whole of it for
     // the read time once it started (a client that trickles bytes is cut off).
-    s->expires_after(n == 0 ? limits_.read_timeout : limits_.idle_timeout);
-    auto [hec, hn] = co_await http::async_read_header(*s, buf, parser, as_tuple_awaitable);
+    base.expires_after(n == 0 ? limits_.read_timeout : limits_.idle_timeout);
+    auto [hec, hn] = co_await http::async_read_header(st, buf, parser, as_tuple_awaitable);
     if (!hec) {
-      s->expires_after(limits_.read_timeout);
-      auto [bec, bn] = co_await http::async_read(*s, buf, parser, as_tuple_awaitable);
+      base.expires_after(limits_.read_timeout);
+      auto [bec, bn] = co_await http::async_read(st, buf, parser, as_tuple_awaitable);
       hec = bec;
     }
     if (hec) {
       if (hec == http::error::end_of_stream || hec == asio::error::eof || hec == asio::error::connection_reset ||
-          hec == asio::error::operation_aborted || hec == beast::error::timeout || stopped_) {
+          hec == asio::error::operation_aborted || hec == beast::error::timeout ||
+          hec == asio::ssl::error::stream_truncated || stopped_) {
         break;
       }
       ++stats_.malformed;
@@ -107,15 +147,13 @@ asio::awaitable<void> http_server::serve(std::shared_ptr<beast::tcp_stream> s, t
       r.keep_alive(false);
       r.body() = "malformed HTTP request: " + hec.message() + "\n";
       r.prepare_payload();
-      s->expires_after(limits_.read_timeout);
-      co_await http::async_write(*s, r, as_tuple_awaitable);
-      boost::system::error_code ignore;
-      s->socket().shutdown(tcp::socket::shutdown_send, ignore);
+      base.expires_after(limits_.read_timeout);
+      co_await http::async_write(st, r, as_tuple_awaitable);
       break;
     }
     request req = parser.release();
     ++stats_.requests;
-    reply rep = handler_(req, peer);
+    reply rep = handler_(req, peer, tls);
     if (rep.stream) {
       // A long-lived stream: headers, then chunks as they come, until either side ends.
       auto& head = rep.stream->head;
@@ -124,29 +162,26 @@ asio::awaitable<void> http_server::serve(std::shared_ptr<beast::tcp_stream> s, t
       head.erase(http::field::content_length);
       head.chunked(true);
       http::response_serializer<http::string_body> sr(head);
-      s->expires_never();
-      auto [wec, wn] = co_await http::async_write_header(*s, sr, as_tuple_awaitable);
+      base.expires_never();
+      auto [wec, wn] = co_await http::async_write_header(st, sr, as_tuple_awaitable);
       while (!wec && !stopped_) {
         auto chunk = co_await rep.stream->next();
         if (!chunk) break;
-        s->expires_after(limits_.read_timeout);  // a client that stops reading is dropped
-        auto [cec, cn] = co_await asio::async_write(*s, http::make_chunk(asio::buffer(*chunk)), as_tuple_awaitable);
+        base.expires_after(limits_.read_timeout);  // a client that stops reading is dropped
+        auto [cec, cn] = co_await asio::async_write(st, http::make_chunk(asio::buffer(*chunk)), as_tuple_awaitable);
         wec = cec;
-        s->expires_never();
+        base.expires_never();
       }
-      if (!wec) co_await asio::async_write(*s, http::make_chunk_last(), as_tuple_awaitable);
+      if (!wec) co_await asio::async_write(st, http::make_chunk_last(), as_tuple_awaitable);
       break;
     }
     auto& r = rep.resp;
     if (r.result_int() >= 400) ++stats_.errors;
     if (req.method() == http::verb::head) r.body().clear();
-    s->expires_after(limits_.read_timeout);
-    auto [wec, wn] = co_await http::async_write(*s, r, as_tuple_awaitable);
+    base.expires_after(limits_.read_timeout);
+    auto [wec, wn] = co_await http::async_write(st, r, as_tuple_awaitable);
     if (wec || !r.keep_alive()) break;
   }
-  boost::system::error_code ec;
-  s->socket().shutdown(tcp::socket::shutdown_send, ec);
-  s->socket().close(ec);
 }
 
 }  // namespace shoal::daemon

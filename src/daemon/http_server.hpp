@@ -2,9 +2,12 @@
 // client cannot push past: connections at once, header and body sizes, time to send a
 // request, and requests per connection. Handlers run on the server's thread and answer
 // synchronously; server-sent event streams are kept open by the handler's streamer.
+// With a TLS context set, the same port speaks HTTPS too: each connection's first bytes
+// say which (a TLS ClientHello or an HTTP request line), and the handler is told.
 #pragma once
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -55,11 +58,14 @@ struct reply {
 
 class http_server {
  public:
-  using handler = std::function<reply(const request&, const tcp::endpoint& peer)>;
+  // tls: the request came over HTTPS.
+  using handler = std::function<reply(const request&, const tcp::endpoint& peer, bool tls)>;
   http_server(asio::io_context& io, handler h, http_limits limits = {});
   ~http_server();
   std::error_code listen(const tcp::endpoint& at);
   [[nodiscard]] std::uint16_t port() const { return port_; }
+  // Connections that open with a TLS handshake are served over it (none: they are closed).
+  void set_tls(std::shared_ptr<asio::ssl::context> ctx) { tls_ = std::move(ctx); }
   // Stops accepting and closes every connection.
   void stop();
   [[nodiscard]] const http_stats& stats() const { return stats_; }
@@ -68,6 +74,9 @@ class http_server {
  private:
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(std::shared_ptr<beast::tcp_stream> s, tcp::endpoint peer);
+  template <class Stream>
+  asio::awaitable<void> serve_requests(Stream& st, beast::tcp_stream& base, beast::flat_buffer& buf,
+                                       const tcp::endpoint& peer, bool tls);
 
   asio::io_context& io_;
   handler handler_;
@@ -75,7 +84,8 @@ class http_server {
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   http_stats stats_;
-  std::set<std::shared_ptr<beast::tcp_stream>> open_;
+  std::set<beast::tcp_stream*> open_;  // live connections' streams, closed by stop()
+  std::shared_ptr<asio::ssl::context> tls_;
   bool stopped_ = false;
 };
 

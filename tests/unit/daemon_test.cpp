@@ -313,10 +313,15 @@ TEST(Daemon, PasswordAndBruteForceGuard) {
   auto blocked = with_auth("u:right");
   EXPECT_EQ(blocked.result_int(), 429);
   EXPECT_FALSE(std::string(blocked[http::field::retry_after]).empty());
-  // With a password set, another machine may log in.
+  // With a password set, another machine may log in, over HTTPS only: over plain HTTP the
+  // password would have crossed the network in clear, and the answer says where to go.
   auto remote = f.post(R"({"method":"session-stats"})");
   remote.set(http::field::authorization, "Basic " + base64_encode("u:right"));
-  EXPECT_EQ(f.d->handle_http(remote, tcp::endpoint(asio::ip::make_address("192.0.2.8"), 1)).resp.result_int(), 200);
+  const tcp::endpoint other(asio::ip::make_address("192.0.2.8"), 1);
+  auto clear = f.d->handle_http(remote, other, false).resp;
+  EXPECT_EQ(clear.result_int(), 403);
+  EXPECT_NE(clear.body().find("https://"), std::string::npos) << clear.body();
+  EXPECT_EQ(f.d->handle_http(remote, other, true).resp.result_int(), 200);
 }
 
 TEST(Daemon, AddGetRemoveAndRestart) {
