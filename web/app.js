@@ -1,5 +1,6 @@
 // shoal's web UI: a Transmission RPC client. The list arrives by server-sent events
-// (/events); actions and the selected torrent's files go through the RPC.
+// (/events); actions, the selected torrent's details (files, peers, trackers, pieces) and
+// the session's settings go through the RPC.
 'use strict';
 const RPC = '/transmission/rpc';
 let sessionId = '';
@@ -40,6 +41,8 @@ const size = (n) => {
   do { n /= 1000; i++; } while (n >= 1000 && i < u.length - 1);
   return `${n.toFixed(n < 10 ? 1 : 0)} ${u[i]}`;
 };
+// Piece sizes are powers of two: 64 KiB reads better than 66 kB.
+const binary = (n) => (n >= 1 << 20 ? `${+(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${+(n / 1024).toFixed(1)} KiB` : `${n} B`);
 const rate = (n) => (n > 0 ? `${size(n)}/s` : '');
 const eta = (s) => {
   if (s < 0) return '';
@@ -105,7 +108,8 @@ function render() {
   body.replaceChildren(frag);
   const down = torrents.reduce((a, t) => a + t.rateDownload, 0);
   const up = torrents.reduce((a, t) => a + t.rateUpload, 0);
-  $('#rates').textContent = `↓ ${rate(down) || '0 B/s'}  ↑ ${rate(up) || '0 B/s'}`;
+  $('#rates .down').textContent = `↓ ${rate(down) || '0 B/s'}`;
+  $('#rates .up').textContent = `↑ ${rate(up) || '0 B/s'}`;
   const labels = [...new Set(torrents.flatMap((t) => t.labels || []))].sort();
   const sel = $('#label-filter');
   if (sel.options.length - 1 !== labels.length) {
@@ -114,36 +118,153 @@ function render() {
   }
 }
 
+// A table body from rows of cells (text or nodes); `num` are the right-aligned columns.
+function fillTable(table, rows, num = []) {
+  const frag = document.createDocumentFragment();
+  for (const cells of rows) {
+    const tr = document.createElement('tr');
+    cells.forEach((c, k) => {
+      const td = document.createElement('td');
+      if (num.includes(k)) td.className = 'n';
+      if (c instanceof Node) td.append(c); else td.textContent = c;
+      tr.append(td);
+    });
+    frag.append(tr);
+  }
+  table.tBodies[0].replaceChildren(frag);
+  const none = table.parentElement.querySelector('.none');
+  if (none) { none.hidden = rows.length > 0; table.hidden = !rows.length; }
+}
+
+// A canvas's bitmap sized to its box on screen (sharp on high-density screens); a 2D
+// context drawing in CSS pixels.
+function fitCanvas(c, cssHeight) {
+  const dpr = Math.max(1, Math.round(window.devicePixelRatio || 1));
+  const w = Math.max(1, Math.floor(c.clientWidth)), h = cssHeight ?? Math.max(1, Math.floor(c.clientHeight));
+  if (c.width !== w * dpr || c.height !== h * dpr) { c.width = w * dpr; c.height = h * dpr; }
+  const ctx = c.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  return { ctx, w, h };
+}
+const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+// The selected torrent's details: only the open tab's fields are asked for.
+const TABS = {
+  files: ['files', 'fileStats'],
+  peers: ['peers'],
+  trackers: ['trackerStats'],
+  pieces: ['pieces', 'pieceCount', 'pieceSize'],
+};
+let tab = 'files';
+let detailsAsked = 0;
 async function renderDetails() {
   const d = $('#details');
+  const asked = ++detailsAsked, shownTab = tab;
   if (selected.size !== 1) { d.hidden = true; return; }
   const id = [...selected][0];
-  const r = await rpc('torrent-get', { ids: [id], fields: ['id', 'name', 'files', 'fileStats'] });
+  const r = await rpc('torrent-get', { ids: [id], fields: ['id', 'name', ...TABS[shownTab]] });
+  if (asked !== detailsAsked) return;  // a newer answer is on its way
   const t = r.torrents[0];
   if (!t) { d.hidden = true; return; }
   d.hidden = false;
   $('#d-name').textContent = t.name;
-  const body = $('#files tbody');
-  const frag = document.createDocumentFragment();
-  t.files.forEach((f, i) => {
+  ({ files: renderFiles, peers: renderPeers, trackers: renderTrackers, pieces: renderPieces })[shownTab](t, id);
+}
+
+function renderFiles(t, id) {
+  // Not while a file's priority is in use: rebuilding would close its list.
+  if ($('#files').contains(document.activeElement) && document.activeElement.matches('select')) return;
+  fillTable($('#files'), t.files.map((f, i) => {
     const st = t.fileStats[i];
-    const tr = document.createElement('tr');
     const want = document.createElement('input'); want.type = 'checkbox'; want.checked = st.wanted;
+    want.setAttribute('aria-label', `Download ${f.name}`);
     want.addEventListener('change', () => act('torrent-set', { ids: [id], [want.checked ? 'files-wanted' : 'files-unwanted']: [i] }));
     const prio = document.createElement('select');
+    prio.setAttribute('aria-label', `Priority of ${f.name}`);
     for (const [v, n] of [[-1, 'Low'], [0, 'Normal'], [1, 'High']]) prio.append(new Option(n, v));
     prio.value = st.priority;
     prio.addEventListener('change', () => act('torrent-set', { ids: [id], [['priority-low', 'priority-normal', 'priority-high'][+prio.value + 1]]: [i] }));
-    const cells = [want, f.name, size(f.length), `${f.length ? Math.floor(f.bytesCompleted / f.length * 100) : 100}%`, prio];
-    cells.forEach((c, k) => {
-      const td = document.createElement('td');
-      if (k === 2 || k === 3) td.className = 'n';
-      if (typeof c === 'string') td.textContent = c; else td.append(c);
-      tr.append(td);
-    });
-    frag.append(tr);
-  });
-  body.replaceChildren(frag);
+    return [want, f.name, size(f.length), `${f.length ? Math.floor(f.bytesCompleted / f.length * 100) : 100}%`, prio];
+  }), [2, 3]);
+}
+
+function renderPeers(t) {
+  const peers = t.peers.slice().sort((a, b) => b.rateToClient - a.rateToClient || b.rateToPeer - a.rateToPeer);
+  fillTable($('#peers'), peers.map((p) => [
+    p.address.includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`,
+    p.clientName || '',
+    `${Math.floor(p.progress * 100)}%`,
+    rate(p.rateToClient),
+    rate(p.rateToPeer),
+    p.flagStr || '',
+  ]), [2, 3, 4]);
+}
+
+const ago = (when) => (when > 0 ? `${eta(Math.max(0, Math.round(Date.now() / 1000 - when)))} ago` : '');
+function renderTrackers(t) {
+  const count = (n) => (n >= 0 ? String(n) : '–');
+  fillTable($('#trackers'), t.trackerStats.map((k) => {
+    const last = document.createElement('span');
+    // The daemon's message may start with the URL again: said once is enough.
+    const said = (k.lastAnnounceResult || '').replace(`${k.announce}: `, '');
+    last.textContent = [said || (k.hasAnnounced ? '' : 'not yet'), ago(k.lastAnnounceTime)].filter(Boolean).join(', ');
+    if (k.hasAnnounced && !k.lastAnnounceSucceeded) last.className = 'error';
+    const url = document.createElement('span');
+    url.className = 'url'; url.textContent = k.announce;
+    const next = k.nextAnnounceTime > Date.now() / 1000 ? `in ${eta(Math.round(k.nextAnnounceTime - Date.now() / 1000))}` : '–';
+    return [String(k.tier + 1), url, last, `${count(k.seederCount)} / ${count(k.leecherCount)}`, next];
+  }), [0, 3, 4]);
+}
+
+// Pieces as a grid of cells, one piece each (or, for many pieces, a few per cell drawn as
+// done as their share); the canvas is at most MAP_H pixels tall.
+let lastPieces = null;
+const MAP_H = 160;
+function renderPieces(t) {
+  lastPieces = t;
+  const bits = atob(t.pieces || '');
+  const n = t.pieceCount || 0;
+  let have = 0;
+  for (let p = 0; p < n; p++) if (bits.charCodeAt(p >> 3) & (0x80 >> (p & 7))) have++;
+  $('#pieces-info').textContent = n ? `${have} of ${n} pieces${t.pieceSize ? ` of ${binary(t.pieceSize)}` : ''} (${Math.floor(have / n * 100)}%)` : 'No metadata yet.';
+  drawPieces(bits, n);
+}
+function drawPieces(bits, n) {
+  const c = $('#pieces-map');
+  if (!n) { c.hidden = true; return; }
+  c.hidden = false;
+  const W = Math.max(1, Math.floor(c.clientWidth));
+  const cell = Math.max(2, Math.min(12, Math.floor(Math.sqrt(W * MAP_H / n))));
+  const cols = Math.max(1, Math.floor(W / cell));
+  const per = Math.max(1, Math.ceil(n / (cols * Math.floor(MAP_H / cell))));
+  const cells = Math.ceil(n / per), rows = Math.ceil(cells / cols);
+  c.style.height = `${rows * cell}px`;
+  const { ctx } = fitCanvas(c, rows * cell);
+  const gap = cell >= 6 ? 1 : 0;
+  const missing = cssVar('--bar'), done = cssVar('--accent');
+  for (let i = 0; i < cells; i++) {
+    let got = 0;
+    const end = Math.min(n, (i + 1) * per);
+    for (let p = i * per; p < end; p++) if (bits.charCodeAt(p >> 3) & (0x80 >> (p & 7))) got++;
+    const x = (i % cols) * cell, y = Math.floor(i / cols) * cell;
+    const share = got / (end - i * per);
+    if (share < 1) { ctx.globalAlpha = 1; ctx.fillStyle = missing; ctx.fillRect(x, y, cell - gap, cell - gap); }
+    if (share > 0) { ctx.globalAlpha = share; ctx.fillStyle = done; ctx.fillRect(x, y, cell - gap, cell - gap); }
+  }
+  ctx.globalAlpha = 1;
+}
+
+function showTab(name, focus = false) {
+  tab = name;
+  for (const b of document.querySelectorAll('#tabs [role=tab]')) {
+    const on = b.dataset.tab === name;
+    b.setAttribute('aria-selected', on);
+    b.tabIndex = on ? 0 : -1;
+    $(`#${b.getAttribute('aria-controls')}`).hidden = !on;
+    if (on && focus) b.focus();
+  }
+  renderDetails().catch((e) => say(e.message));
 }
 
 async function refresh() {
@@ -199,7 +320,7 @@ $('#list tbody').addEventListener('click', (e) => {
   if (!tr || !tr.dataset.id) return;
   const id = +tr.dataset.id;
   if (e.ctrlKey || e.metaKey) { if (selected.has(id)) selected.delete(id); else selected.add(id); } else selected = new Set([id]);
-  render(); renderDetails();
+  render(); renderDetails().catch((err) => say(err.message));
 });
 $('#filters').addEventListener('click', (e) => {
   const b = e.target.closest('button');
@@ -216,14 +337,151 @@ $('#remove').addEventListener('click', () => act('torrent-remove', { ids: ids() 
 $('#remove-data').addEventListener('click', () => {
   if (confirm('Remove the selected torrents and delete their data?')) act('torrent-remove', { ids: ids(), 'delete-local-data': true });
 });
+$('#tabs').addEventListener('click', (e) => {
+  const b = e.target.closest('[role=tab]');
+  if (b) showTab(b.dataset.tab);
+});
+$('#tabs').addEventListener('keydown', (e) => {
+  if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+  const names = Object.keys(TABS);
+  showTab(names[(names.indexOf(tab) + (e.key === 'ArrowRight' ? 1 : names.length - 1)) % names.length], true);
+});
+new ResizeObserver(() => {
+  if (lastPieces && tab === 'pieces' && !$('#details').hidden) renderPieces(lastPieces);
+  drawGraph();
+}).observe($('main'));
+matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  drawGraph();
+  if (lastPieces && tab === 'pieces') renderPieces(lastPieces);
+});
+
+// Turtle mode (the alternative speed limits) and the settings: session-get and session-set.
+let session = {};
+async function loadSession() {
+  session = await rpc('session-get', { fields: ['alt-speed-enabled', 'alt-speed-down', 'alt-speed-up'] });
+  const on = !!session['alt-speed-enabled'];
+  const b = $('#turtle');
+  b.classList.toggle('on', on);
+  b.setAttribute('aria-pressed', on);
+  b.title = `Turtle mode ${on ? 'on' : 'off'}: limits of ↓ ${session['alt-speed-down']} kB/s and ↑ ${session['alt-speed-up']} kB/s (t)`;
+}
+$('#turtle').addEventListener('click', async () => {
+  const b = $('#turtle');
+  if (b.disabled) return;
+  b.disabled = true;
+  try {
+    await rpc('session-set', { 'alt-speed-enabled': !session['alt-speed-enabled'] });
+    await loadSession();
+    say(`turtle mode ${session['alt-speed-enabled'] ? 'on' : 'off'}`);
+  } catch (e) { say(`turtle mode: ${e.message}`); }
+  b.disabled = false;
+});
+
+const dialog = $('#settings'), form = $('#settings-form');
+const settingInputs = () => [...form.elements].filter((el) => el.name);
+const valueOf = (el) => (el.type === 'checkbox' ? el.checked : el.type === 'number' ? Number(el.value) : el.value.trim());
+let loaded = {};
+function settingsError(text) {
+  const p = $('#settings-error');
+  p.textContent = text;
+  p.hidden = !text;
+}
+async function openSettings() {
+  if (dialog.open) return;
+  settingsError('');
+  for (const el of settingInputs()) el.removeAttribute('aria-invalid');
+  form.inert = true;
+  dialog.showModal();
+  try {
+    const s = await rpc('session-get', { fields: settingInputs().map((el) => el.name) });
+    for (const el of settingInputs()) {
+      if (el.type === 'checkbox') el.checked = !!s[el.name]; else el.value = s[el.name] ?? '';
+    }
+    loaded = Object.fromEntries(settingInputs().map((el) => [el.name, valueOf(el)]));
+  } catch (e) { settingsError(`Could not read the settings: ${e.message}`); }
+  form.inert = false;
+  form.elements['download-dir'].focus();
+}
+form.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  settingsError('');
+  for (const el of settingInputs()) el.removeAttribute('aria-invalid');
+  const bad = settingInputs().find((el) => !el.checkValidity());
+  if (bad) {
+    bad.setAttribute('aria-invalid', 'true');
+    settingsError(`${bad.getAttribute('aria-label') || bad.closest('label').textContent.trim()}: ${bad.validationMessage}`);
+    bad.focus();
+    return;
+  }
+  // Only what changed: an untouched field is not checked again by the daemon.
+  const args = {};
+  for (const el of settingInputs()) if (valueOf(el) !== loaded[el.name]) args[el.name] = valueOf(el);
+  if (!Object.keys(args).length) { dialog.close(); return; }
+  $('#settings-save').disabled = true;
+  try {
+    await rpc('session-set', args);
+    dialog.close();
+    say('settings saved');
+    loadSession().catch(() => {});
+  } catch (err) {
+    settingsError(`Not saved: ${err.message}`);
+    // The daemon names the setting it refused: that field is marked and focused.
+    const named = settingInputs().find((el) => err.message.startsWith(`${el.name} `));
+    if (named) { named.setAttribute('aria-invalid', 'true'); named.focus(); }
+  } finally { $('#settings-save').disabled = false; }
+});
+$('#settings-cancel').addEventListener('click', () => dialog.close());
+$('#settings-open').addEventListener('click', openSettings);
+// A click on the backdrop (outside the dialog's box) closes it, like Escape.
+dialog.addEventListener('click', (e) => {
+  if (e.target !== dialog) return;
+  const r = dialog.getBoundingClientRect();
+  if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) dialog.close();
+});
+
 document.addEventListener('keydown', (e) => {
-  if (e.target.matches('input, select, textarea')) return;
+  if (e.target.matches('input, select, textarea') || dialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === 'a') { e.preventDefault(); $('#add-link').focus(); }
   else if (e.key === 'p') $('#pause').click();
   else if (e.key === 'r') $('#resume').click();
   else if (e.key === 'v') $('#verify').click();
+  else if (e.key === 's') { e.preventDefault(); openSettings(); }
+  else if (e.key === 't') $('#turtle').click();
+  else if (e.key >= '1' && e.key <= '4' && !$('#details').hidden) showTab(Object.keys(TABS)[+e.key - 1], true);
   else if (e.key === 'Delete') (e.shiftKey ? $('#remove-data') : $('#remove')).click();
 });
+
+// The rate graph: total down and up of the last two minutes, one sample per update.
+const SPAN = 120000;
+const samples = [];
+function sample() {
+  const now = performance.now();
+  samples.push([now, torrents.reduce((a, t) => a + t.rateDownload, 0), torrents.reduce((a, t) => a + t.rateUpload, 0)]);
+  while (samples[0][0] < now - SPAN - 2000) samples.shift();
+  if (!document.hidden) drawGraph();
+}
+function drawGraph() {
+  const c = $('#graph');
+  const { ctx, w, h } = fitCanvas(c);
+  const max = Math.max(0, ...samples.map((s) => Math.max(s[1], s[2])));
+  c.title = `Total rate, last 2 minutes: peak ↓ ${rate(Math.max(0, ...samples.map((s) => s[1]))) || '0 B/s'}, ↑ ${rate(Math.max(0, ...samples.map((s) => s[2]))) || '0 B/s'}`;
+  if (!max || samples.length < 2) return;  // nothing moved: an empty graph
+  const now = samples[samples.length - 1][0];
+  const x = (t) => w - (now - t) / SPAN * w;
+  const y = (v) => h - v / max * (h - 2);
+  const line = (k) => {
+    ctx.beginPath();
+    samples.forEach((s, i) => (i ? ctx.lineTo(x(s[0]), y(s[k])) : ctx.moveTo(x(s[0]), y(s[k]))));
+  };
+  const down = cssVar('--accent'), up = cssVar('--up');
+  line(1);
+  ctx.lineTo(w, h); ctx.lineTo(x(samples[0][0]), h); ctx.closePath();
+  ctx.globalAlpha = 0.25; ctx.fillStyle = down; ctx.fill(); ctx.globalAlpha = 1;
+  ctx.lineWidth = 1.5; ctx.lineJoin = 'round';
+  line(1); ctx.strokeStyle = down; ctx.stroke();
+  line(2); ctx.strokeStyle = up; ctx.stroke();
+}
+
 // Live updates are pushed: /events sends the list once a second (server-sent events; the
 // browser reconnects by itself). Actions refresh at once through the RPC.
 let ticks = 0;
@@ -234,9 +492,12 @@ function apply(list) {
   if (selected.size === 1 && !document.hidden && ticks++ % 2 === 0) renderDetails().catch((e) => say(e.message));
 }
 refresh();
+loadSession().catch((e) => say(`session: ${e.message}`));
+// Turtle mode can also be switched by its schedule or another client.
+setInterval(() => { if (!document.hidden) loadSession().catch(() => {}); }, 15000);
 if (window.EventSource) {
   const es = new EventSource('/events');
-  es.addEventListener('torrents', (e) => apply(JSON.parse(e.data).torrents));
+  es.addEventListener('torrents', (e) => { apply(JSON.parse(e.data).torrents); sample(); });
 } else {
-  setInterval(refresh, 1000);
+  setInterval(() => refresh().then(sample), 1000);
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """shoal's web UI in headless Chromium (playwright-core, tests/web/ui_test.mjs) against a
-daemon whose magnet is seeded by libtorrent (the daemon limited to 1.5 MB/s, so progress
-is seen moving): add,
-live progress, pause, resume, a file's priority, a phone-sized viewport (light and dark),
-remove with data. The daemon's own view is checked after each step through the RPC, and
-the screenshots are kept in --shots (build/test-artifacts/web under ctest).
+daemon whose magnet is seeded by libtorrent (the daemon limited to 400 kB/s, so progress
+is seen moving and the download lasts long enough to look at): the turtle toggle, add,
+live progress, the Peers, Trackers and Pieces tabs and the rate graph while it downloads,
+pause, resume, a file's priority, the settings (a limit saved, a refusal shown), a
+phone-sized viewport (light and dark), remove with data. The daemon's own view is checked
+after each step through the RPC, and the screenshots are kept in --shots
+(build/test-artifacts/web under ctest).
 
 Usage: web_ui_test.py --shoal PATH [--shots DIR]
 """
@@ -45,10 +47,11 @@ def main():
         h.lt_peer(run, "seed", run.path("show.torrent"), src, h.free_port(), "lt-seed.log", seconds=600)
         dl, rpc_port = run.path("dl"), h.free_port()
         # Loopback moves 6 MiB in a blink (libtorrent does not limit local peers): the daemon's
-        # own download limit makes the transfer last seconds, so the page can show it moving.
+        # own download limit makes the transfer last about 16 s, so the page can show it
+        # moving, and its peers, pieces and rate while it does.
         os.makedirs(run.path("state"))
         with open(run.path("state", "settings.json"), "w") as f:
-            json.dump({"speed-limit-down": 1500, "speed-limit-down-enabled": True}, f)
+            json.dump({"speed-limit-down": 400, "speed-limit-down-enabled": True}, f)
         run.spawn([run.shoal, "daemon", "--state-dir", run.path("state"), "--download-dir", dl, "--rpc-port",
                    str(rpc_port), "--port", str(h.free_port()), "--local", "--no-dht", "--no-lsd"], "daemon.log")
         h.wait_listening(rpc_port)
@@ -58,7 +61,7 @@ def main():
         magnet = f"magnet:?xt=urn:btih:{info['info_hash_v1']}&dn=show&tr={announce}"
         try:
             r = subprocess.run(["node", DRIVER, "--url", f"http://127.0.0.1:{rpc_port}/", "--magnet", magnet,
-                                "--shots", shots], capture_output=True, text=True, timeout=240)
+                                "--shots", shots], capture_output=True, text=True, timeout=300)
             out, err = r.stdout, r.stderr
         except subprocess.TimeoutExpired as e:
             out, err = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
@@ -68,12 +71,30 @@ def main():
         run.check("web UI: every step ran", any(s["step"] == "no script errors on the page" for s in steps),
                   (out + err)[-800:])
         rpc = Rpc(rpc_port)
+        # What the page saved in its settings and left after its turtle toggles, from outside.
+        got = rpc.call("session-get")["arguments"]
+        run.check("the daemon kept the download limit saved in the settings dialog (777 kB/s), turtle mode off, "
+                  "the folder unchanged after the refused one",
+                  got.get("speed-limit-down") == 777 and got.get("speed-limit-down-enabled") is True
+                  and got.get("alt-speed-enabled") is False and got.get("download-dir") == dl
+                  and got.get("alt-speed-down") != 33,
+                  json.dumps({k: got.get(k) for k in ("speed-limit-down", "speed-limit-down-enabled",
+                                                      "alt-speed-enabled", "download-dir", "alt-speed-down")}))
+        with open(run.path("state", "settings.json")) as f:
+            saved = json.load(f)
+        run.check("settings.json on disk has the new limit", saved.get("speed-limit-down") == 777,
+                  str(saved.get("speed-limit-down")))
         run.check("the removal deleted the torrent and its data",
                   bool(wait_for(lambda: rpc.torrents(["id"]) == [] and not os.path.exists(os.path.join(dl, "show")), 15)),
                   str(rpc.torrents(["id", "name"])))
         pngs = sorted(os.listdir(shots)) if os.path.isdir(shots) else []
-        run.check("screenshots saved (desktop, details, phone light and dark)",
-                  {"complete.png", "details.png", "phone.png", "phone-dark.png"} <= set(pngs)
+        want = {"empty.png", "turtle.png", "peers.png", "pieces.png", "trackers.png", "complete.png", "details.png",
+                "settings.png", "settings-error.png", "phone.png", "phone-dark.png", "phone-peers.png",
+                "phone-trackers.png", "phone-pieces.png", "phone-pieces-dark.png", "phone-settings.png",
+                "phone-settings-dark.png"}
+        run.check("screenshots saved (desktop: turtle, peers, pieces, trackers, details, settings and its error; "
+                  "phone light and dark: list, tabs, settings)",
+                  want <= set(pngs)
                   and all(os.path.getsize(os.path.join(shots, p)) > 5000 for p in pngs), f"{shots}: {pngs}")
     finally:
         return run.finish()
