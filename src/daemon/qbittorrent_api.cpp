@@ -866,9 +866,10 @@ response qbittorrent_api::handle(const request& req, std::string_view path, cons
   if (path == "torrents/trackers") {
     const auto* st = one();
     if (!st) return text(req, http::status::not_found, "Not Found");
-    auto priv = ses.call([&] {
+    auto [priv, states] = ses.call([&] {
       auto t = ses.find(st->id);
-      return t && t->has_metadata() && t->info().is_private;
+      return std::pair{t && t->has_metadata() && t->info().is_private,
+                       t ? t->tracker_states() : std::vector<tracker_state>{}};
     });
     json::array a;
     const auto c = d_.config();
@@ -883,18 +884,20 @@ response qbittorrent_api::handle(const request& req, std::string_view path, cons
                                   {"tier", -1},
                                   {"url", name}});
     }
-    std::int64_t tier = 0;
-    for (const auto& url : st->trackers) {
-      a.emplace_back(json::object{{"msg", st->tracker_message},
+    // qBittorrent's tracker status: 1 not contacted yet, 2 working, 4 not working; counts
+    // are what the tracker last said (-1: not said); num_peers: peers it gave us.
+    for (const auto& ts : states) {
+      const bool asked = ts.last_announce != 0;
+      a.emplace_back(json::object{{"msg", asked && ts.last_ok && ts.last_result == "Success" ? "" : ts.last_result},
                                   {"num_downloaded", -1},
-                                  {"num_leeches", -1},
-                                  {"num_peers", -1},
-                                  {"num_seeds", -1},
-                                  {"status", st->tracker_message.empty()             ? 1
-                                             : st->error_type == error_kind::tracker ? 4
-                                                                                     : 2},
-                                  {"tier", tier++},
-                                  {"url", url}});
+                                  {"num_leeches", ts.leechers},
+                                  {"num_peers", asked ? static_cast<std::int64_t>(ts.last_peers) : -1},
+                                  {"num_seeds", ts.seeders},
+                                  {"status", !asked       ? 1
+                                             : ts.last_ok ? 2
+                                                          : 4},
+                                  {"tier", ts.tier},
+                                  {"url", ts.url}});
     }
     return json_reply(req, a);
   }

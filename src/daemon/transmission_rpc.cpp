@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "core/magnet.hpp"
@@ -323,6 +324,11 @@ json::value field(const torrent_view& v, std::string_view name, const daemon_con
       for (std::size_t i = 0; i < st.trackers.size(); ++i)
         list.emplace_back(st.trackers[i], static_cast<int>(i));
     }
+    std::map<std::string, tracker_state> said;
+    if (name == "trackerStats") {
+      for (auto& ts : t.tracker_states())
+        said.emplace(ts.url, std::move(ts));
+    }
     json::array a;
     int id = 0;
     for (const auto& [url, tier] : list) {
@@ -334,27 +340,30 @@ json::value field(const torrent_view& v, std::string_view name, const daemon_con
       if (auto p = scrape.rfind("/announce"); p != std::string::npos) scrape.replace(p, 9, "/scrape");
       o["scrape"] = scrape;
       if (name == "trackerStats") {
+        const auto it = said.find(url);
+        const tracker_state ts = it == said.end() ? tracker_state{} : it->second;
+        const bool asked = ts.last_announce != 0;
         o["host"] = host_of(url);
-        o["announceState"] = running ? 1 : 0;
+        o["announceState"] = running ? (ts.next_announce ? 1 : 0) : 0;  // 1: waiting for the next
         o["scrapeState"] = 0;
         o["downloadCount"] = -1;
-        o["hasAnnounced"] = !st.tracker_message.empty();
+        o["hasAnnounced"] = asked;
         o["hasScraped"] = false;
         o["isBackup"] = false;
-        o["lastAnnouncePeerCount"] = 0;
-        o["lastAnnounceResult"] = st.tracker_message;
-        o["lastAnnounceStartTime"] = 0;
-        o["lastAnnounceSucceeded"] = !st.tracker_message.empty() && st.error_type != error_kind::tracker;
-        o["lastAnnounceTime"] = 0;
-        o["lastAnnounceTimedOut"] = false;
+        o["lastAnnouncePeerCount"] = ts.last_peers;
+        o["lastAnnounceResult"] = ts.last_result;
+        o["lastAnnounceStartTime"] = ts.last_announce;
+        o["lastAnnounceSucceeded"] = ts.last_ok;
+        o["lastAnnounceTime"] = ts.last_announce;
+        o["lastAnnounceTimedOut"] = asked && !ts.last_ok && ts.last_result.find("timed out") != std::string::npos;
         o["lastScrapeResult"] = "";
         o["lastScrapeStartTime"] = 0;
         o["lastScrapeSucceeded"] = false;
         o["lastScrapeTime"] = 0;
         o["lastScrapeTimedOut"] = false;
-        o["leecherCount"] = -1;
-        o["seederCount"] = -1;
-        o["nextAnnounceTime"] = 0;
+        o["leecherCount"] = ts.leechers;
+        o["seederCount"] = ts.seeders;
+        o["nextAnnounceTime"] = ts.next_announce;
         o["nextScrapeTime"] = 0;
       }
       a.emplace_back(std::move(o));

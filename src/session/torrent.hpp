@@ -125,6 +125,19 @@ struct torrent_status {
   std::int64_t active_seconds = 0;
 };
 
+// What the announces to one tracker URL gave, for clients that show trackers one by one
+// (Transmission's trackerStats, qBittorrent's torrents/trackers). Times are Unix seconds.
+struct tracker_state {
+  std::string url;
+  int tier = 0;
+  std::int64_t last_announce = 0;  // the last answer or failure; 0: never asked
+  bool last_ok = false;
+  std::string last_result;  // "Success", or why it failed
+  std::uint32_t last_peers = 0;
+  std::int64_t seeders = -1, leechers = -1;  // as the tracker last said; -1: not said
+  std::int64_t next_announce = 0;            // when it is asked next; 0: not planned
+};
+
 // The .torrent bytes for verified metadata: the info dictionary as received, plus trackers.
 [[nodiscard]] std::string torrent_from_metadata(const std::string& info, const std::vector<std::string>& trackers);
 
@@ -181,6 +194,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // Per file as set (empty: every file wanted at the default priority, 1).
   [[nodiscard]] const std::vector<std::uint8_t>& file_priorities() const { return file_prio_; }
   void add_peer(const tcp::endpoint& ep);
+  // Every tracker in tier order (the order announces try them), with what it last said.
+  [[nodiscard]] std::vector<tracker_state> tracker_states() const;
   [[nodiscard]] std::uint64_t total_downloaded() const { return prior_downloaded_ + downloaded_; }
   [[nodiscard]] std::uint64_t total_uploaded() const { return prior_uploaded_ + uploaded_; }
 
@@ -457,7 +472,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::chrono::steady_clock::time_point last_flush_;
   peer_connection* optimistic_ = nullptr;
   std::string tracker_message_;
-  std::vector<std::vector<std::string>> tiers_;  // BEP 12: shuffled once, the one that answers moves first
+  std::vector<std::vector<std::string>> tiers_;          // BEP 12: shuffled once, the one that answers moves first
+  std::map<std::string, tracker_state> tracker_states_;  // by URL: what each last answered
   asio::steady_timer announce_timer_;
   bool announced_started_ = false;
   bool completed_pending_ = false;

@@ -53,6 +53,10 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
     co_return true;
   }
   std::string last_error;
+  const auto unix_now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
   // BEP 12: tiers in order, trackers in a tier in order; the first to answer moves up.
   for (auto& tier : tiers_) {
     for (std::size_t i = 0; i < tier.size(); ++i) {
@@ -60,6 +64,11 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
       auto r = co_await tracker::announce(session_.io(), url, req, opt);
       if (!r) {
         last_error = r.err().message();
+        auto& ts = tracker_states_[url];
+        ts.last_announce = unix_now();
+        ts.last_ok = false;
+        ts.last_result = last_error;
+        ts.next_announce = 0;
         continue;
       }
       std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i),
@@ -80,6 +89,14 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         ++added;
       }
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
+      auto& ts = tracker_states_[url];
+      ts.last_announce = unix_now();
+      ts.last_ok = true;
+      ts.last_result = r->warning.empty() ? "Success" : r->warning;
+      ts.last_peers = static_cast<std::uint32_t>(added);
+      ts.seeders = r->complete ? static_cast<std::int64_t>(*r->complete) : -1;
+      ts.leechers = r->incomplete ? static_cast<std::int64_t>(*r->incomplete) : -1;
+      ts.next_announce = ts.last_announce + next_announce_.count();
       last_tracker_ = url;
       const std::string shown = tracker::redact_url(url);
       tracker_message_ =
@@ -96,6 +113,21 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
   if (session_.settings().log) log("tracker error: " + last_error);
   post_event(static_cast<int>(event_kind::tracker_reply), "error: " + last_error);
   co_return false;
+}
+
+std::vector<tracker_state> torrent::tracker_states() const {
+  std::vector<tracker_state> out;
+  for (std::size_t t = 0; t < tiers_.size(); ++t) {
+    for (const auto& url : tiers_[t]) {
+      auto it = tracker_states_.find(url);
+      tracker_state s = it == tracker_states_.end() ? tracker_state{} : it->second;
+      s.url = url;
+      s.tier = static_cast<int>(t);
+      if (!active_ || stopping_) s.next_announce = 0;  // a stopped torrent asks nobody
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
 }
 
 asio::awaitable<void> torrent::announce_loop(std::shared_ptr<torrent> self, std::uint64_t gen) {

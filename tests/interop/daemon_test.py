@@ -220,6 +220,16 @@ def main():
                   bool(ok), f"rpc {seen.get('peers')}\n{seen.get('out')}")
         rc, out = remote(rpc_port, "-t", "1", "-it")
         run.check("transmission-remote -it shows the tracker", rc == 0 and f"127.0.0.1:{tracker}" in out, out)
+        # trackerStats carries what opentracker said: the libtorrent seeder and shoal (a seed
+        # by now, or about to say so) are its seeders; the next announce is planned.
+        now = time.time()
+        ts = [t for t in rpc.torrents(["id", "trackerStats"]) if t["id"] == 1][0]["trackerStats"]
+        st0 = ts[0] if ts else {}
+        run.check("trackerStats: the last announce succeeded, with the time, the tracker's counts and the next "
+                  "announce", len(ts) == 1 and st0.get("lastAnnounceSucceeded") is True and
+                  st0.get("hasAnnounced") is True and now - 600 < st0.get("lastAnnounceTime", 0) <= now + 5 and
+                  st0.get("seederCount", -1) >= 1 and st0.get("leecherCount", -1) >= 0 and
+                  st0.get("nextAnnounceTime", 0) > now and st0.get("lastAnnounceResult") == "Success", str(ts))
 
         # --- stop, start, verify -----------------------------------------------------------------
         rc, out = remote(rpc_port, "-t", "1", "-S")

@@ -158,6 +158,11 @@ def main():
                 if qa and sa and isinstance(qa[0], dict):
                     diff = shape_diff(sa[0], qa[0])
                     run.check(f"{path.split('?')[0]}[0]: the same field names and types", not diff, str(diff))
+                    # Every entry, not only the first (torrents/trackers: the real tracker's
+                    # entry comes after the DHT, PeX and LSD ones).
+                    diffs = [shape_diff(x, y) for x, y in zip(sa, qa)]
+                    run.check(f"{path.split('?')[0]}: every entry has qBittorrent's field names and types",
+                              not any(diffs), str(diffs))
                 if path.startswith("torrents/files"):
                     run.check("torrents/files: the same names, sizes, piece ranges and priorities",
                               [(f["name"], f["size"], f["piece_range"], f["priority"]) for f in sa] ==
