@@ -228,14 +228,24 @@ def main():
                                                    "cubic", str(seconds)], f"source-{tag}.log")
             return sink, src_p
 
-        # 2. TCP alone (CUBIC), for contrast: it fills the queue.
-        tc, tsrc = tcp_flow("tcp-alone", args.seconds + 5)
-        time.sleep(3)
-        q_tcp = [x - base for x in probe(args.seconds, "tcp-alone")]
-        run.stop(tsrc)
-        run.stop(tc)
-        med_tcp = statistics.median(q_tcp) if q_tcp else -1
-        r_tcp_alone = mean_rate("tcp-alone", 0, 0)
+        # 2. TCP alone (CUBIC), for contrast: it fills the queue. This is the kernel's TCP
+        # and a Python sink, not shoal: on a busy machine one flow may stay receiver-limited
+        # and queue little (84 ms once in a full `make test`), so up to three flows are tried
+        # until one shows what the queue holds; the uTP checks above are not retried.
+        med_tcp, tag = -1, "tcp-alone"
+        for attempt in range(3):
+            tag = "tcp-alone" if attempt == 0 else f"tcp-alone{attempt}"
+            tc, tsrc = tcp_flow(tag, args.seconds + 5)
+            time.sleep(3)
+            q_tcp = [x - base for x in probe(args.seconds, tag)]
+            run.stop(tsrc)
+            run.stop(tc)
+            med_tcp = statistics.median(q_tcp) if q_tcp else -1
+            if med_tcp > med_utp + 50:
+                break
+            print(f"TCP flow {attempt + 1}: queuing delay median {med_tcp:.0f} ms, trying another")
+            time.sleep(2)
+        r_tcp_alone = mean_rate(tag, 0, 0)
         print(f"TCP alone: {r_tcp_alone / 1e6:.2f} MB/s; queuing delay median {med_tcp:.0f} ms")
         run.check("TCP alone queues well past uTP's delay (the queue can hold more)", med_tcp > med_utp + 50,
                   f"TCP {med_tcp:.0f} ms vs uTP {med_utp:.0f} ms")
