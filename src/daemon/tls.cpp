@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <system_error>
+
+#include "core/text.hpp"
 
 namespace shoal::daemon {
 
@@ -120,12 +123,12 @@ std::string fingerprint_of(const fs::path& cert_file) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int n = 0;
   if (X509_digest(x.get(), EVP_sha256(), md.data(), &n) != 1) return {};
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
+  const std::string hex = to_hex(std::string_view(reinterpret_cast<const char*>(md.data()), n));
+  std::string out;  // "AB:CD:...", as browsers show it
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
     if (i) out += ':';
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i])));
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i + 1])));
   }
   return out;
 }

@@ -223,6 +223,15 @@ def wait_listening(port, timeout=30, host="127.0.0.1"):
     return False
 
 
+def require_root(what):
+    """True when running as root; otherwise prints why the test fails (a skip would read
+    as a pass under ctest) and returns False."""
+    if os.geteuid() == 0:
+        return True
+    print(f"FAIL: needs root for {what} (run the tests as root, as CI does)")
+    return False
+
+
 def wait_for(pred, timeout, step=0.25):
     """Polls pred() until it returns something true or timeout seconds pass; returns the
     last value. Tests wait for a state this way, never for a fixed time."""

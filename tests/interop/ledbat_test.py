@@ -154,9 +154,7 @@ def main():
     ap.add_argument("--shoal", required=True)
     ap.add_argument("--seconds", type=float, default=12)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        # A skip would read as a pass under ctest: this test needs root, so it fails without.
-        print("FAIL: needs root for network namespaces (run the tests as root, as CI does)")
+    if not h.require_root("network namespaces"):
         return 1
     run = h.Run(args.shoal, "ledbat")
     link = None

@@ -99,9 +99,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shoal", required=True)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        # A skip would read as a pass under ctest: this test needs root, so it fails without.
-        print("FAIL: needs root for ip netns (run the tests as root, as CI does)")
+    if not h.require_root("ip netns"):
         return 1
     run = h.Run(args.shoal, "local")
     ns = Namespace()
