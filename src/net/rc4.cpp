@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <mutex>
 #include <stdexcept>
 
@@ -15,27 +17,44 @@ namespace {
 struct providers {
   OSSL_PROVIDER* legacy = nullptr;
   OSSL_PROVIDER* deflt = nullptr;
-  EVP_CIPHER* cipher = nullptr;
+  std::atomic<EVP_CIPHER*> cipher{nullptr};
+  std::mutex mu;
+  std::chrono::steady_clock::time_point last_try{};
+  bool tried = false;
 };
 
-// Loaded once for the process and never unloaded: the ciphers made from it live as long.
-const providers& load() {
+providers& state() {
   static providers p;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // Loading any provider explicitly stops OpenSSL loading the default one implicitly,
-    // and SHA-1/SHA-256 come from the default provider.
-    p.deflt = OSSL_PROVIDER_load(nullptr, "default");
-    p.legacy = OSSL_PROVIDER_load(nullptr, "legacy");
-    if (p.legacy) p.cipher = EVP_CIPHER_fetch(nullptr, "RC4", nullptr);
-  });
   return p;
+}
+
+// Loaded for the process and never unloaded: the ciphers made from it live as long. A
+// load can fail for a passing reason (out of file descriptors: the provider is a shared
+// object dlopen()ed from disk), so a failure is tried again, at most once a second,
+// instead of leaving the process without encryption for good.
+EVP_CIPHER* load() {
+  auto& p = state();
+  if (auto* c = p.cipher.load(std::memory_order_acquire)) return c;
+  std::lock_guard lk(p.mu);
+  if (auto* c = p.cipher.load(std::memory_order_relaxed)) return c;
+  const auto now = std::chrono::steady_clock::now();
+  if (p.tried && now - p.last_try < std::chrono::seconds(1)) return nullptr;
+  p.tried = true;
+  p.last_try = now;
+  // Loading any provider explicitly stops OpenSSL loading the default one implicitly,
+  // and SHA-1/SHA-256 come from the default provider.
+  if (!p.deflt) p.deflt = OSSL_PROVIDER_load(nullptr, "default");
+  if (!p.legacy) p.legacy = OSSL_PROVIDER_load(nullptr, "legacy");
+  if (p.legacy) {
+    if (auto* c = EVP_CIPHER_fetch(nullptr, "RC4", nullptr)) p.cipher.store(c, std::memory_order_release);
+  }
+  return p.cipher.load(std::memory_order_relaxed);
 }
 
 }  // namespace
 
 bool rc4_available() {
-  return load().cipher != nullptr;
+  return load() != nullptr;
 }
 
 struct rc4::impl {
@@ -44,10 +63,10 @@ struct rc4::impl {
 };
 
 rc4::rc4(std::span<const std::uint8_t> key) : p_(std::make_unique<impl>()) {
-  const auto& prov = load();
-  if (!prov.cipher) throw std::runtime_error("RC4 is unavailable: OpenSSL's legacy provider did not load");
+  EVP_CIPHER* cipher = load();
+  if (!cipher) throw std::runtime_error("RC4 is unavailable: OpenSSL's legacy provider did not load");
   p_->ctx = EVP_CIPHER_CTX_new();
-  if (!p_->ctx || !EVP_CipherInit_ex2(p_->ctx, prov.cipher, nullptr, nullptr, 1, nullptr) ||
+  if (!p_->ctx || !EVP_CipherInit_ex2(p_->ctx, cipher, nullptr, nullptr, 1, nullptr) ||
       !EVP_CIPHER_CTX_set_key_length(p_->ctx, static_cast<int>(key.size())) ||
       !EVP_CipherInit_ex2(p_->ctx, nullptr, key.data(), nullptr, 1, nullptr)) {
     throw std::runtime_error("RC4 key setup failed");

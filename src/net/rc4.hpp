@@ -1,6 +1,7 @@
 // RC4 for MSE/PE, through OpenSSL 3's EVP interface. RC4 lives in OpenSSL's legacy
-// provider, which is loaded explicitly (with the default provider beside it) the first
-// time a cipher is made.
+// provider, which is loaded explicitly (with the default provider beside it) when a
+// session starts, before it holds any descriptor (rc4_available()); a load that failed
+// is tried again later.
 #pragma once
 
 #include <cstddef>
@@ -31,8 +32,9 @@ class rc4 {
   std::unique_ptr<impl> p_;
 };
 
-// True once the legacy provider has been loaded and RC4 can be fetched; false on a system
-// whose OpenSSL lacks it (encryption is then unavailable and says so).
+// True once the legacy provider has been loaded and RC4 can be fetched (loading it now if
+// it is not yet); false on a system whose OpenSSL lacks it (encryption is then
+// unavailable and says so) or while a load cannot be made.
 [[nodiscard]] bool rc4_available();
 
 }  // namespace shoal::net

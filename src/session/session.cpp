@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "net/proxy.hpp"
+#include "net/rc4.hpp"
 #include "session/peer_connection.hpp"
 
 namespace shoal {
@@ -35,6 +36,10 @@ session::session(asio::io_context& io, session_settings s)
   files_ = std::make_shared<file_pool>(settings_.max_open_files);
   disk_pool_.set_error_handler(report("disk"));
   hash_pool_.set_error_handler(report("hash"));
+  // OpenSSL's RC4 comes from a provider loaded from disk: load it now, while descriptors
+  // are free, not on the first encrypted peer (which may come when an attack has used
+  // them all up).
+  (void)net::rc4_available();
 }
 
 session::~session() {

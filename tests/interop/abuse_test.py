@@ -249,6 +249,14 @@ class Abuse:
                        spin_fig["cpu_cores"] < CPU_LIMIT, json.dumps(spin_fig))
         ok, rc = self.normal_download(label, port, delay=0, timeout=seconds - 10)
         self.result(label, seed, m, ok, rc, attackers)
+        # Encryption still works with no descriptor free: OpenSSL's RC4 is loaded from disk,
+        # so a seeder that loaded it on its first encrypted peer (under the attack) refused
+        # every encrypted handshake for good, and each dial cost three connections.
+        seed_log = open(seed.log, "rb").read().decode("utf-8", "replace")
+        normal_log = open(self.run.path(f"normal-{label}.log"), "rb").read().decode("utf-8", "replace")
+        self.run.check(f"{label}: the seeder still takes encrypted handshakes",
+                       "RC4 is unavailable" not in seed_log and "retrying in plaintext" not in normal_log,
+                       "the seeder refused MSE: " + ", ".join(l for l in seed_log.splitlines() if "RC4" in l)[:300])
         self.run.stop(seed)
 
 
