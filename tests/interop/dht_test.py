@@ -141,17 +141,8 @@ def main():
         # libtorrent looks a magnet up once when it starts and then only every 15 minutes, so it
         # starts after the seeder's announce is on the DHT, not after a fixed sleep: another node's
         # get-peers must see the seeder first.
-        peers, r = [], None
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            r = run_cmd([run.shoal, "dht", "get-peers", info_b["info_hash_v1"], "--local", "--json",
-                         "--dht-bootstrap", boot(17)])
-            peers = json.loads(r.stdout).get("peers", []) if r.returncode == 0 else []
-            if f"127.0.0.1:{seed_port}" in peers:
-                break
-            time.sleep(2)
-        run.check("shoal dht get-peers finds the seeder", f"127.0.0.1:{seed_port}" in peers,
-                  f"{r.returncode if r else '-'} {peers}")
+        run.check("shoal dht get-peers finds the seeder",
+                  h.wait_dht_peer(run, info_b["info_hash_v1"], f"127.0.0.1:{seed_port}", boot(17)))
         lt_dst = run.path("lt-dl")
         lt_dl = h.lt_peer(run, "download", f"magnet:?xt=urn:btih:{info_b['info_hash_v1']}&dn=b.bin", lt_dst,
                           h.free_port(), "lt-dl.log", seconds=120, dht_bootstrap=[f"127.0.0.1:{lt_ports[0]}"])

@@ -213,6 +213,24 @@ def lt_result(p, timeout=180):
     return p.returncode, lines
 
 
+def wait_lt_seeding(p, timeout=30):
+    """Waits until a libtorrent peer (lt_peer.py) reports its torrent checked and seeding:
+    before that it resets every connection for the torrent. True if it did in time."""
+    return wait_for(lambda: '"state": "seeding"' in open(p.log, "rb").read().decode("utf-8", "replace"),
+                    timeout, step=0.1)
+
+
+def wait_dht_peer(run, info_hash, peer, bootstrap, timeout=90):
+    """Polls `shoal dht get-peers` until another node's lookup finds peer ("HOST:PORT")
+    announced under info_hash: a test starts the side that looks the swarm up only then,
+    not after a fixed sleep. True if it was found in time."""
+    def found():
+        r = subprocess.run([run.shoal, "dht", "get-peers", info_hash, "--local", "--json", "--dht-bootstrap",
+                            bootstrap], capture_output=True, text=True, timeout=60)
+        return r.returncode == 0 and peer in json.loads(r.stdout).get("peers", [])
+    return wait_for(found, timeout, step=2)
+
+
 def wait_listening(port, timeout=30, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:

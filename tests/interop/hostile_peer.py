@@ -14,11 +14,11 @@ connection, completes the handshake and then misbehaves in one chosen way:
                   hashes); it never answers hash requests
 
 It prints one JSON line per connection when it ends:
-{"mode":..., "event":"closed", "seconds":..., "messages_sent":..., "misbehaved":..., "by":...}
+{"mode":..., "event":"closed", "seconds":..., "at":..., "messages_sent":..., "misbehaved":..., "by":...}
 where "misbehaved" says the connection got as far as sending the misbehaviour (a bare
 connect, such as a test's readiness probe, did not) and "by" is "remote" when the other
 side hung up (end of stream, reset, broken pipe) and "self" when this peer gave up (a
-handshake for another torrent, say).
+handshake for another torrent, say); "at" is the wall-clock time of the close.
 
 Usage: hostile_peer.py MODE --port N --info-hash HEX --pieces N --piece-length N
 """
@@ -112,7 +112,7 @@ def serve(conn, args):
         by = "remote"  # end of stream (recv_exact), a reset or a broken pipe
     finally:
         print(json.dumps({"mode": args.mode, "event": "closed", "seconds": round(time.time() - start, 3),
-                          "messages_sent": sent, "misbehaved": misbehaved, "by": by}), flush=True)
+                          "at": round(time.time(), 3), "messages_sent": sent, "misbehaved": misbehaved, "by": by}), flush=True)
         conn.close()
 
 

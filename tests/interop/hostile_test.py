@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import harness as h
 
@@ -50,6 +51,7 @@ def main():
             peers += ["--peer", f"127.0.0.1:{port}"]
         peers += ["--peer", f"127.0.0.1:{sport}"]
         dst = run.path("dst")
+        started = time.time()
         rc = h.shoal_download(run, t, dst, h.free_port(), "leech.log", "--seed-time", "0", "-v", *peers)
         run.check("download completes despite hostile peers", rc == 0, f"exit {rc}")
         run.check("bytes identical", h.same_tree(src, dst, [name]))
@@ -57,14 +59,17 @@ def main():
         run.check("the corrupt peer was caught (hash failures, a ban)",
                   summ.get("hash_failures", 0) >= 1 and summ.get("banned_peers", 0) >= 1, json.dumps(summ))
         log = open(run.path("leech.log"), "rb").read().decode("utf-8", "replace")
+        done_at = started + float(summ.get("seconds", 0))  # when the leech had every piece
         for mode, (p, port) in hostile.items():
             events = [json.loads(l) for l in open(p.log, "rb").read().decode().splitlines() if l.startswith("{")]
-            # Only connections that got to the misbehaviour and that shoal hung up count: the
-            # readiness probe and the encrypted attempt end before it, so they prove nothing.
+            # Only connections that got to the misbehaviour and that shoal hung up while it was
+            # still downloading count: the readiness probe and the encrypted attempt end before
+            # the misbehaviour, and every connection is closed when the download ends, so
+            # neither proves anything.
             dropped = [e for e in events if e.get("event") == "closed" and e.get("misbehaved") and
-                       e.get("by") == "remote"]
-            run.check(f"{mode}: shoal dropped the connection after the misbehaviour", len(dropped) >= 1,
-                      f"events {events}")
+                       e.get("by") == "remote" and e.get("at", done_at) < done_at]
+            run.check(f"{mode}: shoal dropped the connection after the misbehaviour, before it completed",
+                      len(dropped) >= 1, f"completed at {done_at:.3f}, events {events}")
         reasons = {
             "oversized": "exceeds the limit",
             "out_of_range": "out of range",

@@ -144,9 +144,7 @@ def transfer(run, torrent, src, name, label, seeder, shoal_args=(), lt_args=(), 
         sp = h.lt_peer(run, "seed", torrent, src, sport, llog, seconds=timeout + 30, extra=lt_extra)
         h.wait_listening(sport, host=listen)
         # Until its torrent is checked libtorrent resets connections for it.
-        deadline = time.time() + 20
-        while time.time() < deadline and '"state": "seeding"' not in open(sp.log, "rb").read().decode():
-            time.sleep(0.1)
+        h.wait_lt_seeding(sp, timeout=20)
         # ... and for a moment after it says "seeding" (seen: two connections reset at once).
         time.sleep(1.5)
         if ready:

@@ -35,12 +35,6 @@ def lt_totals(p):
     return out
 
 
-def wait_seeding(p, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline and '"state": "seeding"' not in open(p.log, "rb").read().decode():
-        time.sleep(0.1)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shoal", required=True)
@@ -52,7 +46,7 @@ def main():
         src = run.path("src")
         h.write_random(os.path.join(src, name), args.size << 20)
         t = run.path("t.torrent")
-        h.shoal_create(run, os.path.join(src, name), t, "--v1")
+        info = h.shoal_create(run, os.path.join(src, name), t, "--v1")
 
         # shoal seeds, libtorrent downloads, uTP only.
         dst = run.path("dst-lt")
@@ -76,7 +70,7 @@ def main():
         dst = run.path("dst-shoal")
         sport, lport = h.free_port(), h.free_port()
         lp = h.lt_peer(run, "seed", t, src, sport, "lt2.log", seconds=150, extra=["--transport", "utp"])
-        wait_seeding(lp)
+        h.wait_lt_seeding(lp)
         time.sleep(0.5)
         rc = h.shoal_download(run, t, dst, lport, "dl2.log", "-v", "--no-dht", "--seed-time", "0", "--peer",
                               f"127.0.0.1:{sport}", "--stop-timeout", "60", "--transport", "utp", timeout=150)
@@ -114,7 +108,7 @@ def main():
         dst = run.path("dst-both")
         sport, lport = h.free_port(), h.free_port()
         lp = h.lt_peer(run, "seed", t, src, sport, "lt4.log", seconds=150, extra=["--transport", "tcp"])
-        wait_seeding(lp)
+        h.wait_lt_seeding(lp)
         time.sleep(0.5)
         rc = h.shoal_download(run, t, dst, lport, "dl4.log", "-v", "--no-dht", "--seed-time", "0", "--peer",
                               f"127.0.0.1:{sport}", "--stop-timeout", "60", "--transport", "both", timeout=150)
@@ -130,7 +124,7 @@ def main():
         dst = run.path("dst-both-utp")
         sport, lport = h.free_port(), h.free_port()
         lp = h.lt_peer(run, "seed", t, src, sport, "lt4u.log", seconds=150, extra=["--transport", "utp"])
-        wait_seeding(lp)
+        h.wait_lt_seeding(lp)
         time.sleep(0.5)
         rc = h.shoal_download(run, t, dst, lport, "dl4u.log", "-v", "--no-dht", "--seed-time", "0", "--peer",
                               f"127.0.0.1:{sport}", "--stop-timeout", "60", "--transport", "both", timeout=150)
@@ -150,7 +144,9 @@ def main():
         sp = h.shoal_seed(run, t, src, sport, "seed5.log", "-v", "--transport", "utp", "--dht-bootstrap",
                           f"127.0.0.1:{bport}", "--dht-state", run.path("s5.state"))
         h.wait_listening(sport)
-        time.sleep(2)
+        # The downloader starts once another node's lookup finds the seeder on the DHT.
+        run.check("the uTP-only seeder's announce is on the DHT",
+                  h.wait_dht_peer(run, info["info_hash_v1"], f"127.0.0.1:{sport}", f"127.0.0.1:{bport}"))
         rc = h.shoal_download(run, t, dst, dport, "dl5.log", "-v", "--seed-time", "0", "--transport", "utp",
                               "--dht-bootstrap", f"127.0.0.1:{bport}", "--dht-state", run.path("d5.state"),
                               "--stop-timeout", "60", timeout=150)

@@ -249,7 +249,7 @@ def main():
         lport = h.free_port()
         lp = h.lt_peer(run, "seed", t_mix, src_lt, lport, "corrupt-lt.log", seconds=200, max_upload=1 << 20)
         h.wait_listening(lport)
-        time.sleep(2)
+        h.wait_lt_seeding(lp)
         # libtorrent ignores its upload limit on loopback: shoal's download limit makes the
         # transfer last long enough for both sources to matter.
         rc, dst, s, log = download(run, t_mix, "corrupt", "--peer", f"127.0.0.1:{lport}", "--max-download-rate",
@@ -270,7 +270,7 @@ def main():
         lport = h.free_port()
         lp = h.lt_peer(run, "seed", t_mix2, src_lt, lport, "mixed-lt.log", seconds=200, max_upload=1 << 20)
         h.wait_listening(lport)
-        time.sleep(2)
+        h.wait_lt_seeding(lp)
         rc, dst, s, log = download(run, t_mix2, "mixed", "--peer", f"127.0.0.1:{lport}", "--max-download-rate",
                                    "2MiB", timeout=150)
         run.stop(lp)
