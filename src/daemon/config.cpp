@@ -223,12 +223,15 @@ result<daemon_config> parse_config(std::string_view text, daemon_config c) {
   return c;
 }
 
+std::string read_whole_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
 result<daemon_config> load_config(const fs::path& file, daemon_config c) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return c;
-  std::ifstream in(file, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  auto r = parse_config(text, std::move(c));
+  auto r = parse_config(read_whole_file(file), std::move(c));
   if (!r) return error{r.err().code, file.string() + ": " + r.err().detail};
   return r;
 }

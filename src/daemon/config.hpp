@@ -101,6 +101,9 @@ struct daemon_config {
 
 // Reads STATE/settings.json over the defaults (a missing file: the defaults); an error for
 // a file that is not JSON or has a field of the wrong type.
+// The bytes of a small file of the state folder (settings, stats, feeds, categories, a
+// .torrent), or "" when it is missing or cannot be read.
+[[nodiscard]] std::string read_whole_file(const fs::path& file);
 [[nodiscard]] result<daemon_config> load_config(const fs::path& file, daemon_config defaults);
 [[nodiscard]] boost::json::object config_json(const daemon_config& c);
 std::error_code save_config(const fs::path& file, const daemon_config& c);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <random>
 
+#include "core/hash.hpp"
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
@@ -43,15 +44,6 @@ std::string random_token(std::size_t n) {
   for (auto& ch : s)
     ch = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
   return s;
-}
-
-std::string hex_of(const sha1_digest& h) {
-  return to_hex({reinterpret_cast<const char*>(h.data()), h.size()});
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 bool is_loopback(const asio::ip::address& a) {
@@ -107,7 +99,7 @@ result<bool> daemon::start() {
     if (ec) return error{errc::io, d.string() + ": cannot create the folder: " + ec.message()};
   }
   // Cumulative statistics of earlier runs.
-  if (auto text = read_file(cfg_.state_dir / "stats.json"); !text.empty()) {
+  if (auto text = read_whole_file(cfg_.state_dir / "stats.json"); !text.empty()) {
     boost::system::error_code jec;
     auto v = json::parse(text, jec);
     if (!jec && v.is_object()) {
@@ -122,7 +114,7 @@ result<bool> daemon::start() {
     }
   }
   ++prior_.session_count;
-  if (auto text = read_file(cfg_.state_dir / "feeds.json"); !text.empty()) {
+  if (auto text = read_whole_file(cfg_.state_dir / "feeds.json"); !text.empty()) {
     boost::system::error_code jec;
     auto v = json::parse(text, jec);
     if (!jec && v.is_object())
@@ -286,7 +278,7 @@ void daemon::load_torrents() {
   for (const auto& de : fs::directory_iterator(torrents_dir(), ec)) {
     if (de.path().extension() != ".add") continue;
     boost::system::error_code jec;
-    auto v = json::parse(read_file(de.path()), jec);
+    auto v = json::parse(read_whole_file(de.path()), jec);
     if (jec || !v.is_object()) continue;
     auto& o = v.as_object();
     std::uint64_t order = 0;
@@ -385,9 +377,9 @@ result<add_outcome> daemon::add(add_request r) {
     } else {
       std::copy_n(mag->info_hash_v2->begin(), 20, wire.begin());
     }
-    name = mag->name.empty() ? hex_of(wire) : mag->name;
+    name = mag->name.empty() ? to_hex(as_view(wire)) : mag->name;
   }
-  key = hex_of(wire);
+  key = to_hex(as_view(wire));
   const fs::path target = r.save_path ? *r.save_path : c.download_dir;
   if (!path_allowed(target)) {
     return error{errc::invalid_argument, target.string() + " is outside the allowed download folders"};
@@ -436,7 +428,7 @@ result<add_outcome> daemon::add(add_request r) {
 void daemon::remove(torrent_id id, bool delete_data) {
   auto st = torrent_handle(ses_.get(), id).status();
   if (!st) return;
-  const auto key = hex_of(st->info_hash);
+  const auto key = to_hex(as_view(st->info_hash));
   std::error_code ec;
   fs::remove(torrents_dir() / (key + ".add"), ec);  // first: a kill -9 from here on does not bring it back
   ses_->remove(id, delete_data);
@@ -448,7 +440,7 @@ void daemon::remove(torrent_id id, bool delete_data) {
 void daemon::rewrite_add_file(const std::string& key, const std::function<void(json::object&)>& edit) {
   const auto file = torrents_dir() / (key + ".add");
   boost::system::error_code jec;
-  auto v = json::parse(read_file(file), jec);
+  auto v = json::parse(read_whole_file(file), jec);
   if (jec || !v.is_object()) return;
   edit(v.as_object());
   (void)write_file_atomically(file, json::serialize(v) + "\n");
@@ -464,7 +456,7 @@ void daemon::drain_events() {
       case event_kind::storage_moved:
         if (moving_.erase(e.torrent)) {
           final_dirs_.erase(e.torrent);
-          rewrite_add_file(hex_of(e.info_hash), [](json::object& o) {
+          rewrite_add_file(to_hex(as_view(e.info_hash)), [](json::object& o) {
             if (auto it = o.find("final_dir"); it != o.end()) {
               o["save_path"] = it->value();
               o.erase("final_dir");
@@ -521,7 +513,7 @@ void daemon::run_done_program(const torrent_status& st) {
   env.push_back(std::string("TR_TIME_LOCALTIME=") + when);
   env.push_back("TR_TORRENT_BYTES_DOWNLOADED=" + std::to_string(st.total_downloaded));
   env.push_back("TR_TORRENT_DIR=" + st.save_path);
-  env.push_back("TR_TORRENT_HASH=" + hex_of(st.info_hash));
+  env.push_back("TR_TORRENT_HASH=" + to_hex(as_view(st.info_hash)));
   env.push_back("TR_TORRENT_ID=" + std::to_string(st.id));
   env.push_back("TR_TORRENT_LABELS=" + labels);
   env.push_back("TR_TORRENT_NAME=" + st.name);
@@ -598,7 +590,7 @@ void daemon::scan_watch_dir() {
     add_request r;
     bool ok = size <= (16u << 20);
     if (ok) {
-      r.metainfo = read_file(de.path());
+      r.metainfo = read_whole_file(de.path());
       auto added = add(std::move(r));
       ok = added.ok();
       if (!ok) std::fprintf(stderr, "shoal daemon: %s: %s\n", de.path().c_str(), added.err().detail.c_str());
@@ -967,7 +959,7 @@ reply daemon::serve_file(const request& req) {
   const fs::path file = dir / path.substr(1);
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return {make_response(req, http::status::not_found, "not found\n"), {}};
-  auto r = make_response(req, http::status::ok, read_file(file), content_type_of(file));
+  auto r = make_response(req, http::status::ok, read_whole_file(file), content_type_of(file));
   r.set(http::field::cache_control, "no-cache");
   r.set("X-Content-Type-Options", "nosniff");
   r.set("X-Frame-Options", "DENY");

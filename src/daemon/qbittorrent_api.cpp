@@ -10,6 +10,7 @@
 #include <ctime>
 #include <fstream>
 
+#include "core/hash.hpp"
 #include "core/magnet.hpp"
 #include "core/text.hpp"
 #include "daemon/daemon.hpp"
@@ -26,10 +27,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::int64_t eta_unknown = 8640000;  // qBittorrent's "infinity": 100 days
-
-std::string hex20(const sha1_digest& h) {
-  return to_hex({reinterpret_cast<const char*>(h.data()), h.size()});
-}
 
 bool complete(const torrent_status& st) {
   return st.total_wanted > 0 && st.have_wanted >= st.total_wanted;
@@ -95,11 +92,6 @@ response json_reply(const request& req, const json::value& v) {
   return make_response(req, http::status::ok, json::serialize(v), "application/json");
 }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 std::string fmt_ratio(double r) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f", r);
@@ -117,7 +109,7 @@ qbittorrent_api::qbittorrent_api(daemon& d) : d_(d) {}
 void qbittorrent_api::load_categories() {
   if (!categories_.empty()) return;
   boost::system::error_code ec;
-  auto v = json::parse(read_all(d_.state_dir() / "categories.json"), ec);
+  auto v = json::parse(read_whole_file(d_.state_dir() / "categories.json"), ec);
   if (ec || !v.is_object()) return;
   for (const auto& [k, x] : v.as_object())
     if (x.is_string()) categories_[std::string(k)] = std::string(x.as_string());
@@ -231,12 +223,10 @@ json::object qbittorrent_api::torrent_map() {
                      : eta_unknown;
       o["f_l_piece_prio"] = false;
       o["force_start"] = false;
-      const auto hash = hex20(st.info_hash);
+      const auto hash = to_hex(as_view(st.info_hash));
       o["hash"] = hash;
       o["infohash_v1"] = meta && t->info().info_hash_v1 ? hash : std::string(meta ? "" : hash.c_str());
-      o["infohash_v2"] = meta && t->info().info_hash_v2
-                             ? to_hex({reinterpret_cast<const char*>(t->info().info_hash_v2->data()), 32})
-                             : std::string();
+      o["infohash_v2"] = meta && t->info().info_hash_v2 ? to_hex(as_view(*t->info().info_hash_v2)) : std::string();
       o["last_activity"] = running ? now : st.added_time;
       o["magnet_uri"] = meta ? to_uri(magnet_from(t->info())) : "magnet:?xt=urn:btih:" + hash;
       o["max_ratio"] = st.goals.ratio ? *st.goals.ratio : -1.0;
@@ -764,22 +754,21 @@ response qbittorrent_api::handle(const request& req, std::string_view path, cons
   }
 
   // Calls on torrents named by "hashes" (a|b|c or all) or "hash".
+  // Only "all" costs a status of every torrent; named hashes are looked up.
   std::vector<torrent_status> picked;
   {
-    std::set<std::string> want;
-    for (auto x : split(get("hashes").empty() ? get("hash") : get("hashes"), '|')) {
+    auto want = split(get("hashes").empty() ? get("hash") : get("hashes"), '|');
+    for (auto& x : want)
       std::transform(x.begin(), x.end(), x.begin(), [](unsigned char c) { return std::tolower(c); });
-      want.insert(x);
-    }
-    for (auto& st : ses.status_all())
-      if (want.count("all") || want.count(hex20(st.info_hash))) picked.push_back(std::move(st));
+    picked = std::find(want.begin(), want.end(), "all") != want.end() ? ses.status_all()
+                                                                      : ses.status_of({}, digests_of(want));
   }
   auto one = [&]() -> const torrent_status* { return picked.size() == 1 ? &picked.front() : nullptr; };
 
   if (path == "torrents/properties") {
     const auto* st = one();
     if (!st) return text(req, http::status::not_found, "Not Found");
-    auto h = hex20(st->info_hash);
+    auto h = to_hex(as_view(st->info_hash));
     auto props = ses.call([&]() -> json::object {
       auto t = ses.find(st->id);
       if (!t) return {};
@@ -800,9 +789,7 @@ response qbittorrent_api::handle(const request& req, std::string_view path, cons
                                         : eta_unknown;
       o["hash"] = h;
       o["infohash_v1"] = meta && t->info().info_hash_v1 ? h : "";
-      o["infohash_v2"] = meta && t->info().info_hash_v2
-                             ? to_hex({reinterpret_cast<const char*>(t->info().info_hash_v2->data()), 32})
-                             : "";
+      o["infohash_v2"] = meta && t->info().info_hash_v2 ? to_hex(as_view(*t->info().info_hash_v2)) : "";
       o["is_private"] = meta && t->info().is_private;
       o["last_seen"] = st->seeds ? static_cast<std::int64_t>(std::time(nullptr)) : -1;
       o["name"] = st->name;
@@ -994,19 +981,14 @@ response qbittorrent_api::handle(const request& req, std::string_view path, cons
   }
   if (path == "torrents/topPrio" || path == "torrents/bottomPrio" || path == "torrents/increasePrio" ||
       path == "torrents/decreasePrio") {
-    const auto n = static_cast<std::uint32_t>(ses.status_all().size());
-    std::sort(picked.begin(), picked.end(),
-              [](const auto& a, const auto& b) { return a.queue_position < b.queue_position; });
-    if (path == "torrents/bottomPrio" || path == "torrents/decreasePrio") std::reverse(picked.begin(), picked.end());
-    std::uint32_t k = 0;
-    for (const auto& st : picked) {
-      std::uint32_t to = st.queue_position;
-      if (path == "torrents/topPrio") to = k++;
-      if (path == "torrents/bottomPrio") to = n - 1 - k++;
-      if (path == "torrents/increasePrio") to = to > 0 ? to - 1 : 0;
-      if (path == "torrents/decreasePrio") to = std::min(n - 1, to + 1);
-      ses.queue_move(st.id, to);
-    }
+    std::vector<torrent_id> ids;
+    for (const auto& st : picked)
+      ids.push_back(st.id);
+    using step = session::queue_step;
+    ses.queue_move(ids, path == "torrents/topPrio"        ? step::top
+                        : path == "torrents/bottomPrio"   ? step::bottom
+                        : path == "torrents/increasePrio" ? step::up
+                                                          : step::down);
     return ok(req);
   }
   if (path == "torrents/setShareLimits") {

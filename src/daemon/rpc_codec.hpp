@@ -3,6 +3,7 @@
 // JSON-RPC 2.0 of Transmission 4.1 with snake_case names), and torrent selections.
 #pragma once
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdint>
 #include <map>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
+#include "core/text.hpp"
 
 namespace shoal::daemon {
 
@@ -64,6 +67,19 @@ struct id_selection {
   std::set<std::string> hashes;  // lower-case hex
 };
 [[nodiscard]] result<id_selection> parse_ids(const boost::json::object& args);
+// Hex info-hashes (either case) as digests; strings that are not 40 hex digits name nothing.
+template <class Strings>
+[[nodiscard]] std::vector<sha1_digest> digests_of(const Strings& hexes) {
+  std::vector<sha1_digest> out;
+  for (const auto& hex : hexes) {
+    auto raw = from_hex(hex);
+    if (!raw || raw->size() != 20) continue;
+    sha1_digest d{};
+    std::copy_n(raw->begin(), 20, d.begin());
+    out.push_back(d);
+  }
+  return out;
+}
 
 // --- the qBittorrent Web API's inputs ---
 // application/x-www-form-urlencoded (a POST body or a query string): '+' is a space, %XX a

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "core/hash.hpp"
 #include "core/magnet.hpp"
 #include "core/text.hpp"
 #include "daemon/daemon.hpp"
@@ -135,7 +136,7 @@ json::value field(const torrent_view& v, std::string_view name, const daemon_con
                        st.state == torrent_state::fetching_metadata;
   if (name == "id") return st.id;
   if (name == "name") return json::string(st.name);
-  if (name == "hashString") return json::string(to_hex({reinterpret_cast<const char*>(st.info_hash.data()), 20}));
+  if (name == "hashString") return json::string(to_hex(as_view(st.info_hash)));
   if (name == "status") return tr_status_of(st);
   if (name == "error") return tr_error_of(st);
   if (name == "errorString") return json::string(st.error_type == error_kind::tracker ? st.tracker_message : st.error);
@@ -221,7 +222,7 @@ json::value field(const torrent_view& v, std::string_view name, const daemon_con
   }
   if (name == "magnetLink") {
     if (meta) return json::string(to_uri(magnet_from(t.info())));
-    return json::string("magnet:?xt=urn:btih:" + to_hex({reinterpret_cast<const char*>(st.info_hash.data()), 20}));
+    return json::string("magnet:?xt=urn:btih:" + to_hex(as_view(st.info_hash)));
   }
   if (name == "pieceCount") return st.num_pieces;
   if (name == "pieceSize") return meta ? t.info().piece_length : 0;
@@ -384,8 +385,7 @@ bool selected(const id_selection& sel, const torrent_status& st) {
     if (busy) return true;
   }
   if (sel.ids.count(st.id)) return true;
-  if (!sel.hashes.empty() && sel.hashes.count(to_hex({reinterpret_cast<const char*>(st.info_hash.data()), 20})))
-    return true;
+  if (!sel.hashes.empty() && sel.hashes.count(to_hex(as_view(st.info_hash)))) return true;
   return false;
 }
 
@@ -779,13 +779,8 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
       } else {
         for (auto id : sel->ids)
           if (auto t = ses.find(id)) pick.push_back(std::move(t));
-        for (const auto& hex : sel->hashes) {
-          auto raw = from_hex(hex);
-          if (!raw || raw->size() != 20) continue;
-          sha1_digest d{};
-          std::copy_n(raw->begin(), 20, d.begin());
+        for (const auto& d : digests_of(sel->hashes))
           if (auto t = ses.find_torrent(d)) pick.push_back(std::move(t));
-        }
         std::sort(pick.begin(), pick.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
         pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
       }
@@ -823,10 +818,15 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     return out;
   }
 
-  // The rest act on the selected torrents.
+  // The rest act on the selected torrents: by id or hash, only those are looked at.
   std::vector<torrent_id> ids;
-  for (const auto& st : ses.status_all())
-    if (selected(*sel, st)) ids.push_back(st.id);
+  if (sel->all || sel->recent) {
+    for (const auto& st : ses.status_all())
+      if (selected(*sel, st)) ids.push_back(st.id);
+  } else {
+    for (const auto& st : ses.status_of({sel->ids.begin(), sel->ids.end()}, digests_of(sel->hashes)))
+      ids.push_back(st.id);
+  }
 
   if (method == "torrent-start" || method == "torrent-start-now") {
     for (auto id : ids)
@@ -943,22 +943,11 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
   }
   if (method == "queue-move-top" || method == "queue-move-bottom" || method == "queue-move-up" ||
       method == "queue-move-down") {
-    auto all = ses.status_all();
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.queue_position < b.queue_position; });
-    const auto n = static_cast<std::uint32_t>(all.size());
-    std::vector<torrent_status> picked;
-    for (const auto& st : all)
-      if (std::find(ids.begin(), ids.end(), st.id) != ids.end()) picked.push_back(st);
-    if (method == "queue-move-bottom" || method == "queue-move-up") std::reverse(picked.begin(), picked.end());
-    std::uint32_t k = 0;
-    for (const auto& st : picked) {
-      std::uint32_t to = 0;
-      if (method == "queue-move-top") to = k++;
-      if (method == "queue-move-bottom") to = n - 1 - k++;
-      if (method == "queue-move-up") to = st.queue_position > 0 ? st.queue_position - 1 : 0;
-      if (method == "queue-move-down") to = std::min(n - 1, st.queue_position + 1);
-      ses.queue_move(st.id, to);
-    }
+    using step = session::queue_step;
+    ses.queue_move(ids, method == "queue-move-top"      ? step::top
+                        : method == "queue-move-bottom" ? step::bottom
+                        : method == "queue-move-up"     ? step::up
+                                                        : step::down);
     return out;
   }
   if (method == "free-space") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "net/proxy.hpp"
@@ -387,15 +388,41 @@ void session::queue_move(torrent_id id, std::uint32_t position) {
     queue_.erase(std::remove(queue_.begin(), queue_.end(), t), queue_.end());
     const auto at = std::min<std::size_t>(position, queue_.size());
     queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(at), t);
-    // The torrents whose place changed keep it across a restart: their resume data is
-    // written now (the queue is rebuilt from it at the next start).
-    for (std::size_t i = 0; i < queue_.size(); ++i) {
-      if (queue_[i]->queue_position() == i) continue;
-      queue_[i]->set_queue_position(static_cast<std::uint32_t>(i));
-      queue_[i]->save_settings();
-    }
-    queue_changed();
+    save_queue_order();
   });
+}
+
+void session::queue_move(const std::vector<torrent_id>& ids, queue_step step) {
+  call([this, &ids, step] {
+    std::set<torrent_id> want(ids.begin(), ids.end());
+    auto moving = [&](const std::shared_ptr<torrent>& t) { return want.count(t->id()) != 0; };
+    if (step == queue_step::top || step == queue_step::bottom) {
+      // A stable partition keeps the order within each group.
+      if (step == queue_step::top) {
+        std::stable_partition(queue_.begin(), queue_.end(), moving);
+      } else {
+        std::stable_partition(queue_.begin(), queue_.end(), [&](const auto& t) { return !moving(t); });
+      }
+    } else if (step == queue_step::up) {
+      for (std::size_t i = 1; i < queue_.size(); ++i)
+        if (moving(queue_[i]) && !moving(queue_[i - 1])) std::swap(queue_[i], queue_[i - 1]);
+    } else {
+      for (std::size_t i = queue_.size(); i-- > 1;)
+        if (moving(queue_[i - 1]) && !moving(queue_[i])) std::swap(queue_[i], queue_[i - 1]);
+    }
+    save_queue_order();
+  });
+}
+
+void session::save_queue_order() {
+  // The torrents whose place changed keep it across a restart: their resume data is
+  // written now (the queue is rebuilt from it at the next start).
+  for (std::size_t i = 0; i < queue_.size(); ++i) {
+    if (queue_[i]->queue_position() == i) continue;
+    queue_[i]->set_queue_position(static_cast<std::uint32_t>(i));
+    queue_[i]->save_settings();
+  }
+  queue_changed();
 }
 
 void session::queue_changed() {
@@ -533,6 +560,25 @@ std::vector<torrent_status> session::status_all() {
     std::vector<torrent_status> out;
     out.reserve(queue_.size());
     for (const auto& t : queue_)
+      out.push_back(t->status());
+    return out;
+  });
+}
+
+std::vector<torrent_status> session::status_of(const std::vector<torrent_id>& ids,
+                                               const std::vector<sha1_digest>& hashes) {
+  return call([&] {
+    std::vector<std::shared_ptr<torrent>> pick;
+    pick.reserve(ids.size() + hashes.size());
+    for (auto id : ids)
+      if (auto t = find(id)) pick.push_back(std::move(t));
+    for (const auto& h : hashes)
+      if (auto t = find_torrent(h)) pick.push_back(std::move(t));
+    std::sort(pick.begin(), pick.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
+    pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
+    std::vector<torrent_status> out;
+    out.reserve(pick.size());
+    for (const auto& t : pick)
       out.push_back(t->status());
     return out;
   });

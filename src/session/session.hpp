@@ -103,9 +103,19 @@ class session {
   std::vector<torrent_handle> add_many(std::vector<torrent_params> ps);
   void remove(torrent_id id, bool delete_data);
   [[nodiscard]] std::vector<torrent_status> status_all();
+  // Only the torrents named, by id or by info-hash (v1, or v2 cut to 20 bytes), each once,
+  // in id order; names that match nothing are skipped. One trip to the network thread and
+  // no status of the others: a client acting on one torrent among 10,000 pays for one.
+  [[nodiscard]] std::vector<torrent_status> status_of(const std::vector<torrent_id>& ids,
+                                                      const std::vector<sha1_digest>& hashes = {});
   [[nodiscard]] std::vector<torrent_handle> torrents();
   // Moves a torrent in the queue (0: first); the others shift.
   void queue_move(torrent_id id, std::uint32_t position);
+  // Moves several at once (Transmission's queue-move-*, qBittorrent's top/bottom/increase/
+  // decreasePrio): to the top or the bottom keeping their order among themselves, or each
+  // one place up or down past a torrent that is not moving. Unknown ids are skipped.
+  enum class queue_step { top, bottom, up, down };
+  void queue_move(const std::vector<torrent_id>& ids, queue_step step);
   [[nodiscard]] event_queue& events() { return events_; }
   // Network thread: the queue's slots at runtime (0: no limit), handed out again at once.
   void set_queue_limits(std::uint32_t downloads, std::uint32_t seeds) {
@@ -123,6 +133,8 @@ class session {
   // A torrent's state changed in a way the queue cares about (paused, resumed, completed,
   // checked): slots are handed out again, soon.
   void queue_changed();
+  // After a move in queue_: each torrent's position, saved where it changed.
+  void save_queue_order();
   void torrent_activated(const std::shared_ptr<torrent>& t);
   void torrent_deactivated(const torrent& t);
   // A magnet's metadata showed a hybrid: its v2 swarm's key leads to it too.

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <set>
 
@@ -220,6 +221,53 @@ TEST(Session, QueueLimitKeepsTheThirdDownloadWaiting) {
     const std::string n = "t" + std::to_string(i) + ".bin";
     EXPECT_EQ(read_file(d.path / "leech" / n), read_file(d.path / "seed" / n));
   }
+}
+
+// The queue as the daemon's clients move it: several torrents at once to the top or the
+// bottom (their order kept) or one place up or down; and a status of only the torrents
+// named, by id or by info-hash.
+TEST(Session, QueueMovesManyAtOnceAndStatusOfPicksByIdOrHash) {
+  temp_dir d;
+  fixture_session fs;
+  std::vector<torrent_id> id;  // id[i]: the i-th torrent added
+  std::vector<metainfo> tors;
+  for (int i = 0; i < 6; ++i) {
+    tors.push_back(make_torrent(d.path, "q" + std::to_string(i) + ".bin", {{"", 64 * 1024}}, 40 + i));
+    torrent_params p;
+    p.info = tors.back();
+    p.save_path = d.path;
+    p.paused = true;
+    id.push_back(fs.ses().add(p).id());
+  }
+  // The queue as indices into id, by queue position.
+  auto order = [&] {
+    auto all = fs.ses().status_all();
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.queue_position < b.queue_position; });
+    std::vector<int> out;
+    for (std::size_t k = 0; k < all.size(); ++k) {
+      EXPECT_EQ(all[k].queue_position, k) << "positions are not 0..n-1";
+      out.push_back(static_cast<int>(std::find(id.begin(), id.end(), all[k].id) - id.begin()));
+    }
+    return out;
+  };
+  using step = session::queue_step;
+  ASSERT_EQ(order(), (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  fs.ses().queue_move({id[4], id[2]}, step::top);
+  EXPECT_EQ(order(), (std::vector<int>{2, 4, 0, 1, 3, 5}));
+  fs.ses().queue_move({id[2], id[4]}, step::bottom);
+  EXPECT_EQ(order(), (std::vector<int>{0, 1, 3, 5, 2, 4}));
+  fs.ses().queue_move({id[0], id[5]}, step::up);  // the first cannot go higher
+  EXPECT_EQ(order(), (std::vector<int>{0, 1, 5, 3, 2, 4}));
+  fs.ses().queue_move({id[1], id[3], 999}, step::down);  // an unknown id is skipped
+  EXPECT_EQ(order(), (std::vector<int>{0, 5, 1, 2, 3, 4}));
+  fs.ses().queue_move({id[4]}, step::down);  // the last cannot go lower
+  EXPECT_EQ(order(), (std::vector<int>{0, 5, 1, 2, 3, 4}));
+
+  const auto some = fs.ses().status_of({id[3], 999, id[3]}, {*tors[1].info_hash_v1, sha1_digest{}});
+  ASSERT_EQ(some.size(), 2u) << "by id and by hash, each once, nothing for unknown names";
+  EXPECT_EQ(some[0].id, id[1]);
+  EXPECT_EQ(some[1].id, id[3]);
+  EXPECT_TRUE(fs.ses().status_of({}).empty());
 }
 
 TEST(Session, EachSeedingGoalPausesTheTorrent) {
