@@ -138,9 +138,13 @@ def main():
                   rc == 0 and h.same_tree(www, dst, [single]), f"exit {rc}\n" + "\n".join(log[-10:]))
         reqs = access(alog)
         pieces = -(-os.path.getsize(os.path.join(www, single)) // PIECE)
+        # Runs are sized to the seed's measured rate (3 s of it, 1 MiB at first), so how many
+        # requests a download takes depends on the machine's load; that consecutive pieces
+        # share a request does not: the first asks for 1 MiB, and no piece has one to itself.
+        longest = max([r.get("bytes", 0) for r in reqs] or [0])
         run.check("ranges, single file: 206 replies, several pieces per request",
-                  reqs and all(r["status"] == 206 for r in reqs) and len(reqs) < pieces / 4,
-                  f"{len(reqs)} requests for {pieces} pieces")
+                  reqs and all(r["status"] == 206 for r in reqs) and longest >= 2 * PIECE and len(reqs) < pieces,
+                  f"{len(reqs)} requests for {pieces} pieces, the longest {longest} bytes")
         run.check("ranges, single file: the summary counts the web seed's bytes, -v names it",
                   s.get("web_seed_downloaded") == s.get("total_bytes") and s.get("web_seeds") == 1 and
                   any(f"web seed {base}/{single}: started" in l for l in log), json.dumps(s))
