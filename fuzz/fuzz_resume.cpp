@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "check.hpp"
+#include "core/metainfo.hpp"
 #include "storage/resume.hpp"
 
 using namespace shoal;
@@ -25,6 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(again->files.size() == r->files.size() && again->paused == r->paused);
     FUZZ_CHECK(again->goal_ratio.has_value() == r->goal_ratio.has_value());
     FUZZ_CHECK(again->save_path == r->save_path && again->queue_position == r->queue_position);
+    // Renamed files: only clean relative paths are ever taken, and they survive.
+    FUZZ_CHECK(again->renamed == r->renamed && again->name == r->name && r->name.size() <= 1024);
+    for (const auto& [f, p] : r->renamed)
+      FUZZ_CHECK(f < (1u << 24) && is_clean_relative_path(p));
   }
   return 0;
 }

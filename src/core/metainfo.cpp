@@ -208,6 +208,19 @@ std::optional<std::string> sanitize_component(std::string_view c) {
   return s;
 }
 
+bool is_clean_relative_path(std::string_view p) {
+  if (p.empty() || p.size() > 4096) return false;
+  std::size_t pos = 0;
+  while (true) {
+    const auto end = p.find('/', pos);
+    const auto c = p.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    const auto clean = sanitize_component(c);
+    if (!clean || *clean != c) return false;
+    if (end == std::string_view::npos) return true;
+    pos = end + 1;
+  }
+}
+
 result<metainfo> parse_metainfo(std::string_view torrent) {
   if (torrent.size() > max_torrent_size) {
     return error{errc::limit_exceeded,

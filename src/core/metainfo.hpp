@@ -73,6 +73,10 @@ struct metainfo {
 // Sanitises one path component: repairs UTF-8, escapes separators and control bytes,
 // defuses drive letters, shortens over-long names. nullopt means "drop it" ("", ".", "..").
 [[nodiscard]] std::optional<std::string> sanitize_component(std::string_view c);
+// True for a '/'-separated relative path every component of which sanitize_component
+// leaves as it is (no "", ".", "..", separators, control bytes, drive letters or bad
+// UTF-8): a name a user or a resume file gives is taken only if it is such a path.
+[[nodiscard]] bool is_clean_relative_path(std::string_view p);
 
 [[nodiscard]] std::string_view version_name(torrent_version v);
 

@@ -107,7 +107,7 @@ response qbittorrent_api::torrents_call(const request& req, std::string_view pat
         o["availability"] = st->seeds > 0 ? 1.0 : 0.0;
         o["index"] = index++;
         o["is_seed"] = fe.size > 0 && done == fe.size;
-        const std::string& name = fe.path;  // with the torrent's folder, as qBittorrent lists it
+        const std::string name = t->file_name(f);  // with the torrent's folder, as qBittorrent lists it
         o["name"] = name;
         o["piece_range"] = json::array{first, last > first ? last - 1 : first};
         o["priority"] = qb_file_prio(f < prio.size() ? prio[f] : 4);
@@ -311,8 +311,26 @@ response qbittorrent_api::torrents_call(const request& req, std::string_view pat
       torrent_handle(&ses, st.id).set_sequential(!st.sequential);
     return ok(req);
   }
-  if (path == "torrents/rename" || path == "torrents/renameFile" || path == "torrents/renameFolder") {
-    return text(req, http::status::conflict, "renaming is not supported by shoal yet");
+  if (path == "torrents/renameFile" || path == "torrents/renameFolder") {
+    // Paths as torrents/files lists them (with the torrent's folder); 409 when it fails.
+    const auto* st = one();
+    if (!st) return text(req, http::status::not_found, "Not Found");
+    const auto from = get("oldPath"), to = get("newPath");
+    if (from.empty() || to.empty()) return text(req, http::status::bad_request, "oldPath and newPath are required");
+    auto [ec, why] = torrent_handle(&ses, st->id).rename_path(from, to);
+    if (ec) return text(req, http::status::conflict, why);
+    return ok(req);
+  }
+  if (path == "torrents/rename") {
+    // The name shown; the files keep theirs (as qBittorrent does).
+    const auto* st = one();
+    if (!st) return text(req, http::status::not_found, "Not Found");
+    const auto name = get("name");
+    const bool clean = std::none_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+    if (name.empty() || name.size() > 1024 || !clean)
+      return text(req, http::status::conflict, "Incorrect torrent name");
+    torrent_handle(&ses, st->id).set_display_name(name);
+    return ok(req);
   }
   return text(req, http::status::not_found, "Not Found");
 }

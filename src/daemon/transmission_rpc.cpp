@@ -265,7 +265,7 @@ json::value field(const torrent_view& v, std::string_view name, const daemon_con
         o["bytesCompleted"] = file_bytes_done(t, f);
         if (name == "files") {
           o["length"] = fe.size;
-          o["name"] = fe.path;
+          o["name"] = t.file_name(f);
         } else {
           o["wanted"] = prio > 0;
           o["priority"] = tr_priority(prio);
@@ -865,12 +865,11 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
       result = to.string() + " is outside the allowed download folders";
       return out;
     }
-    if (!get_bool(args, "move").value_or(false)) {
-      result = "torrent-set-location without move is not supported yet (use move: true)";
-      return out;
-    }
+    // move: false leaves the files where they are; the torrent looks for its data in the
+    // new folder and checks it there.
+    const bool move = get_bool(args, "move").value_or(false);
     for (auto id : ids)
-      torrent_handle(&ses, id).move_storage(to);
+      torrent_handle(&ses, id).move_storage(to, move);
     return out;
   }
   if (method == "torrent-set") {
@@ -976,7 +975,33 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     return out;
   }
   if (method == "torrent-rename-path") {
-    result = "torrent-rename-path is not supported by shoal yet";
+    // One torrent; "path" a file or folder as "files" lists it, "name" its new last part.
+    const auto path = get_string(args, "path");
+    const auto name = get_string(args, "name");
+    if (ids.size() != 1 || !path || !name) {
+      result = "torrent-rename-path needs one torrent, \"path\" and \"name\"";
+      return out;
+    }
+    if (name->empty() || name->find('/') != std::string::npos || *name == "." || *name == "..") {
+      result = "\"name\" must be one path component";
+      return out;
+    }
+    std::string from = *path;
+    while (!from.empty() && from.back() == '/')
+      from.pop_back();
+    const auto slash = from.rfind('/');
+    const std::string to = (slash == std::string::npos ? std::string() : from.substr(0, slash + 1)) + *name;
+    torrent_handle th(&ses, ids.front());
+    auto [ec, why] = th.rename_path(from, to);
+    if (ec) {
+      result = why;
+      return out;
+    }
+    // The torrent's own folder (or its one file): Transmission shows the new name too.
+    if (from.find('/') == std::string::npos) th.set_display_name(to);
+    out["path"] = *path;
+    out["name"] = *name;
+    out["id"] = ids.front();
     return out;
   }
   result = "method name not recognized";

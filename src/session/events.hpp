@@ -28,6 +28,7 @@ enum class event_kind : std::uint8_t {
   storage_moved,  // `message`: the new folder
   removed,
   goal_reached,  // a seeding goal paused the torrent; `message` names it
+  file_renamed,  // `message`: the file's or folder's new path; `index`: the first file renamed
 };
 [[nodiscard]] const char* event_kind_name(event_kind k);
 

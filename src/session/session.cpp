@@ -647,8 +647,35 @@ void torrent_handle::set_goals(seed_goals g) const {
 void torrent_handle::set_labels(std::vector<std::string> labels) const {
   with([labels = std::move(labels)](torrent& t) mutable { t.set_labels(std::move(labels)); });
 }
-void torrent_handle::move_storage(std::filesystem::path to) const {
-  with([to = std::move(to)](torrent& t) { t.move_storage(to); });
+void torrent_handle::move_storage(std::filesystem::path to, bool move_data) const {
+  with([to = std::move(to), move_data](torrent& t) { t.move_storage(to, move_data); });
+}
+void torrent_handle::set_display_name(std::string name) const {
+  with([name = std::move(name)](torrent& t) mutable { t.set_display_name(std::move(name)); });
+}
+std::pair<std::error_code, std::string> torrent_handle::rename_path(std::string from, std::string to) const {
+  using answer = std::pair<std::error_code, std::string>;
+  if (!s_) return {std::make_error_code(std::errc::invalid_argument), "no session"};
+  if (s_->io().get_executor().running_in_this_thread()) {
+    return {std::make_error_code(std::errc::resource_deadlock_would_occur),
+            "rename_path waits: not on the session's thread"};
+  }
+  auto promise = std::make_shared<std::promise<answer>>();
+  auto fut = promise->get_future();
+  const bool found = s_->call([&] {
+    auto t = s_->find(id_);
+    if (!t) return false;
+    t->rename_path(std::move(from), std::move(to), [promise](std::error_code ec, std::string why) {
+      promise->set_value({ec, std::move(why)});
+    });
+    return true;
+  });
+  if (!found) return {std::make_error_code(std::errc::no_such_file_or_directory), "no such torrent"};
+  try {
+    return fut.get();
+  } catch (const std::future_error&) {  // the session stopped first
+    return {std::make_error_code(std::errc::operation_canceled), "the session stopped"};
+  }
 }
 
 std::shared_ptr<torrent> session::find_torrent(const sha1_digest& h) {

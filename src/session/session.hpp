@@ -50,7 +50,11 @@ class torrent_handle {
   void set_limits(std::uint64_t down, std::uint64_t up) const;
   void set_goals(seed_goals g) const;
   void set_labels(std::vector<std::string> labels) const;
-  void move_storage(std::filesystem::path to) const;
+  void move_storage(std::filesystem::path to, bool move_data = true) const;
+  // Renames a file or folder of the torrent (torrent::rename_path) and waits until it is
+  // done on disk: {error, why}. Call it from another thread than the session's.
+  [[nodiscard]] std::pair<std::error_code, std::string> rename_path(std::string from, std::string to) const;
+  void set_display_name(std::string name) const;
 
  private:
   template <class F>

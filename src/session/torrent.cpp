@@ -77,6 +77,8 @@ const char* event_kind_name(event_kind k) {
       return "removed";
     case event_kind::goal_reached:
       return "goal_reached";
+    case event_kind::file_renamed:
+      return "file_renamed";
   }
   return "?";
 }
@@ -160,7 +162,7 @@ void torrent::log(const std::string& line) const {
 
 void torrent::init_storage() {
   fs_ = std::make_unique<file_storage>(info_);
-  disk_ = std::make_unique<disk_io>(*fs_, save_path_, session_.files());
+  disk_ = make_disk(save_path_);
   picker_ =
       std::make_unique<piece_picker>(fs_->num_pieces(), [this](std::uint32_t piece) { return fs_->piece_size(piece); });
   picker_->set_sequential(sequential_);
@@ -289,14 +291,21 @@ void torrent::start() {
         std::filesystem::path root = base;
         if (r && from_resume && !r->save_path.empty()) root = r->save_path;
         disk_io at(*self->fs_, root);
+        if (r) at.set_renamed(r->renamed);  // the files are where they were renamed to
         std::vector<std::filesystem::path> paths;
         for (std::uint32_t f = 0; f < self->fs_->files().size(); ++f)
           paths.push_back(at.file_path(f));
         auto stamps = stamp_files(paths);
         asio::post(self->session_.io(), [self, r = std::move(r), stamps = std::move(stamps), root]() mutable {
+          if (r) {
+            self->renamed_.clear();
+            for (const auto& [f, p] : r->renamed)
+              if (f < self->fs_->files().size() && !self->fs_->files()[f].pad) self->renamed_[f] = p;
+            self->disk_->set_renamed(self->renamed_);
+          }
           if (root != self->save_path_) {
             self->save_path_ = root;
-            self->disk_ = std::make_unique<disk_io>(*self->fs_, root, self->session_.files());
+            self->disk_ = self->make_disk(root);
           }
           // Files that differ from what the resume data recorded (or are missing or short).
           std::vector<std::uint32_t> changed;
@@ -333,6 +342,7 @@ void torrent::on_resume_loaded(std::optional<resume_data> r, std::vector<std::ui
   } else if (r) {
     if (settings_from_resume_) {
       user_paused_ = r->paused;
+      display_name_ = r->name;
       if (r->file_priorities.size() == fs_->files().size()) {
         file_prio_ = r->file_priorities;
         apply_file_priorities();
@@ -684,6 +694,11 @@ void torrent::set_labels(std::vector<std::string> labels) {
   save_resume();
 }
 
+void torrent::set_display_name(std::string name) {
+  display_name_ = std::move(name);
+  save_settings();
+}
+
 void torrent::merge(const torrent_params& p) {
   std::vector<std::vector<std::string>> more =
       p.magnet ? std::vector<std::vector<std::string>>{} : p.info.tracker_tiers;
@@ -734,7 +749,9 @@ torrent_status torrent::status() const {
   torrent_status s;
   s.id = id_;
   s.info_hash = wire_hash_;
-  s.name = fs_ ? info_.name : (magnet_ && !magnet_->name.empty() ? magnet_->name : to_hex(as_view(wire_hash_)));
+  s.name = !display_name_.empty() ? display_name_
+           : fs_                  ? info_.name
+                                  : (magnet_ && !magnet_->name.empty() ? magnet_->name : to_hex(as_view(wire_hash_)));
   s.state = state_;
   s.error = error_;
   s.error_type = error_kind_;

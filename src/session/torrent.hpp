@@ -165,11 +165,23 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void set_limits(std::uint64_t down, std::uint64_t up);
   void set_goals(const seed_goals& g);
   void set_labels(std::vector<std::string> labels);
+  // The name status() gives (qBittorrent's torrents/rename); "" returns to the metainfo's.
+  // Files are not touched: rename_path does that.
+  void set_display_name(std::string name);
   // Another add of the same info-hash: its trackers, web seeds and peers join ours.
   void merge(const torrent_params& p);
   // Moves the files to another folder (across file systems too: copied, synced, then the
   // originals removed; the resume data names the new folder only once the copy is complete).
-  void move_storage(std::filesystem::path to);
+  // With move_data false the files are not touched: the torrent looks for its data in
+  // `to` instead (Transmission's set-location without move) and checks it there.
+  void move_storage(std::filesystem::path to, bool move_data = true);
+  // Renames a file or a folder of the torrent (paths as file_name() gives them, the
+  // torrent's own folder included; `to` a whole new path, clean and relative) on disk and
+  // in the resume data, at any time but during a move. `done(error, why)` on the network
+  // thread. Web seeds are still asked for the metainfo's names.
+  void rename_path(std::string from, std::string to, std::function<void(std::error_code, std::string)> done);
+  // File f's path beneath the save folder: the metainfo's, or the name it was given.
+  [[nodiscard]] std::string file_name(std::uint32_t f) const;
   // Removes the torrent's resume data and kept metadata, and with `data` its files (after
   // stop()); on the disk pool, `done` posted back.
   void delete_files(bool data, std::function<void(std::error_code)> done);
@@ -357,7 +369,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::chrono::steady_clock::time_point md_started_{};
   bool md_finders_done_ = false;  // the DHT and trackers will find no more peers
   // Moving and deleting files (torrent_move.cpp).
-  void move_files(std::filesystem::path to);
+  void move_files(std::filesystem::path to, bool move_data);
 
   session& session_;
   torrent_id id_;
@@ -370,6 +382,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::filesystem::path save_path_;
   std::unique_ptr<file_storage> fs_;
   std::unique_ptr<disk_io> disk_;
+  std::map<std::uint32_t, std::string> renamed_;  // file -> its path now, where renamed
+  // A disk_io for `root` that knows the renamed files.
+  [[nodiscard]] std::unique_ptr<disk_io> make_disk(const std::filesystem::path& root) const;
   std::filesystem::path resume_file_;
   std::vector<std::uint8_t> file_prio_;
   bool force_check_, skip_check_, sequential_;
@@ -387,6 +402,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::vector<std::uint32_t> check_list_;  // pieces to hash (all, or those of changed files)
   std::uint32_t queue_position_ = 0;
   std::vector<std::string> labels_;
+  std::string display_name_;  // "": the metainfo's (or the magnet's) name
   seed_goals goals_;
   rate_limiter down_limit_, up_limit_;
   std::int64_t added_time_ = 0, completed_time_ = 0;
@@ -456,6 +472,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::uint64_t disk_queue_bytes_ = 0;
   std::uint64_t max_disk_queue_;
   std::uint32_t check_next_ = 0, check_inflight_ = 0, check_done_ = 0;
+  std::uint32_t renames_inflight_ = 0;  // a move waits for them
   std::uint64_t check_gen_ = 0;
   std::uint64_t fetch_gen_ = 0;  // bumped to abandon a metadata fetch
   std::uint32_t winding_down_ = 0;

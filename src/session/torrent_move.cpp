@@ -84,7 +84,7 @@ void remove_empty_parents(const std::vector<fs::path>& files, const fs::path& ro
 
 }  // namespace
 
-void torrent::move_storage(fs::path to) {
+void torrent::move_storage(fs::path to, bool move_data) {
   if (stopping_ || moving_) return;
   if (!fs_) {
     save_path_ = std::move(to);  // nothing on disk yet
@@ -95,7 +95,11 @@ void torrent::move_storage(fs::path to) {
   moving_ = true;
   ++check_gen_;  // a check in progress starts again afterwards
   if (state_ == torrent_state::checking) needs_check_ = true;
-  auto go = [self = shared_from_this(), to] { self->move_files(to); };
+  // Renames under way finish first: they name the files the move takes.
+  auto go = [self = shared_from_this(), to, move_data] {
+    self->when_idle([self] { return self->renames_inflight_ > 0; },
+                    [self, to, move_data] { self->move_files(to, move_data); });
+  };
   if (active_) {
     wind_down(go);
     set_state(torrent_state::queued);
@@ -105,18 +109,19 @@ void torrent::move_storage(fs::path to) {
   when_idle([self = shared_from_this()] { return self->check_inflight_ > 0; }, go);
 }
 
-void torrent::move_files(fs::path to) {
+void torrent::move_files(fs::path to, bool move_data) {
   auto self = shared_from_this();
   std::vector<std::pair<fs::path, fs::path>> moves;  // old, new
-  {
+  if (move_data) {
     disk_io fresh(*fs_, to);
+    fresh.set_renamed(renamed_);
     for (std::uint32_t f = 0; f < fs_->files().size(); ++f) {
       if (fs_->files()[f].pad) continue;
       moves.emplace_back(disk_->file_path(f), fresh.file_path(f));
     }
   }
   const fs::path old_root = save_path_;
-  session_.disk_pool().post([self, moves, to, old_root] {
+  session_.disk_pool().post([self, moves, to, old_root, move_data] {
     std::error_code ec;
     std::string failed;
     for (const auto& [from, dest] : moves) {
@@ -138,7 +143,7 @@ void torrent::move_files(fs::path to) {
       }
       sync_dir(dest.parent_path());
     }
-    asio::post(self->session_.io(), [self, ec, failed, moves, to, old_root] {
+    asio::post(self->session_.io(), [self, ec, failed, moves, to, old_root, move_data] {
       if (ec) {
         // The originals are untouched: the torrent stays where it was.
         self->moving_ = false;
@@ -147,18 +152,20 @@ void torrent::move_files(fs::path to) {
         return;
       }
       self->save_path_ = to;
-      self->disk_ = std::make_unique<disk_io>(*self->fs_, to, self->session_.files());
+      self->disk_ = self->make_disk(to);
       self->save_resume();  // names the new folder; queued on the disk pool before the removal
-      self->session_.disk_pool().post([self, moves, to, old_root] {
+      self->session_.disk_pool().post([self, moves, to, old_root, move_data] {
         std::vector<fs::path> removed;
         for (const auto& [from, dest] : moves) {
           std::error_code rec;
           if (fs::remove(from, rec)) removed.push_back(from);
         }
         remove_empty_parents(removed, old_root);
-        asio::post(self->session_.io(), [self, to] {
+        asio::post(self->session_.io(), [self, to, move_data] {
           self->moving_ = false;
           self->post_event(static_cast<int>(event_kind::storage_moved), to.string());
+          // Not moved: what is in the new folder is not known until it is checked.
+          if (!move_data) self->force_recheck();
           self->session_.queue_changed();
         });
       });
@@ -189,6 +196,81 @@ void torrent::delete_files(bool data, std::function<void(std::error_code)> done)
         if (!meta.empty()) fs::remove(meta, ignored);
         asio::post(self->session_.io(), [done, first] { done(first); });
       });
+}
+
+std::unique_ptr<disk_io> torrent::make_disk(const fs::path& root) const {
+  auto d = std::make_unique<disk_io>(*fs_, root, session_.files());
+  d->set_renamed(renamed_);
+  return d;
+}
+
+std::string torrent::file_name(std::uint32_t f) const {
+  if (auto it = renamed_.find(f); it != renamed_.end()) return it->second;
+  return fs_->files()[f].path;
+}
+
+void torrent::rename_path(std::string from, std::string to, std::function<void(std::error_code, std::string)> done) {
+  auto refuse = [&](std::errc e, std::string why) { done(std::make_error_code(e), std::move(why)); };
+  while (!from.empty() && from.back() == '/')
+    from.pop_back();
+  while (!to.empty() && to.back() == '/')
+    to.pop_back();
+  if (!fs_) return refuse(std::errc::operation_not_permitted, "the torrent has no metadata yet");
+  if (moving_) return refuse(std::errc::device_or_resource_busy, "the torrent's files are being moved");
+  if (!is_clean_relative_path(from)) return refuse(std::errc::invalid_argument, "not a path of the torrent: " + from);
+  if (!is_clean_relative_path(to)) {
+    return refuse(std::errc::invalid_argument,
+                  "not a usable name: " + to + " (relative, no empty, '.' or '..' parts, no control characters)");
+  }
+  if (from == to) return done({}, {});
+  if (to.starts_with(from + "/")) return refuse(std::errc::invalid_argument, "cannot move " + from + " into itself");
+  // The files under `from` (a file, or a folder and everything in it) and their new paths.
+  std::map<std::uint32_t, std::string> names;
+  std::vector<std::string> others;
+  for (std::uint32_t f = 0; f < fs_->files().size(); ++f) {
+    if (fs_->files()[f].pad) continue;
+    auto name = file_name(f);
+    if (name == from) {
+      names[f] = to;
+    } else if (name.starts_with(from + "/")) {
+      names[f] = to + name.substr(from.size());
+    } else {
+      others.push_back(std::move(name));
+    }
+  }
+  if (names.empty())
+    return refuse(std::errc::no_such_file_or_directory, "no file or folder " + from + " in the torrent");
+  // No new path may be another file's, a folder of one, or inside one.
+  std::set<std::string> taken(others.begin(), others.end());
+  for (const auto& o : others) {
+    for (auto slash = o.find('/'); slash != std::string::npos; slash = o.find('/', slash + 1))
+      taken.insert(o.substr(0, slash) + "/");  // its folders
+  }
+  for (const auto& [f, n] : names) {
+    if (taken.count(n) || taken.count(n + "/")) return refuse(std::errc::file_exists, n + " is taken by another file");
+    for (auto slash = n.find('/'); slash != std::string::npos; slash = n.find('/', slash + 1)) {
+      if (taken.count(n.substr(0, slash))) return refuse(std::errc::file_exists, n.substr(0, slash) + " is a file");
+    }
+  }
+  auto self = shared_from_this();
+  ++renames_inflight_;
+  session_.disk_pool().post([self, from, to, names, done = std::move(done)]() mutable {
+    auto ec = self->disk_->rename(from, to, names);
+    asio::post(self->session_.io(), [self, ec, to, names = std::move(names), done = std::move(done)] {
+      --self->renames_inflight_;
+      if (ec) return done(ec, "cannot rename: " + ec.message());
+      for (const auto& [f, n] : names) {
+        if (n == self->fs_->files()[f].path) {
+          self->renamed_.erase(f);
+        } else {
+          self->renamed_[f] = n;
+        }
+      }
+      self->save_resume();
+      self->post_event(static_cast<int>(event_kind::file_renamed), to, names.begin()->first);
+      done({}, {});
+    });
+  });
 }
 
 }  // namespace shoal

@@ -133,8 +133,7 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
     picker_->piece_failed(piece);
     std::vector<file_slice> sl;
     fs_->map(piece, 0, fs_->piece_size(piece), sl);
-    const std::string where =
-        sl.empty() ? std::string("piece ") + std::to_string(piece) : fs_->files()[sl[0].file].path;
+    const std::string where = sl.empty() ? std::string("piece ") + std::to_string(piece) : file_name(sl[0].file);
     fail("cannot write " + where + ": " + ec.message());
     return;
   }
@@ -147,7 +146,7 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
     fs_->map(piece, 0, fs_->piece_size(piece), sl);
     for (const auto& s : sl) {
       if (file_pieces_left_[s.file] > 0 && --file_pieces_left_[s.file] == 0) {
-        post_event(static_cast<int>(event_kind::file_completed), fs_->files()[s.file].path, s.file);
+        post_event(static_cast<int>(event_kind::file_completed), file_name(s.file), s.file);
       }
     }
   }
@@ -246,6 +245,8 @@ void torrent::save_resume() {
   r.active_seconds = active_seconds_;
   r.save_path = save_path_.string();
   r.labels = labels_;
+  r.renamed = renamed_;
+  r.name = display_name_;
   std::vector<std::filesystem::path> paths;
   paths.reserve(fs_->files().size());
   for (std::uint32_t f = 0; f < fs_->files().size(); ++f)

@@ -47,7 +47,62 @@ disk_io::fd_holder::~fd_holder() {
 }
 
 fs::path disk_io::file_path(std::uint32_t f) const {
-  return root_ / fs_.files()[f].path;
+  return root_ / rel_path(f);
+}
+
+std::string disk_io::rel_path(std::uint32_t f) const {
+  std::lock_guard lk(names_mu_);
+  if (auto it = renamed_.find(f); it != renamed_.end()) return it->second;
+  return fs_.files()[f].path;
+}
+
+void disk_io::set_renamed(const std::map<std::uint32_t, std::string>& renamed) {
+  std::lock_guard lk(names_mu_);
+  renamed_.clear();
+  for (const auto& [f, p] : renamed)
+    if (f < fs_.files().size() && p != fs_.files()[f].path) renamed_[f] = p;
+}
+
+std::error_code disk_io::rename(const std::string& from, const std::string& to,
+                                const std::map<std::uint32_t, std::string>& names) {
+  // mu_ keeps every open of a file of this torrent out until the new names are in: a
+  // write in between would otherwise create the file again under its old name.
+  std::lock_guard lk(mu_);
+  std::error_code ec;
+  safe::fd root = safe::open_root(root_, false, ec);
+  if (root) {
+    const fs::path src(from), dst(to);
+    auto parent_of = [&](const fs::path& p, bool create) -> safe::fd {
+      const auto parent = p.parent_path();
+      if (parent.empty()) return safe::fd(::dup(root.get()));
+      if (create) return safe::make_dirs_beneath(root.get(), parent, ec);
+      return safe::open_beneath(root.get(), parent, O_PATH | O_DIRECTORY, 0, false, ec);
+    };
+    safe::fd src_dir = parent_of(src, false);
+    struct stat st {};
+    const bool there = src_dir && ::fstatat(src_dir.get(), src.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    ec.clear();
+    if (there) {
+      if (S_ISLNK(st.st_mode)) return safe::symlink_in_path();
+      safe::fd dst_dir = parent_of(dst, true);
+      if (!dst_dir) return ec;
+      if (::renameat2(src_dir.get(), src.filename().c_str(), dst_dir.get(), dst.filename().c_str(), RENAME_NOREPLACE) !=
+          0) {
+        return {errno, std::generic_category()};
+      }
+    }
+  }
+  // No folder or nothing downloaded yet: only the names change.
+  std::lock_guard names_lk(names_mu_);
+  for (const auto& [f, p] : names) {
+    if (f >= fs_.files().size()) continue;
+    if (p == fs_.files()[f].path) {
+      renamed_.erase(f);
+    } else {
+      renamed_[f] = p;
+    }
+  }
+  return {};
 }
 
 void disk_io::close_oldest_locked() {
@@ -82,7 +137,7 @@ std::shared_ptr<disk_io::fd_holder> disk_io::open_file(std::uint32_t f, bool wri
   evict_locked();
   // Every component beneath the save folder is opened without following symlinks: a
   // folder replaced by a link to elsewhere must not receive the torrent's data.
-  const auto& rel = fs_.files()[f].path;
+  const auto rel = rel_path(f);
   safe::fd root = safe::open_root(root_, write, ec);
   if (!root) return nullptr;
   safe::fd opened;
@@ -214,7 +269,7 @@ std::error_code disk_io::sync_all() {
     std::error_code ec;
     safe::fd root = safe::open_root(root_, false, ec);
     if (!root) return {};  // no folder: no file holds a piece to vouch for
-    safe::fd file = safe::open_beneath(root.get(), fs_.files()[f].path, O_RDONLY, 0, false, ec);
+    safe::fd file = safe::open_beneath(root.get(), rel_path(f), O_RDONLY, 0, false, ec);
     if (!file) continue;  // a missing file holds no piece to vouch for
     if (::fdatasync(file.get()) != 0) return {errno, std::generic_category()};
   }
@@ -225,7 +280,7 @@ bool disk_io::file_complete(std::uint32_t f) const {
   std::error_code ec;
   safe::fd root = safe::open_root(root_, false, ec);
   if (!root) return false;
-  safe::fd file = safe::open_beneath(root.get(), fs_.files()[f].path, O_PATH, 0, false, ec);
+  safe::fd file = safe::open_beneath(root.get(), rel_path(f), O_PATH, 0, false, ec);
   struct stat st {};
   if (!file || ::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   return static_cast<std::uint64_t>(st.st_size) >= fs_.files()[f].size;
@@ -238,7 +293,7 @@ std::error_code disk_io::create_empty_files() {
     std::error_code ec;
     safe::fd root = safe::open_root(root_, true, ec);
     if (!root) return ec;
-    safe::fd file = safe::open_beneath(root.get(), fe.path, O_WRONLY | O_CREAT, 0644, true, ec);
+    safe::fd file = safe::open_beneath(root.get(), rel_path(f), O_WRONLY | O_CREAT, 0644, true, ec);
     if (!file) return ec;
   }
   return {};

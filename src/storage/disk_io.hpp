@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,15 @@ class disk_io {
   // True if file f exists with at least its full size.
   [[nodiscard]] bool file_complete(std::uint32_t f) const;
   [[nodiscard]] std::filesystem::path file_path(std::uint32_t f) const;
+  // File f's path beneath the save folder: the metainfo's, or the name it was renamed to.
+  [[nodiscard]] std::string rel_path(std::uint32_t f) const;
+  // Names given at runtime (from resume data), before any I/O.
+  void set_renamed(const std::map<std::uint32_t, std::string>& renamed);
+  // Renames `from` (a file or a folder beneath the save folder) to `to` on disk, if it is
+  // there yet, never over something that exists and never through a symlink, and gives
+  // the files in `names` their new paths; no descriptor is opened by the old name after it.
+  std::error_code rename(const std::string& from, const std::string& to,
+                         const std::map<std::uint32_t, std::string>& names);
   // Creates empty files (0-byte entries) so a finished download has every file.
   std::error_code create_empty_files();
 
@@ -77,6 +87,8 @@ class disk_io {
   std::mutex flush_mu_;
   std::error_code sync_error_;  // sticky: after a failed fdatasync every flush fails
   std::unordered_map<std::uint32_t, handle> open_;
+  mutable std::mutex names_mu_;                             // after mu_ when both are held
+  std::unordered_map<std::uint32_t, std::string> renamed_;  // file -> its path now
   std::vector<std::uint32_t> dirty_;
   std::uint64_t clock_ = 0;
   std::shared_ptr<file_pool> pool_;  // shared: a torrent may outlive its session briefly

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/bencode.hpp"
+#include "core/metainfo.hpp"
 #include "storage/safe_path.hpp"
 
 namespace shoal {
@@ -59,6 +60,11 @@ std::string encode_resume(const resume_data& r) {
   d["labels"] = std::move(labels);
   bencode::list trackers(r.trackers.begin(), r.trackers.end());
   d["trackers"] = std::move(trackers);
+  bencode::list renamed;
+  for (const auto& [f, path] : r.renamed)
+    renamed.emplace_back(bencode::list{static_cast<std::int64_t>(f), path});
+  d["renamed"] = std::move(renamed);
+  if (!r.name.empty()) d["name"] = r.name;
   return bencode::encode(d);
 }
 
@@ -126,6 +132,15 @@ result<resume_data> decode_resume(std::string_view bytes, std::string_view info_
     if (l.is_string()) r.labels.emplace_back(l.as_string());
   for (auto l : root.find("trackers"))
     if (l.is_string()) r.trackers.emplace_back(l.as_string());
+  if (auto n = root.find("name").as_string(); n.size() <= 1024) r.name = std::string(n);
+  // Only clean relative paths: a name from here is opened beneath the save folder.
+  for (auto e : root.find("renamed")) {
+    if (!e.is_list() || e.size() != 2) continue;
+    auto it = e.begin();
+    const auto f = (*it).as_int();
+    const auto path = (*++it).as_string();
+    if (f >= 0 && f < (1 << 24) && is_clean_relative_path(path)) r.renamed[static_cast<std::uint32_t>(f)] = path;
+  }
   return r;
 }
 

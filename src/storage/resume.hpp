@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +42,9 @@ struct resume_data {
   std::int64_t seeding_seconds = 0, active_seconds = 0;
   std::string save_path;
   std::vector<std::string> labels;
-  std::vector<std::string> trackers;  // tiers flattened with "" between them; empty: the metainfo's
+  std::vector<std::string> trackers;             // tiers flattened with "" between them; empty: the metainfo's
+  std::map<std::uint32_t, std::string> renamed;  // file -> the path it was renamed to (clean, relative)
+  std::string name;                              // the name shown, if the user gave one (<= 1 KiB)
 };
 
 [[nodiscard]] std::string encode_resume(const resume_data& r);

@@ -284,6 +284,32 @@ def main():
         run.check("--move outside the allowed folders: refused",
                   "outside the allowed" in out and rpc.torrents(["downloadDir"], ids=[2])[0]["downloadDir"] == dl, out)
 
+        # --- torrent-rename-path (transmission-remote 3.00 has no flag for it) --------------------------
+        r = rpc.call("torrent-rename-path", ids=[3], path="url.bin", name="renamed.bin")
+        t3 = rpc.torrents(["files", "name"], ids=[3])[0]
+        names = t3["files"]
+        run.check("torrent-rename-path: answered with path, name and id; renamed on disk, in files and the name",
+                  t3["name"] == "renamed.bin" and r.get("result") == "success" and
+                  r.get("arguments") == {"path": "url.bin", "name": "renamed.bin", "id": 3} and
+                  [f["name"] for f in names] == ["renamed.bin"] and
+                  open(os.path.join(dl2, "renamed.bin"), "rb").read() == open(os.path.join(src, "url.bin"), "rb").read()
+                  and not os.path.exists(os.path.join(dl2, "url.bin")), f"{r} {names} {os.listdir(dl2)}")
+        r = rpc.call("torrent-rename-path", ids=[3], path="renamed.bin", name="../escaped.bin")
+        run.check("torrent-rename-path: a name that leaves the folder is refused, nothing moves",
+                  r.get("result") != "success" and os.path.exists(os.path.join(dl2, "renamed.bin")) and
+                  not os.path.exists(run.path("escaped.bin")), str(r))
+
+        # --- --find: set-location without move; the data is looked for (and checked) there ------------
+        with open(os.path.join(src, "url.bin"), "rb") as f_in, open(os.path.join(dl, "renamed.bin"), "wb") as f_out:
+            f_out.write(f_in.read())
+        rc, out = remote(rpc_port, "-t", "3", "--find", dl)
+        found = wait_for(lambda: (lambda t: t["downloadDir"] == dl and t["percentDone"] == 1 and t["status"] == 6 and
+                                  t["haveValid"] == t["sizeWhenDone"])(
+            rpc.torrents(["downloadDir", "percentDone", "status", "haveValid", "sizeWhenDone"], ids=[3])[0]), 30)
+        run.check("--find: downloadDir changes, the renamed file is found and checked there, the old copy is untouched",
+                  rc == 0 and bool(found) and os.path.exists(os.path.join(dl2, "renamed.bin")),
+                  f"{out} {rpc.torrents(['downloadDir', 'percentDone', 'status', 'haveValid'], ids=[3])}")
+
         # --- shapes against transmission-daemon 3.00 -------------------------------------------------
         tr_cfg, tr_dl = run.path("tr-cfg"), run.path("tr-dl")
         os.makedirs(tr_cfg)
@@ -357,7 +383,10 @@ def main():
         key = infos["pack"]["info_hash_v1"]
         run.check("... and its state files", not any(n.startswith(key) for n in os.listdir(os.path.join(state, "torrents"))),
                   str(os.listdir(os.path.join(state, "torrents"))))
-        run.check("the other downloads are untouched", h.same_tree(src, dl, ["mag.bin"]) and h.same_tree(src, dl2, ["url.bin"]))
+        url_bytes = open(os.path.join(src, "url.bin"), "rb").read()
+        run.check("the other downloads are untouched",
+                  h.same_tree(src, dl, ["mag.bin"]) and
+                  all(open(os.path.join(d, "renamed.bin"), "rb").read() == url_bytes for d in (dl, dl2)))
 
         # --- graceful stop ----------------------------------------------------------------------------
         d.send_signal(15)

@@ -192,6 +192,29 @@ def main():
                   qp and sp and not wrong and not unknown and all(k in sp for k in needed),
                   f"types: {wrong}; unknown: {unknown}; missing: {[k for k in needed if k not in (sp or {})]}")
 
+        # --- renameFile and renameFolder: the same calls on both, the same file names after ------
+        def names(api):
+            return [f["name"] for f in (api.get(f"torrents/files?hash={ph}") or [])]
+        before = names(sh)
+        renames = [("torrents/renameFile", "pack/a.bin", "pack/a-renamed.bin"),
+                   ("torrents/renameFolder", "pack/sub", "pack/sub-renamed")]
+        for call, old_path, new_path in renames:
+            codes = [api.post(call, hash=ph, oldPath=old_path, newPath=new_path)[0] for api in (qb, sh)]
+            run.check(f"{call}: 200 from both", codes == [200, 200], str(codes))
+        # qBittorrent renames asynchronously: wait until it shows both new names.
+        wait_for(lambda: all(any(n.startswith(new) for n in names(qb)) for _, _, new in renames), 15)
+        run.check("renameFile/renameFolder: the same file names on both afterwards",
+                  sorted(names(sh)) == sorted(names(qb)) and names(sh) != before, f"{names(sh)} vs {names(qb)}")
+        codes = [api.post("torrents/rename", hash=ph, name="Pack, renamed")[0] for api in (qb, sh)]
+        shown = wait_for(lambda: [(api.get(f"torrents/info?hashes={ph}") or [{}])[0].get("name") for api in (qb, sh)]
+                         if (qb.get(f"torrents/info?hashes={ph}") or [{}])[0].get("name") == "Pack, renamed" else None, 15)
+        run.check("torrents/rename: 200 from both, the same new name in torrents/info, the files keep theirs",
+                  codes == [200, 200] and shown == ["Pack, renamed", "Pack, renamed"] and
+                  "pack/a-renamed.bin" in names(sh), f"{codes} {shown}")
+        code, text = sh.post("torrents/renameFile", hash=ph, oldPath="pack/a-renamed.bin", newPath="pack/../../x.bin")
+        run.check("renameFile out of the torrent's folder: 409, nothing renamed",
+                  code == 409 and "pack/a-renamed.bin" in names(sh), f"{code} {text}")
+
         # --- a download through the API alone -------------------------------------------------
         lh = infos["live"]["info_hash_v1"]
         code, text = sh.post("torrents/add", urls=f"magnet:?xt=urn:btih:{lh}&dn=live.bin&tr={announce}",

@@ -98,6 +98,75 @@ TEST(Session, RemoveWhileDownloadingKeepsOrDeletesData) {
   }
 }
 
+// Renaming a folder and a file of a seeding torrent: on disk, in what peers are served, in
+// the resume data (a restart finds the files by their new names with no check); and a file
+// of a torrent renamed before any of its data came.
+TEST(Session, RenameFilesAndFoldersOnDiskAndAcrossRestart) {
+  temp_dir d;
+  const auto seed_dir = d.path / "seed";
+  auto mi =
+      make_torrent(seed_dir, "multi", {{"a/x.bin", 200 * 1024}, {"a/y.bin", 100 * 1024}, {"z.bin", 70 * 1024}}, 60);
+  const auto resume = seed_dir / ".shoal" / (to_hex(as_view(*mi.info_hash_v1)) + ".resume");
+  auto seed_params = [&] {
+    torrent_params p;
+    p.info = mi;
+    p.save_path = seed_dir;
+    p.resume_file = resume;
+    return p;
+  };
+  {
+    fixture_session fs;
+    auto h = fs.ses().add(seed_params());
+    ASSERT_TRUE(fs.wait_state(h.id(), torrent_state::seeding));
+    // Refused, and nothing changes: a name that leaves the folder, a path the torrent does
+    // not have, a name another file has, a file where a folder is, a folder into itself.
+    EXPECT_TRUE(h.rename_path("multi/a", "multi/../evil").first == std::errc::invalid_argument);
+    EXPECT_TRUE(h.rename_path("multi/nope", "multi/b").first == std::errc::no_such_file_or_directory);
+    EXPECT_TRUE(h.rename_path("multi/z.bin", "multi/a/x.bin").first == std::errc::file_exists);
+    EXPECT_TRUE(h.rename_path("multi/z.bin", "multi/a").first == std::errc::file_exists);
+    EXPECT_TRUE(h.rename_path("multi/a", "multi/a/b").first == std::errc::invalid_argument);
+    EXPECT_TRUE(fs::exists(seed_dir / "multi" / "a" / "x.bin"));
+    EXPECT_FALSE(fs::exists(d.path / "evil"));
+
+    auto [ec1, why1] = h.rename_path("multi/a", "multi/b");
+    ASSERT_FALSE(ec1) << why1;
+    auto [ec2, why2] = h.rename_path("multi/z.bin", "multi/c/z2.bin");
+    ASSERT_FALSE(ec2) << why2;
+    EXPECT_TRUE(fs::exists(seed_dir / "multi" / "b" / "x.bin"));
+    EXPECT_FALSE(fs::exists(seed_dir / "multi" / "a"));
+    EXPECT_TRUE(fs::exists(seed_dir / "multi" / "c" / "z2.bin"));
+    EXPECT_FALSE(fs::exists(seed_dir / "multi" / "z.bin"));
+    EXPECT_TRUE(fs.wait_kind(h.id(), event_kind::file_renamed));
+
+    // A leech renames a file before any data came, then downloads from the renamed seed.
+    fixture_session leech;
+    auto lp = leech_params(mi, d.path / "leech", fs.endpoint());
+    lp.paused = true;
+    auto lh = leech.ses().add(lp);
+    ASSERT_TRUE(leech.wait_state(lh.id(), torrent_state::paused));
+    auto [ec3, why3] = lh.rename_path("multi/a/y.bin", "multi/y-renamed.bin");
+    ASSERT_FALSE(ec3) << why3;
+    lh.resume();
+    ASSERT_TRUE(leech.wait_kind(lh.id(), event_kind::torrent_finished, 60s));
+    EXPECT_EQ(read_file(d.path / "leech" / "multi" / "y-renamed.bin"), read_file(seed_dir / "multi" / "b" / "y.bin"));
+    EXPECT_EQ(read_file(d.path / "leech" / "multi" / "z.bin"), read_file(seed_dir / "multi" / "c" / "z2.bin"));
+    EXPECT_EQ(read_file(d.path / "leech" / "multi" / "a" / "x.bin"), read_file(seed_dir / "multi" / "b" / "x.bin"));
+    EXPECT_FALSE(fs::exists(d.path / "leech" / "multi" / "a" / "y.bin"));
+  }
+  // Restarted from its resume data, the seed finds every file by its new name: no check.
+  fixture_session fs;
+  auto h = fs.ses().add(seed_params());
+  ASSERT_TRUE(fs.wait_state(h.id(), torrent_state::seeding));
+  auto st = h.status();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->have_wanted, st->total_wanted);
+  for (const auto& e : fs.events()) {
+    if (e.torrent == h.id() && e.kind == event_kind::state_changed) {
+      EXPECT_NE(e.state, static_cast<std::uint8_t>(torrent_state::checking)) << "checked again after the restart";
+    }
+  }
+}
+
 TEST(Session, MoveStorageWhileDownloadingAndWhileSeeding) {
   temp_dir d;
   auto mi = make_torrent(d.path / "seed", "folder", {{"a.bin", 1 * MiB}, {"sub/b.bin", 1 * MiB}}, 3);

@@ -138,6 +138,8 @@ TEST(Resume, Version2KeepsWhatARestartNeeds) {
   r.seeding_seconds = 10;
   r.save_path = "/srv/t";
   r.labels = {"tv", "hd"};
+  r.renamed = {{1, "album/disc 2/track.flac"}};
+  r.name = "Album (2026)";
   auto back = decode_resume(encode_resume(r), r.info_hash, 4);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->files.size(), 2u);
@@ -156,6 +158,16 @@ TEST(Resume, Version2KeepsWhatARestartNeeds) {
   EXPECT_EQ(back->seeding_seconds, 10);
   EXPECT_EQ(back->save_path, "/srv/t");
   EXPECT_EQ(back->labels, r.labels);
+  EXPECT_EQ(back->renamed, r.renamed);
+  EXPECT_EQ(back->name, r.name);
+  // A renamed path that would leave the folder (or is not clean) is dropped on load.
+  for (const char* bad : {"../x", "a/../../x", "/etc/x", "a//b", "a/./b", ""}) {
+    auto r2 = r;
+    r2.renamed = {{0, bad}};
+    auto b2 = decode_resume(encode_resume(r2), r.info_hash, 4);
+    ASSERT_TRUE(b2.ok());
+    EXPECT_TRUE(b2->renamed.empty()) << bad;
+  }
   // A version 1 file (no settings) still loads, with nothing recorded about its files.
   auto v1 = decode_resume(
       "d11:file-format12:shoal resume12:file-versioni1e9:info-hash20:hhhhhhhhhhhhhhhhhhhh"
