@@ -9,6 +9,8 @@
 //  - host_part never keeps an upper-case letter;
 //  - forms stay within their bound, multipart parts within the input;
 //  - feed items are bounded, each with a link and an id;
+//  - an rss/* ruleDef that parses reads back the same from its JSON; its wildcard patterns
+//    always compile; STATE/rss.json reads back the same after a save, within its bounds;
 //  - a settings file that parses saves and reads back with the same RPC port and folder.
 #include <algorithm>
 #include <boost/json.hpp>
@@ -83,6 +85,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(items.size() <= 10000);
   for (const auto& it : items)
     FUZZ_CHECK(!it.link.empty() && !it.id.empty() && it.title.size() <= 1024);
+
+  (void)shoal::daemon::parse_feed_head(in);
+
+  // rss/*: a ruleDef, its filter (wildcards only: a client's regex is its own business),
+  // and STATE/rss.json.
+  if (auto rule = shoal::daemon::parse_rss_rule(in)) {
+    const auto text = json::serialize(shoal::daemon::rss_rule_json(*rule));
+    auto back = shoal::daemon::parse_rss_rule(text);
+    FUZZ_CHECK(back && json::serialize(shoal::daemon::rss_rule_json(*back)) == text);
+    if (!rule->use_regex) {
+      auto [include, exclude] = shoal::daemon::rss_rule_patterns(*rule);
+      auto filter = shoal::daemon::feed_filter::make(include, exclude);
+      FUZZ_CHECK(filter);
+      (void)filter->matches("Show.S01E01.mkv");
+    }
+  }
+  if (auto st = shoal::daemon::parse_rss_state(in)) {
+    FUZZ_CHECK(st->feeds.size() <= shoal::daemon::rss_max_feeds && st->rules.size() <= shoal::daemon::rss_max_rules);
+    const auto text = shoal::daemon::rss_state_json(*st);
+    auto back = shoal::daemon::parse_rss_state(text);
+    FUZZ_CHECK(back && shoal::daemon::rss_state_json(*back) == text);
+  }
 
   auto cfg = shoal::daemon::parse_config(in, shoal::daemon::daemon_config{});
   if (cfg) {

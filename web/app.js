@@ -1,6 +1,7 @@
 // shoal's web UI: a Transmission RPC client. The list arrives by server-sent events
 // (/events); actions, the selected torrent's details (files, peers, trackers, pieces) and
-// the session's settings go through the RPC.
+// the session's settings go through the RPC; feeds and their rules through the
+// qBittorrent Web API's rss/* calls, as any outside client would make them.
 'use strict';
 const RPC = '/transmission/rpc';
 let sessionId = '';
@@ -432,20 +433,107 @@ form.addEventListener('submit', async (e) => {
 });
 $('#settings-cancel').addEventListener('click', () => dialog.close());
 $('#settings-open').addEventListener('click', openSettings);
-// A click on the backdrop (outside the dialog's box) closes it, like Escape.
-dialog.addEventListener('click', (e) => {
-  if (e.target !== dialog) return;
-  const r = dialog.getBoundingClientRect();
-  if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) dialog.close();
+
+// Feeds and rules: qBittorrent's rss/items, addFeed, removeItem, rules, setRule, removeRule.
+// A POST's answer is text ("" when it worked); the daemon's refusal is the error shown.
+async function qb(call, params = null) {
+  const r = await fetch(`/api/v2/rss/${call}`, params ? {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params),
+  } : {});
+  const text = await r.text();
+  if (!r.ok) throw new Error(text || `rss/${call}: HTTP ${r.status}`);
+  return params ? text : JSON.parse(text);
+}
+const feedsDialog = $('#feeds');
+function feedsError(text) {
+  const p = $('#feeds-error');
+  p.textContent = text;
+  p.hidden = !text;
+}
+const removeButton = (label, onClick) => {
+  const b = document.createElement('button');
+  b.type = 'button'; b.textContent = 'Remove'; b.setAttribute('aria-label', label);
+  b.addEventListener('click', onClick);
+  return b;
+};
+async function renderFeeds() {
+  const [items, rules] = await Promise.all([qb('items?withData=true'), qb('rules')]);
+  const byUrl = {};
+  fillTable($('#feed-list'), Object.entries(items).map(([name, f]) => {
+    byUrl[f.url] = name;
+    const what = document.createElement('span');
+    what.textContent = f.title || name;
+    if ((f.title || name) !== f.url) { const u = document.createElement('small'); u.textContent = f.url; what.append(u); }
+    const status = document.createElement('span');
+    status.textContent = f.hasError ? (f.error || 'error') : f.isLoading ? 'loading…' : 'ok';
+    if (f.hasError) status.className = 'error';
+    return [what, String(f.articles.length), status, removeButton(`Remove feed ${name}`, () => feedsAct(() => qb('removeItem', { path: name }), `removed ${name}`))];
+  }), [1]);
+  fillTable($('#rule-list'), Object.entries(rules).map(([name, r]) => {
+    const feeds = r.affectedFeeds.map((u) => byUrl[u] || u).join(', ');
+    const label = `${name}${r.enabled ? '' : ' (off)'}${r.assignedCategory ? ` → ${r.assignedCategory}` : ''}`;
+    return [label, r.mustContain || 'anything', r.mustNotContain || '–', feeds,
+      removeButton(`Remove rule ${name}`, () => feedsAct(() => qb('removeRule', { ruleName: name }), `removed rule ${name}`))];
+  }));
+  const sel = $('#rule-add [name=feed]');
+  const had = sel.value;
+  sel.replaceChildren(...Object.entries(items).map(([name, f]) => new Option(name, f.url)));
+  if ([...sel.options].some((o) => o.value === had)) sel.value = had;
+}
+async function feedsAct(fn, done) {
+  feedsError('');
+  try { await fn(); say(done); } catch (e) { feedsError(e.message); }
+  await renderFeeds().catch((e) => feedsError(e.message));
+}
+async function openFeeds() {
+  if (feedsDialog.open) return;
+  feedsError('');
+  feedsDialog.showModal();
+  await renderFeeds().catch((e) => feedsError(`Could not read the feeds: ${e.message}`));
+  $('#feed-url').focus();
+}
+$('#feed-add').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const url = $('#feed-url').value.trim();
+  feedsAct(async () => { await qb('addFeed', { url }); $('#feed-url').value = ''; }, `following ${url}`);
 });
+$('#rule-add').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = e.target.elements;
+  const name = f.name.value.trim();
+  if (!f.feed.value) { feedsError('Add a feed first: a rule applies to a feed.'); return; }
+  const ruleDef = {
+    enabled: true, mustContain: f.mustContain.value.trim(), mustNotContain: f.mustNotContain.value.trim(),
+    useRegex: false, affectedFeeds: [f.feed.value], assignedCategory: f.assignedCategory.value.trim(),
+  };
+  feedsAct(async () => {
+    await qb('setRule', { ruleName: name, ruleDef: JSON.stringify(ruleDef) });
+    for (const k of ['name', 'mustContain', 'mustNotContain', 'assignedCategory']) f[k].value = '';
+  }, `rule ${name} saved`);
+});
+$('#feeds-open').addEventListener('click', openFeeds);
+$('#feeds-close').addEventListener('click', () => feedsDialog.close());
+// While open, the feeds' polls show up (loading, items, errors) without a click.
+setInterval(() => { if (feedsDialog.open && !document.hidden) renderFeeds().catch(() => {}); }, 3000);
+for (const d of [dialog, feedsDialog]) {
+  // A click on the backdrop (outside the dialog's box) closes it, like Escape.
+  d.addEventListener('click', (e) => {
+    if (e.target !== d) return;
+    const r = d.getBoundingClientRect();
+    if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) d.close();
+  });
+}
 
 document.addEventListener('keydown', (e) => {
-  if (e.target.matches('input, select, textarea') || dialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === 'a') { e.preventDefault(); $('#add-link').focus(); }
   else if (e.key === 'p') $('#pause').click();
   else if (e.key === 'r') $('#resume').click();
   else if (e.key === 'v') $('#verify').click();
   else if (e.key === 's') { e.preventDefault(); openSettings(); }
+  else if (e.key === 'f') { e.preventDefault(); openFeeds(); }
   else if (e.key === 't') $('#turtle').click();
   else if (e.key >= '1' && e.key <= '4' && !$('#details').hidden) showTab(Object.keys(TABS)[+e.key - 1], true);
   else if (e.key === 'Delete') (e.shiftKey ? $('#remove-data') : $('#remove')).click();

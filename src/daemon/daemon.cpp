@@ -46,12 +46,6 @@ std::string random_token(std::size_t n) {
   return s;
 }
 
-bool is_loopback(const asio::ip::address& a) {
-  if (a.is_loopback()) return true;
-  return a.is_v6() && a.to_v6().is_v4_mapped() &&
-         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-}
-
 std::string_view content_type_of(const fs::path& p) {
   const auto e = p.extension().string();
   if (e == ".html") return "text/html; charset=utf-8";
@@ -73,6 +67,12 @@ asio::awaitable<fetched> fetch_url(asio::io_context& io, std::string url, tracke
   co_return fetched{true, std::move(*r)};
 }
 }  // namespace
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  return a.is_v6() && a.to_v6().is_v4_mapped() &&
+         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+}
 
 daemon::daemon(asio::io_context& http_io, daemon_config c) : http_io_(http_io), cfg_(std::move(c)) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to start");
@@ -114,15 +114,7 @@ result<bool> daemon::start() {
     }
   }
   ++prior_.session_count;
-  if (auto text = read_whole_file(cfg_.state_dir / "feeds.json"); !text.empty()) {
-    boost::system::error_code jec;
-    auto v = json::parse(text, jec);
-    if (!jec && v.is_object())
-      for (const auto& [url, ids] : v.as_object())
-        if (ids.is_array())
-          for (const auto& id : ids.as_array())
-            if (id.is_string()) feed_seen_[std::string(url)].insert(std::string(id.as_string()));
-  }
+  load_feed_state();
 
   session_settings st;
   st.listen_port = cfg_.peer_port;
@@ -334,17 +326,7 @@ void daemon::load_torrents() {
 }
 
 result<std::string> daemon::fetch_torrent_url(const std::string& url) {
-  auto parts = tracker::split_url(url);
-  if (!parts || (parts->scheme != "http" && parts->scheme != "https")) {
-    return error{errc::invalid_argument, "only http(s) URLs can be added (not " + url + ")"};
-  }
-  // A URL at the daemon itself would have it call its own API with the caller's rights.
-  boost::system::error_code aec;
-  auto addr = asio::ip::make_address(parts->host, aec);
-  const bool local_name = parts->host == "localhost" || (!aec && (is_loopback(addr) || addr.is_unspecified()));
-  if (local_name && parts->port == std::to_string(rpc_port())) {
-    return error{errc::invalid_argument, url + " points at this daemon's own RPC port: refused"};
-  }
+  if (auto why = url_refused(url, rpc_port())) return error{errc::invalid_argument, *why};
   tracker::client_options opt;
   opt.local = cfg_.local;
   opt.cache = ses_->tracker_cache();
@@ -549,7 +531,7 @@ void daemon::tick() {
   const auto c = config();
   if (c.watch_dir_enabled && !c.watch_dir.empty() && ticks_ % 2 == 0) scan_watch_dir();
   if (ticks_ % 10 == 1) check_turtle();
-  if (!c.feeds.empty()) poll_feeds();
+  if (!c.feeds.empty() || !rss_.feeds.empty()) poll_feeds();
   // A torrent that completed while the daemon was down still owes its move.
   if (ticks_ % 5 == 0 && !final_dirs_.empty()) {
     for (const auto& [id, dir] : std::map(final_dirs_)) {
@@ -598,102 +580,6 @@ void daemon::scan_watch_dir() {
     fs::rename(de.path(), de.path().string() + (ok ? ".added" : ".invalid"), ec);
   }
   watch_seen_ = std::move(now);
-}
-
-namespace {
-struct feed_fetch {
-  std::vector<feed_pending> got;
-  std::string error;
-};
-// On the session's thread: the feed, then each new matching item's .torrent (magnets as
-// they are), at most 50 a poll.
-asio::awaitable<feed_fetch> fetch_feed(asio::io_context& io, feed_config f, std::set<std::string> seen,
-                                       tracker::client_options opt) {
-  feed_fetch out;
-  auto xml = co_await tracker::http_get(io, f.url, 16u << 20, opt);
-  if (!xml) {
-    out.error = "cannot fetch the feed: " + xml.err().message();
-    co_return out;
-  }
-  auto filter = feed_filter::make(f.include, f.exclude);
-  if (!filter) {
-    out.error = filter.err().detail;
-    co_return out;
-  }
-  for (auto& it : parse_feed(*xml)) {
-    if (seen.count(it.id) || !filter->matches(it.title)) continue;
-    if (out.got.size() >= 50) break;
-    feed_pending p{it.id, it.title, {}, {}};
-    if (it.link.rfind("magnet:", 0) == 0) {
-      p.magnet = it.link;
-    } else {
-      auto bytes = co_await tracker::http_get(io, it.link, 16u << 20, opt);
-      if (!bytes) continue;  // tried again at the next poll
-      p.metainfo = std::move(*bytes);
-    }
-    out.got.push_back(std::move(p));
-  }
-  co_return out;
-}
-}  // namespace
-
-void daemon::poll_feeds() {
-  const auto c = config();
-  const auto now = std::chrono::steady_clock::now();
-  for (const auto& f : c.feeds) {
-    if (feed_busy_.count(f.url)) continue;
-    auto next = feed_next_.find(f.url);
-    if (next != feed_next_.end() && next->second > now) continue;
-    feed_busy_.insert(f.url);
-    feed_next_[f.url] = now + std::chrono::seconds(std::max<std::uint32_t>(10, f.interval));
-    tracker::client_options opt;
-    opt.local = c.local;
-    opt.cache = ses_->tracker_cache();
-    asio::co_spawn(ses_->io(), fetch_feed(ses_->io(), f, feed_seen_[f.url], opt),
-                   [this, f](std::exception_ptr e, feed_fetch r) {
-                     if (e) r.error = "the feed poll failed";
-                     asio::post(http_io_, [this, f, r = std::move(r)]() mutable {
-                       if (!stopped_) on_feed_result(f, std::move(r.got), std::move(r.error));
-                     });
-                   });
-  }
-}
-
-void daemon::on_feed_result(const feed_config& f, std::vector<feed_pending> got, std::string error) {
-  feed_busy_.erase(f.url);
-  if (!error.empty()) {
-    if (feed_errors_[f.url] != error) std::fprintf(stderr, "shoal daemon: feed %s: %s\n", f.url.c_str(), error.c_str());
-    feed_errors_[f.url] = error;
-    return;
-  }
-  feed_errors_.erase(f.url);
-  auto& seen = feed_seen_[f.url];
-  for (auto& p : got) {
-    add_request r;
-    r.metainfo = std::move(p.metainfo);
-    r.magnet = std::move(p.magnet);
-    if (!f.download_dir.empty()) r.save_path = f.download_dir;
-    r.labels = f.labels;
-    auto added = add(std::move(r));
-    if (!added) {
-      std::fprintf(stderr, "shoal daemon: feed %s: %s: %s\n", f.url.c_str(), p.title.c_str(),
-                   added.err().detail.c_str());
-    }
-    // Taken once, whether it was added or refused (a refusal would repeat every poll).
-    if (seen.size() < 100000) seen.insert(p.id);
-  }
-  if (!got.empty()) save_feed_state();
-}
-
-void daemon::save_feed_state() {
-  json::object o;
-  for (const auto& [url, ids] : feed_seen_) {
-    json::array a;
-    for (const auto& id : ids)
-      a.emplace_back(id);
-    o[url] = std::move(a);
-  }
-  (void)write_file_atomically(cfg_.state_dir / "feeds.json", json::serialize(o) + "\n");
 }
 
 void daemon::check_turtle() {

@@ -43,6 +43,43 @@ struct add_outcome {
   bool duplicate = false;
 };
 
+// A feed as one poll sees it: its URL, and the ways its items are taken, first match wins
+// (settings.json's filter, then each enabled rss/* rule that names the feed).
+struct feed_taker {
+  std::string include, exclude;  // feed_filter's patterns
+  fs::path save_path;            // empty: the daemon's
+  std::vector<std::string> labels;
+  std::optional<bool> paused;
+  std::string rule;  // the rss/* rule's name; "" for settings.json's filter
+};
+struct feed_job {
+  std::string url;
+  std::uint32_t interval = 900;
+  std::vector<feed_taker> takers;
+};
+// What a poll brought back: the items taken, or why it failed; the feed's title and its
+// first 50 items (rss/items' articles).
+struct feed_fetch {
+  std::vector<feed_pending> got;
+  std::string error;
+  feed_head head;
+  std::vector<feed_item> items;
+};
+// A followed feed as the last poll left it (rss/items).
+struct feed_view {
+  feed_head head;
+  std::vector<feed_item> articles;
+  std::string error;     // the last poll's, "" if it worked
+  bool loading = false;  // a poll is under way
+  bool polled = false;   // a poll has worked since the start
+};
+
+// True for loopback addresses, IPv4-mapped ones included.
+[[nodiscard]] bool is_loopback(const asio::ip::address& a);
+// Why the daemon will not fetch `url` for a client (only http(s); nothing at this daemon's
+// own RPC port, which would call its API with the daemon's rights), or nullopt.
+[[nodiscard]] std::optional<std::string> url_refused(const std::string& url, std::uint16_t rpc_port);
+
 class daemon {
  public:
   daemon(asio::io_context& http_io, daemon_config c);
@@ -91,6 +128,15 @@ class daemon {
   [[nodiscard]] bool has_password() const { return !config().rpc_password_hash.empty(); }
   [[nodiscard]] const fs::path& state_dir() const { return cfg_.state_dir; }
 
+  // Feeds and rules of qBittorrent's rss/* API (qbittorrent_rss.cpp), kept in
+  // STATE/rss.json beside settings.json's feeds; the HTTP thread's (daemon_feeds.cpp).
+  [[nodiscard]] const rss_state& rss() const { return rss_; }
+  // Saves `s` to STATE/rss.json, then takes it; the feeds named in `poll` (and new ones)
+  // are polled at the next tick.
+  std::error_code set_rss(rss_state s, const std::vector<std::string>& poll = {});
+  void poll_soon(const std::string& url);  // "" every feed
+  [[nodiscard]] feed_view feed_status(const std::string& url) const;
+
  private:
   fs::path torrents_dir() const { return cfg_.state_dir / "torrents"; }
   fs::path resume_dir() const { return cfg_.state_dir / "resume"; }
@@ -120,10 +166,13 @@ class daemon {
   void scan_watch_dir();
   void check_turtle();
   void rewrite_add_file(const std::string& key, const std::function<void(boost::json::object&)>& edit);
-  // Feeds: each polled on the session's thread (fetch, parse, filter, fetch the .torrent
-  // files), the results added here; the ids taken saved in STATE/feeds.json.
+  // Feeds (daemon_feeds.cpp): each polled on the session's thread (fetch, parse, filter,
+  // fetch the .torrent files), the results added here; the ids taken saved in
+  // STATE/feeds.json, the rss/* feeds and rules in STATE/rss.json.
+  void load_feed_state();
+  [[nodiscard]] std::vector<feed_job> feed_jobs() const;
   void poll_feeds();
-  void on_feed_result(const feed_config& f, std::vector<feed_pending> got, std::string error);
+  void on_feed_result(const feed_job& job, feed_fetch r);
   void save_feed_state();
 
   asio::io_context& http_io_;
@@ -154,6 +203,8 @@ class daemon {
   std::map<std::string, std::chrono::steady_clock::time_point> feed_next_;
   std::set<std::string> feed_busy_;
   std::map<std::string, std::string> feed_errors_;  // the last poll's error per feed
+  std::map<std::string, feed_view> feed_views_;     // the last good poll per feed
+  rss_state rss_;
   // Brute-force guard: failed logins per address.
   struct failures {
     std::uint32_t count = 0;

@@ -1,6 +1,8 @@
 #include "daemon/feed.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace shoal::daemon {
 
@@ -168,10 +170,27 @@ std::vector<feed_item> parse_feed(std::string_view xml) {
       }
     }
     if (auto g = element(body, atom ? "id" : "guid")) it.id = text(*g, 1024);
+    if (auto d = element(body, atom ? "summary" : "description")) it.description = text(*d, 1024);
+    for (const char* tag : {"pubDate", "updated", "published"}) {
+      if (!it.date.empty()) break;
+      if (auto dt = element(body, tag)) it.date = text(*dt, 100);
+    }
     if (it.id.empty()) it.id = it.link;
     if (!it.link.empty()) items.push_back(std::move(it));
   }
   return items;
+}
+
+feed_head parse_feed_head(std::string_view xml) {
+  feed_head h;
+  auto first = std::min(xml.find("<item"), xml.find("<entry"));
+  const auto head = xml.substr(0, first);
+  if (auto t = element(head, "title")) h.title = text(*t, 1024);
+  for (const char* tag : {"lastBuildDate", "updated", "pubDate"}) {
+    if (!h.last_build_date.empty()) break;
+    if (auto dt = element(head, tag)) h.last_build_date = text(*dt, 100);
+  }
+  return h;
 }
 
 result<feed_filter> feed_filter::make(const std::string& include, const std::string& exclude) {
@@ -194,6 +213,188 @@ bool feed_filter::matches(const std::string& title) const {
     return false;  // too complex for this title: not taken
   }
   return true;
+}
+
+// --- rss/* rules and STATE/rss.json ---------------------------------------------------------
+
+namespace {
+
+namespace json = boost::json;
+
+// Reads the rule's fields from `o`; an error names the first field that is wrong.
+result<rss_rule> rule_from(const json::object& o) {
+  rss_rule r;
+  auto bad = [](const char* k, const char* what) {
+    return error{errc::invalid_argument, std::string("ruleDef: ") + k + " must be " + what};
+  };
+  auto str = [&](const char* k, std::string& dst) -> bool {
+    auto* v = o.if_contains(k);
+    if (!v || v->is_null()) return true;
+    if (!v->is_string() || v->as_string().size() > rss_max_text) return false;
+    dst = std::string(v->as_string());
+    return true;
+  };
+  auto flag = [&](const char* k, bool& dst) -> bool {
+    auto* v = o.if_contains(k);
+    if (!v || v->is_null()) return true;
+    if (!v->is_bool()) return false;
+    dst = v->as_bool();
+    return true;
+  };
+  auto list = [&](const char* k, std::vector<std::string>& dst) -> bool {
+    auto* v = o.if_contains(k);
+    if (!v || v->is_null()) return true;
+    if (!v->is_array() || v->as_array().size() > rss_max_feeds) return false;
+    for (const auto& e : v->as_array()) {
+      if (!e.is_string() || e.as_string().size() > rss_max_text) return false;
+      dst.emplace_back(e.as_string());
+    }
+    return true;
+  };
+  for (auto [k, dst] : {std::pair{"mustContain", &r.must_contain},
+                        {"mustNotContain", &r.must_not_contain},
+                        {"episodeFilter", &r.episode_filter},
+                        {"lastMatch", &r.last_match},
+                        {"assignedCategory", &r.category},
+                        {"savePath", &r.save_path}})
+    if (!str(k, *dst)) return bad(k, "a text of at most 2 KiB");
+  for (auto [k, dst] : {std::pair{"enabled", &r.enabled}, {"useRegex", &r.use_regex}, {"smartFilter", &r.smart_filter}})
+    if (!flag(k, *dst)) return bad(k, "true or false");
+  if (!list("affectedFeeds", r.affected_feeds)) return bad("affectedFeeds", "a list of at most 100 feed URLs");
+  if (!list("previouslyMatchedEpisodes", r.previously_matched))
+    return bad("previouslyMatchedEpisodes", "a list of at most 100 texts");
+  if (auto* v = o.if_contains("ignoreDays"); v && !v->is_null()) {
+    if (!v->is_number()) return bad("ignoreDays", "a number");
+    const double d = v->to_number<double>();
+    if (!(d >= 0 && d <= 1e6)) return bad("ignoreDays", "a number of days");
+    r.ignore_days = static_cast<std::int64_t>(d);
+  }
+  if (auto* v = o.if_contains("addPaused"); v && !v->is_null()) {
+    if (!v->is_bool()) return bad("addPaused", "true, false or null");
+    r.add_paused = v->as_bool();
+  }
+  return r;
+}
+
+// A wildcard word as an ECMAScript pattern: '*' any run, '?' any one character.
+void append_wildcard(std::string& out, std::string_view word) {
+  for (char c : word) {
+    if (c == '*') {
+      out += "[\\s\\S]*";
+    } else if (c == '?') {
+      out += "[\\s\\S]";
+    } else {
+      if (c != '\0' && std::strchr("^$\\.+()[]{}|/", c)) out += '\\';
+      out += c;
+    }
+  }
+}
+
+// qBittorrent's wildcard expression: alternatives between '|', each a set of words that
+// must all appear. "" stays "" (feed_filter: no pattern).
+std::string wildcard_pattern(std::string_view expr) {
+  if (expr.empty()) return {};
+  std::string out;
+  std::size_t pos = 0;
+  while (true) {
+    const auto bar = expr.find('|', pos);
+    const auto alt = expr.substr(pos, bar == std::string_view::npos ? std::string_view::npos : bar - pos);
+    if (pos > 0) out += '|';
+    out += '^';
+    std::size_t w = 0;
+    while (w < alt.size()) {
+      while (w < alt.size() && (alt[w] == ' ' || alt[w] == '\t'))
+        ++w;
+      auto e = w;
+      while (e < alt.size() && alt[e] != ' ' && alt[e] != '\t')
+        ++e;
+      if (e > w) {
+        out += "(?=[\\s\\S]*";
+        append_wildcard(out, alt.substr(w, e - w));
+        out += ')';
+      }
+      w = e;
+    }
+    if (bar == std::string_view::npos) break;
+    pos = bar + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+result<rss_rule> parse_rss_rule(std::string_view json_text) {
+  if (json_text.size() > 65536) return error{errc::invalid_argument, "ruleDef: larger than 64 KiB"};
+  boost::system::error_code ec;
+  auto v = json::parse(json_text, ec);
+  if (ec || !v.is_object()) return error{errc::invalid_argument, "ruleDef: not a JSON object"};
+  return rule_from(v.as_object());
+}
+
+json::object rss_rule_json(const rss_rule& r) {
+  json::object o;
+  o["enabled"] = r.enabled;
+  o["mustContain"] = r.must_contain;
+  o["mustNotContain"] = r.must_not_contain;
+  o["useRegex"] = r.use_regex;
+  o["episodeFilter"] = r.episode_filter;
+  o["smartFilter"] = r.smart_filter;
+  json::array prev, feeds;
+  for (const auto& e : r.previously_matched)
+    prev.emplace_back(e);
+  for (const auto& f : r.affected_feeds)
+    feeds.emplace_back(f);
+  o["previouslyMatchedEpisodes"] = std::move(prev);
+  o["affectedFeeds"] = std::move(feeds);
+  o["ignoreDays"] = r.ignore_days;
+  o["lastMatch"] = r.last_match;
+  o["addPaused"] = r.add_paused ? json::value(*r.add_paused) : json::value(nullptr);
+  o["assignedCategory"] = r.category;
+  o["savePath"] = r.save_path;
+  o["torrentContentLayout"] = nullptr;  // qBittorrent's; the torrent's own layout is kept
+  return o;
+}
+
+std::pair<std::string, std::string> rss_rule_patterns(const rss_rule& r) {
+  if (r.use_regex) return {r.must_contain, r.must_not_contain};
+  return {wildcard_pattern(r.must_contain), wildcard_pattern(r.must_not_contain)};
+}
+
+result<rss_state> parse_rss_state(std::string_view json_text) {
+  boost::system::error_code ec;
+  auto v = json::parse(json_text, ec);
+  if (ec || !v.is_object()) return error{errc::invalid_argument, "rss.json: not a JSON object"};
+  rss_state s;
+  const auto& o = v.as_object();
+  if (auto* feeds = o.if_contains("feeds"); feeds && feeds->is_array()) {
+    for (const auto& f : feeds->as_array()) {
+      if (s.feeds.size() >= rss_max_feeds) break;
+      const auto* name = f.is_object() ? f.as_object().if_contains("name") : nullptr;
+      const auto* url = f.is_object() ? f.as_object().if_contains("url") : nullptr;
+      if (!name || !url || !name->is_string() || !url->is_string() || name->as_string().empty() ||
+          url->as_string().empty() || name->as_string().size() > rss_max_text || url->as_string().size() > rss_max_text)
+        continue;
+      s.feeds.push_back({std::string(name->as_string()), std::string(url->as_string())});
+    }
+  }
+  if (auto* rules = o.if_contains("rules"); rules && rules->is_object()) {
+    for (const auto& [name, def] : rules->as_object()) {
+      if (s.rules.size() >= rss_max_rules) break;
+      if (name.empty() || name.size() > rss_max_text || !def.is_object()) continue;
+      if (auto r = rule_from(def.as_object())) s.rules[std::string(name)] = std::move(*r);
+    }
+  }
+  return s;
+}
+
+std::string rss_state_json(const rss_state& s) {
+  json::array feeds;
+  for (const auto& f : s.feeds)
+    feeds.emplace_back(json::object{{"name", f.name}, {"url", f.url}});
+  json::object rules;
+  for (const auto& [name, r] : s.rules)
+    rules[name] = rss_rule_json(r);
+  return json::serialize(json::object{{"feeds", std::move(feeds)}, {"rules", std::move(rules)}}) + "\n";
 }
 
 }  // namespace shoal::daemon

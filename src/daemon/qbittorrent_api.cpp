@@ -64,8 +64,25 @@ json::array qbittorrent_api::tags_json() {
   return a;
 }
 
-bool qbittorrent_api::authorized(const request& req, const tcp::endpoint&) {
+bool qbittorrent_api::authorized(const request& req, const tcp::endpoint& peer) {
   if (!d_.has_password()) return true;  // loopback only, as qBittorrent's localhost bypass
+  // The web UI's own calls: the browser sends the Basic credentials it logged in to the page
+  // with. Taken only with an Origin or Referer (which handle matched to the Host), so a
+  // cross-site request that hides both gets nothing from the browser's stored password.
+  if (auto a = req.find(http::field::authorization);
+      a != req.end() && (req.find(http::field::origin) != req.end() || req.find(http::field::referer) != req.end())) {
+    std::string_view v(a->value());
+    std::chrono::seconds wait{};
+    if (v.substr(0, 6) != "Basic " || d_.login_blocked(peer.address(), wait)) return false;
+    auto dec = base64_decode(v.substr(6));
+    const auto colon = dec ? dec->find(':') : std::string::npos;
+    if (colon != std::string::npos && d_.check_password(dec->substr(0, colon), dec->substr(colon + 1))) {
+      d_.login_ok(peer.address());
+      return true;
+    }
+    d_.login_failed(peer.address());
+    return false;
+  }
   auto c = req.find(http::field::cookie);
   if (c == req.end()) return false;
   auto sid = cookie_value(std::string_view(c->value()), "SID");
@@ -675,6 +692,7 @@ response qbittorrent_api::handle(const request& req, std::string_view path, cons
     return ok(req);
   }
 
+  if (path.rfind("rss/", 0) == 0) return rss_call(req, path.substr(4), f);
   return torrents_call(req, path, f);
 }
 

@@ -30,6 +30,8 @@ class qbittorrent_api {
   response torrents_add(const request& req, const form& f);
   // The calls on torrents named by "hashes" or "hash" (qbittorrent_torrents.cpp).
   response torrents_call(const request& req, std::string_view path, const form& f);
+  // rss/*: feeds and auto-downloading rules (qbittorrent_rss.cpp); `call` follows "rss/".
+  response rss_call(const request& req, std::string_view call, const form& f);
   boost::json::array torrents_info(const form& f);
   // Every torrent as torrents/info lists it, by hash (sync/maindata's snapshots).
   boost::json::object torrent_map();

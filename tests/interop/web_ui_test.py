@@ -3,18 +3,22 @@
 daemon whose magnet is seeded by libtorrent (the daemon limited to 400 kB/s, so progress
 is seen moving and the download lasts long enough to look at): the turtle toggle, add,
 live progress, the Peers, Trackers and Pieces tabs and the rate graph while it downloads,
-pause, resume, a file's priority, the settings (a limit saved, a refusal shown), a
-phone-sized viewport (light and dark), remove with data. The daemon's own view is checked
+pause, resume, a file's priority, the settings (a limit saved, a refusal shown), the
+Feeds dialog (a feed served here added and listed with its items, a rule added, both
+removed; through the qBittorrent API's rss/* calls), a phone-sized viewport (light and
+dark), remove with data. The daemon's own view is checked
 after each step through the RPC, and the screenshots are kept in --shots
 (build/test-artifacts/web under ctest).
 
 Usage: web_ui_test.py --shoal PATH [--shots DIR]
 """
 import argparse
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 
 import harness as h
 from daemon_test import Rpc, wait_for
@@ -59,9 +63,27 @@ def main():
         if os.path.isdir(shots):
             shutil.rmtree(shots)
         magnet = f"magnet:?xt=urn:btih:{info['info_hash_v1']}&dn=show&tr={announce}"
+        # A feed for the Feeds dialog: two items no rule of the test matches (nothing added).
+        feeds = run.path("feeds")
+        os.makedirs(feeds)
+        with open(os.path.join(feeds, "feed.xml"), "w") as f:
+            f.write('<?xml version="1.0"?><rss version="2.0"><channel><title>Test releases</title>'
+                    + "".join(f'<item><title>Release {i}</title><guid>r{i}</guid><enclosure url="magnet:?xt=urn:btih:'
+                              f'{str(i) * 40}&amp;dn=r{i}" type="application/x-bittorrent"/></item>' for i in (1, 2))
+                    + "</channel></rss>")
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=feeds, **kw)
+
+            def log_message(self, *a):
+                pass
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        feed_url = f"http://127.0.0.1:{web.server_address[1]}/feed.xml"
         try:
             r = subprocess.run(["node", DRIVER, "--url", f"http://127.0.0.1:{rpc_port}/", "--magnet", magnet,
-                                "--shots", shots], capture_output=True, text=True, timeout=300)
+                                "--feed", feed_url, "--shots", shots], capture_output=True, text=True, timeout=300)
             out, err = r.stdout, r.stderr
         except subprocess.TimeoutExpired as e:
             out, err = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
@@ -87,13 +109,17 @@ def main():
         run.check("the removal deleted the torrent and its data",
                   bool(wait_for(lambda: rpc.torrents(["id"]) == [] and not os.path.exists(os.path.join(dl, "show")), 15)),
                   str(rpc.torrents(["id", "name"])))
+        rss = json.load(open(run.path("state", "rss.json"))) if os.path.exists(run.path("state", "rss.json")) else None
+        run.check("the feed and the rule the page added and removed are gone from STATE/rss.json too",
+                  rss == {"feeds": [], "rules": {}}, str(rss))
+        web.shutdown()
         pngs = sorted(os.listdir(shots)) if os.path.isdir(shots) else []
         want = {"empty.png", "turtle.png", "peers.png", "pieces.png", "trackers.png", "complete.png", "details.png",
-                "settings.png", "settings-error.png", "phone.png", "phone-dark.png", "phone-peers.png",
+                "settings.png", "settings-error.png", "feeds.png", "phone.png", "phone-dark.png", "phone-peers.png",
                 "phone-trackers.png", "phone-pieces.png", "phone-pieces-dark.png", "phone-settings.png",
-                "phone-settings-dark.png"}
-        run.check("screenshots saved (desktop: turtle, peers, pieces, trackers, details, settings and its error; "
-                  "phone light and dark: list, tabs, settings)",
+                "phone-settings-dark.png", "phone-feeds.png", "phone-feeds-dark.png"}
+        run.check("screenshots saved (desktop: turtle, peers, pieces, trackers, details, settings and its error, feeds; "
+                  "phone light and dark: list, tabs, settings, feeds)",
                   want <= set(pngs)
                   and all(os.path.getsize(os.path.join(shots, p)) > 5000 for p in pngs), f"{shots}: {pngs}")
     finally:

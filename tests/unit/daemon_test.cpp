@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <cctype>
+#include <cstdio>
+
 #include "daemon/daemon.hpp"
 #include "daemon/transmission_rpc.hpp"
 #include "session_fixture.hpp"
@@ -187,6 +190,52 @@ TEST(DaemonFeed, ParsesRssAndAtomAndFilters) {
   ASSERT_EQ(cfg->feeds.size(), 1u);
   EXPECT_EQ(cfg->feeds[0].interval, 10u);  // at least 10 s
   EXPECT_FALSE(parse_config(R"({"feeds":[{"include":"x"}]})", daemon_config{}));
+}
+
+TEST(DaemonFeed, RssRulesAsQbittorrentReadsThem) {
+  auto head = parse_feed_head(R"(<rss><channel><title>My &amp; feed</title><lastBuildDate>Mon, 01 Jan 2024 10:00:00 GMT
+    </lastBuildDate><item><title>x</title><link>http://h/x</link><pubDate>Tue, 02 Jan 2024</pubDate></item></channel></rss>)");
+  EXPECT_EQ(head.title, "My & feed");
+  EXPECT_EQ(head.last_build_date, "Mon, 01 Jan 2024 10:00:00 GMT");
+  EXPECT_EQ(parse_feed("<item><title>x</title><link>http://h/x</link><pubDate>d1</pubDate></item>").at(0).date, "d1");
+
+  auto rule = parse_rss_rule(R"({"mustContain":"show s0?e*|movie","mustNotContain":"sample|trailer",
+      "affectedFeeds":["http://h/f.xml"],"addPaused":true,"assignedCategory":"tv","torrentContentLayout":null})");
+  ASSERT_TRUE(rule) << rule.err().detail;
+  EXPECT_TRUE(rule->enabled);  // qBittorrent's default
+  EXPECT_EQ(rule->add_paused, std::optional<bool>(true));
+  auto [include, exclude] = rss_rule_patterns(*rule);
+  auto filter = feed_filter::make(include, exclude);
+  ASSERT_TRUE(filter) << include;
+  EXPECT_TRUE(filter->matches("Show.S01E02.mkv"));  // both words, in any order, any case
+  EXPECT_TRUE(filter->matches("S02E01 of the show"));
+  EXPECT_TRUE(filter->matches("A Movie (2020)"));       // the other alternative
+  EXPECT_FALSE(filter->matches("Show.S01E02.SAMPLE"));  // excluded
+  EXPECT_FALSE(filter->matches("Show.X01"));            // s0? needs its digit
+  EXPECT_FALSE(filter->matches("Other"));
+  // Regex characters in wildcard mode are plain characters.
+  rss_rule plain;
+  plain.must_contain = "a+b (1)";
+  auto [pi, pe] = rss_rule_patterns(plain);
+  auto pf = feed_filter::make(pi, pe);
+  ASSERT_TRUE(pf) << pi;
+  EXPECT_TRUE(pf->matches("x a+b y (1)"));
+  EXPECT_FALSE(pf->matches("aab 1"));
+  // Round trip through rss_rule_json, and the wrong types named.
+  auto back = parse_rss_rule(json::serialize(rss_rule_json(*rule)));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(json::serialize(rss_rule_json(*back)), json::serialize(rss_rule_json(*rule)));
+  auto wrong = parse_rss_rule(R"({"affectedFeeds":"http://h/f.xml"})");
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.err().detail.find("affectedFeeds"), std::string::npos);
+  EXPECT_FALSE(parse_rss_rule("[]"));
+  EXPECT_FALSE(parse_rss_rule(R"({"mustContain":")" + std::string(3000, 'x') + "\"}"));
+  rss_state st;
+  st.feeds.push_back({"F", "http://h/f.xml"});
+  st.rules["tv"] = *rule;
+  auto st2 = parse_rss_state(rss_state_json(st));
+  ASSERT_TRUE(st2);
+  EXPECT_EQ(rss_state_json(*st2), rss_state_json(st));
 }
 
 TEST(DaemonConfig, ReadsSavesAndRefusesWrongTypes) {
@@ -430,6 +479,109 @@ TEST(Daemon, QbittorrentApiAddInfoAndSession) {
   // Logged out, the SID opens nothing.
   call(http::verb::post, "/api/v2/auth/logout", "", sid);
   EXPECT_EQ(call(http::verb::get, "/api/v2/torrents/info", "", sid).result_int(), 403);
+}
+
+TEST(Daemon, QbittorrentRssFeedsAndRulesSurviveRestart) {
+  daemon_fixture f;
+  auto call = [&](http::verb v, const std::string& target, const std::string& body = "") {
+    request req{v, target, 11};
+    req.set(http::field::host, "127.0.0.1:9091");
+    if (!body.empty()) req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.body() = body;
+    req.prepare_payload();
+    return f.d->handle_http(req, f.local).resp;
+  };
+  auto get_json = [&](const std::string& target) { return json::parse(call(http::verb::get, target).body()); };
+  const std::string feed = "http://127.0.0.1:1/feed.xml";
+  const std::string feed_enc = "http%3A%2F%2F127.0.0.1%3A1%2Ffeed.xml";
+  EXPECT_EQ(call(http::verb::get, "/api/v2/rss/addFeed?url=" + feed_enc).result_int(), 405);  // POST only
+  ASSERT_EQ(call(http::verb::post, "/api/v2/rss/addFeed", "url=" + feed_enc + "&path=Shows").result_int(), 200);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/addFeed", "url=" + feed_enc + "&path=Again").result_int(), 409);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/addFeed", "url=file%3A%2F%2F%2Fetc%2Fpasswd").result_int(), 409);
+  // A feed at the daemon's own port would have it call its API: refused as torrent-add does.
+  auto self = call(http::verb::post, "/api/v2/rss/addFeed",
+                   "url=http%3A%2F%2Flocalhost%3A" + std::to_string(f.d->rpc_port()) + "%2Fapi%2Fv2%2Fapp%2Fversion");
+  EXPECT_EQ(self.result_int(), 409);
+  EXPECT_NE(self.body().find("own RPC port"), std::string::npos) << self.body();
+
+  const std::string def = R"({"enabled":true,"mustContain":"show s01","mustNotContain":"sample","affectedFeeds":[")" +
+                          feed + R"("],"assignedCategory":"tv","addPaused":true})";
+  auto form = [](const std::string& v) {
+    std::string out;
+    for (unsigned char c : v) {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      out += std::isalnum(c) ? std::string(1, static_cast<char>(c)) : std::string(b);
+    }
+    return out;
+  };
+  ASSERT_EQ(call(http::verb::post, "/api/v2/rss/setRule", "ruleName=tv&ruleDef=" + form(def)).result_int(), 200);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/setRule", "ruleName=bad&ruleDef=" + form("{nope")).result_int(), 400);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/setRule",
+                 "ruleName=bad&ruleDef=" + form(R"({"useRegex":true,"mustContain":"(["})"))
+                .result_int(),
+            400);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/setRule", "ruleName=bad&ruleDef=" + form(R"({"savePath":"/etc"})"))
+                .result_int(),
+            400);
+
+  auto check = [&] {
+    auto items = get_json("/api/v2/rss/items");
+    ASSERT_EQ(items.as_object().size(), 1u) << json::serialize(items);
+    EXPECT_EQ(items.at("Shows").at("url"), json::value(feed));
+    EXPECT_EQ(items.at("Shows").at("uid").as_string().size(), 38u);
+    auto data = get_json("/api/v2/rss/items?withData=true");
+    EXPECT_TRUE(data.at("Shows").at("articles").is_array());
+    EXPECT_TRUE(data.at("Shows").at("hasError").is_bool());
+    auto rules = get_json("/api/v2/rss/rules");
+    ASSERT_EQ(rules.as_object().size(), 1u) << json::serialize(rules);
+    const auto& tv = rules.at("tv");
+    EXPECT_EQ(tv.at("mustContain"), json::value("show s01"));
+    EXPECT_EQ(tv.at("mustNotContain"), json::value("sample"));
+    EXPECT_EQ(tv.at("affectedFeeds"), json::array{json::value(feed)});
+    EXPECT_EQ(tv.at("assignedCategory"), json::value("tv"));
+    EXPECT_EQ(tv.at("addPaused"), json::value(true));
+    EXPECT_EQ(tv.at("enabled"), json::value(true));
+  };
+  check();
+  // A restart from the same state folder: both back, from STATE/rss.json.
+  f.d->shutdown();
+  f.d.reset();
+  EXPECT_TRUE(fs::exists(f.dir.path / "state" / "rss.json"));
+  f.start();
+  check();
+
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/renameRule", "ruleName=tv&newRuleName=tv2").result_int(), 200);
+  EXPECT_TRUE(get_json("/api/v2/rss/rules").as_object().contains("tv2"));
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/removeRule", "ruleName=tv2").result_int(), 200);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/removeItem", "path=Shows").result_int(), 200);
+  EXPECT_EQ(call(http::verb::post, "/api/v2/rss/removeItem", "path=Shows").result_int(), 409);
+  EXPECT_TRUE(get_json("/api/v2/rss/items").as_object().empty());
+  EXPECT_TRUE(get_json("/api/v2/rss/rules").as_object().empty());
+  f.d->shutdown();
+  f.d.reset();
+  f.start();
+  EXPECT_TRUE(get_json("/api/v2/rss/items").as_object().empty());
+  EXPECT_TRUE(get_json("/api/v2/rss/rules").as_object().empty());
+}
+
+TEST(Daemon, QbittorrentApiTakesTheWebUisBasicLogin) {
+  daemon_fixture f([](daemon_config& c) {
+    c.rpc_username = "u";
+    c.rpc_password_hash = hash_password("pw");
+  });
+  auto call = [&](const std::string& auth, bool referer) {
+    request req{http::verb::get, "/api/v2/rss/items", 11};
+    req.set(http::field::host, "127.0.0.1:9091");
+    req.set(http::field::authorization, "Basic " + base64_encode(auth));
+    if (referer) req.set(http::field::referer, "http://127.0.0.1:9091/");
+    req.prepare_payload();
+    return f.d->handle_http(req, f.local).resp.result_int();
+  };
+  EXPECT_EQ(call("u:pw", true), 200);
+  EXPECT_EQ(call("u:wrong", true), 403);
+  // Without an Origin or Referer (a request that hid where it came from): the SID only.
+  EXPECT_EQ(call("u:pw", false), 403);
 }
 
 TEST(Daemon, JsonRpcDialectAndNotifications) {

@@ -1,11 +1,11 @@
 // Drives shoal's web UI in headless Chromium: the turtle toggle, add a magnet, watch its
 // progress move with no reload (server-sent events), the Peers, Trackers and Pieces tabs and
 // the rate graph while it downloads, pause and resume, set a file's priority, the settings
-// dialog (a value saved, an error shown), a phone-sized viewport (light and dark), remove
-// with data. One JSON line per step on stdout; exit 1 at the first step that fails.
-// Screenshots go to --shots.
+// dialog (a value saved, an error shown), the Feeds dialog (a feed and a rule added, listed
+// and removed), a phone-sized viewport (light and dark), remove with data. One JSON line per
+// step on stdout; exit 1 at the first step that fails. Screenshots go to --shots.
 //
-// node ui_test.mjs --url http://127.0.0.1:PORT/ --magnet MAGNET --shots DIR
+// node ui_test.mjs --url http://127.0.0.1:PORT/ --magnet MAGNET --feed FEED_URL --shots DIR
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -49,6 +49,9 @@ const canvasPixels = (page, sel) => page.$eval(sel, (c) => {
 const progress = (page) => page.textContent('#list tbody tr .bar em');
 const downloading = async (page) => { const p = await progress(page); return p !== null && p !== '100%'; };
 const daemon = (page, method, a = {}) => page.evaluate(([m, x]) => rpc(m, x), [method, a]);
+// The daemon's rss/* answers, through the page's own qBittorrent API client.
+const rss = (page, call) => page.evaluate((c) => qb(c), call);
+const rows = (page, sel) => page.$$eval(`${sel} tbody tr`, (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 let code = 0;
@@ -215,6 +218,36 @@ try {
   await page.click('#settings-cancel');
   await page.waitForSelector('#settings', { state: 'hidden', timeout: 5000 });
 
+  // Feeds: the key f opens them; a feed added is listed once polled (its title, URL, items);
+  // a rule added is listed; the daemon's rss/items and rss/rules agree.
+  await page.keyboard.press('f');
+  await page.waitForSelector('#feeds[open] #feed-list + .none:not([hidden])', { timeout: 10000 });
+  step('key f: the Feeds dialog opens, no feeds yet', true);
+  await page.fill('#feed-url', args.feed);
+  await page.click('#feed-add button[type=submit]');
+  const feedRow = await until(async () => {
+    const r = (await rows(page, '#feed-list')).find((x) => x[0].includes(args.feed));
+    return r && r[1] === '2' && r[2] === 'ok' ? r : null;
+  }, 20000);
+  step('a feed added in the Feeds dialog is listed with its title, URL, 2 items and no error',
+    !!feedRow && feedRow[0].startsWith('Test releases'), JSON.stringify(feedRow ?? await rows(page, '#feed-list')));
+  await page.fill('#rule-add [name=name]', 'TV');
+  await page.fill('#rule-add [name=mustContain]', 'show s01');
+  await page.fill('#rule-add [name=mustNotContain]', 'sample');
+  await page.fill('#rule-add [name=assignedCategory]', 'tv');
+  await page.click('#rule-add button[type=submit]');
+  const ruleRow = await until(async () => (await rows(page, '#rule-list')).find((x) => x[0].startsWith('TV')), 10000);
+  const [items, rules] = [await rss(page, 'items'), await rss(page, 'rules')];
+  const feedName = Object.keys(items)[0];
+  step('a rule added is listed with its patterns and feed, and the daemon has both (rss/items, rss/rules)',
+    ruleRow && ruleRow[0] === 'TV → tv' && ruleRow[1] === 'show s01' && ruleRow[2] === 'sample' && ruleRow[3] === feedName &&
+    items[feedName]?.url === args.feed && rules.TV?.mustContain === 'show s01' &&
+    JSON.stringify(rules.TV?.affectedFeeds) === JSON.stringify([args.feed]),
+    `${JSON.stringify(ruleRow)} ${JSON.stringify(items)} ${JSON.stringify(rules)}`);
+  await shot(page, 'feeds.png');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#feeds', { state: 'hidden', timeout: 5000 });
+
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, bypassCSP: true });
   phone.on('pageerror', (e) => errors.push(String(e)));
   await phone.goto(args.url);
@@ -251,6 +284,21 @@ try {
   await phone.screenshot({ path: path.join(args.shots, 'phone-settings-dark.png') });
   await phone.click('#settings-cancel');
   await phone.waitForSelector('#settings', { state: 'hidden', timeout: 5000 });
+  await phone.emulateMedia({ colorScheme: 'light' });
+  await phone.tap('#feeds-open');
+  await phone.waitForSelector('#feeds[open] #rule-list tbody tr', { timeout: 10000 });
+  const feedsBox = await phone.$eval('#feeds', (el) => {
+    const r = el.getBoundingClientRect();
+    return { left: r.left, right: r.right, over: el.scrollWidth - el.clientWidth, page: document.documentElement.scrollWidth };
+  });
+  step('phone: the Feeds dialog fits in 390 px', feedsBox.left >= 0 && feedsBox.right <= 390 && feedsBox.over <= 1,
+    JSON.stringify(feedsBox));
+  await phone.tap('#feeds-title');  // the Feeds button's tap highlight, drawn over the dialog, let go of
+  await phone.screenshot({ path: path.join(args.shots, 'phone-feeds.png') });
+  await phone.emulateMedia({ colorScheme: 'dark' });
+  await phone.screenshot({ path: path.join(args.shots, 'phone-feeds-dark.png') });
+  await phone.click('#feeds-close');
+  await phone.waitForSelector('#feeds', { state: 'hidden', timeout: 5000 });
   await phone.screenshot({ path: path.join(args.shots, 'phone-dark.png'), fullPage: true });
   await phone.tap('#tab-pieces');
   await phone.waitForTimeout(2500);
@@ -258,6 +306,19 @@ try {
   step('dark: the pieces map is drawn in the dark accent colour', darkMap.accent > 0 && darkMap.other === 0, JSON.stringify(darkMap));
   await phone.screenshot({ path: path.join(args.shots, 'phone-pieces-dark.png'), fullPage: true });
   await phone.close();
+
+  // The rule and the feed removed in the dialog: gone from it and from the daemon.
+  await page.click('#feeds-open');
+  await page.waitForSelector('#feeds[open] #rule-list tbody tr', { timeout: 10000 });
+  await page.click('#rule-list tbody tr button');
+  await page.waitForSelector('#rule-list + .none:not([hidden])', { timeout: 10000 });
+  await page.click('#feed-list tbody tr button');
+  await page.waitForSelector('#feed-list + .none:not([hidden])', { timeout: 10000 });
+  const [left, leftRules] = [await rss(page, 'items'), await rss(page, 'rules')];
+  step('the rule and the feed removed in the dialog are gone from the daemon too',
+    !Object.keys(left).length && !Object.keys(leftRules).length, `${JSON.stringify(left)} ${JSON.stringify(leftRules)}`);
+  await page.click('#feeds-close');
+  await page.waitForSelector('#feeds', { state: 'hidden', timeout: 5000 });
 
   page.on('dialog', (d) => d.accept());
   await page.click('#list tbody tr');
