@@ -388,7 +388,7 @@ json::value rpc_failure(const rpc_error& e, bool jsonrpc, const json::value& id)
 
 json::value rpc_answer(const rpc_call& call, const std::string& result, json::object args) {
   if (!call.jsonrpc) {
-    json::object r;
+    json::object r(args.storage());  // the same resource: the arguments are moved, not copied
     r["arguments"] = std::move(args);
     r["result"] = result;
     if (!call.id.is_null()) r["tag"] = call.id;

@@ -19,6 +19,19 @@ class daemon;
 [[nodiscard]] std::vector<std::uint32_t> visible_files(const metainfo& m);
 [[nodiscard]] std::uint64_t file_bytes_done(torrent& t, std::uint32_t f);
 
+struct daemon_config;
+// Engine priorities per file: 0 skips; low 1, normal 4, high 7 (the picker orders by value).
+inline constexpr std::uint8_t prio_low = 1, prio_normal = 4, prio_high = 7;
+// Everything one torrent-get field needs, gathered on the network thread.
+struct torrent_view {
+  torrent& t;
+  const torrent_status& st;
+  std::int64_t now;
+};
+// One torrent-get field (transmission_fields.cpp); null for a name it does not know (the
+// caller leaves it out, as Transmission does).
+[[nodiscard]] boost::json::value torrent_field(const torrent_view& v, std::string_view name, const daemon_config& cfg);
+
 class transmission_rpc {
  public:
   explicit transmission_rpc(daemon& d) : d_(d) {}

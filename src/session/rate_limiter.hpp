@@ -53,16 +53,23 @@ class rate_meter {
   static constexpr int window = 5;
 
   void add(std::uint64_t n) {
-    advance();
+    const auto now = clock::now();
+    advance(now);
     buckets_[static_cast<std::size_t>(sec_ % window)] += n;
     total_ += n;
+    last_add_ = now;
   }
   [[nodiscard]] double rate() {
-    advance();
+    // Nothing counted for a whole window (most torrents of a big session, most of the
+    // time): 0, without walking the buckets.
+    if (total_ == 0) return 0;
+    const auto now = clock::now();
+    if (now - last_add_ > std::chrono::seconds(window + 1)) return 0;
+    advance(now);
     std::uint64_t sum = 0;
     for (auto b : buckets_)
       sum += b;
-    const double since_start = std::chrono::duration<double>(clock::now() - born_).count();
+    const double since_start = std::chrono::duration<double>(now - born_).count();
     const double frac = since_start - std::floor(since_start);
     const double span = std::min(static_cast<double>(window - 1) + frac, std::max(since_start, 0.25));
     return static_cast<double>(sum) / span;
@@ -70,8 +77,8 @@ class rate_meter {
   [[nodiscard]] std::uint64_t total() const { return total_; }
 
  private:
-  void advance() {
-    const auto now_sec = std::chrono::duration_cast<std::chrono::seconds>(clock::now() - born_).count();
+  void advance(clock::time_point now) {
+    const auto now_sec = std::chrono::duration_cast<std::chrono::seconds>(now - born_).count();
     while (sec_ < now_sec) {
       ++sec_;
       buckets_[static_cast<std::size_t>(sec_ % window)] = 0;
@@ -82,6 +89,7 @@ class rate_meter {
   std::int64_t sec_ = 0;
   std::uint64_t total_ = 0;
   clock::time_point born_ = clock::now();
+  clock::time_point last_add_{};
 };
 
 }  // namespace shoal
