@@ -314,6 +314,7 @@ std::shared_ptr<torrent> session::add_torrent(torrent_params p) {
   torrents_[t->wire_hash()] = t;
   by_id_[t->id()] = t;
   t->set_queue_position(static_cast<std::uint32_t>(queue_.size()));
+  t->set_queue_key(static_cast<std::uint32_t>(queue_.size()));
   queue_.push_back(t);
   // A hybrid is in two swarms: peers may come for either info-hash (BEP 52).
   if (t->v2_wire_hash()) aliases_[*t->v2_wire_hash()] = t->wire_hash();
@@ -417,9 +418,11 @@ void session::queue_move(const std::vector<torrent_id>& ids, queue_step step) {
 void session::save_queue_order() {
   // The torrents whose place changed keep it across a restart: their resume data is
   // written now (the queue is rebuilt from it at the next start).
+  // The user's order is the order from now on: every key becomes its place.
   for (std::size_t i = 0; i < queue_.size(); ++i) {
-    if (queue_[i]->queue_position() == i) continue;
     queue_[i]->set_queue_position(static_cast<std::uint32_t>(i));
+    if (queue_[i]->queue_key() == i) continue;
+    queue_[i]->set_queue_key(static_cast<std::uint32_t>(i));
     queue_[i]->save_settings();
   }
   queue_changed();
@@ -441,9 +444,9 @@ void session::update_queue() {
   if (stopping_) return;
   // Positions restored from resume data: keep the queue in that order.
   if (!std::is_sorted(queue_.begin(), queue_.end(),
-                      [](const auto& a, const auto& b) { return a->queue_position() < b->queue_position(); })) {
+                      [](const auto& a, const auto& b) { return a->queue_key() < b->queue_key(); })) {
     std::stable_sort(queue_.begin(), queue_.end(),
-                     [](const auto& a, const auto& b) { return a->queue_position() < b->queue_position(); });
+                     [](const auto& a, const auto& b) { return a->queue_key() < b->queue_key(); });
   }
   renumber_queue();
   // One torrent checks at a time (checks of several at once only make the disk seek).

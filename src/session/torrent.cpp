@@ -341,21 +341,29 @@ void torrent::on_resume_loaded(std::optional<resume_data> r, std::vector<std::ui
     }
   } else if (r) {
     if (settings_from_resume_) {
-      user_paused_ = r->paused;
-      display_name_ = r->name;
-      if (r->file_priorities.size() == fs_->files().size()) {
+      // What the user changed while the resume data was being read is newer than it.
+      auto take = [this](std::uint16_t bit) { return (early_ & bit) == 0; };
+      if (take(early_paused)) user_paused_ = r->paused;
+      if (take(early_name)) display_name_ = r->name;
+      if (take(early_priorities) && r->file_priorities.size() == fs_->files().size()) {
         file_prio_ = r->file_priorities;
         apply_file_priorities();
       }
-      sequential_ = r->sequential;
-      picker_->set_sequential(sequential_);
-      down_limit_.set_rate(r->max_download_rate);
-      up_limit_.set_rate(r->max_upload_rate);
-      goals_.ratio = r->goal_ratio;
-      if (r->goal_seeding_time) goals_.seeding_time = std::chrono::seconds(*r->goal_seeding_time);
-      if (r->goal_idle_time) goals_.idle_time = std::chrono::seconds(*r->goal_idle_time);
-      labels_ = r->labels;
-      queue_position_ = r->queue_position;
+      if (take(early_sequential)) {
+        sequential_ = r->sequential;
+        picker_->set_sequential(sequential_);
+      }
+      if (take(early_limits)) {
+        down_limit_.set_rate(r->max_download_rate);
+        up_limit_.set_rate(r->max_upload_rate);
+      }
+      if (take(early_goals)) {
+        goals_.ratio = r->goal_ratio;
+        if (r->goal_seeding_time) goals_.seeding_time = std::chrono::seconds(*r->goal_seeding_time);
+        if (r->goal_idle_time) goals_.idle_time = std::chrono::seconds(*r->goal_idle_time);
+      }
+      if (take(early_labels)) labels_ = r->labels;
+      if (take(early_queue)) queue_key_ = r->queue_position;
       session_.queue_changed();
     }
     if (r->added_time) added_time_ = r->added_time;
@@ -391,6 +399,13 @@ void torrent::on_resume_loaded(std::optional<resume_data> r, std::vector<std::ui
   if (!needs_check_ && completed_time_ == 0 && picker_->wanted_complete() && np > 0 && !r) {
     completed_time_ = unix_now();
   }
+  // A save asked for while the resume data was unread waited for it (it would have written
+  // no verified pieces over the ones on disk): now it is made.
+  if (save_after_load_) {
+    save_after_load_ = false;
+    save_resume();
+  }
+  early_ = 0;
   enter_queue();
 }
 
@@ -578,6 +593,7 @@ void torrent::deactivate() {
 
 void torrent::pause() {
   if (stopping_ || state_ == torrent_state::paused) return;
+  changed_early(early_paused);
   user_paused_ = true;
   if (active_) {
     wind_down([self = shared_from_this()] { self->save_resume(); });
@@ -594,6 +610,7 @@ void torrent::pause() {
 void torrent::resume() {
   if (stopping_) return;
   if (state_ != torrent_state::paused && state_ != torrent_state::error) return;
+  changed_early(early_paused);
   user_paused_ = false;
   if (state_ == torrent_state::error) {
     error_.clear();
@@ -647,6 +664,7 @@ void torrent::reannounce() {
 void torrent::set_file_priorities(std::vector<std::uint8_t> prio) {
   if (!fs_) return;
   if (prio.size() != fs_->files().size()) prio.resize(fs_->files().size(), 1);
+  changed_early(early_priorities);
   file_prio_ = std::move(prio);
   const bool was_complete = picker_->wanted_complete();
   apply_file_priorities();
@@ -668,35 +686,41 @@ void torrent::set_file_priorities(std::vector<std::uint8_t> prio) {
 }
 
 void torrent::set_sequential(bool on) {
+  changed_early(early_sequential);
   sequential_ = on;
   if (picker_) picker_->set_sequential(on);
   save_resume();
 }
 
 void torrent::set_limits(std::uint64_t down, std::uint64_t up) {
+  changed_early(early_limits);
   down_limit_.set_rate(down);
   up_limit_.set_rate(up);
   save_resume();
 }
 
 void torrent::set_goals(const seed_goals& g) {
+  changed_early(early_goals);
   goals_ = g;
   save_resume();
   check_goals();
 }
 
 void torrent::save_settings() {
-  if (loaded_) save_resume();
+  changed_early(early_queue);  // the session moved it in the queue
+  save_resume();
 }
 
 void torrent::set_labels(std::vector<std::string> labels) {
+  changed_early(early_labels);
   labels_ = std::move(labels);
   save_resume();
 }
 
 void torrent::set_display_name(std::string name) {
+  changed_early(early_name);
   display_name_ = std::move(name);
-  save_settings();
+  save_resume();
 }
 
 void torrent::merge(const torrent_params& p) {
@@ -745,7 +769,7 @@ void torrent::merge(const torrent_params& p) {
   if (active_) connect_more();
 }
 
-torrent_status torrent::status() const {
+torrent_status torrent::status(bool lists) const {
   torrent_status s;
   s.id = id_;
   s.info_hash = wire_hash_;
@@ -783,16 +807,18 @@ torrent_status torrent::status() const {
   }
   s.hash_failures = hash_failures_;
   s.banned = static_cast<std::uint32_t>(banned_.size());
-  s.tracker_message = tracker_message_;
+  if (lists) s.tracker_message = tracker_message_;
   s.queue_position = queue_position_;
   s.sequential = sequential_;
   s.max_download_rate = down_limit_.rate();
   s.max_upload_rate = up_limit_.rate();
   s.goals = goals_;
-  s.labels = labels_;
-  for (const auto& tier : tiers_)
-    s.trackers.insert(s.trackers.end(), tier.begin(), tier.end());
-  s.save_path = save_path_.string();
+  if (lists) {
+    s.labels = labels_;
+    for (const auto& tier : tiers_)
+      s.trackers.insert(s.trackers.end(), tier.begin(), tier.end());
+    s.save_path = save_path_.string();
+  }
   s.added_time = added_time_;
   s.completed_time = completed_time_;
   s.seeding_seconds = seeding_seconds_;

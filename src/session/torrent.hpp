@@ -186,7 +186,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // stop()); on the disk pool, `done` posted back.
   void delete_files(bool data, std::function<void(std::error_code)> done);
 
-  [[nodiscard]] torrent_status status() const;
+  // With `lists` false, labels, trackers, save_path and tracker_message are left empty
+  // (a caller listing thousands of torrents that needs none of them copies none).
+  [[nodiscard]] torrent_status status(bool lists = true) const;
   // A line for the session's log, tagged with the torrent's name (or its info-hash while
   // a magnet has none), so a log of many torrents says which one each line is about.
   void log(const std::string& line) const;
@@ -222,8 +224,14 @@ class torrent : public std::enable_shared_from_this<torrent> {
   [[nodiscard]] bool active() const { return active_; }
   // True if it would seed (every wanted piece verified) once active.
   [[nodiscard]] bool would_seed() const { return picker_ && picker_->wanted_complete(); }
+  // Its place in the session's queue now (0 first).
   [[nodiscard]] std::uint32_t queue_position() const { return queue_position_; }
   void set_queue_position(std::uint32_t q) { queue_position_ = q; }
+  // What the queue is sorted by: the place the resume data gave (or the one the user gave
+  // since, or the place it was added at). Not renumbered while torrents load one by one,
+  // so a torrent that loaded early cannot lose its place to one that loads later.
+  [[nodiscard]] std::uint32_t queue_key() const { return queue_key_; }
+  void set_queue_key(std::uint32_t k) { queue_key_ = k; }
   // Writes the resume data now (a user moved it in the queue), once it has been read.
   void save_settings();
   void activate();
@@ -396,11 +404,28 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::string error_;
   bool user_paused_ = false;
   bool needs_check_ = false;
-  bool loaded_ = false;  // resume data read (or none): the queue may take it
+  bool loaded_ = false;           // resume data read (or none): the queue may take it
+  bool save_after_load_ = false;  // a save was asked for before loaded_
+  // Settings the user changed before loaded_ (each kept over the resume data's).
+  enum : std::uint16_t {
+    early_paused = 1,
+    early_name = 2,
+    early_priorities = 4,
+    early_sequential = 8,
+    early_limits = 16,
+    early_goals = 32,
+    early_labels = 64,
+    early_queue = 128,
+  };
+  std::uint16_t early_ = 0;
+  void changed_early(std::uint16_t bit) {
+    if (!loaded_) early_ |= bit;
+  }
   bool active_ = false;
   std::uint64_t run_gen_ = 0;              // bumped whenever the torrent stops running: old loops end
   std::vector<std::uint32_t> check_list_;  // pieces to hash (all, or those of changed files)
   std::uint32_t queue_position_ = 0;
+  std::uint32_t queue_key_ = 0;
   std::vector<std::string> labels_;
   std::string display_name_;  // "": the metainfo's (or the magnet's) name
   seed_goals goals_;

@@ -105,8 +105,9 @@ void torrent::move_storage(fs::path to, bool move_data) {
     set_state(torrent_state::queued);
     return;
   }
-  // Wait for checks in flight (they read the files) before touching anything.
-  when_idle([self = shared_from_this()] { return self->check_inflight_ > 0; }, go);
+  // Wait for checks in flight (they read the files) before touching anything, and for the
+  // resume data to be read: the move's own save must hold the verified pieces.
+  when_idle([self = shared_from_this()] { return self->check_inflight_ > 0 || !self->loaded_; }, go);
 }
 
 void torrent::move_files(fs::path to, bool move_data) {

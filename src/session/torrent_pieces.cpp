@@ -224,6 +224,10 @@ void torrent::do_flush(std::function<void()> then) {
 
 void torrent::save_resume() {
   if (resume_file_.empty() || !fs_) return;
+  if (!loaded_) {
+    save_after_load_ = true;  // on_resume_loaded makes it, with the pieces it read
+    return;
+  }
   resume_data r;
   r.info_hash =
       info_.info_hash_v1 ? std::string(as_view(*info_.info_hash_v1)) : std::string(as_view(*info_.info_hash_v2));
@@ -238,7 +242,7 @@ void torrent::save_resume() {
   r.goal_ratio = goals_.ratio;
   if (goals_.seeding_time) r.goal_seeding_time = goals_.seeding_time->count();
   if (goals_.idle_time) r.goal_idle_time = goals_.idle_time->count();
-  r.queue_position = queue_position_;
+  r.queue_position = queue_key_;
   r.added_time = added_time_;
   r.completed_time = completed_time_;
   r.seeding_seconds = seeding_seconds_;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <iostream>
 #include <set>
 
@@ -165,6 +166,64 @@ TEST(Session, RenameFilesAndFoldersOnDiskAndAcrossRestart) {
       EXPECT_NE(e.state, static_cast<std::uint8_t>(torrent_state::checking)) << "checked again after the restart";
     }
   }
+}
+
+// What the user changes while a torrent's resume data is still being read (a daemon that
+// just restarted) is newer than the resume data: kept over it, and saved once it is read,
+// with every verified piece. Before, the place in the queue and the label went back to the
+// resume data's, and the early save wrote no verified pieces over the file.
+TEST(Session, ChangesBeforeTheResumeDataIsReadAreKept) {
+  temp_dir d;
+  std::vector<metainfo> tors;
+  for (int i = 0; i < 2; ++i)
+    tors.push_back(make_torrent(d.path, "early" + std::to_string(i) + ".bin", {{"", 96 * 1024}}, 80 + i));
+  auto params = [&](int i) {
+    torrent_params p;
+    p.info = tors[static_cast<std::size_t>(i)];
+    p.save_path = d.path;
+    p.resume_file = d.path / ".shoal" / (std::to_string(i) + ".resume");
+    return p;
+  };
+  auto saved = [&](int i) {
+    const auto& mi = tors[static_cast<std::size_t>(i)];
+    return load_resume_file(params(i).resume_file, std::string(as_view(*mi.info_hash_v1)), 3);
+  };
+  {
+    fixture_session first;
+    for (int i = 0; i < 2; ++i)
+      ASSERT_TRUE(first.wait_state(first.ses().add(params(i)).id(), torrent_state::seeding));
+  }
+  ASSERT_TRUE(saved(0) && saved(0)->pieces.count() == 3);
+
+  fixture_session fs;
+  // The disk is busy (one disk thread, held here): no resume data is read until it is let go.
+  std::promise<void> release;
+  auto gate = release.get_future().share();
+  fs.ses().disk_pool().post([gate] { gate.wait(); });
+  auto h0 = fs.ses().add(params(0));
+  auto h1 = fs.ses().add(params(1));
+  fs.ses().queue_move({h0.id()}, session::queue_step::bottom);
+  h0.set_labels({"early"});
+  h1.set_limits(5000, 6000);
+  release.set_value();
+  ASSERT_TRUE(fs.wait_state(h0.id(), torrent_state::seeding));
+  ASSERT_TRUE(fs.wait_state(h1.id(), torrent_state::seeding));
+  auto s0 = h0.status(), s1 = h1.status();
+  ASSERT_TRUE(s0 && s1);
+  EXPECT_EQ(s0->queue_position, 1u);
+  EXPECT_EQ(s1->queue_position, 0u);
+  EXPECT_EQ(s0->labels, std::vector<std::string>{"early"});
+  EXPECT_EQ(s1->max_download_rate, 5000u);
+  // ... and the resume data says so, every piece still verified.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool ok = false;
+  while (!ok && std::chrono::steady_clock::now() < deadline) {
+    auto r0 = saved(0), r1 = saved(1);
+    ok = r0 && r1 && r0->queue_position == 1 && r0->labels == std::vector<std::string>{"early"} &&
+         r1->max_download_rate == 5000 && r0->pieces.count() == 3 && r1->pieces.count() == 3;
+    if (!ok) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(ok) << "the resume data lost the early changes or its pieces";
 }
 
 TEST(Session, MoveStorageWhileDownloadingAndWhileSeeding) {
