@@ -14,8 +14,8 @@ import argparse
 import base64
 import os
 import signal
-import time
 
+import bencoding
 import harness as h
 from daemon_test import Rpc, start_daemon, wait_for
 
@@ -65,7 +65,20 @@ def main():
         run.check(f"before: the {expect_complete} with data not added paused are checked complete, the others "
                   "wait or download", bool(settled),
                   str([(t["id"], t["status"], t["percentDone"]) for t in rpc.torrents(["id", "status", "percentDone"])]))
-        time.sleep(7)  # resume data flushes of the runtime changes
+        # The runtime changes are on disk once every torrent's resume file says what the RPC
+        # says (labels, place in the queue, stopped or not): polled, not slept on.
+        def resume_agrees():
+            for t in rpc.torrents(["hashString", "labels", "queuePosition", "status"]):
+                try:
+                    r = bencoding.decode(open(os.path.join(state, "resume", t["hashString"] + ".resume"), "rb").read())
+                except (OSError, ValueError):
+                    return False
+                if ([x.decode() for x in r.get(b"labels", [])] != t["labels"] or
+                        r.get(b"queue position") != t["queuePosition"] or
+                        bool(r.get(b"paused")) != (t["status"] == 0)):
+                    return False
+            return True
+        run.check("the runtime changes reach every resume file", bool(wait_for(resume_agrees, 60)))
         before = {t["hashString"]: t for t in rpc.torrents(FIELDS)}
         statuses = sorted({t["status"] for t in before.values()})
         run.check("mixed states before the kill (stopped, queued or downloading, seeding)",
@@ -80,22 +93,26 @@ def main():
         run.check("after kill -9: all 50 back", bool(back) and len(first_look) == 50, str(len(first_look)))
         checked = [t["id"] for t in rpc.torrents(["id", "status"]) if t["status"] in (1, 2)]
         run.check("... none is checked again", not checked, str(checked))
-        time.sleep(3)
-        after = {t["hashString"]: t for t in rpc.torrents(FIELDS)}
-        diffs = []
-        for hsh, b in before.items():
-            a = after.get(hsh)
-            if a is None:
-                diffs.append((hsh, "missing"))
-                continue
-            for k in FIELDS:
-                if k in ("status",):
-                    # A torrent that was downloading may be queued behind the others again.
-                    same = a[k] == b[k] or (a[k] in (3, 4) and b[k] in (3, 4))
-                else:
-                    same = a[k] == b[k]
-                if not same:
-                    diffs.append((b["id"], k, b[k], a[k]))
+        def differences():
+            after = {t["hashString"]: t for t in rpc.torrents(FIELDS)}
+            diffs = []
+            for hsh, b in before.items():
+                a = after.get(hsh)
+                if a is None:
+                    diffs.append((hsh, "missing"))
+                    continue
+                for k in FIELDS:
+                    if k in ("status",):
+                        # A torrent that was downloading may be queued behind the others again.
+                        same = a[k] == b[k] or (a[k] in (3, 4) and b[k] in (3, 4))
+                    else:
+                        same = a[k] == b[k]
+                    if not same:
+                        diffs.append((b["id"], k, b[k], a[k]))
+            return after, diffs
+        # Polled until they agree (states settle as the queue hands out slots), to a deadline.
+        wait_for(lambda: not differences()[1], 30)
+        after, diffs = differences()
         run.check("... with the same ids, states, labels, limits, goals, wanted files, queue order and data",
                   not diffs, str(diffs[:12]))
         stats = rpc.call("session-stats")["arguments"]

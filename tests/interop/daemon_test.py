@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 
+import bencoding
 import harness as h
 
 
@@ -360,7 +361,23 @@ def main():
         before = {t["id"]: (t["name"], t["percentDone"], t["downloadDir"], t["wanted"], t["priorities"],
                             t["downloadLimit"]) for t in rpc.torrents(["id", "name", "percentDone", "downloadDir",
                                                                        "wanted", "priorities", "downloadLimit"])}
-        time.sleep(6)  # the resume data's flush interval (limits and priorities set above)
+        # Killed only once every resume file holds what was set above (folder, limit, wanted
+        # files and priorities): polled, not slept on.
+        def resume_agrees():
+            for t in rpc.torrents(["hashString", "downloadDir", "downloadLimit", "downloadLimited", "wanted",
+                                   "priorities"]):
+                try:
+                    r = bencoding.decode(open(os.path.join(state, "resume", t["hashString"] + ".resume"), "rb").read())
+                except (OSError, ValueError):
+                    return False
+                want = [0 if not w else {-1: 1, 0: 4, 1: 7}[p] for w, p in zip(t["wanted"], t["priorities"])]
+                prio = list(r.get(b"file priorities", b"")) or [4] * len(want)
+                limit = t["downloadLimit"] * 1000 if t["downloadLimited"] else 0
+                if r.get(b"save path", b"").decode() != t["downloadDir"] or prio != want or \
+                        r.get(b"max download rate", 0) != limit:
+                    return False
+            return True
+        run.check("the settings reach every resume file before the kill", bool(wait_for(resume_agrees, 30)))
         run.stop(d, sig=9)
         d = start_daemon(run, state, dl, rpc_port, peer_port, "daemon2.log", "--allowed-dir", dl2)
         rpc = Rpc(rpc_port)
