@@ -71,6 +71,8 @@ class Run:
 
     def sanitizer_reports(self):
         out = []
+        if not os.path.isdir(self.dir):
+            return out
         for f in sorted(os.listdir(self.dir)):
             if f.startswith("sanitizer."):
                 out.append((f, open(os.path.join(self.dir, f), "rb").read().decode("utf-8", "replace")))

@@ -241,8 +241,9 @@ def main():
                   t.get("dl_limit") == 500000 and t.get("ratio_limit") == 3 and t.get("seeding_time_limit") == 120, str(t))
         rid = sh.get("sync/maindata?rid=0")["rid"]
         sh.post("torrents/pause", hashes=lh)
-        time.sleep(1)
-        delta = sh.get(f"sync/maindata?rid={rid}")
+        # Polled a few times (each answer is a new snapshot and 16 are kept), not slept on.
+        delta = wait_for(lambda: (lambda d: d if d.get("torrents", {}).get(lh, {}).get("state") == "pausedUP" else None)(
+            sh.get(f"sync/maindata?rid={rid}") or {}), 5, step=0.5) or sh.get(f"sync/maindata?rid={rid}") or {}
         run.check("sync/maindata with rid: a delta naming only what changed (no full_update)",
                   "full_update" not in delta and delta.get("torrents", {}).get(lh, {}).get("state") == "pausedUP"
                   and "name" not in delta.get("torrents", {}).get(lh, {}), json.dumps(delta)[:400])
