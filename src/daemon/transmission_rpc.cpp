@@ -426,18 +426,15 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     });
     json::array torrents = ses.call([&]() {
       // Only the torrents asked for: a client polling one id does not pay for 10,000.
-      std::vector<std::shared_ptr<torrent>> pick;
+      // Raw pointers: the session owns every torrent for the length of this call.
+      std::vector<torrent*> pick;
       if (sel->all || sel->recent) {
         pick.reserve(ses.by_id().size());
         for (const auto& [id, t] : ses.by_id())
-          pick.push_back(t);
+          pick.push_back(t.get());
       } else {
-        for (auto id : sel->ids)
-          if (auto t = ses.find(id)) pick.push_back(std::move(t));
-        for (const auto& d : digests_of(sel->hashes))
-          if (auto t = ses.find_torrent(d)) pick.push_back(std::move(t));
-        std::sort(pick.begin(), pick.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
-        pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
+        for (const auto& t : ses.find_named({sel->ids.begin(), sel->ids.end()}, digests_of(sel->hashes)))
+          pick.push_back(t.get());
       }
       json::array arr(out.storage());
       arr.reserve(pick.size() + 1);

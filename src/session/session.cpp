@@ -568,17 +568,23 @@ std::vector<torrent_status> session::status_all() {
   });
 }
 
+std::vector<std::shared_ptr<torrent>> session::find_named(const std::vector<torrent_id>& ids,
+                                                          const std::vector<sha1_digest>& hashes) {
+  std::vector<std::shared_ptr<torrent>> pick;
+  pick.reserve(ids.size() + hashes.size());
+  for (auto id : ids)
+    if (auto t = find(id)) pick.push_back(std::move(t));
+  for (const auto& h : hashes)
+    if (auto t = find_torrent(h)) pick.push_back(std::move(t));
+  std::sort(pick.begin(), pick.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
+  pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
+  return pick;
+}
+
 std::vector<torrent_status> session::status_of(const std::vector<torrent_id>& ids,
                                                const std::vector<sha1_digest>& hashes) {
   return call([&] {
-    std::vector<std::shared_ptr<torrent>> pick;
-    pick.reserve(ids.size() + hashes.size());
-    for (auto id : ids)
-      if (auto t = find(id)) pick.push_back(std::move(t));
-    for (const auto& h : hashes)
-      if (auto t = find_torrent(h)) pick.push_back(std::move(t));
-    std::sort(pick.begin(), pick.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
-    pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
+    const auto pick = find_named(ids, hashes);
     std::vector<torrent_status> out;
     out.reserve(pick.size());
     for (const auto& t : pick)

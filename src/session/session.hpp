@@ -84,6 +84,10 @@ class session {
   std::shared_ptr<torrent> add_torrent(torrent_params p);
   std::shared_ptr<torrent> find_torrent(const sha1_digest& wire_hash);
   [[nodiscard]] std::shared_ptr<torrent> find(torrent_id id) const;
+  // The torrents named by id or info-hash (v1, or v2 cut to 20 bytes), each once, in id
+  // order; names that match nothing are skipped (network thread).
+  [[nodiscard]] std::vector<std::shared_ptr<torrent>> find_named(const std::vector<torrent_id>& ids,
+                                                                 const std::vector<sha1_digest>& hashes);
   // Every torrent by id, in id order (network thread): a walk with no lookups or handles.
   [[nodiscard]] const std::map<torrent_id, std::shared_ptr<torrent>>& by_id() const { return by_id_; }
   // Stops the torrent (flush + resume data) and forgets it; with delete_data its files and

@@ -15,9 +15,8 @@ import base64
 import os
 import signal
 
-import bencoding
 import harness as h
-from daemon_test import Rpc, start_daemon, wait_for
+from daemon_test import Rpc, read_resume, start_daemon, wait_for
 
 FIELDS = ["id", "hashString", "name", "status", "labels", "downloadLimit", "downloadLimited", "uploadLimit",
           "uploadLimited", "queuePosition", "percentDone", "haveValid", "wanted", "seedRatioMode", "seedRatioLimit",
@@ -69,9 +68,8 @@ def main():
         # says (labels, place in the queue, stopped or not): polled, not slept on.
         def resume_agrees():
             for t in rpc.torrents(["hashString", "labels", "queuePosition", "status"]):
-                try:
-                    r = bencoding.decode(open(os.path.join(state, "resume", t["hashString"] + ".resume"), "rb").read())
-                except (OSError, ValueError):
+                r = read_resume(state, t["hashString"])
+                if r is None:
                     return False
                 if ([x.decode() for x in r.get(b"labels", [])] != t["labels"] or
                         r.get(b"queue position") != t["queuePosition"] or

@@ -75,6 +75,14 @@ def remote(port, *args, timeout=60):
 wait_for = h.wait_for  # other daemon tests import it from here
 
 
+def read_resume(state, info_hash):
+    """A torrent's resume file in the daemon's state folder, decoded; None while there is none."""
+    try:
+        return bencoding.decode(open(os.path.join(state, "resume", info_hash + ".resume"), "rb").read())
+    except (OSError, ValueError):
+        return None
+
+
 def type_name(v):
     if isinstance(v, bool):
         return "bool"
@@ -366,9 +374,8 @@ def main():
         def resume_agrees():
             for t in rpc.torrents(["hashString", "downloadDir", "downloadLimit", "downloadLimited", "wanted",
                                    "priorities"]):
-                try:
-                    r = bencoding.decode(open(os.path.join(state, "resume", t["hashString"] + ".resume"), "rb").read())
-                except (OSError, ValueError):
+                r = read_resume(state, t["hashString"])
+                if r is None:
                     return False
                 want = [0 if not w else {-1: 1, 0: 4, 1: 7}[p] for w, p in zip(t["wanted"], t["priorities"])]
                 prio = list(r.get(b"file priorities", b"")) or [4] * len(want)
