@@ -79,6 +79,18 @@ void peer_connection::close(const std::string& why) {
   }
   // Nothing more will be sent: the queue's memory goes now, not when the last coroutine ends.
   std::string().swap(out_);
+  backlog_sub(send_queued_bytes_);
+}
+
+void peer_connection::backlog_add(std::uint64_t n) {
+  send_queued_bytes_ += n;
+  session_.send_backlog_add(n);
+}
+
+void peer_connection::backlog_sub(std::uint64_t n) {
+  n = std::min(n, send_queued_bytes_);
+  send_queued_bytes_ -= n;
+  session_.send_backlog_sub(n);
 }
 
 void peer_connection::protocol_error(const std::string& why) {
@@ -320,8 +332,7 @@ asio::awaitable<void> peer_connection::write_loop(std::shared_ptr<peer_connectio
       co_return;
     }
     // Piece payload bytes leave the backlog once written.
-    std::uint64_t drained = std::min<std::uint64_t>(self->send_queued_bytes_, n);
-    self->send_queued_bytes_ -= drained;
+    self->backlog_sub(n);
     // A big batch's memory is not kept for the small messages that follow.
     if (self->writing_.capacity() > initial_read_buffer) {
       std::string().swap(self->writing_);

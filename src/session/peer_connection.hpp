@@ -183,6 +183,7 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   std::chrono::steady_clock::time_point last_pex_in_{};
   std::chrono::steady_clock::time_point next_pex_ = std::chrono::steady_clock::time_point::max();
   bitfield has_;
+  piece_picker::interest_cursor interest_;  // where update_interest resumes its scan
   bool got_bitfield_ = false;
   bool counted_seed_ = false;
   bool attached_ = false;
@@ -196,8 +197,10 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   std::deque<block_ref> incoming_;     // their requests to us
   std::deque<block_ref> cancelled_;    // ours, cancelled or dropped: late answers are allowed
   std::uint32_t reads_in_flight_ = 0;
-  std::uint32_t choked_requests_ = 0;  // requests received while we choke it
-  std::uint64_t send_queued_bytes_ = 0;
+  std::uint32_t choked_requests_ = 0;    // requests received while we choke it
+  std::uint64_t send_queued_bytes_ = 0;  // payload being read or queued: counted in the session's too
+  void backlog_add(std::uint64_t n);
+  void backlog_sub(std::uint64_t n);
 
   // Allocated when the read loop starts, sized to the messages (see make_read_room).
   std::vector<char> rbuf_;

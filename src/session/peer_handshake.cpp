@@ -309,6 +309,7 @@ void peer_connection::after_handshake() {
   // A magnet's torrent without its metadata yet: this connection fetches only that.
   metadata_only_ = !torrent_->has_metadata();
   has_ = bitfield(metadata_only_ ? 0 : torrent_->num_pieces());
+  interest_ = {};
   if (!torrent_->attach(shared_from_this())) {
     close("torrent refused the connection");
     return;

@@ -49,6 +49,7 @@ bool peer_connection::handle(const wire::message& m) {
       got_bitfield_ = true;
       if (!has_.get(m.index)) {
         has_.set(m.index);
+        interest_.seen(m.index);
         torrent_->on_have(this, m.index);
       }
       return !closed_;
@@ -65,12 +66,14 @@ bool peer_connection::handle(const wire::message& m) {
         for (std::uint32_t i = 0; i < np && !closed_; ++i) {
           if (b.get(i) && !has_.get(i)) {
             has_.set(i);
+            interest_.seen(i);
             torrent_->on_have(this, i);
           }
         }
         return !closed_;
       }
       has_ = std::move(b);
+      interest_ = {};
       got_bitfield_ = true;
       counted_seed_ = has_.all();
       torrent_->picker().add_peer(has_, counted_seed_);
@@ -85,6 +88,7 @@ bool peer_connection::handle(const wire::message& m) {
         for (std::uint32_t i = 0; i < np && !closed_; ++i) {
           if (!has_.get(i)) {
             has_.set(i);
+            interest_.seen(i);
             torrent_->on_have(this, i);
           }
         }
@@ -214,7 +218,7 @@ void peer_connection::on_request(const wire::message& m) {
 
 void peer_connection::serve_requests() {
   while (!closed_ && !am_choking_ && !incoming_.empty() && reads_in_flight_ < max_reads_in_flight &&
-         send_queued_bytes_ < max_send_backlog) {
+         send_queued_bytes_ < session_.send_share()) {
     // A run of requests contiguous in one piece is served by one disk read.
     auto run = std::make_shared<std::vector<block_ref>>();
     run->push_back(incoming_.front());
@@ -228,7 +232,7 @@ void peer_connection::serve_requests() {
       incoming_.pop_front();
     }
     ++reads_in_flight_;
-    send_queued_bytes_ += span;
+    backlog_add(span);
     auto self = shared_from_this();
     torrent_->async_read_block(
         run->front().piece, run->front().begin, span,
@@ -241,7 +245,7 @@ void peer_connection::on_blocks_read(const std::vector<block_ref>& run, std::uin
   --reads_in_flight_;
   if (closed_) return;
   if (ec) {
-    send_queued_bytes_ -= span;
+    backlog_sub(span);
     close("disk read failed: " + ec.message());
     return;
   }
@@ -337,7 +341,7 @@ void peer_connection::fill_requests() {
 
 void peer_connection::update_interest() {
   if (closed_ || metadata_only_) return;
-  const bool want = torrent_->picker().interesting(has_, has_.all());
+  const bool want = torrent_->picker().interesting(has_, has_.all(), interest_);
   if (want == am_interested_) return;
   am_interested_ = want;
   std::string m;

@@ -27,7 +27,10 @@ void piece_picker::set_have(std::uint32_t p) {
 void piece_picker::clear_have(std::uint32_t p) {
   if (!have_.get(p)) return;
   have_.clear(p);
-  if (prio_[p] > 0) ++wanted_missing_;
+  if (prio_[p] > 0) {
+    ++wanted_missing_;
+    ++wanted_gen_;
+  }
   dirty_ = true;
 }
 
@@ -36,6 +39,7 @@ void piece_picker::set_priority(std::uint32_t p, std::uint8_t prio) {
     const std::int64_t d = prio > 0 ? 1 : -1;
     wanted_ += d;
     if (!have_.get(p)) wanted_missing_ += d;
+    if (prio > 0) ++wanted_gen_;
   }
   prio_[p] = prio;
   dirty_ = true;
@@ -71,6 +75,19 @@ bool piece_picker::interesting(const bitfield& peer_has, bool peer_is_seed) cons
   if (peer_is_seed || peer_has.all()) return true;
   for (std::uint32_t p = 0; p < n_; ++p) {
     if (peer_has.get(p) && wanted(p)) return true;
+  }
+  return false;
+}
+
+bool piece_picker::interesting(const bitfield& peer_has, bool peer_is_seed, interest_cursor& c) const {
+  if (wanted_missing_ == 0) return false;
+  if (peer_is_seed || peer_has.all()) return true;
+  if (c.gen != wanted_gen_) {
+    c.gen = wanted_gen_;
+    c.next = 0;
+  }
+  for (; c.next < n_; ++c.next) {
+    if (peer_has.get(c.next) && wanted(c.next)) return true;
   }
   return false;
 }

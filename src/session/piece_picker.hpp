@@ -58,6 +58,17 @@ class piece_picker {
 
   // Wanted pieces we lack that the peer has.
   [[nodiscard]] bool interesting(const bitfield& peer_has, bool peer_is_seed) const;
+  // The same, resumed where the last answer for this peer was found: no piece before
+  // `next` is one the peer has and we want, as long as the peer gained no piece there
+  // (the caller lowers `next` when it does: seen()) and no piece became wanted again
+  // (a priority raised, a piece that failed a recheck: the generation tells). Answering
+  // on every piece we finish then costs O(pieces) a peer over a whole download, not each time.
+  struct interest_cursor {
+    std::uint32_t next = 0;
+    std::uint64_t gen = ~std::uint64_t{0};
+    void seen(std::uint32_t p) { next = std::min(next, p); }
+  };
+  [[nodiscard]] bool interesting(const bitfield& peer_has, bool peer_is_seed, interest_cursor& c) const;
   [[nodiscard]] bool wanted_complete() const { return wanted_missing_ == 0; }
   [[nodiscard]] std::uint64_t wanted_pieces() const { return wanted_; }
   [[nodiscard]] std::uint64_t wanted_missing() const { return wanted_missing_; }
@@ -126,6 +137,7 @@ class piece_picker {
   std::size_t max_partial_ = SIZE_MAX;
   std::uint64_t wanted_ = 0;
   std::uint64_t wanted_missing_ = 0;
+  std::uint64_t wanted_gen_ = 0;  // counts the times a piece became wanted again
 };
 
 }  // namespace shoal

@@ -8,6 +8,7 @@
 #include "net/proxy.hpp"
 #include "net/rc4.hpp"
 #include "session/peer_connection.hpp"
+#include "session/peer_internal.hpp"
 
 namespace shoal {
 
@@ -273,6 +274,14 @@ bool session::close_oldest_unauthenticated() {
   // None waiting: an idle handshaked connection (nothing exchanged, no interest) goes;
   // with no descriptor left, idle for a few seconds is idle enough.
   return make_room(std::min<std::chrono::steady_clock::duration>(settings_.idle_eviction, std::chrono::seconds(3)));
+}
+
+std::uint64_t session::send_share() const {
+  constexpr std::uint64_t floor = 256u << 10;
+  const auto cap = settings_.max_send_backlog_total;
+  if (cap == 0) return peer_detail::max_send_backlog;
+  return std::clamp<std::uint64_t>(cap / std::max<std::uint32_t>(1, limits_.peers), floor,
+                                   peer_detail::max_send_backlog);
 }
 
 bool session::make_room(std::chrono::steady_clock::duration idle) {

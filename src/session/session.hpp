@@ -230,6 +230,18 @@ class session {
     const auto cap = settings_.max_connections;
     return cap > 0 && limits_.peers + limits_.half_open_outgoing >= cap;
   }
+  // The session-wide send budget (max_send_backlog_total): piece payload read for peers
+  // and not yet written. Each connection may hold its share of it: the budget over the
+  // connections, between 256 KiB and 4 MiB. A peer that stops reading keeps only its own
+  // share, so it cannot stall the others.
+  [[nodiscard]] std::uint64_t send_share() const;
+  void send_backlog_add(std::uint64_t n) {
+    send_backlog_ += n;
+    send_backlog_peak_ = std::max(send_backlog_peak_, send_backlog_);
+  }
+  void send_backlog_sub(std::uint64_t n) { send_backlog_ -= std::min(send_backlog_, n); }
+  [[nodiscard]] std::uint64_t send_backlog() const { return send_backlog_; }
+  [[nodiscard]] std::uint64_t send_backlog_peak() const { return send_backlog_peak_; }
   // At max_connections: closes a connection idle this long (any torrent's) to make room
   // for a new one; false if none is.
   bool make_room(std::chrono::steady_clock::duration idle);
@@ -292,6 +304,7 @@ class session {
   // Datagrams that are not uTP: a protocol's, or else the DHT's.
   void route_datagram(std::span<const char> d, const asio::ip::udp::endpoint& from);
   connection_limits limits_;
+  std::uint64_t send_backlog_ = 0, send_backlog_peak_ = 0;
 };
 
 template <class F>

@@ -107,6 +107,11 @@ struct session_settings {
   std::uint64_t max_send_queue = 8u << 20;
   // A peer whose send queue stays at that bound this long is dropped.
   std::chrono::seconds send_queue_stall{20};
+  // Piece payload being read from disk or queued for peers, all connections together:
+  // each connection serves requests while it holds less than its share of this (the
+  // bound over the connections, never under 256 KiB nor over 4 MiB). So the whole is
+  // bounded by the larger of this and 256 KiB a connection. 0: 4 MiB a connection.
+  std::uint64_t max_send_backlog_total = 64u << 20;
   // Outgoing connections still connecting or handshaking, session-wide; more wait.
   std::uint32_t max_half_open = 64;
   // Incoming connections that have not yet completed the BitTorrent handshake,

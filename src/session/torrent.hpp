@@ -442,6 +442,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>> buffers_;
   std::vector<std::shared_ptr<peer_connection>> peers_;
   std::set<tcp::endpoint> candidates_;
+  tcp::endpoint scan_from_;  // connect_more goes on after this candidate
   std::set<tcp::endpoint> pinned_;
   struct failure {
     std::chrono::steady_clock::time_point when;
@@ -486,6 +487,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   };
   std::map<std::uint32_t, leaf_check> leaf_checks_;
   [[nodiscard]] std::optional<std::uint32_t> file_with_root(const sha256_digest& root) const;
+  mutable std::vector<std::pair<sha256_digest, std::uint32_t>> roots_;  // file_with_root's index
   void start_leaf_check(std::uint32_t piece, const piece_buffer& buf);
   void on_leaf_hashes(peer_connection* p, std::uint32_t piece, const wire::hashes_message& m);
   void ban_endpoint(const tcp::endpoint& ep, const std::string& why);

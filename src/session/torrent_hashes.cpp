@@ -60,8 +60,15 @@ bool torrent::verify_piece(std::uint32_t piece, std::string_view data,
 }
 
 const file_entry* torrent::file_at(std::uint64_t offset) const {
-  for (const auto& f : fs_->files()) {
-    if (!f.pad && f.size > 0 && f.offset <= offset && offset < f.offset + f.size) return &f;
+  // Files lie end to end in offset order: the last non-empty one starting at or before
+  // `offset` is the only one that can hold it (a binary search, not a scan per piece).
+  const auto& files = fs_->files();
+  auto it = std::upper_bound(files.begin(), files.end(), offset,
+                             [](std::uint64_t off, const file_entry& f) { return off < f.offset; });
+  while (it != files.begin()) {
+    const auto& f = *--it;
+    if (f.size == 0) continue;
+    return !f.pad && offset < f.offset + f.size ? &f : nullptr;
   }
   return nullptr;
 }
@@ -138,10 +145,19 @@ void torrent::request_hashes(peer_connection* p) {
 }
 
 std::optional<std::uint32_t> torrent::file_with_root(const sha256_digest& root) const {
-  for (std::uint32_t i = 0; i < fs_->files().size(); ++i) {
-    if (fs_->files()[i].pieces_root == root) return i;
+  // Every hash request names a root: a sorted index, built on the first, instead of a
+  // scan of the file list per request.
+  const auto& files = fs_->files();
+  if (roots_.empty()) {
+    for (std::uint32_t i = 0; i < files.size(); ++i) {
+      if (files[i].pieces_root) roots_.emplace_back(*files[i].pieces_root, i);
+    }
+    std::sort(roots_.begin(), roots_.end());
+    if (roots_.empty()) return std::nullopt;
   }
-  return std::nullopt;
+  auto it = std::lower_bound(roots_.begin(), roots_.end(), std::make_pair(root, std::uint32_t{0}));
+  if (it == roots_.end() || it->first != root) return std::nullopt;
+  return it->second;
 }
 
 std::optional<std::vector<sha256_digest>> torrent::serve_hashes(const wire::hash_request& r) {

@@ -176,3 +176,46 @@ TEST(Picker, StartedPiecesStayWithinTheirBound) {
   EXPECT_EQ(next.size(), 1u);
   EXPECT_EQ(started.count(*next.begin()), 0u);
 }
+
+TEST(Picker, InterestCursorAgreesWithAFullScan) {
+  // The resumable check must answer what a full scan answers after every kind of change:
+  // our pieces completing, the peer gaining pieces, priorities lowered and raised, a
+  // piece that failed a recheck.
+  constexpr std::uint32_t n = 64;
+  auto pk = make(n);
+  bitfield peer(n);
+  piece_picker::interest_cursor c;
+  auto agree = [&](const char* when) {
+    const bool full = pk.interesting(peer, false);
+    EXPECT_EQ(pk.interesting(peer, false, c), full) << when;
+    return full;
+  };
+  EXPECT_FALSE(agree("peer has nothing"));
+  peer.set(40);
+  c.seen(40);
+  EXPECT_TRUE(agree("peer has 40"));
+  EXPECT_EQ(c.next, 40u) << "the cursor stops at the piece it found";
+  pk.set_have(40);
+  EXPECT_FALSE(agree("40 done"));
+  EXPECT_EQ(c.next, n) << "scanned to the end";
+  peer.set(10);
+  c.seen(10);
+  EXPECT_TRUE(agree("peer gained 10, behind the cursor"));
+  pk.set_priority(10, 0);
+  EXPECT_FALSE(agree("10 no longer wanted"));
+  pk.set_priority(10, 3);
+  EXPECT_TRUE(agree("10 wanted again: the generation restarts the scan"));
+  pk.set_have(10);
+  EXPECT_FALSE(agree("10 done"));
+  pk.clear_have(40);
+  EXPECT_TRUE(agree("40 failed a recheck"));
+  // Many pieces: a peer gaining pieces one by one while we complete others.
+  for (std::uint32_t p = 0; p < n; ++p) {
+    if (p % 3 == 0) {
+      peer.set(p);
+      c.seen(p);
+    }
+    if (p % 5 == 0) pk.set_have(p);
+    agree("mixed");
+  }
+}

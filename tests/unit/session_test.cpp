@@ -9,6 +9,7 @@
 #include <future>
 #include <iostream>
 #include <set>
+#include <tuple>
 
 #include "core/magnet.hpp"
 #include "core/text.hpp"
@@ -487,6 +488,45 @@ TEST(Session, MagnetBecomesATorrent) {
   auto kept = load_metainfo(p.metadata_file);
   ASSERT_TRUE(kept) << "the verified metadata was not kept";
   EXPECT_EQ(kept->info_hash_v1, mi.info_hash_v1);
+}
+
+// The session-wide send budget: each connection holds at most its share of piece payload
+// read or queued for it (the budget over the connections, at least 256 KiB), so three
+// leechers asking deep queues at once cannot make the seeder hold 8 reads of 256 KiB
+// each (2 MiB) apiece, as they could before; every download still completes.
+TEST(Session, SendBudgetIsSharedByTheConnections) {
+  temp_dir d;
+  auto mi = make_torrent(d.path / "seed", "data.bin", {{"", 4 * MiB}}, 7, 1 * MiB);
+  fixture_session seed([](session_settings& st) { st.max_send_backlog_total = 512 * 1024; });
+  torrent_params sp;
+  sp.info = mi;
+  sp.save_path = d.path / "seed";
+  auto sh = seed.ses().add(sp);
+  ASSERT_TRUE(seed.wait_state(sh.id(), torrent_state::seeding));
+  std::vector<std::unique_ptr<fixture_session>> leeches;
+  std::vector<torrent_handle> hs;
+  for (int i = 0; i < 3; ++i) {
+    leeches.push_back(std::make_unique<fixture_session>());
+    hs.push_back(leeches.back()->ses().add(leech_params(mi, d.path / ("leech" + std::to_string(i)), seed.endpoint())));
+  }
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(leeches[i]->wait_kind(hs[i].id(), event_kind::torrent_finished, 60s)) << "leecher " << i;
+    EXPECT_EQ(read_file(d.path / ("leech" + std::to_string(i)) / "data.bin"), read_file(d.path / "seed" / "data.bin"));
+  }
+  // End-game spares may still be in flight when the last leecher finishes: they drain.
+  std::uint64_t now = 1;
+  for (auto until = std::chrono::steady_clock::now() + 10s; now != 0 && std::chrono::steady_clock::now() < until;) {
+    now = seed.ses().call([&] { return seed.ses().send_backlog(); });
+    if (now != 0) std::this_thread::sleep_for(20ms);
+  }
+  const auto [peak, share] = seed.ses().call([&] {
+    return std::pair{seed.ses().send_backlog_peak(), seed.ses().send_share()};
+  });
+  // Under the share a connection starts one more read of at most 256 KiB.
+  EXPECT_LE(peak, 3u * (256 * 1024 + 256 * 1024)) << "the connections held more than their shares";
+  EXPECT_GT(peak, 0u) << "nothing was ever counted: the budget is not in the serving path";
+  EXPECT_EQ(now, 0u) << "payload still counted after every download finished";
+  EXPECT_GE(share, 256u * 1024);
 }
 
 TEST(Session, EventsComeInOrder) {
