@@ -1,6 +1,8 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
@@ -47,17 +49,17 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int run_create(const create_args& a) {
   create_options opt;
-  if (static_cast<int>(a.v1) + static_cast<int>(a.v2) + static_cast<int>(a.hybrid) > 1) {
-    fmt::print(stderr, "shoal: error: choose one of --v1, --v2, --hybrid\n");
-    return exit_usage;
-  }
+  if (static_cast<int>(a.v1) + static_cast<int>(a.v2) + static_cast<int>(a.hybrid) > 1)
+    return usage_error("create", "choose one of --v1, --v2, --hybrid");
   opt.version = a.v1 ? torrent_version::v1 : a.v2 ? torrent_version::v2 : torrent_version::hybrid;
   if (!a.piece_size.empty()) {
     auto ps = parse_size(a.piece_size);
     if (!ps) {
-      fmt::print(stderr, "shoal: error: --piece-size '{}' is not a size (try 262144, 256KiB or 1MiB)\n",
-                 printable(a.piece_size));
-      return exit_usage;
+      return usage_error("create", "--piece-size '" + a.piece_size + "' is not a size (try 262144, 256KiB or 1MiB)");
+    }
+    if (*ps < 16 * 1024 || *ps > max_piece_length || (*ps & (*ps - 1)) != 0) {
+      return usage_error(
+          "create", "--piece-size: piece size " + std::to_string(*ps) + " must be a power of two from 16 KiB to 1 GiB");
     }
     opt.piece_length = *ps;
   }
@@ -92,12 +94,14 @@ int run_create(const create_args& a) {
   std::filesystem::path tmp = out;
   tmp += ".part." + std::to_string(::getpid());
   {
+    errno = 0;
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(made->data(), static_cast<std::streamsize>(made->size()));
     f.flush();
     if (!f) {
+      const int err = errno ? errno : EIO;  // the failed open(2) or write(2)
       std::filesystem::remove(tmp, ec);
-      return fail(out.string() + ": cannot write the torrent file");
+      return fail_errno(out.string() + ": cannot write the torrent file", err);
     }
   }
   std::filesystem::rename(tmp, out, ec);
@@ -136,15 +140,17 @@ runner add_create(CLI::App& app) {
   app.add_flag("--v2", a->v2, "BitTorrent v2 only (BEP 52)");
   app.add_flag("--hybrid", a->hybrid, "v1 and v2 in one torrent (the default)");
   app.add_option("--piece-size", a->piece_size,
-                 "Piece size in bytes or with a suffix (256KiB, 1MiB); default: automatic");
+                 "Piece size in bytes or with a suffix (256KiB, 1MiB): a power of two from 16KiB to 1GiB; "
+                 "default: automatic");
   app.add_option("-t,--tracker", a->trackers,
-                 "Tracker URL; repeat for more tiers, separate backups within a tier with commas");
-  app.add_option("-w,--web-seed", a->web_seeds, "Web seed URL (BEP 19); repeatable");
+                 "Tracker URL; repeat for more tiers, separate backups within a tier with commas")
+      ->default_str("");
+  app.add_option("-w,--web-seed", a->web_seeds, "Web seed URL (BEP 19); repeatable")->default_str("");
   app.add_flag("-p,--private", a->is_private, "Private torrent (BEP 27): trackers only, no DHT or PEX");
   app.add_option("-c,--comment", a->comment, "Comment");
   app.add_option("-s,--source", a->source, "Source tag inside the info dictionary (changes the info-hash)");
-  app.add_option("-o,--output", a->output, "Where to write the .torrent (default: NAME.torrent)");
-  app.add_option("--threads", a->threads, "Hashing threads (default: one per core)");
+  app.add_option("-o,--output", a->output, "Where to write the .torrent (default: NAME.torrent)")->default_str("");
+  app.add_option("--threads", a->threads, "Hashing threads (0: one per core)");
   app.add_flag("--no-date", a->no_date, "Leave out the creation date (reproducible output)");
   app.add_flag("-f,--force", a->force, "Replace the output file if it exists");
   app.add_flag("--json", a->json, "Print a JSON summary instead of the magnet link");

@@ -102,7 +102,7 @@ int run_daemon(const daemon_args& a) {
 
   boost::system::error_code bec;
   auto bind = asio::ip::make_address(cfg.rpc_bind, bec);
-  if (bec) return fail("--rpc-bind '" + cfg.rpc_bind + "' is not an IP address");
+  if (bec) return usage_error("daemon", "--rpc-bind '" + cfg.rpc_bind + "' is not an IP address");
   if (!bind.is_loopback() && cfg.rpc_password_hash.empty()) {
     warn("listening on " + cfg.rpc_bind +
          " without a password: only this machine's clients are served (set one with --set-password)");
@@ -170,9 +170,13 @@ runner add_daemon(CLI::App& app) {
   app.add_option("--config", a->config, "Settings file (default: STATE/settings.json)");
   app.add_option("--state-dir", a->state_dir, "Settings, torrents and resume data (default: $XDG_STATE_HOME/shoal)");
   app.add_option("--download-dir,-d", a->download_dir, "Where added torrents are saved (default: ~/Downloads)");
-  app.add_option("--rpc-port", a->rpc_port, "Port of the web UI and RPC (default 9091)")->check(CLI::Range(0, 65535));
+  app.add_option("--rpc-port", a->rpc_port, "Port of the web UI and RPC (default 9091)")
+      ->check(CLI::Range(0, 65535))
+      ->default_str("");
   app.add_option("--rpc-bind", a->rpc_bind, "Address of the web UI and RPC (default 127.0.0.1)");
-  app.add_option("--port,-p", a->port, "Peer port, TCP and UDP (default 51413; 0: any)")->check(CLI::Range(0, 65535));
+  app.add_option("--port,-p", a->port, "Peer port, TCP and UDP (default 51413; 0: any)")
+      ->check(CLI::Range(0, 65535))
+      ->default_str("");
   app.add_option("--allowed-dir", a->allowed_dirs, "Another folder torrents may be saved in (repeatable)");
   app.add_option("--rpc-username", a->rpc_username, "User name for remote access (with --set-password)");
   app.add_flag("--set-password", a->set_password, "Read a new RPC password from stdin, save its hash, and exit");

@@ -162,7 +162,7 @@ int with_node(const dht_args& a, std::function<asio::awaitable<int>(std::shared_
 
 int run_get_peers(const dht_args& a) {
   auto h = parse_hash(a.info_hash);
-  if (!h) return fail("'" + a.info_hash + "' is not a 40-digit hex info-hash");
+  if (!h) return usage_error("dht get-peers", "'" + a.info_hash + "' is not a 40-digit hex info-hash");
   return with_node(a, [&](std::shared_ptr<dht::node> n) -> asio::awaitable<int> {
     dht::node::lookup_options opt;
     if (a.announce_port >= 0) opt.announce_port = static_cast<std::uint16_t>(a.announce_port);
@@ -209,18 +209,18 @@ std::string value_bytes(const dht_args& a) {
 }
 
 int run_put(const dht_args& a) {
-  if (a.value.empty() && a.bencoded.empty()) return fail("give a VALUE or --bencoded");
+  if (a.value.empty() && a.bencoded.empty()) return usage_error("dht put", "give a VALUE or --bencoded");
   dht::put_item_params p;
   p.v = value_bytes(a);
-  if (!bencode::decode(p.v)) return fail("--bencoded: not valid bencoding");
+  if (!bencode::decode(p.v)) return usage_error("dht put", "--bencoded: not valid bencoding");
   if (!a.key_seed.empty()) {
     auto seed = from_hex(a.key_seed);
-    if (!seed || seed->size() != 32) return fail("--key-seed must be 64 hex digits (32 bytes)");
+    if (!seed || seed->size() != 32) return usage_error("dht put", "--key-seed must be 64 hex digits (32 bytes)");
     p.secret_seed = *seed;
     p.salt = a.salt;
     if (a.seq >= 0) p.seq = a.seq;
   } else if (!a.salt.empty() || a.seq >= 0) {
-    return fail("--salt and --seq need --key-seed (they belong to mutable items)");
+    return usage_error("dht put", "--salt and --seq need --key-seed (they belong to mutable items)");
   }
   return with_node(a, [&](std::shared_ptr<dht::node> n) -> asio::awaitable<int> {
     auto r = co_await n->put_item(p);
@@ -252,12 +252,15 @@ int run_get(const dht_args& a) {
   std::string salt;
   if (!a.public_key.empty()) {
     auto pk = from_hex(a.public_key);
-    if (!pk || pk->size() != 32) return fail("--public-key must be 64 hex digits");
+    if (!pk || pk->size() != 32) return usage_error("dht get", "--public-key must be 64 hex digits");
     target = dht::mutable_target(*pk, a.salt);
     salt = a.salt;
   } else {
     auto h = parse_hash(a.target);
-    if (!h) return fail("give the item's 40-digit hex TARGET, or --public-key (and --salt) for a mutable item");
+    if (!h) {
+      return usage_error("dht get",
+                         "give the item's 40-digit hex TARGET, or --public-key (and --salt) for a mutable item");
+    }
     target = *h;
   }
   return with_node(a, [&](std::shared_ptr<dht::node> n) -> asio::awaitable<int> {
@@ -290,7 +293,7 @@ runner add_dht(CLI::App& app) {
   auto common = [a](CLI::App* s, int& port) {
     s->add_option("--port", port, "UDP port (0: any free port)")->check(CLI::Range(0, 65535));
     s->add_option("--bind", a->bind, "Address to listen on");
-    s->add_option("--dht-bootstrap", a->bootstrap, "Join through this node (HOST:PORT; repeatable)");
+    s->add_option("--dht-bootstrap", a->bootstrap, "Join through this node (HOST:PORT; repeatable)")->default_str("");
     s->add_option("--state", a->state, "Keep the node id and routing table in this file between runs");
     s->add_flag("--local", a->local, "Only loopback and private addresses, no public routers (also SHOAL_LOCAL=1)");
     s->add_flag("--json", a->json, "Machine-readable output");
@@ -300,31 +303,35 @@ runner add_dht(CLI::App& app) {
   };
   auto* node = app.add_subcommand("node", "Run a DHT node until stopped (--json prints stats every second)");
   common(node, a->node_port);
-  node->add_option("--max-torrents", a->max_torrents, "Info-hashes stored for others");
-  node->add_option("--max-peers", a->max_peers, "Peers stored per info-hash");
-  node->add_option("--max-items", a->max_items, "BEP 44 items stored");
-  node->add_option("--rate", a->rate, "Packets per second one source may send before being dropped");
-  node->add_option("--ban-time", a->ban_seconds, "Seconds a flooding source is ignored");
+  node->add_option("--max-torrents", a->max_torrents, "Info-hashes stored for others")->check(positive());
+  node->add_option("--max-peers", a->max_peers, "Peers stored per info-hash")->check(positive());
+  node->add_option("--max-items", a->max_items, "BEP 44 items stored")->check(non_negative());
+  node->add_option("--rate", a->rate, "Packets per second one source may send before being dropped")->check(positive());
+  node->add_option("--ban-time", a->ban_seconds, "Seconds a flooding source is ignored")->check(non_negative());
   auto* gp = app.add_subcommand("get-peers", "Find peers of an info-hash (exit code 4: none found)");
   common(gp, a->port);
   gp->add_option("INFOHASH", a->info_hash, "40 hex digits")->required();
-  gp->add_option("--announce", a->announce_port, "Also announce us as a peer on this TCP port (0: implied port)");
+  gp->add_option("--announce", a->announce_port, "Also announce us as a peer on this TCP port (0: implied port)")
+      ->check(CLI::Range(0, 65535))
+      ->default_str("");
   gp->add_flag("--seed", a->seed, "Announce as a seed (BEP 33)");
-  gp->add_option("--wait", a->wait, "Seconds to wait for the first nodes");
+  gp->add_option("--wait", a->wait, "Seconds to wait for the first nodes")->check(non_negative());
   auto* put = app.add_subcommand("put", "Store a BEP 44 item; prints its target");
   common(put, a->port);
   put->add_option("VALUE", a->value, "A string to store");
   put->add_option("--bencoded", a->bencoded, "Store this bencoded value instead");
   put->add_option("--key-seed", a->key_seed, "Mutable item: the ed25519 key's 32-byte seed, in hex");
   put->add_option("--salt", a->salt, "Mutable item: salt");
-  put->add_option("--seq", a->seq, "Mutable item: sequence number (default: one more than the newest)");
-  put->add_option("--wait", a->wait, "Seconds to wait for the first nodes");
+  put->add_option("--seq", a->seq, "Mutable item: sequence number (default: one more than the newest)")
+      ->check(non_negative())
+      ->default_str("");
+  put->add_option("--wait", a->wait, "Seconds to wait for the first nodes")->check(non_negative());
   auto* get = app.add_subcommand("get", "Fetch a BEP 44 item (exit code 4: not found)");
   common(get, a->port);
   get->add_option("TARGET", a->target, "Immutable item: its 40-digit hex target");
   get->add_option("--public-key", a->public_key, "Mutable item: the 32-byte ed25519 public key, in hex");
   get->add_option("--salt", a->salt, "Mutable item: salt");
-  get->add_option("--wait", a->wait, "Seconds to wait for the first nodes");
+  get->add_option("--wait", a->wait, "Seconds to wait for the first nodes")->check(non_negative());
   return [a, node, gp, put, get]() -> int {
     if (sodium_init() < 0) return fail("libsodium failed to start");
     if (node->parsed()) {

@@ -20,6 +20,7 @@
 #include "net/port_mapping.hpp"
 #include "net/proxy_codec.hpp"
 #include "session/session.hpp"
+#include "source.hpp"
 #include "storage/resume.hpp"
 #include "tracker/client.hpp"
 
@@ -240,12 +241,10 @@ result<std::vector<std::uint8_t>> priorities_for(const metainfo& mi, const std::
 
 int run_transfer(const transfer_args& in) {
   transfer_args a = in;
+  const char* cmd = a.seed_mode ? "seed" : "download";
   if (!a.proxy_url.empty()) {
     auto px = net::parse_proxy_url(a.proxy_url);
-    if (!px) {
-      fmt::print(stderr, "shoal: error: --{}\n", printable(px.err().message()));
-      return exit_usage;
-    }
+    if (!px) return usage_error(cmd, "--" + px.err().message());
     a.proxy = *px;
   }
   asio::io_context io;
@@ -268,38 +267,19 @@ int run_transfer(const transfer_args& in) {
     mag = std::move(m).value();
     key = mag->info_hash_v1 ? to_hex(as_view(*mag->info_hash_v1)) : to_hex(as_view(*mag->info_hash_v2));
   } else {
-    result<metainfo> loaded = error{};
-    if (a.target.rfind("http://", 0) == 0 || a.target.rfind("https://", 0) == 0) {
-      // A .torrent by URL: fetched once, at most max_torrent_size bytes, certificates verified.
-      asio::io_context fetch_io;
-      std::optional<result<std::string>> body;
-      asio::co_spawn(
-          fetch_io,
-          [&]() -> asio::awaitable<void> {
-            // Named, not a default-argument temporary: GCC 12 mishandles temporaries around co_await.
-            tracker::client_options opt;
-            opt.proxy = a.proxy;
-            opt.bind_address = a.bind;
-            opt.local = a.local || env_local();
-            body = co_await tracker::http_get(fetch_io, a.target, max_torrent_size, opt);
-          },
-          asio::detached);
-      fetch_io.run();
-      if (!body || !*body) return fail(body ? body->err().message() : a.target + ": fetch failed");
-      loaded = parse_metainfo(**body);
-    } else {
-      loaded = load_metainfo(a.target);
-    }
+    // A file, or a .torrent by URL (fetched once, at most max_torrent_size bytes, certificates verified).
+    fetch_options fetch;
+    fetch.proxy = a.proxy;
+    fetch.bind = a.bind;
+    fetch.local = a.local || env_local();
+    result<metainfo> loaded = load_torrent(a.target, fetch);
     if (!loaded) return fail(a.target + ": " + loaded.err().message());
     tp.info = std::move(loaded).value();
     for (const auto& w : tp.info.warnings)
       warn(a.target + ": " + w);
     key = tp.info.info_hash_v1 ? to_hex(as_view(*tp.info.info_hash_v1)) : to_hex(as_view(*tp.info.info_hash_v2));
     auto prio = priorities_for(tp.info, a.select, {});
-    if (!prio) {
-      fmt::print(stderr, "shoal: error: {}\n", prio.err().message());
-      return exit_usage;
-    }
+    if (!prio) return usage_error(cmd, prio.err().message());
     tp.file_priorities = std::move(prio).value();
   }
 
@@ -327,7 +307,7 @@ int run_transfer(const transfer_args& in) {
   if (auto pol = wire::mse::parse_policy(a.encryption)) {
     st.encryption = *pol;
   } else {
-    return fail("--encryption '" + a.encryption + "': use allowed, preferred or required");
+    return usage_error(cmd, "--encryption '" + a.encryption + "': use allowed, tolerated, preferred or required");
   }
   st.transport = a.transport == "utp"    ? peer_transport::utp
                  : a.transport == "both" ? peer_transport::both
@@ -335,18 +315,24 @@ int run_transfer(const transfer_args& in) {
   if (!a.bind.empty()) {
     boost::system::error_code bec;
     (void)asio::ip::make_address(a.bind, bec);
-    if (bec) return fail("--bind '" + a.bind + "' is not an IP address");
+    if (bec) return usage_error(cmd, "--bind '" + a.bind + "' is not an IP address");
     st.listen_address = a.bind;
     st.outgoing_address = a.bind;
   }
   if (!a.max_down.empty()) {
     auto v = parse_size(a.max_down);
-    if (!v) return fail("--max-download-rate '" + a.max_down + "' is not a rate (try 500KiB or 10MiB)");
+    if (!v || *v == 0) {
+      return usage_error(cmd, "--max-download-rate '" + a.max_down +
+                                  "' is not a rate above zero (try 500KiB or 10MiB; leave it out for no limit)");
+    }
     st.max_download_rate = *v;
   }
   if (!a.max_up.empty()) {
     auto v = parse_size(a.max_up);
-    if (!v) return fail("--max-upload-rate '" + a.max_up + "' is not a rate (try 500KiB or 10MiB)");
+    if (!v || *v == 0) {
+      return usage_error(cmd, "--max-upload-rate '" + a.max_up +
+                                  "' is not a rate above zero (try 500KiB or 10MiB; leave it out for no limit)");
+    }
     st.max_upload_rate = *v;
   }
 
@@ -380,7 +366,7 @@ int run_transfer(const transfer_args& in) {
   }
   for (const auto& p : a.peers) {
     auto ep = resolve_peer(resolver, p);
-    if (!ep) return fail("--" + ep.err().message());
+    if (!ep) return usage_error(cmd, "--" + ep.err().message());
     given.push_back(*ep);
   }
   tp.peers = given;
@@ -470,7 +456,7 @@ int run_transfer(const transfer_args& in) {
           if (!a.select.empty() || !mag->select_only.empty()) {
             auto prio = priorities_for(t->info(), a.select, mag->select_only);
             if (!prio) {
-              fmt::print(stderr, "shoal: error: {}\n", prio.err().message());
+              usage_error(cmd, prio.err().message());
               shutdown(exit_usage);
               return;
             }
@@ -604,29 +590,32 @@ int run_transfer(const transfer_args& in) {
 }
 
 void add_common(CLI::App& app, transfer_args& a) {
-  app.add_option("-d,--dir", a.dir, "Folder the torrent's files are in (default: current folder)");
+  app.add_option("-d,--dir", a.dir, "Folder the torrent's files are in");
   app.add_option("--port", a.port, "TCP port to listen on (0: any free port)")->check(CLI::Range(0, 65535));
-  app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable");
+  app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable")->default_str("");
   app.add_flag("--local", a.local, "Keep all traffic on loopback and the given addresses (also SHOAL_LOCAL=1)");
   app.add_flag("--no-dht", a.no_dht, "Do not use the DHT");
   app.add_flag("--no-lsd", a.no_lsd, "Do not look for peers on the local network (BEP 14 multicast)");
   app.add_option("--dht-bootstrap", a.dht_bootstrap,
-                 "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)");
+                 "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)")
+      ->default_str("");
   app.add_option("--dht-state", a.dht_state,
-                 "Where the DHT node id and routing table are kept (default DIR/.shoal/dht.state)");
+                 "Where the DHT node id and routing table are kept (default DIR/.shoal/dht.state)")
+      ->default_str("");
   app.add_option("--encryption", a.encryption,
-                 "Protocol encryption (MSE/PE): allowed, preferred (default: try encrypted, fall back to "
+                 "Protocol encryption (MSE/PE): allowed (plaintext first, encrypted when the peer asks; "
+                 "tolerated is the same, as Transmission calls it), preferred (try encrypted, fall back to "
                  "plaintext) or required (refuse plaintext peers)")
       ->check(CLI::IsMember({"allowed", "preferred", "required", "tolerated"}));
   app.add_option("--transport", a.transport,
-                 "Peer transport: tcp, utp (BEP 29 only) or both (default: TCP first, uTP when TCP gets "
+                 "Peer transport: tcp, utp (BEP 29 only) or both (TCP first, uTP when TCP gets "
                  "nowhere or the peer resets it unanswered); with utp or both, uTP is also accepted on UDP at --port, "
                  "which the DHT then shares")
       ->check(CLI::IsMember({"tcp", "utp", "both"}));
   app.add_option("--bind", a.bind, "Listen on and connect from this address only (e.g. 192.168.1.5 or ::1)");
-  app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second)");
-  app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second)");
-  app.add_option("--max-peers", a.max_peers, "Most peers connected at once");
+  app.add_option("--max-download-rate", a.max_down, "Global download limit, e.g. 5MiB (per second; default: none)");
+  app.add_option("--max-upload-rate", a.max_up, "Global upload limit, e.g. 1MiB (per second; default: none)");
+  app.add_option("--max-peers", a.max_peers, "Most peers connected at once")->check(CLI::Range(1u, 100000u));
   app.add_option(
       "--proxy", a.proxy_url,
       "Make peer connections and HTTP(S) tracker announces through this proxy: socks5://[USER:PASS@]HOST:PORT "
@@ -638,7 +627,10 @@ void add_common(CLI::App& app, transfer_args& a) {
   app.add_option("--natpmp-gateway", a.natpmp_gateway,
                  "Ask this NAT-PMP gateway (IPv4) instead of the default gateway");
   // Hidden: tests shorten the lease to see renewals.
-  app.add_option("--port-mapping-lease", a.port_mapping_lease, "")->group("")->check(CLI::Range(1L, 86400L));
+  app.add_option("--port-mapping-lease", a.port_mapping_lease, "")
+      ->group("")
+      ->check(CLI::Range(1L, 86400L))
+      ->default_str("");
   app.add_flag("--json-progress", a.json_progress, "Print progress as JSON lines on stdout, and a JSON summary");
   app.add_flag("-v,--verbose", a.verbose, "Log peer connections, disconnections (with the reason) and tracker replies");
 }
@@ -650,16 +642,23 @@ runner add_download(CLI::App& app) {
   app.add_option("TORRENT", a->target, "A .torrent file, its http(s):// URL, or a magnet link")->required();
   add_common(app, *a);
   app.add_option("--seed-ratio", a->seed_ratio,
-                 "After completing, seed until uploaded/size reaches this (default 1.0)");
-  app.add_option("--seed-time", a->seed_time, "After completing, seed this many seconds (0: exit at once)");
-  app.add_option("--select-file", a->select, "Download only these files (1-based, e.g. 1,3-5; see `shoal info`)");
+                 "After completing, seed until uploaded/size reaches this (0: exit at once)")
+      ->check(non_negative());
+  app.add_option("--seed-time", a->seed_time,
+                 "After completing, seed this many seconds instead of to a ratio (0: exit at once)")
+      ->check(non_negative())
+      ->default_str("");
+  app.add_option("--select-file", a->select,
+                 "Download only these files (numbered as `shoal info` shows them, from 1: e.g. 1,3-5)");
   app.add_flag("--sequential", a->sequential, "Download pieces in order");
   app.add_option("--web-seed", a->web_seeds,
-                 "Also download from this HTTP(S) web seed (BEP 19; besides the torrent's url-list); repeatable");
+                 "Also download from this HTTP(S) web seed (BEP 19; besides the torrent's url-list); repeatable")
+      ->default_str("");
   app.add_flag("--no-web-seeds", a->no_web_seeds, "Do not use web seeds, not even the torrent's url-list");
   app.add_flag("--check", a->check, "Hash the files on disk first, ignoring resume data");
   app.add_option("--stop-timeout", a->stop_timeout,
-                 "Give up (exit code 4) after this many seconds without any data arriving");
+                 "Give up (exit code 4) after this many seconds without any data arriving (0: never)")
+      ->check(non_negative());
   return [a] { return run_transfer(*a); };
 }
 

@@ -8,6 +8,7 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "source.hpp"
 
 namespace shoal::cli {
 
@@ -82,7 +83,9 @@ int show_magnet(const std::string& uri, bool json) {
 }
 
 int show_torrent(const std::string& file, bool json) {
-  auto r = load_metainfo(file);
+  fetch_options fetch;
+  fetch.local = env_local();
+  auto r = load_torrent(file, fetch);
   if (!r) return fail(file + ": " + r.err().message());
   const metainfo& m = *r;
   for (const auto& w : m.warnings)
@@ -120,12 +123,14 @@ int show_torrent(const std::string& file, bool json) {
       ws.emplace_back(w);
     o["web_seeds"] = std::move(ws);
     boost::json::array files, pads;
+    std::size_t index = 0;
     for (const auto& f : m.files) {
       if (f.pad) {
         pads.emplace_back(boost::json::object{{"path", f.path}, {"size", f.size}, {"offset", f.offset}});
         continue;
       }
       boost::json::object fo;
+      fo["index"] = ++index;  // as --select-file takes it: 1-based, pad files not counted
       fo["path"] = f.path;
       fo["size"] = f.size;
       fo["offset"] = f.offset;
@@ -172,14 +177,17 @@ int show_torrent(const std::string& file, bool json) {
     for (const auto& w : m.web_seeds)
       fmt::print("  {}\n", printable(w));
   }
+  // Numbered as `download --select-file` takes them: from 1, pad files not counted.
   fmt::print("\nFiles ({}):\n", real_files);
+  const auto width = fmt::formatted_size("{}", real_files);
+  std::size_t index = 0;
   for (const auto& f : m.files) {
     if (f.pad) continue;
     std::string flags;
     if (f.executable) flags += " [executable]";
     if (f.hidden) flags += " [hidden]";
     if (f.symlink) flags += " -> " + printable(f.symlink_target);
-    fmt::print("  {} ({}){}\n", printable(f.path), human_size(f.size), flags);
+    fmt::print("  {:>{}}  {} ({}){}\n", ++index, width, printable(f.path), human_size(f.size), flags);
   }
   fmt::print("\nMagnet: {}\n", magnet);
   return exit_ok;
@@ -189,7 +197,7 @@ int show_torrent(const std::string& file, bool json) {
 
 runner add_info(CLI::App& app) {
   auto a = std::make_shared<info_args>();
-  app.add_option("TORRENT", a->target, "A .torrent file or a magnet link")->required();
+  app.add_option("TORRENT", a->target, "A .torrent file, its http(s):// URL, or a magnet link")->required();
   app.add_flag("--json", a->json, "Print the facts as one JSON object");
   return [a] {
     if (is_magnet(a->target)) return show_magnet(a->target, a->json);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -163,13 +164,15 @@ std::optional<std::string> write_atomically(const fs::path& path, std::string_vi
   fs::path tmp = path;
   tmp += ".part." + std::to_string(::getpid());
   {
+    errno = 0;
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(data.data(), static_cast<std::streamsize>(data.size()));
     f.flush();
     if (!f) {
+      const int err = errno ? errno : EIO;  // the failed open(2) or write(2)
       std::error_code ec;
       fs::remove(tmp, ec);
-      return path.string() + ": cannot write (is the folder writable and the disk not full?)";
+      return path.string() + ": cannot write: " + std::strerror(err);
     }
   }
   std::error_code ec;
@@ -295,14 +298,9 @@ bool is_within(const fs::path& inner, const fs::path& outer) {
 }
 
 int run_publish(const publish_args& a) {
-  if (static_cast<int>(a.v1) + static_cast<int>(a.v2) + static_cast<int>(a.hybrid) > 1) {
-    fmt::print(stderr, "shoal: error: choose one of --v1, --v2, --hybrid\n");
-    return exit_usage;
-  }
-  auto usage = [](const std::string& what) {
-    fmt::print(stderr, "shoal: error: {}\n", printable(what));
-    return exit_usage;
-  };
+  if (static_cast<int>(a.v1) + static_cast<int>(a.v2) + static_cast<int>(a.hybrid) > 1)
+    return usage_error("publish", "choose one of --v1, --v2, --hybrid");
+  auto usage = [](const std::string& what) { return usage_error("publish", what); };
   if (!starts_with_http(a.base_url)) {
     return usage("--base-url '" + a.base_url +
                  "' must be an http:// or https:// URL (where DIR is served, e.g. https://example.org/files/)");

@@ -3,6 +3,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -51,8 +52,9 @@ int run_tracker(const tracker_args& a) {
   o.service.limits.max_peers_per_torrent = a.max_swarm_peers;
   o.service.limits.max_peers = a.max_total_peers;
   if (!a.whitelist.empty()) {
+    errno = 0;
     std::ifstream f(a.whitelist, std::ios::binary);
-    if (!f) return fail(a.whitelist + ": cannot read the whitelist");
+    if (!f) return fail_errno(a.whitelist + ": cannot read the whitelist", errno ? errno : EIO);
     std::ostringstream text;
     text << f.rdbuf();
     auto list = tracker::parse_whitelist(text.str());
@@ -110,18 +112,19 @@ runner add_tracker(CLI::App& app) {
       ->check(CLI::Range(1u, 10800u));
   app.add_option("--peer-timeout", a->peer_timeout,
                  "Drop a peer after this many seconds without an announce (default: 2 x interval)")
-      ->check(CLI::Range(1u, tracker::max_peer_timeout));
+      ->check(CLI::Range(1u, tracker::max_peer_timeout))
+      ->default_str("");
   app.add_option("--max-peers", a->max_numwant, "Most peers in one reply, whatever numwant asks (default 200)")
       ->check(CLI::Range(1u, 10000u));
   app.add_option("--whitelist", a->whitelist, "Track only the info-hashes in FILE (40 hex digits a line)");
   app.add_option("--max-torrents", a->max_torrents, "Most torrents tracked at once (default 1000000)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--max-swarm-peers", a->max_swarm_peers, "Most peers kept per torrent (default 100000)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--max-total-peers", a->max_total_peers, "Most peers kept in all (default 20000000)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--max-connections", a->max_connections, "Most HTTP connections open at once (default 2048)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--idle-timeout", a->idle_timeout,
                  "Close an HTTP connection after this many seconds without a complete request (default 15)")
       ->check(CLI::Range(1u, 3600u));

@@ -8,6 +8,24 @@ namespace shoal::cli {
 
 using runner = std::function<int()>;
 
+// Numbers that must be >= 0 (times, ratios) or > 0 (counts, rates), with a short message.
+inline CLI::Validator at_least(double low, bool inclusive) {
+  return CLI::Validator(
+      [low, inclusive](std::string& in) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(in, v)) return "'" + in + "' is not a number";
+        if (inclusive ? v >= low : v > low) return {};
+        return "must be " + std::string(inclusive ? "0 or more" : "more than 0") + ", not " + in;
+      },
+      inclusive ? "NONNEGATIVE" : "POSITIVE");
+}
+inline CLI::Validator non_negative() {
+  return at_least(0, true);
+}
+inline CLI::Validator positive() {
+  return at_least(0, false);
+}
+
 runner add_create(CLI::App& app);
 runner add_info(CLI::App& app);
 runner add_download(CLI::App& app);

@@ -1,7 +1,10 @@
 #include "console.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <fmt/core.h>
 #include <unistd.h>
@@ -11,6 +14,26 @@
 #include "core/text.hpp"
 
 namespace shoal::cli {
+
+std::string version_string() {
+  return "shoal 0.1.0";
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
 
 std::string printable(std::string_view s) {
   std::string out;
@@ -33,6 +56,16 @@ bool is_magnet(std::string_view arg) {
 
 int fail(std::string_view what) {
   fmt::print(stderr, "shoal: error: {}\n", printable(what));
+  return exit_error;
+}
+
+int usage_error(std::string_view command, std::string_view what) {
+  fmt::print(stderr, "shoal: error: {} (see shoal {}{}--help)\n", printable(what), command, command.empty() ? "" : " ");
+  return exit_usage;
+}
+
+int fail_errno(std::string_view what, int err) {
+  fmt::print(stderr, "shoal: error: {}: {}\n", printable(what), std::strerror(err));
   return exit_error;
 }
 

@@ -13,6 +13,12 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_error = 1;  // bad input or a failed operation
 inline constexpr int exit_usage = 2;  // wrong command-line arguments
 
+// "shoal 0.1.0", as --version prints it.
+[[nodiscard]] std::string version_string();
+
+// Levenshtein distance: how far a mistyped flag is from a known one.
+[[nodiscard]] std::size_t edit_distance(std::string_view a, std::string_view b);
+
 // Replaces control characters so untrusted text cannot move the cursor or fake lines.
 [[nodiscard]] std::string printable(std::string_view s);
 
@@ -21,6 +27,11 @@ inline constexpr int exit_usage = 2;  // wrong command-line arguments
 
 // Prints "shoal: error: <what>" to stderr and returns exit_error.
 int fail(std::string_view what);
+// A wrong argument: prints "shoal: error: <what> (see shoal <command> --help)" to stderr and
+// returns exit_usage. `command` is the subcommand's path, e.g. "download" or "dht get".
+int usage_error(std::string_view command, std::string_view what);
+// "shoal: error: <what>: <strerror(err)>", exit_error: a read or write that failed names its cause.
+int fail_errno(std::string_view what, int err);
 // SHOAL_LOCAL set to anything but "0": the same as --local.
 bool env_local();
 void warn(std::string_view what);

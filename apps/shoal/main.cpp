@@ -5,16 +5,89 @@
 #include "commands.hpp"
 #include "console.hpp"
 
+namespace {
+
+// The subcommand the parse reached last: its --help is the one that explains the error.
+CLI::App* deepest(CLI::App* app) {
+  for (auto* s : app->get_subcommands({})) {
+    if (s->parsed()) return deepest(s);
+  }
+  return app;
+}
+
+// "download", "dht get"; empty for the top level.
+std::string command_path(const CLI::App* app) {
+  std::string path;
+  for (const CLI::App* a = app; a->get_parent() != nullptr; a = a->get_parent())
+    path = path.empty() ? a->get_name() : a->get_name() + " " + path;
+  return path;
+}
+
+// What the user probably meant by an unknown flag or subcommand: the nearest known name by
+// edit distance, if it is near enough to be a typo.
+std::string nearest(const std::string& typed, const std::vector<std::string>& known) {
+  std::string best;
+  std::size_t best_d = std::string::npos;
+  for (const auto& k : known) {
+    const std::size_t d = shoal::cli::edit_distance(typed, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  const std::size_t limit = std::max<std::size_t>(2, typed.size() / 3);
+  return best_d <= limit ? best : std::string();
+}
+
+std::string explain(const CLI::ParseError& e, CLI::App* at) {
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) == nullptr) return e.what();
+  auto extra = at->remaining();
+  if (extra.empty()) return e.what();
+  // The first unknown flag if there is one; else a stray word.
+  std::string word = extra.front();
+  for (const auto& x : extra) {
+    if (x.size() > 1 && x[0] == '-') {
+      word = x;
+      break;
+    }
+  }
+  if (word.size() > 1 && word[0] == '-') {
+    const std::string flag = word.substr(0, word.find('='));
+    std::vector<std::string> names;
+    for (const auto* o : at->get_options()) {
+      for (const auto& l : o->get_lnames())
+        names.push_back("--" + l);
+      for (const auto& s : o->get_snames())
+        names.push_back("-" + s);
+    }
+    auto near = nearest(flag, names);
+    return "unknown flag " + flag + (near.empty() ? std::string() : "; did you mean " + near + "?");
+  }
+  std::vector<std::string> subs;
+  for (const auto* s : at->get_subcommands({})) {
+    if (!s->get_group().empty()) subs.push_back(s->get_name());
+  }
+  if (!subs.empty() && at->get_subcommands().empty()) {
+    auto near = nearest(word, subs);
+    return "unknown command '" + word + "'" + (near.empty() ? std::string() : "; did you mean " + near + "?");
+  }
+  return "unexpected argument '" + word + "'";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"shoal: BitTorrent: create, inspect, download and seed torrents; run a tracker; publish a folder",
                "shoal"};
-  app.set_version_flag("--version", "shoal 0.1.0");
+  // Every option's help shows its default (options whose default is a sentinel clear theirs).
+  app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", shoal::cli::version_string());
   app.require_subcommand(0, 1);
 
   std::vector<std::pair<CLI::App*, shoal::cli::runner>> commands;
   auto* create = app.add_subcommand("create", "Make a .torrent (v1, v2 or hybrid) from a file or folder");
   commands.emplace_back(create, shoal::cli::add_create(*create));
-  auto* info = app.add_subcommand("info", "Show what a .torrent file or magnet link holds");
+  auto* info = app.add_subcommand("info", "Show what a .torrent file (or its URL) or magnet link holds");
   commands.emplace_back(info, shoal::cli::add_info(*info));
   auto* download = app.add_subcommand("download", "Download a torrent, then seed it (see --seed-ratio, --seed-time)");
   commands.emplace_back(download, shoal::cli::add_download(*download));
@@ -32,14 +105,24 @@ int main(int argc, char** argv) {
       "daemon", "Run in the background of a server: many torrents, the Transmission RPC and a web UI on port 9091");
   commands.emplace_back(daemon, shoal::cli::add_daemon(*daemon));
 
+  // An empty list or a sentinel is no default worth showing ("=[]").
+  std::function<void(CLI::App*)> tidy = [&](CLI::App* at) {
+    for (auto* o : at->get_options()) {
+      if (o->get_default_str() == "[]") o->default_str("");
+    }
+    for (auto* s : at->get_subcommands({}))
+      tidy(s);
+  };
+  tidy(&app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, like every other error; exit code 2 means "wrong arguments".
-    fmt::print(stderr, "shoal: error: {} (see shoal --help)\n", e.what());
-    return shoal::cli::exit_usage;
+    CLI::App* at = deepest(&app);
+    return shoal::cli::usage_error(command_path(at), explain(e, at));
   }
   for (auto& [sub, run] : commands) {
     if (sub->parsed()) {

@@ -1,6 +1,8 @@
 #include "core/metainfo.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <unordered_map>
@@ -569,11 +571,17 @@ result<metainfo> load_metainfo(const std::filesystem::path& file) {
                  std::to_string(size) + " bytes, over the .torrent limit of " + std::to_string(max_torrent_size),
                  no_offset};
   }
+  errno = 0;
   std::ifstream in(file, std::ios::binary);
-  if (!in) return error{errc::io, "cannot open for reading", no_offset};
+  // ifstream keeps open(2)'s errno: "Permission denied" says more than "cannot open".
+  if (!in)
+    return error{errc::io, std::string("cannot open for reading: ") + std::strerror(errno ? errno : EIO), no_offset};
   std::string data(size, '\0');
   in.read(data.data(), static_cast<std::streamsize>(size));
-  if (static_cast<std::uint64_t>(in.gcount()) != size) return error{errc::io, "short read", no_offset};
+  if (static_cast<std::uint64_t>(in.gcount()) != size) {
+    return error{errc::io, std::string("short read") + (errno ? std::string(": ") + std::strerror(errno) : ""),
+                 no_offset};
+  }
   return parse_metainfo(data);
 }
 

@@ -62,12 +62,12 @@ printf 'd4:infoi1ee' >notdict.torrent
 expect 1 "info: expected a dictionary \(at byte 7\)" "info not a dictionary" -- info ../notdict.torrent
 
 : >empty.torrent
-expect 1 "empty.torrent: bencode: empty input" "empty file" -- info ../empty.torrent
+expect 1 "empty.torrent: not a .torrent file: it is empty" "empty file" -- info ../empty.torrent
 
 head -c 4096 /dev/urandom | tr -d 'dli0-9' >garbage.torrent
-expect 1 "garbage.torrent: bencode: unexpected" "random bytes" -- info ../garbage.torrent
+expect 1 "garbage.torrent: not a .torrent file: it is binary data" "random bytes" -- info ../garbage.torrent
 
-expect 1 "missing.torrent: No such file" "missing file" -- info ../missing.torrent
+expect 1 "missing.torrent: No such file or directory" "missing file" -- info ../missing.torrent
 expect 1 "data: .*" "a folder" -- info ../data
 
 expect 1 "magnet link: urn:btih needs 40 hex or 32 base32 digits" "short btih" -- info "magnet:?xt=urn:btih:abcdef"
@@ -77,9 +77,9 @@ expect 1 "magnet link: not a valid URI" "bad percent escape" -- info "magnet:?xt
 
 expect 1 "nothing-here: no such file or folder" "create from a missing path" -- create nothing-here
 expect 2 "--piece-size 'lots' is not a size" "create with a bad piece size" -- create ../data --piece-size lots
-expect 1 "piece size 20000 must be a power of two" "create with a piece size that is not a power of two" -- create ../data --piece-size 20000
+expect 2 "piece size 20000 must be a power of two.*see shoal create --help" "create with a piece size that is not a power of two" -- create ../data --piece-size 20000
 expect 2 "choose one of --v1, --v2, --hybrid" "create with two versions" -- create ../data --v1 --v2
-expect 2 "(not expected|extraneous|following argument was not expected|not recognized)" "unknown flag" -- info --frobnicate x
+expect 2 "unknown flag --frobnicate \(see shoal info --help\)" "unknown flag" -- info --frobnicate x
 
 # Refuses to overwrite without --force (and says how).
 cp good.torrent sandbox/file.bin.torrent
