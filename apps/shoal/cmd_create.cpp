@@ -22,6 +22,11 @@ struct create_args {
   std::string path;
   bool v1 = false, v2 = false, hybrid = false;
   std::string piece_size;
+  int piece_exp = 0;  // -l N: 2^N bytes, as mktorrent
+  std::string name;
+  std::vector<std::string> exclude;
+  bool include_hidden = false;
+  bool follow_symlinks = false;
   std::vector<std::string> trackers;
   std::vector<std::string> web_seeds;
   bool is_private = false;
@@ -52,6 +57,9 @@ int run_create(const create_args& a) {
   if (static_cast<int>(a.v1) + static_cast<int>(a.v2) + static_cast<int>(a.hybrid) > 1)
     return usage_error("create", "choose one of --v1, --v2, --hybrid");
   opt.version = a.v1 ? torrent_version::v1 : a.v2 ? torrent_version::v2 : torrent_version::hybrid;
+  if (!a.piece_size.empty() && a.piece_exp != 0)
+    return usage_error("create", "give the piece size once: --piece-size or -l, not both");
+  if (a.piece_exp != 0) opt.piece_length = std::uint64_t{1} << a.piece_exp;
   if (!a.piece_size.empty()) {
     auto ps = parse_size(a.piece_size);
     if (!ps) {
@@ -72,6 +80,11 @@ int run_create(const create_args& a) {
   opt.comment = a.comment;
   opt.source = a.source;
   opt.threads = a.threads;
+  opt.name = a.name;
+  opt.exclude = a.exclude;
+  opt.include_hidden = a.include_hidden;
+  opt.follow_symlinks = a.follow_symlinks;
+  opt.warning = [](const std::string& w) { warn(w); };
   if (a.no_date) opt.creation_date = -1;
 
   progress_bar bar("hashing");
@@ -139,16 +152,30 @@ runner add_create(CLI::App& app) {
   app.add_flag("--v1", a->v1, "BitTorrent v1 only (BEP 3)");
   app.add_flag("--v2", a->v2, "BitTorrent v2 only (BEP 52)");
   app.add_flag("--hybrid", a->hybrid, "v1 and v2 in one torrent (the default)");
+  app.add_option("-l,--piece-length", a->piece_exp,
+                 "Piece size as a power of two, as mktorrent: 18 means 2^18 bytes (256 KiB); 14 to 30")
+      ->check(CLI::Range(14, 30))
+      ->default_str("");
   app.add_option("--piece-size", a->piece_size,
                  "Piece size in bytes or with a suffix (256KiB, 1MiB): a power of two from 16KiB to 1GiB; "
                  "default: automatic");
-  app.add_option("-t,--tracker", a->trackers,
+  app.add_option("-t,-a,--tracker,--announce", a->trackers,
                  "Tracker URL; repeat for more tiers, separate backups within a tier with commas")
       ->default_str("");
   app.add_option("-w,--web-seed", a->web_seeds, "Web seed URL (BEP 19); repeatable")->default_str("");
   app.add_flag("-p,--private", a->is_private, "Private torrent (BEP 27): trackers only, no DHT or PEX");
   app.add_option("-c,--comment", a->comment, "Comment");
   app.add_option("-s,--source", a->source, "Source tag inside the info dictionary (changes the info-hash)");
+  app.add_option("-n,--name", a->name, "The torrent's name (default: the last component of PATH)");
+  app.add_option("--exclude", a->exclude,
+                 "Leave out files and folders whose path below PATH or whose name matches this glob "
+                 "(e.g. '*.log', 'build/*'); repeatable");
+  app.add_flag("--include-hidden", a->include_hidden,
+               "Keep hidden files and folders (names starting with a dot), left out by default; junk "
+               "(.DS_Store, Thumbs.db, desktop.ini, *.swp, *~) is always left out");
+  app.add_flag("--follow-symlinks", a->follow_symlinks,
+               "Read through symlinks (linked folders are entered); by default a v2 or hybrid torrent "
+               "stores them as symlinks (BEP 47) and a v1 torrent leaves them out");
   app.add_option("-o,--output", a->output, "Where to write the .torrent (default: NAME.torrent)")->default_str("");
   app.add_option("--threads", a->threads, "Hashing threads (0: one per core)");
   app.add_flag("--no-date", a->no_date, "Leave out the creation date (reproducible output)");

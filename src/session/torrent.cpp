@@ -101,7 +101,7 @@ torrent::torrent(session& s, torrent_params p, torrent_id id)
     : session_(s),
       id_(id),
       info_(std::move(p.info)),
-      magnet_(std::move(p.magnet)),
+      magnet_(p.magnet ? std::make_unique<magnet_link>(std::move(*p.magnet)) : nullptr),
       metadata_file_(std::move(p.metadata_file)),
       metadata_timeout_(p.metadata_timeout),
       given_peers_(p.peers),
@@ -140,7 +140,7 @@ torrent::torrent(session& s, torrent_params p, torrent_id id)
   tracker_key_ = static_cast<std::uint32_t>(rng());
   for (const auto& ep : p.peers) {
     add_peer(ep);
-    pinned_.insert(ep);  // given by the user: retried, never forgotten
+    pinned_->insert(ep);  // given by the user: retried, never forgotten
   }
 }
 
@@ -269,8 +269,9 @@ void torrent::start() {
   // v2 files without their piece layer (a magnet link gives only the info dictionary):
   // the layers come from peers (BEP 52 hash requests) before any block is requested.
   setup_layer_fetch();
-  if (!missing_layers_.empty() && session_.settings().log) {
-    log("fetching the piece layers of " + std::to_string(missing_layers_.size()) + " file(s) from peers (BEP 52)");
+  if (!missing_layers_.view().empty() && session_.settings().log) {
+    log("fetching the piece layers of " + std::to_string(missing_layers_.view().size()) +
+        " file(s) from peers (BEP 52)");
   }
   if (skip_check_) {
     on_resume_loaded(std::nullopt, {});
@@ -298,10 +299,10 @@ void torrent::start() {
         auto stamps = stamp_files(paths);
         asio::post(self->session_.io(), [self, r = std::move(r), stamps = std::move(stamps), root]() mutable {
           if (r) {
-            self->renamed_.clear();
+            self->renamed_->clear();
             for (const auto& [f, p] : r->renamed)
-              if (f < self->fs_->files().size() && !self->fs_->files()[f].pad) self->renamed_[f] = p;
-            self->disk_->set_renamed(self->renamed_);
+              if (f < self->fs_->files().size() && !self->fs_->files()[f].pad) (*self->renamed_)[f] = p;
+            self->disk_->set_renamed(*self->renamed_);
           }
           if (root != self->save_path_) {
             self->save_path_ = root;
@@ -521,7 +522,7 @@ void torrent::tick() {
   connect_more();
   if (tick_count_ % choke_every_ticks == 0) run_choker();
   // Hash requests that timed out or were rejected go to another peer.
-  if (!missing_layers_.empty() || !leaf_checks_.empty()) {
+  if (!missing_layers_.view().empty() || !leaf_checks_.view().empty()) {
     for (auto& p : std::vector(peers_))
       request_hashes(p.get());
   }
@@ -551,7 +552,7 @@ void torrent::wind_down(std::function<void()> then) {
   stop_web_seeds();
   for (auto& p : std::vector(peers_))
     p->close("stopping");
-  connecting_.clear();
+  connecting_->clear();
   session_.torrent_deactivated(*this);
   // Tell the tracker we left (briefly, without holding anything up).
   if (announced_started_) {
@@ -752,7 +753,7 @@ void torrent::merge(const torrent_params& p) {
   }
   for (const auto& ep : p.peers) {
     add_peer(ep);
-    pinned_.insert(ep);
+    pinned_->insert(ep);
   }
   if (active_ && added_seed && state_ == torrent_state::downloading) {
     stop_web_seeds();
@@ -806,7 +807,7 @@ torrent_status torrent::status(bool lists) const {
     s.web_seed_downloaded += ws->downloaded();
   }
   s.hash_failures = hash_failures_;
-  s.banned = static_cast<std::uint32_t>(banned_.size());
+  s.banned = static_cast<std::uint32_t>(banned_.view().size());
   if (lists) s.tracker_message = tracker_message_;
   s.queue_position = queue_position_;
   s.sequential = sequential_;

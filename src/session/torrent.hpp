@@ -19,6 +19,7 @@
 #include "core/bitfield.hpp"
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
+#include "session/lazy.hpp"
 #include "session/metadata_copy.hpp"
 #include "session/piece_picker.hpp"
 #include "session/rate_limiter.hpp"
@@ -289,8 +290,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void count_wasted(std::uint64_t n) { wasted_ += n; }
   // BEP 52: blocks are requested only once every piece can be verified (v2-only torrents
   // from a magnet link first fetch their piece layers from peers).
-  [[nodiscard]] bool hashes_ready() const { return missing_layers_.empty() || info_.has_v1(); }
-  [[nodiscard]] bool fetching_layers() const { return !missing_layers_.empty(); }
+  [[nodiscard]] bool hashes_ready() const { return missing_layers_->empty() || info_.has_v1(); }
+  [[nodiscard]] bool fetching_layers() const { return !missing_layers_->empty(); }
   // A v2-speaking peer is ready (bitfield known): ask it for the piece layers still missing.
   void request_hashes(peer_connection* p);
   // Answers a peer's hash request: the hashes, or nullopt for a hash reject.
@@ -382,7 +383,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   session& session_;
   torrent_id id_;
   metainfo info_;
-  std::optional<magnet_link> magnet_;
+  std::unique_ptr<magnet_link> magnet_;  // a pointer: most torrents have none (8 bytes, not 192)
   std::filesystem::path metadata_file_;
   std::chrono::seconds metadata_timeout_{0};
   bool moving_ = false;
@@ -390,7 +391,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::filesystem::path save_path_;
   std::unique_ptr<file_storage> fs_;
   std::unique_ptr<disk_io> disk_;
-  std::map<std::uint32_t, std::string> renamed_;  // file -> its path now, where renamed
+  lazy<std::map<std::uint32_t, std::string>> renamed_;  // file -> its path now, where renamed
   // A disk_io for `root` that knows the renamed files.
   [[nodiscard]] std::unique_ptr<disk_io> make_disk(const std::filesystem::path& root) const;
   std::filesystem::path resume_file_;
@@ -439,26 +440,26 @@ class torrent : public std::enable_shared_from_this<torrent> {
   bitfield flushed_;                      // verified and flushed: what resume data lists
   std::vector<std::uint32_t> unflushed_;  // verified and written, waiting for fdatasync
   std::uint64_t unflushed_bytes_ = 0;
-  std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>> buffers_;
+  lazy<std::unordered_map<std::uint32_t, std::shared_ptr<piece_buffer>>> buffers_;
   std::vector<std::shared_ptr<peer_connection>> peers_;
-  std::set<tcp::endpoint> candidates_;
+  lazy<std::set<tcp::endpoint>> candidates_;
   tcp::endpoint scan_from_;  // connect_more goes on after this candidate
-  std::set<tcp::endpoint> pinned_;
+  lazy<std::set<tcp::endpoint>> pinned_;
   struct failure {
     std::chrono::steady_clock::time_point when;
     std::uint32_t count = 0;
   };
-  std::map<tcp::endpoint, failure> failed_;  // retried after 2 s, doubling up to a minute
-  std::set<tcp::endpoint> connecting_;
-  std::set<tcp::endpoint> banned_;
-  std::set<asio::ip::address> banned_ips_;
+  lazy<std::map<tcp::endpoint, failure>> failed_;  // retried after 2 s, doubling up to a minute
+  lazy<std::set<tcp::endpoint>> connecting_;
+  lazy<std::set<tcp::endpoint>> banned_;
+  lazy<std::set<asio::ip::address>> banned_ips_;
   // Smart ban: for a piece that failed with several senders, each block's hash and sender.
   struct suspect_block {
     tcp::endpoint sender;
     std::uint32_t block;
     sha1_digest hash;
   };
-  std::unordered_map<std::uint32_t, std::vector<suspect_block>> suspects_;
+  lazy<std::unordered_map<std::uint32_t, std::vector<suspect_block>>> suspects_;
   // BEP 52 piece layers still to fetch (v2 magnets), by file root: the layer being filled
   // in chunks of up to 512 hashes, each verified against the root on arrival.
   struct layer_fetch {
@@ -471,9 +472,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
     std::vector<peer_connection*> asked;  // per chunk: whom, while outstanding
     std::vector<std::chrono::steady_clock::time_point> asked_at;
   };
-  std::map<sha256_digest, layer_fetch> missing_layers_;
+  lazy<std::map<sha256_digest, layer_fetch>> missing_layers_;
   // Trees above the piece layers, built when a peer first asks for a file's hashes.
-  std::map<sha256_digest, std::vector<std::vector<sha256_digest>>> layer_trees_;
+  lazy<std::map<sha256_digest, std::vector<std::vector<sha256_digest>>>> layer_trees_;
   // v2 pieces that failed with several senders: each block's SHA-256, checked against the
   // leaf hashes a peer sends back, so the corrupt block is pinned to its sender at once.
   struct leaf_check {
@@ -485,7 +486,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
     std::chrono::steady_clock::time_point asked_at{};
     std::set<tcp::endpoint> tried;  // asked before (silent or rejected): others first
   };
-  std::map<std::uint32_t, leaf_check> leaf_checks_;
+  lazy<std::map<std::uint32_t, leaf_check>> leaf_checks_;
   [[nodiscard]] std::optional<std::uint32_t> file_with_root(const sha256_digest& root) const;
   mutable std::vector<std::pair<sha256_digest, std::uint32_t>> roots_;  // file_with_root's index
   void start_leaf_check(std::uint32_t piece, const piece_buffer& buf);

@@ -94,7 +94,7 @@ void torrent::setup_layer_fetch() {
     lf.done.assign(chunks, false);
     lf.asked.assign(chunks, nullptr);
     lf.asked_at.resize(chunks);
-    missing_layers_.emplace(*f.pieces_root, std::move(lf));
+    missing_layers_->emplace(*f.pieces_root, std::move(lf));
   }
 }
 
@@ -103,7 +103,7 @@ void torrent::request_hashes(peer_connection* p) {
   const auto now = clock::now();
   std::string msgs;
   std::size_t sent = 0;
-  for (auto& [root, lf] : missing_layers_) {
+  for (auto& [root, lf] : *missing_layers_) {
     auto [first, last] = fs_->file_pieces(lf.file);
     for (std::uint32_t c = 0; c < lf.done.size() && sent < 16; ++c) {
       if (lf.done[c]) continue;
@@ -126,7 +126,7 @@ void torrent::request_hashes(peer_connection* p) {
       ++sent;
     }
   }
-  for (auto& [piece, lc] : leaf_checks_) {
+  for (auto& [piece, lc] : *leaf_checks_) {
     if (lc.asked && now - lc.asked_at < std::chrono::seconds(5)) continue;
     if (!p->has().get(piece) || p->closed()) continue;
     // Any v2 peer with the piece may answer (its hashes are checked against the piece
@@ -281,7 +281,7 @@ void torrent::serve_leaf_hashes(const wire::hash_request& r,
 
 void torrent::on_hashes(peer_connection* p, const wire::hashes_message& m) {
   if (m.req.base == 0) {
-    for (auto& [piece, lc] : leaf_checks_) {
+    for (auto& [piece, lc] : *leaf_checks_) {
       if (lc.req == m.req && lc.asked == p) {
         on_leaf_hashes(p, piece, m);
         return;
@@ -289,8 +289,8 @@ void torrent::on_hashes(peer_connection* p, const wire::hashes_message& m) {
     }
     return;  // late or unasked: ignored
   }
-  auto it = missing_layers_.find(m.req.root);
-  if (it == missing_layers_.end()) return;
+  auto it = missing_layers_->find(m.req.root);
+  if (it == missing_layers_->end()) return;
   auto& lf = it->second;
   if (m.req.base != piece_layer_base() || m.req.length != lf.chunk) return;
   const std::uint32_t c = m.req.index / lf.chunk;
@@ -307,8 +307,8 @@ void torrent::on_hashes(peer_connection* p, const wire::hashes_message& m) {
 }
 
 void torrent::layer_complete(const sha256_digest& root) {
-  auto it = missing_layers_.find(root);
-  if (it == missing_layers_.end()) return;
+  auto it = missing_layers_->find(root);
+  if (it == missing_layers_->end()) return;
   auto& lf = it->second;
   std::string layer;
   layer.reserve(static_cast<std::size_t>(lf.pieces) * 32);
@@ -318,8 +318,8 @@ void torrent::layer_complete(const sha256_digest& root) {
     log("piece layer of '" + fs_->files()[lf.file].path + "' verified (" + std::to_string(lf.pieces) + " hashes)");
   }
   info_.piece_layers[root] = std::move(layer);
-  missing_layers_.erase(it);
-  if (missing_layers_.empty()) {
+  missing_layers_->erase(it);
+  if (missing_layers_.view().empty()) {
     for (auto& p : std::vector(peers_)) {
       p->update_interest();
       p->fill_requests();
@@ -328,12 +328,12 @@ void torrent::layer_complete(const sha256_digest& root) {
 }
 
 void torrent::on_hash_reject(peer_connection* p, const wire::hash_request& r) {
-  if (auto it = missing_layers_.find(r.root); it != missing_layers_.end()) {
+  if (auto it = missing_layers_->find(r.root); it != missing_layers_->end()) {
     auto& lf = it->second;
     const std::uint32_t c = lf.chunk ? r.index / lf.chunk : 0;
     if (c < lf.asked.size() && lf.asked[c] == p) lf.asked[c] = nullptr;
   }
-  for (auto& [piece, lc] : leaf_checks_) {
+  for (auto& [piece, lc] : *leaf_checks_) {
     if (lc.req == r && lc.asked == p) lc.asked = nullptr;
   }
 }
@@ -374,10 +374,10 @@ void torrent::start_leaf_check(std::uint32_t piece, const piece_buffer& buf) {
 }
 
 void torrent::on_leaf_hashes(peer_connection* p, std::uint32_t piece, const wire::hashes_message& m) {
-  auto it = leaf_checks_.find(piece);
-  if (it == leaf_checks_.end()) return;
+  auto it = leaf_checks_->find(piece);
+  if (it == leaf_checks_->end()) return;
   leaf_check lc = std::move(it->second);
-  leaf_checks_.erase(it);
+  leaf_checks_->erase(it);
   std::vector<sha256_digest> level(m.hashes.begin(), m.hashes.begin() + m.req.length);
   while (level.size() > 1)
     merkle::reduce_level(level, sha256_digest{});
@@ -395,11 +395,11 @@ void torrent::on_leaf_hashes(peer_connection* p, std::uint32_t piece, const wire
     ban_endpoint(ep, "block of piece " + std::to_string(piece) + " does not match its merkle leaf hash");
   }
   // Pinned: the v1-style wait for a good copy is not needed for these.
-  if (!liars.empty()) suspects_.erase(piece);
+  if (!liars.empty()) suspects_->erase(piece);
 }
 
 void torrent::ban_endpoint(const tcp::endpoint& ep, const std::string& why) {
-  banned_.insert(ep);
+  banned_->insert(ep);
   for (auto& q : std::vector(peers_)) {
     if (q->endpoint() == ep) {
       ban(q.get(), why);

@@ -91,7 +91,7 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
     if (st.local && !dht::is_local_address(addr)) continue;
     const tcp::endpoint ep(addr, static_cast<std::uint16_t>(port));
     self->add_peer(ep);
-    self->pinned_.insert(ep);
+    self->pinned_->insert(ep);
     given = true;
   }
   // Peers given: ask them only. Otherwise the DHT and the link's trackers look for peers
@@ -188,7 +188,7 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
 void torrent::metadata_tick() {
   connect_more();
   if (metadata_timeout_.count() == 0) return;  // a daemon's magnet: keep asking, peers come and go
-  const bool nobody = md_finders_done_ && candidates_.empty() && peers_.empty() && connecting_.empty();
+  const bool nobody = md_finders_done_ && candidates_.view().empty() && peers_.empty() && connecting_.view().empty();
   if (!nobody && clock::now() - md_started_ < metadata_timeout_) return;
   ++fetch_gen_;
   close_metadata_peers("metadata: giving up", false);
@@ -206,7 +206,7 @@ void torrent::close_metadata_peers(const std::string& why, bool redial) {
     auto at = p->listen_endpoint();
     p->close(why);
     if (redial && at && !is_banned(*at)) {
-      failed_.erase(*at);
+      failed_->erase(*at);
       add_peer(*at);
     }
   }

@@ -115,7 +115,7 @@ void torrent::move_files(fs::path to, bool move_data) {
   std::vector<std::pair<fs::path, fs::path>> moves;  // old, new
   if (move_data) {
     disk_io fresh(*fs_, to);
-    fresh.set_renamed(renamed_);
+    fresh.set_renamed(renamed_.view());
     for (std::uint32_t f = 0; f < fs_->files().size(); ++f) {
       if (fs_->files()[f].pad) continue;
       moves.emplace_back(disk_->file_path(f), fresh.file_path(f));
@@ -201,12 +201,12 @@ void torrent::delete_files(bool data, std::function<void(std::error_code)> done)
 
 std::unique_ptr<disk_io> torrent::make_disk(const fs::path& root) const {
   auto d = std::make_unique<disk_io>(*fs_, root, session_.files());
-  d->set_renamed(renamed_);
+  d->set_renamed(renamed_.view());
   return d;
 }
 
 std::string torrent::file_name(std::uint32_t f) const {
-  if (auto it = renamed_.find(f); it != renamed_.end()) return it->second;
+  if (auto it = renamed_.view().find(f); it != renamed_.view().end()) return it->second;
   return fs_->files()[f].path;
 }
 
@@ -262,7 +262,7 @@ void torrent::rename_path(std::string from, std::string to, std::function<void(s
       if (ec) return done(ec, "cannot rename: " + ec.message());
       for (const auto& [f, n] : names) {
         if (n == self->fs_->files()[f].path) {
-          self->renamed_.erase(f);
+          self->renamed_->erase(f);
         } else {
           self->renamed_[f] = n;
         }

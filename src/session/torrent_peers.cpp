@@ -24,20 +24,20 @@ using dht::is_local_address;
 
 void torrent::add_peer(const tcp::endpoint& ep) {
   // Bounded: trackers, the DHT, LSD and PEX together cannot grow it past max_candidates.
-  if (candidates_.size() >= max_candidates || session_.is_self(ep) || is_banned(ep)) return;
-  candidates_.insert(ep);
+  if (candidates_->size() >= max_candidates || session_.is_self(ep) || is_banned(ep)) return;
+  candidates_->insert(ep);
 }
 
 bool torrent::is_banned(const tcp::endpoint& ep) const {
-  return banned_.count(ep) != 0 || banned_ips_.count(ep.address()) != 0;
+  return banned_->count(ep) != 0 || banned_ips_->count(ep.address()) != 0;
 }
 
 void torrent::connect_more() {
   if (!(active_ || metadata_phase()) || stopping_ || state_ == torrent_state::error) return;
   const auto now = clock::now();
-  std::size_t active = peers_.size() + connecting_.size();
+  std::size_t active = peers_.size() + connecting_.view().size();
   if (active >= session_.settings().max_peers_per_torrent || session_.connections_full()) return;
-  if (candidates_.empty()) return;
+  if (candidates_.view().empty()) return;
   // Connected already, either way round (an incoming peer is known by its listen port).
   std::set<tcp::endpoint> connected;
   for (auto& p : peers_) {
@@ -46,21 +46,21 @@ void torrent::connect_more() {
   }
   // At most max_scan candidates a call, going on from where the last call stopped: with
   // 2,000 candidates that mostly wait out a backoff, a call costs what it does with few.
-  const std::size_t scan = std::min(candidates_.size(), max_scan);
-  auto it = candidates_.upper_bound(scan_from_);
+  const std::size_t scan = std::min(candidates_.view().size(), max_scan);
+  auto it = candidates_->upper_bound(scan_from_);
   for (std::size_t seen = 0; seen < scan; ++seen, ++it) {
     if (active >= session_.settings().max_peers_per_torrent || session_.connections_full()) break;
-    if (it == candidates_.end()) it = candidates_.begin();
+    if (it == candidates_->end()) it = candidates_->begin();
     const tcp::endpoint ep = *it;
     scan_from_ = ep;
-    if (connecting_.count(ep) || connected.count(ep) || is_banned(ep) || session_.is_self(ep)) continue;
-    auto f = failed_.find(ep);
-    if (f != failed_.end()) {
+    if (connecting_.view().count(ep) || connected.count(ep) || is_banned(ep) || session_.is_self(ep)) continue;
+    auto f = failed_->find(ep);
+    if (f != failed_->end()) {
       const auto backoff = std::min<std::chrono::steady_clock::duration>(
           first_retry * (1u << std::min<std::uint32_t>(f->second.count - 1, 5)), max_retry);
       if (now - f->second.when < backoff) continue;
     }
-    connecting_.insert(ep);
+    connecting_->insert(ep);
     ++active;
     if (session_.settings().log) {
       log("connecting to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
@@ -87,17 +87,17 @@ void torrent::connect_more() {
         });
         return;
       }
-      self->connecting_.erase(ep);
+      self->connecting_->erase(ep);
       if (!attached) {
         auto& f = self->failed_[ep];
         f.when = clock::now();
         // Contacts from peers that never answer are forgotten, so they cannot crowd out others.
-        if (++f.count >= max_failures && self->pinned_.count(ep) == 0) {
-          self->candidates_.erase(ep);
-          self->failed_.erase(ep);
+        if (++f.count >= max_failures && self->pinned_->count(ep) == 0) {
+          self->candidates_->erase(ep);
+          self->failed_->erase(ep);
         }
       } else {
-        self->failed_.erase(ep);
+        self->failed_->erase(ep);
       }
     };
     watch->expires_after(std::chrono::milliseconds(50));
@@ -152,15 +152,15 @@ void torrent::detach(peer_connection* p) {
   --session_.limits().peers;
   if (picker_ && !p->metadata_only()) picker_->remove_peer(p->has(), p->counted_as_seed());
   if (optimistic_ == p) optimistic_ = nullptr;
-  for (auto& [root, lf] : missing_layers_) {
+  for (auto& [root, lf] : *missing_layers_) {
     for (auto& a : lf.asked) {
       if (a == p) a = nullptr;
     }
   }
-  for (auto& [piece, lc] : leaf_checks_) {
+  for (auto& [piece, lc] : *leaf_checks_) {
     if (lc.asked == p) lc.asked = nullptr;
   }
-  for (auto& [piece, buf] : buffers_) {
+  for (auto& [piece, buf] : *buffers_) {
     for (auto& s : buf->senders) {
       if (s == p) s = nullptr;
     }
@@ -180,13 +180,13 @@ void torrent::on_pex(peer_connection* from, const wire::pex_message& m) {
   std::size_t added = 0;
   std::set<asio::ip::address> ips;  // one contact per address and message, except on loopback
   for (const auto& [ep, flags] : m.added) {
-    if (candidates_.size() >= max_candidates) break;
+    if (candidates_.view().size() >= max_candidates) break;
     if (!ep.address().is_loopback() && !ips.insert(ep.address()).second) continue;
     if (session_.settings().local && !is_local_address(ep.address())) continue;
     // A seed gains nothing from contacts that are seeds too.
     if (state_ == torrent_state::seeding && (flags & wire::pex_seed)) continue;
-    if (session_.is_self(ep) || is_banned(ep) || candidates_.count(ep)) continue;
-    candidates_.insert(ep);
+    if (session_.is_self(ep) || is_banned(ep) || candidates_.view().count(ep)) continue;
+    candidates_->insert(ep);
     ++added;
   }
   if (added && session_.settings().log) {
@@ -267,9 +267,9 @@ void torrent::run_choker() {
 }
 
 void torrent::ban(peer_connection* p, const std::string& why) {
-  banned_.insert(p->endpoint());
-  if (!p->endpoint().address().is_loopback()) banned_ips_.insert(p->endpoint().address());
-  candidates_.erase(p->endpoint());
+  banned_->insert(p->endpoint());
+  if (!p->endpoint().address().is_loopback()) banned_ips_->insert(p->endpoint().address());
+  candidates_->erase(p->endpoint());
   p->close("banned: " + why);
 }
 

@@ -57,10 +57,10 @@ void torrent::receive_block(peer_connection* from, const tcp::endpoint& from_ep,
 }
 
 void torrent::hash_and_write(std::uint32_t piece) {
-  auto it = buffers_.find(piece);
-  if (it == buffers_.end()) return;
+  auto it = buffers_->find(piece);
+  if (it == buffers_->end()) return;
   auto buf = it->second;
-  buffers_.erase(it);
+  buffers_->erase(it);
   disk_queue_bytes_ += buf->size;
   auto self = shared_from_this();
   session_.hash_pool().post([self, piece, buf, layer = layer_hash(piece)] {
@@ -88,7 +88,7 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
           break;
         }
       }
-      banned_.insert(liar);
+      banned_->insert(liar);
     } else {
       if (info_.has_v2()) start_leaf_check(piece, *buf);
       auto& rec = suspects_[piece];
@@ -103,13 +103,13 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
       p->fill_requests();
     return;
   }
-  if (auto s = suspects_.find(piece); s != suspects_.end()) {
+  if (auto s = suspects_->find(piece); s != suspects_->end()) {
     // The good copy is known now: whoever sent a different block lied.
     for (const auto& [ep, blk, h] : s->second) {
       const std::size_t off = static_cast<std::size_t>(blk) * piece_picker::block_size;
       if (sha1(buf->data().substr(off, piece_picker::block_size)) != h) {
         if (blame_web_seed(ep, piece)) continue;
-        banned_.insert(ep);
+        banned_->insert(ep);
         for (auto& p : peers_) {
           if (p->endpoint() == ep) {
             ban(p.get(), "smart ban: its block of piece " + std::to_string(piece) + " was corrupt");
@@ -118,7 +118,7 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
         }
       }
     }
-    suspects_.erase(s);
+    suspects_->erase(s);
   }
   auto self = shared_from_this();
   session_.disk_pool().post([self, piece, buf] {
@@ -249,7 +249,7 @@ void torrent::save_resume() {
   r.active_seconds = active_seconds_;
   r.save_path = save_path_.string();
   r.labels = labels_;
-  r.renamed = renamed_;
+  r.renamed = renamed_.view();
   r.name = display_name_;
   std::vector<std::filesystem::path> paths;
   paths.reserve(fs_->files().size());

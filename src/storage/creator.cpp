@@ -1,6 +1,8 @@
 #include "storage/creator.hpp"
 
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/bencode.hpp"
@@ -27,6 +30,8 @@ struct source_file {
   std::vector<std::string> comps;  // path inside the torrent (below the name)
   std::uint64_t size = 0;
   bool executable = false;
+  bool symlink = false;              // BEP 47: no data, `link` is its target
+  std::vector<std::string> link;     // target, relative to the torrent's folder
   std::uint64_t offset = 0;          // in piece space
   std::vector<sha256_digest> layer;  // v2: one hash per piece (or the root, for small files)
   sha256_digest root{};
@@ -57,11 +62,47 @@ class fd_cache {
   std::uint32_t file_ = UINT32_MAX;
 };
 
+bool matches(const std::string& glob, const std::string& s, int flags) {
+  return ::fnmatch(glob.c_str(), s.c_str(), flags) == 0;
+}
+
+// Where a symlink inside `root` points, as components below `root`; nullopt when the target
+// lies outside it (a torrent may only link to its own files).
+std::optional<std::vector<std::string>> link_inside(const fs::path& link, const fs::path& root, std::error_code& ec) {
+  const fs::path target = fs::read_symlink(link, ec);
+  if (ec) return std::nullopt;
+  const fs::path abs_root = fs::absolute(root, ec).lexically_normal();
+  if (ec) return std::nullopt;
+  fs::path abs_target = target.is_absolute() ? target : fs::absolute(link, ec).parent_path() / target;
+  if (ec) return std::nullopt;
+  const fs::path rel = abs_target.lexically_normal().lexically_relative(abs_root);
+  if (rel.empty() || *rel.begin() == ".." || rel == ".") return std::nullopt;
+  std::vector<std::string> comps;
+  for (const auto& c : rel) {
+    if (!c.empty() && c != ".") comps.push_back(c.string());
+  }
+  if (comps.empty()) return std::nullopt;
+  return comps;
+}
+
 bool component_less(const source_file& a, const source_file& b) {
   return std::lexicographical_compare(a.comps.begin(), a.comps.end(), b.comps.begin(), b.comps.end());
 }
 
 }  // namespace
+
+bool is_junk_file(const std::string& name) {
+  static constexpr const char* exact[] = {".DS_Store",   ".AppleDouble", ".LSOverride", "Thumbs.db",
+                                          "ehthumbs.db", "desktop.ini",  ".directory"};
+  for (const char* j : exact) {
+    if (::strcasecmp(name.c_str(), j) == 0) return true;
+  }
+  static constexpr const char* globs[] = {"*.swp", "*.swo", "*.swx", "*~", "#*#", ".#*", "._*"};
+  for (const char* g : globs) {
+    if (::fnmatch(g, name.c_str(), 0) == 0) return true;
+  }
+  return false;
+}
 
 std::uint64_t auto_piece_length(std::uint64_t total) {
   std::uint64_t pl = 16 * 1024;
@@ -76,7 +117,9 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
   if (ec || !fs::exists(st)) return error{errc::io, path.string() + ": no such file or folder", no_offset};
 
   const fs::path clean = path.lexically_normal();
-  std::string name = (clean.has_filename() ? clean.filename() : clean.parent_path().filename()).string();
+  std::string name = !opt.name.empty()      ? opt.name
+                     : clean.has_filename() ? clean.filename().string()
+                                            : clean.parent_path().filename().string();
   if (name.empty() || name == "." || name == "..")
     name = fs::absolute(clean, ec).lexically_normal().filename().string();
   if (name.empty())
@@ -85,18 +128,53 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
   std::vector<source_file> files;
   const bool multi = fs::is_directory(st);
   if (multi) {
-    fs::recursive_directory_iterator it(path, fs::directory_options::none, ec);
+    const bool v1_only = opt.version == torrent_version::v1;
+    auto warn = [&](const std::string& w) {
+      if (opt.warning) opt.warning(w);
+    };
+    fs::recursive_directory_iterator it(
+        path, opt.follow_symlinks ? fs::directory_options::follow_directory_symlink : fs::directory_options::none, ec);
     if (ec) return error{errc::io, path.string() + ": " + ec.message(), no_offset};
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) return error{errc::io, path.string() + ": " + ec.message(), no_offset};
-      // Regular files, and symlinks to regular files (read through); linked folders are not entered.
       std::error_code sec;
-      if (!it->is_regular_file(sec)) continue;
+      // Lexical, not fs::relative: a symlinked file keeps its own name, not its target's.
+      const fs::path relp = it->path().lexically_relative(path);
+      const std::string rel = relp.generic_string();
+      const std::string base = it->path().filename().string();
+      bool skip = is_junk_file(base) || (!opt.include_hidden && !base.empty() && base[0] == '.');
+      for (const auto& g : opt.exclude) {
+        if (skip) break;
+        skip = matches(g, rel, 0) || matches(g, base, 0);
+      }
+      const bool is_link = it->is_symlink(sec);
+      if (skip) {
+        // A left-out folder is not entered (nor is a linked one we do not follow).
+        if (!is_link || opt.follow_symlinks) it.disable_recursion_pending();
+        continue;
+      }
       source_file f;
       f.disk = it->path();
-      // Lexical, not fs::relative: a symlinked file keeps its own name, not its target's.
-      for (const auto& c : it->path().lexically_relative(path))
+      for (const auto& c : relp)
         f.comps.push_back(c.string());
+      if (is_link && !opt.follow_symlinks) {
+        if (v1_only) {
+          warn(rel + ": a symlink, left out (v1 torrents cannot hold symlinks; --follow-symlinks reads through it)");
+          continue;
+        }
+        auto target = link_inside(it->path(), path, sec);
+        if (!target) {
+          warn(rel + ": a symlink " + (sec ? "that cannot be read (" + sec.message() + ")" : "to outside the folder") +
+               ", left out (--follow-symlinks reads through it)");
+          continue;
+        }
+        f.symlink = true;
+        f.link = std::move(*target);
+        files.push_back(std::move(f));
+        continue;
+      }
+      // Regular files, and with follow_symlinks what links lead to (linked folders are entered).
+      if (!it->is_regular_file(sec)) continue;
       if (sec) return error{errc::io, it->path().string() + ": " + sec.message(), no_offset};
       files.push_back(std::move(f));
     }
@@ -112,6 +190,7 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
 
   std::uint64_t total = 0;
   for (auto& f : files) {
+    if (f.symlink) continue;  // BEP 47: a symlink has no data of its own
     struct stat sb {};
     if (::stat(f.disk.c_str(), &sb) != 0) {
       return error{errc::io, f.disk.string() + ": " + std::strerror(errno), no_offset};
@@ -307,7 +386,15 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
         for (const auto& c : f.comps)
           pl.emplace_back(c);
         fd["path"] = std::move(pl);
-        if (f.executable) fd["attr"] = "x";
+        if (f.symlink) {
+          fd["attr"] = "l";
+          list target;
+          for (const auto& c : f.link)
+            target.emplace_back(c);
+          fd["symlink path"] = std::move(target);
+        } else if (f.executable) {
+          fd["attr"] = "x";
+        }
         fl.emplace_back(std::move(fd));
         if (v2 && i < last_with_data && f.size % plen != 0) {
           const std::uint64_t pad = plen - f.size % plen;
@@ -336,6 +423,16 @@ result<std::string> create_torrent(const fs::path& path, const create_options& o
         d = &std::get<dict>(sub.v);
       }
       dict leaf;
+      if (f.symlink) {
+        // As libtorrent writes them: no length (BEP 47 allows leaving it out), no root.
+        leaf["attr"] = "l";
+        list target;
+        for (const auto& c : f.link)
+          target.emplace_back(c);
+        leaf["symlink path"] = std::move(target);
+        (*d)[""] = std::move(leaf);
+        continue;
+      }
       leaf["length"] = static_cast<std::int64_t>(f.size);
       if (f.size > 0) leaf["pieces root"] = std::string(as_view(f.root));
       if (f.executable) leaf["attr"] = "x";

@@ -197,9 +197,66 @@ TEST_F(CreatorTest, SymlinkedFileKeepsItsOwnName) {
   write("s/a.bin", 10);
   fs::create_symlink(dir_ / "real" / "target.bin", dir_ / "s" / "link.bin");
   create_options opt;
+  opt.follow_symlinks = true;
   auto m = make(dir_ / "s", opt);
   ASSERT_EQ(m.files.size(), 3u);  // a.bin, pad, link.bin (read through the link)
   EXPECT_EQ(m.files[0].path, "s/a.bin");
   EXPECT_EQ(m.files.back().path, "s/link.bin");
   EXPECT_EQ(m.files.back().size, 1000u);
+}
+
+TEST_F(CreatorTest, SymlinksAreStoredAsBep47LinksInV2AndLeftOutOfV1) {
+  write("s/a.bin", 1000);
+  write("outside.bin", 10);
+  fs::create_directories(dir_ / "s" / "sub");
+  fs::create_symlink("../a.bin", dir_ / "s" / "sub" / "link");
+  fs::create_symlink(dir_ / "outside.bin", dir_ / "s" / "out");
+  std::vector<std::string> warnings;
+  create_options opt;
+  opt.warning = [&](const std::string& w) { warnings.push_back(w); };
+  for (auto v : {torrent_version::hybrid, torrent_version::v2}) {
+    opt.version = v;
+    warnings.clear();
+    auto m = make(dir_ / "s", opt);
+    std::vector<std::string> paths;
+    for (const auto& f : m.files) {
+      if (!f.pad) paths.push_back(f.path);
+    }
+    ASSERT_EQ(paths, (std::vector<std::string>{"s/a.bin", "s/sub/link"}));
+    const auto& link = m.files.back();
+    EXPECT_TRUE(link.symlink);
+    EXPECT_EQ(link.symlink_target, "a.bin");
+    EXPECT_EQ(link.size, 0u);
+    ASSERT_EQ(warnings.size(), 1u);  // the link to outside the folder
+    EXPECT_NE(warnings[0].find("out: a symlink to outside the folder"), std::string::npos) << warnings[0];
+  }
+  opt.version = torrent_version::v1;
+  warnings.clear();
+  auto m = make(dir_ / "s", opt);
+  ASSERT_EQ(m.files.size(), 1u);
+  EXPECT_EQ(m.files[0].path, "s/a.bin");
+  EXPECT_EQ(warnings.size(), 2u);
+}
+
+TEST_F(CreatorTest, JunkHiddenAndExcludedFilesAreLeftOut) {
+  for (const char* p : {"d/keep.txt", "d/.DS_Store", "d/Thumbs.db", "d/DESKTOP.INI", "d/x.swp", "d/x~", "d/.env",
+                        "d/.git/HEAD", "d/logs/a.log", "d/sub/b.log", "d/build/o.o", "d/sub/c.txt"})
+    write(p, 10);
+  create_options opt;
+  opt.version = torrent_version::v1;
+  opt.exclude = {"*.log", "build"};
+  auto names = [&](const create_options& o) {
+    std::vector<std::string> out;
+    for (const auto& f : make(dir_ / "d", o).files)
+      out.push_back(f.path);
+    return out;
+  };
+  EXPECT_EQ(names(opt), (std::vector<std::string>{"d/keep.txt", "d/sub/c.txt"}));
+  opt.include_hidden = true;
+  opt.exclude = {"sub/*"};
+  EXPECT_EQ(names(opt),
+            (std::vector<std::string>{"d/.env", "d/.git/HEAD", "d/build/o.o", "d/keep.txt", "d/logs/a.log"}));
+  EXPECT_TRUE(is_junk_file(".DS_Store"));
+  EXPECT_TRUE(is_junk_file("notes.txt~"));
+  EXPECT_FALSE(is_junk_file("notes.txt"));
 }
