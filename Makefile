@@ -1,9 +1,11 @@
 # Front end for CMake. Every target first installs what is missing.
-.PHONY: all build run test unit-asan fuzz fuzz-smoke bench deps format clean
+.PHONY: all build install run test unit-asan fuzz fuzz-smoke bench deps format clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 all: build
 
@@ -15,6 +17,11 @@ $(BUILD)/build.ninja: | deps
 
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
+
+# A stripped binary in PREFIX/bin, a man page per subcommand, bash/zsh/fish completions, the
+# web UI and the systemd unit; DESTDIR stages it (make install DESTDIR=/tmp/pkg PREFIX=/usr).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)" --strip
 
 # Runs shoal's main job: the daemon, with its web UI on http://127.0.0.1:9091/.
 run: build

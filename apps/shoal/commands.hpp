@@ -34,5 +34,7 @@ runner add_dht(CLI::App& app);
 runner add_tracker(CLI::App& app);
 runner add_publish(CLI::App& app);
 runner add_daemon(CLI::App& app);
+// Hidden: man pages, shell completions and docs/CLI.md from `root`'s definitions.
+runner add_docs(CLI::App& root, CLI::App& app);
 
 }  // namespace shoal::cli

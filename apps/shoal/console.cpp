@@ -15,8 +15,16 @@
 
 namespace shoal::cli {
 
+#ifndef SHOAL_VERSION
+#define SHOAL_VERSION "0.0.0"
+#endif
+#ifndef SHOAL_GIT_COMMIT
+#define SHOAL_GIT_COMMIT "unknown"
+#endif
+
 std::string version_string() {
-  return "shoal 0.1.0";
+  // Both come from CMake at configure time; the commit is "unknown" outside a git checkout.
+  return std::string("shoal ") + SHOAL_VERSION + " (commit " + SHOAL_GIT_COMMIT + ")";
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {

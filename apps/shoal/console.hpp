@@ -13,7 +13,7 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_error = 1;  // bad input or a failed operation
 inline constexpr int exit_usage = 2;  // wrong command-line arguments
 
-// "shoal 0.1.0", as --version prints it.
+// "shoal 0.1.0 (commit 1a2b3c4d5e6f)", as --version prints it.
 [[nodiscard]] std::string version_string();
 
 // Levenshtein distance: how far a mistyped flag is from a known one.

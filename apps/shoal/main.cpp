@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
                "shoal"};
   // Every option's help shows its default (options whose default is a sentinel clear theirs).
   app.option_defaults()->always_capture_default();
-  app.set_version_flag("--version", shoal::cli::version_string());
+  app.set_version_flag("--version", shoal::cli::version_string(), "Print the version and the git commit, and exit");
   app.require_subcommand(0, 1);
 
   std::vector<std::pair<CLI::App*, shoal::cli::runner>> commands;
@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
   auto* daemon = app.add_subcommand(
       "daemon", "Run in the background of a server: many torrents, the Transmission RPC and a web UI on port 9091");
   commands.emplace_back(daemon, shoal::cli::add_daemon(*daemon));
+  // Hidden (no group): what `make install` and docs/CLI.md are generated with.
+  auto* docs = app.add_subcommand("gen-docs", "Write man pages, shell completions and the CLI reference")->group("");
+  commands.emplace_back(docs, shoal::cli::add_docs(app, *docs));
 
   // An empty list or a sentinel is no default worth showing ("=[]").
   std::function<void(CLI::App*)> tidy = [&](CLI::App* at) {
