@@ -1,7 +1,9 @@
-// Tracker replies: bencoded HTTP announce and scrape replies, BEP 15 UDP replies. Peers
-// taken from a reply are bounded and have ports; intervals are clamped.
+// Tracker replies: bencoded HTTP announce and scrape replies (one torrent and several),
+// BEP 15 UDP announce and scrape replies. Peers taken from a reply are bounded and have
+// ports; intervals are clamped.
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "check.hpp"
 #include "tracker/announce.hpp"
@@ -28,9 +30,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   sha1_digest h{};
   if (size >= 20) std::copy_n(data, 20, h.begin());
   (void)tracker::parse_scrape_reply(in, h);
+  // Several torrents at once: one answer per hash asked, in order.
+  const std::vector<sha1_digest> asked{h, sha1_digest{}, h};
+  if (auto r = tracker::parse_scrape_replies(in, asked)) FUZZ_CHECK(r->size() == asked.size());
   const std::uint32_t tid =
       size >= 8 ? static_cast<std::uint32_t>(data[4]) << 24 | data[5] << 16 | data[6] << 8 | data[7] : 0;
   (void)tracker::udp_connect_reply(in, tid);
+  for (std::size_t n : {std::size_t{1}, std::size_t{3}, tracker::max_udp_scrape}) {
+    if (auto r = tracker::udp_scrape_reply(in, tid, n)) FUZZ_CHECK(r->size() == n && in.size() >= 8 + 12 * n);
+  }
   for (bool v6 : {false, true}) {
     if (auto r = tracker::udp_announce_reply(in, tid, v6)) check_reply(*r);
   }

@@ -145,7 +145,7 @@ response qbittorrent_api::torrents_call(const request& req, std::string_view pat
     for (const auto& ts : states) {
       const bool asked = ts.last_announce != 0;
       a.emplace_back(json::object{{"msg", asked && ts.last_ok && ts.last_result == "Success" ? "" : ts.last_result},
-                                  {"num_downloaded", -1},
+                                  {"num_downloaded", ts.downloaded},
                                   {"num_leeches", ts.leechers},
                                   {"num_peers", asked ? static_cast<std::int64_t>(ts.last_peers) : -1},
                                   {"num_seeds", ts.seeders},

@@ -336,10 +336,11 @@ json::value torrent_field(const torrent_view& v, std::string_view name, const da
         const bool asked = ts.last_announce != 0;
         o["host"] = host_of(url);
         o["announceState"] = running ? (ts.next_announce ? 1 : 0) : 0;  // 1: waiting for the next
-        o["scrapeState"] = 0;
-        o["downloadCount"] = -1;
+        const bool scraped = ts.last_scrape != 0 && (ts.scrape_ok || !ts.scrape_result.empty());
+        o["scrapeState"] = 1;  // waiting for the next (the session scrapes every torrent)
+        o["downloadCount"] = ts.downloaded;
         o["hasAnnounced"] = asked;
-        o["hasScraped"] = false;
+        o["hasScraped"] = scraped;
         o["isBackup"] = false;
         o["lastAnnouncePeerCount"] = ts.last_peers;
         o["lastAnnounceResult"] = ts.last_result;
@@ -347,15 +348,15 @@ json::value torrent_field(const torrent_view& v, std::string_view name, const da
         o["lastAnnounceSucceeded"] = ts.last_ok;
         o["lastAnnounceTime"] = ts.last_announce;
         o["lastAnnounceTimedOut"] = asked && !ts.last_ok && ts.last_result.find("timed out") != std::string::npos;
-        o["lastScrapeResult"] = "";
-        o["lastScrapeStartTime"] = 0;
-        o["lastScrapeSucceeded"] = false;
-        o["lastScrapeTime"] = 0;
-        o["lastScrapeTimedOut"] = false;
+        o["lastScrapeResult"] = ts.scrape_result;
+        o["lastScrapeStartTime"] = scraped ? ts.last_scrape : 0;
+        o["lastScrapeSucceeded"] = ts.scrape_ok;
+        o["lastScrapeTime"] = scraped ? ts.last_scrape : 0;
+        o["lastScrapeTimedOut"] = scraped && !ts.scrape_ok && ts.scrape_result.find("timed out") != std::string::npos;
         o["leecherCount"] = ts.leechers;
         o["seederCount"] = ts.seeders;
         o["nextAnnounceTime"] = ts.next_announce;
-        o["nextScrapeTime"] = 0;
+        o["nextScrapeTime"] = ts.next_scrape;
       }
       a.emplace_back(std::move(o));
     }

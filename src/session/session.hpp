@@ -242,6 +242,8 @@ class session {
   void send_backlog_sub(std::uint64_t n) { send_backlog_ -= std::min(send_backlog_, n); }
   [[nodiscard]] std::uint64_t send_backlog() const { return send_backlog_; }
   [[nodiscard]] std::uint64_t send_backlog_peak() const { return send_backlog_peak_; }
+  // Scrape requests sent to trackers so far (each carries up to 64 torrents).
+  [[nodiscard]] std::uint64_t scrape_requests() const { return scrape_requests_; }
   // At max_connections: closes a connection idle this long (any torrent's) to make room
   // for a new one; false if none is.
   bool make_room(std::chrono::steady_clock::duration idle);
@@ -256,6 +258,10 @@ class session {
   asio::awaitable<void> dht_loop(std::weak_ptr<torrent> w, sha1_digest hash, std::uint64_t gen);
   void update_queue();
   void tick();
+  // Every few ticks: the trackers due a scrape, torrents grouped per tracker URL, asked
+  // by scrape_round in batches (one request at a time; a new round waits for the last).
+  void scrape_tick();
+  asio::awaitable<void> scrape_round(std::map<std::string, std::vector<std::pair<sha1_digest, torrent_id>>> due);
   void start_dht();
   void renumber_queue();
 
@@ -305,6 +311,9 @@ class session {
   void route_datagram(std::span<const char> d, const asio::ip::udp::endpoint& from);
   connection_limits limits_;
   std::uint64_t send_backlog_ = 0, send_backlog_peak_ = 0;
+  bool scraping_ = false;
+  std::uint32_t ticks_ = 0;
+  std::uint64_t scrape_requests_ = 0;
 };
 
 template <class F>

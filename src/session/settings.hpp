@@ -90,6 +90,11 @@ struct session_settings {
   // apart, so 10,000 torrents do not announce in the same second.
   std::chrono::milliseconds announce_spacing{20};
   std::chrono::milliseconds dht_announce_spacing{100};
+  // Every torrent's trackers are scraped (BEP 48, BEP 15) this often for their seeder,
+  // leecher and download counts, paused and queued torrents too; the session asks each
+  // tracker for many torrents in one request (74 over UDP, about 28 over HTTP), one
+  // request at a time. 0: never.
+  std::chrono::seconds scrape_interval{1800};
   // The DHT (BEP 5), started by listen(): a node on UDP at the listen port's number (on
   // uTP's socket when uTP is on), bootstrapped from these HOST:PORT (empty: the public
   // routers, none under `local`), its id and table kept in dht_state_file.

@@ -26,6 +26,7 @@
 #include "storage/disk_io.hpp"
 #include "storage/file_storage.hpp"
 #include "storage/resume.hpp"
+#include "tracker/announce.hpp"
 #include "wire/message.hpp"
 #include "wire/pex.hpp"
 
@@ -137,6 +138,12 @@ struct tracker_state {
   std::uint32_t last_peers = 0;
   std::int64_t seeders = -1, leechers = -1;  // as the tracker last said; -1: not said
   std::int64_t next_announce = 0;            // when it is asked next; 0: not planned
+  // Scrapes (the session's, batched per tracker).
+  std::int64_t downloaded = -1;  // completed downloads, as the last scrape said; -1: not said
+  std::int64_t last_scrape = 0;  // when the last scrape answered or failed; 0: never
+  std::int64_t next_scrape = 0;  // when it is scraped next
+  bool scrape_ok = false;
+  std::string scrape_result;  // "" or why the last scrape failed
 };
 
 // The .torrent bytes for verified metadata: the info dictionary as received, plus trackers.
@@ -211,6 +218,12 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void add_peer(const tcp::endpoint& ep);
   // Every tracker in tier order (the order announces try them), with what it last said.
   [[nodiscard]] std::vector<tracker_state> tracker_states() const;
+  // Scrapes, which the session batches per tracker: this torrent's tracker URLs whose
+  // counts are `every` old or more (now: Unix seconds); they count as asked from now on.
+  std::vector<std::string> scrape_due(std::int64_t now, std::chrono::seconds every);
+  // A scrape's answer for this torrent (nullopt with `error` set when it failed).
+  void on_scrape(const std::string& url, const std::optional<tracker::scrape_entry>& e, const std::string& error,
+                 std::int64_t now);
   [[nodiscard]] std::uint64_t total_downloaded() const { return prior_downloaded_ + downloaded_; }
   [[nodiscard]] std::uint64_t total_uploaded() const { return prior_uploaded_ + uploaded_; }
 
@@ -519,6 +532,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::string tracker_message_;
   std::vector<std::vector<std::string>> tiers_;          // BEP 12: shuffled once, the one that answers moves first
   std::map<std::string, tracker_state> tracker_states_;  // by URL: what each last answered
+  std::int64_t next_scrape_ = 0;                         // Unix seconds: none of them due before
   asio::steady_timer announce_timer_;
   bool announced_started_ = false;
   bool completed_pending_ = false;

@@ -130,6 +130,36 @@ std::vector<tracker_state> torrent::tracker_states() const {
   return out;
 }
 
+std::vector<std::string> torrent::scrape_due(std::int64_t now, std::chrono::seconds every) {
+  std::vector<std::string> due;
+  if (tiers_.empty() || now < next_scrape_) return due;
+  for (const auto& tier : tiers_) {
+    for (const auto& url : tier) {
+      auto& ts = tracker_states_[url];
+      if (ts.last_scrape != 0 && now - ts.last_scrape < every.count()) continue;
+      ts.last_scrape = now;  // asked: not due again until the interval has passed
+      ts.next_scrape = now + every.count();
+      due.push_back(url);
+    }
+  }
+  next_scrape_ = now + every.count();
+  return due;
+}
+
+void torrent::on_scrape(const std::string& url, const std::optional<tracker::scrape_entry>& e, const std::string& error,
+                        std::int64_t now) {
+  auto it = tracker_states_.find(url);
+  if (it == tracker_states_.end()) return;  // the tracker was removed meanwhile
+  auto& ts = it->second;
+  ts.last_scrape = now;
+  ts.scrape_ok = e.has_value();
+  ts.scrape_result = e ? "" : error.empty() ? "the tracker does not list this torrent" : error;
+  if (!e) return;
+  ts.seeders = e->complete;
+  ts.leechers = e->incomplete;
+  ts.downloaded = e->downloaded;
+}
+
 asio::awaitable<void> torrent::announce_loop(std::shared_ptr<torrent> self, std::uint64_t gen) {
   co_await self->announce_body(gen);
 }

@@ -105,6 +105,43 @@ std::optional<std::string> scrape_url(std::string_view announce, const sha1_dige
   return u;
 }
 
+std::optional<std::string> scrape_url(std::string_view announce, const std::vector<sha1_digest>& hashes) {
+  if (hashes.empty()) return std::nullopt;
+  auto u = scrape_url(announce, hashes.front());
+  if (!u) return std::nullopt;
+  for (std::size_t i = 1; i < hashes.size(); ++i)
+    *u += "&info_hash=" + pct(as_view(hashes[i]));
+  return u;
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> scrape_batches(std::string_view announce,
+                                                                const std::vector<sha1_digest>& hashes) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  if (announce.rfind("udp://", 0) == 0) {
+    for (std::size_t at = 0; at < hashes.size(); at += max_udp_scrape)
+      out.emplace_back(at, std::min(hashes.size(), at + max_udp_scrape));
+    return out;
+  }
+  auto base = scrape_url(announce, sha1_digest{});
+  if (!base) return out;
+  // The URL with one hash, then each further hash as "&info_hash=" and its escaped bytes.
+  const std::size_t first = base->size() - pct(std::string(20, '\0')).size();
+  std::size_t begin = 0, len = first;
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
+    const std::size_t add = pct(as_view(hashes[i])).size() + (i == begin ? 0 : 11);
+    if (i > begin && len + add > max_scrape_url) {
+      out.emplace_back(begin, i);
+      begin = i;
+      len = first;
+      --i;
+      continue;
+    }
+    len += add;
+  }
+  if (begin < hashes.size()) out.emplace_back(begin, hashes.size());
+  return out;
+}
+
 result<announce_response> parse_announce_reply(std::string_view body) {
   if (body.size() > max_reply_size) return bad("larger than 4 MiB");
   bencode::limits lim;
@@ -152,7 +189,8 @@ result<announce_response> parse_announce_reply(std::string_view body) {
   return r;
 }
 
-result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest& h) {
+result<std::vector<std::optional<scrape_entry>>> parse_scrape_replies(std::string_view body,
+                                                                      const std::vector<sha1_digest>& hashes) {
   if (body.size() > max_reply_size) return bad("larger than 4 MiB");
   bencode::limits lim;
   lim.depth = 8;
@@ -162,18 +200,31 @@ result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest
   if (node f = root.find("failure reason"); f.is_string()) {
     return error{errc::invalid_argument, "tracker says: " + std::string(f.as_string().substr(0, 512)), no_offset};
   }
-  node e = root.find("files").find(as_view(h));
-  if (!e.is_dict()) return bad("no entry for this torrent");
-  scrape_entry s;
-  auto num = [&](const char* k) {
-    node n = e.find(k);
-    return n.is_int() && n.as_int() >= 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(n.as_int(), UINT32_MAX))
-                                         : 0u;
-  };
-  s.complete = num("complete");
-  s.incomplete = num("incomplete");
-  s.downloaded = num("downloaded");
-  return s;
+  node files = root.find("files");
+  if (!files.is_dict()) return bad("no files dictionary");
+  std::vector<std::optional<scrape_entry>> out;
+  out.reserve(hashes.size());
+  for (const auto& h : hashes) {
+    node e = files.find(as_view(h));
+    if (!e.is_dict()) {
+      out.emplace_back();
+      continue;
+    }
+    auto num = [&](const char* k) {
+      node n = e.find(k);
+      return n.is_int() && n.as_int() >= 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(n.as_int(), UINT32_MAX))
+                                           : 0u;
+    };
+    out.push_back(scrape_entry{num("complete"), num("incomplete"), num("downloaded")});
+  }
+  return out;
+}
+
+result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest& h) {
+  auto r = parse_scrape_replies(body, {h});
+  if (!r) return r.err();
+  if (!r->front()) return bad("no entry for this torrent");
+  return *r->front();
 }
 
 std::string udp_connect_request(std::uint32_t transaction) {
@@ -224,6 +275,38 @@ result<announce_response> udp_announce_reply(std::string_view pkt, std::uint32_t
   r.complete = static_cast<std::uint32_t>(get(pkt, 16, 4));
   compact_peers(pkt.substr(20), ipv6, r.peers);
   return r;
+}
+
+std::string udp_scrape_request(std::uint64_t connection, std::uint32_t transaction,
+                               const std::vector<sha1_digest>& hashes) {
+  std::string p;
+  put(p, connection, 8);
+  put(p, 2, 4);
+  put(p, transaction, 4);
+  for (const auto& h : hashes)
+    p.append(as_view(h));
+  return p;
+}
+
+result<std::vector<scrape_entry>> udp_scrape_reply(std::string_view pkt, std::uint32_t transaction, std::size_t count) {
+  if (pkt.size() >= 8 && get(pkt, 0, 4) == 3 && get(pkt, 4, 4) == transaction) {
+    return error{errc::invalid_argument, "tracker says: " + std::string(pkt.substr(8, 512)), no_offset};
+  }
+  if (pkt.size() < 8 || get(pkt, 0, 4) != 2 || get(pkt, 4, 4) != transaction) {
+    return bad("UDP scrape reply does not match the request");
+  }
+  if (pkt.size() < 8 + 12 * count)
+    return bad("UDP scrape reply shorter than its " + std::to_string(count) + " entries");
+  std::vector<scrape_entry> out;
+  out.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t at = 8 + 12 * i;
+    // BEP 15 orders them seeders, completed, leechers.
+    out.push_back(scrape_entry{static_cast<std::uint32_t>(get(pkt, at, 4)),
+                               static_cast<std::uint32_t>(get(pkt, at + 8, 4)),
+                               static_cast<std::uint32_t>(get(pkt, at + 4, 4))});
+  }
+  return out;
 }
 
 }  // namespace shoal::tracker

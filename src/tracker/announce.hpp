@@ -54,9 +54,22 @@ struct scrape_entry {
 [[nodiscard]] std::string redact_url(std::string_view url);
 // The scrape URL for an announce URL (BEP 48), or nullopt if the tracker has none.
 [[nodiscard]] std::optional<std::string> scrape_url(std::string_view announce, const sha1_digest& h);
+// The same for several torrents at once: one info_hash parameter each.
+[[nodiscard]] std::optional<std::string> scrape_url(std::string_view announce, const std::vector<sha1_digest>& hashes);
 // A tracker's "failure reason" becomes an error carrying that text.
 [[nodiscard]] result<announce_response> parse_announce_reply(std::string_view body);
 [[nodiscard]] result<scrape_entry> parse_scrape_reply(std::string_view body, const sha1_digest& h);
+// How a scrape of many torrents on one tracker is split into requests: [first, last)
+// ranges of `hashes`. UDP: 74 a packet (BEP 15's limit); HTTP(S): as many as keep the
+// URL within max_scrape_url bytes (trackers refuse longer request targets: shoal's own
+// at 2,048 bytes), so about 28 a request.
+inline constexpr std::size_t max_udp_scrape = 74;
+inline constexpr std::size_t max_scrape_url = 2000;
+[[nodiscard]] std::vector<std::pair<std::size_t, std::size_t>> scrape_batches(std::string_view announce,
+                                                                              const std::vector<sha1_digest>& hashes);
+// Every torrent asked for, in order: nullopt where the reply has no entry for it.
+[[nodiscard]] result<std::vector<std::optional<scrape_entry>>> parse_scrape_replies(
+    std::string_view body, const std::vector<sha1_digest>& hashes);
 
 namespace detail {
 // Big-endian integers of `bytes` bytes, as the UDP tracker protocol writes them.
@@ -78,6 +91,11 @@ inline constexpr std::uint64_t udp_protocol_id = 0x41727101980ull;
 [[nodiscard]] result<std::uint64_t> udp_connect_reply(std::string_view pkt, std::uint32_t transaction);
 [[nodiscard]] std::string udp_announce_request(std::uint64_t connection, std::uint32_t transaction,
                                                const announce_request& r);
+// Scrape (action 2) of up to 74 info-hashes, and its reply: one entry per hash asked.
+[[nodiscard]] std::string udp_scrape_request(std::uint64_t connection, std::uint32_t transaction,
+                                             const std::vector<sha1_digest>& hashes);
+[[nodiscard]] result<std::vector<scrape_entry>> udp_scrape_reply(std::string_view pkt, std::uint32_t transaction,
+                                                                 std::size_t count);
 [[nodiscard]] result<announce_response> udp_announce_reply(std::string_view pkt, std::uint32_t transaction, bool ipv6);
 
 }  // namespace shoal::tracker

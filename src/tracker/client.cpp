@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
+#include <functional>
 #include <random>
 
 #include "dht/krpc.hpp"
@@ -110,8 +111,13 @@ asio::awaitable<result<std::string>> fetch(asio::io_context& io, const std::stri
   co_return co_await http_exchange(stream, *p, url, limit, opt);
 }
 
-asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, const std::string& url,
-                                                        const announce_request& req, const client_options& opt) {
+// One BEP 15 request after the connect (announce or scrape): `make` builds it from the
+// connection id and transaction id, `read` checks the reply.
+template <class T>
+asio::awaitable<result<T>> udp_request(asio::io_context& io, const std::string& url, const client_options& opt,
+                                       std::function<std::string(std::uint64_t, std::uint32_t)> make,
+                                       std::function<result<T>(std::string_view, std::uint32_t, bool)> read,
+                                       std::string what) {
   auto p = split_url(url);
   if (!p) co_return fail(url, "not a valid URL");
   if (opt.local && dht::local_host_addresses(p->host).empty()) co_return fail(url, skipped_under_local(p->host));
@@ -217,19 +223,19 @@ asio::awaitable<result<announce_response>> udp_announce(asio::io_context& io, co
       if (opt.cache) opt.cache->remember_connection_id(id_key, connection);
     }
     const std::uint32_t t2 = rng();
-    const std::string announce_pkt = udp_announce_request(connection, t2, req);
-    auto r2 = co_await exchange(announce_pkt, round == 0 ? 1u : opt.udp_attempts);
-    std::optional<result<announce_response>> res;
-    if (r2) res = udp_announce_reply(*r2, t2, tracker_v6);
+    const std::string request_pkt = make(connection, t2);
+    auto r2 = co_await exchange(request_pkt, round == 0 ? 1u : opt.udp_attempts);
+    std::optional<result<T>> res;
+    if (r2) res = read(*r2, t2, tracker_v6);
     if (round == 0 && (!res || !*res)) {
       opt.cache->forget_connection_id(id_key);
       continue;
     }
-    if (!r2) co_return fail(url, "no answer to the UDP announce");
+    if (!r2) co_return fail(url, "no answer to the UDP " + what);
     if (!*res) co_return fail(url, res->err().message());
     co_return std::move(*res);
   }
-  co_return fail(url, "no answer to the UDP announce");
+  co_return fail(url, "no answer to the UDP " + what);
 }
 
 }  // namespace
@@ -313,12 +319,50 @@ asio::awaitable<result<announce_response>> announce(asio::io_context& io, const 
       co_return fail(url, "skipped: UDP trackers are not used through an HTTP proxy (" + net::describe(opt.proxy) +
                               "); a SOCKS5 proxy relays them");
     }
-    co_return co_await udp_announce(io, url, req, opt);
+    std::function<std::string(std::uint64_t, std::uint32_t)> make = [req](std::uint64_t c, std::uint32_t t) {
+      return udp_announce_request(c, t, req);
+    };
+    std::function<result<announce_response>(std::string_view, std::uint32_t, bool)> read =
+        [](std::string_view pkt, std::uint32_t t, bool v6) { return udp_announce_reply(pkt, t, v6); };
+    const std::string what = "announce";
+    co_return co_await udp_request<announce_response>(io, url, opt, make, read, what);
   }
   const std::string full = announce_url(url, req);
   auto body = co_await fetch(io, full, max_reply_size, opt);
   if (!body) co_return body.err();
   auto r = parse_announce_reply(*body);
+  if (!r) co_return error{r.err().code, redact_url(url) + ": " + r.err().message(), no_offset};
+  co_return r;
+}
+
+asio::awaitable<result<std::vector<std::optional<scrape_entry>>>> scrape(asio::io_context& io, const std::string& url,
+                                                                         const std::vector<sha1_digest>& hashes,
+                                                                         const client_options& opt) {
+  using answer = std::vector<std::optional<scrape_entry>>;
+  if (hashes.empty() || hashes.size() > max_udp_scrape) co_return fail(url, "scrape of 1 to 74 torrents at a time");
+  if (url.rfind("udp://", 0) == 0) {
+    if (opt.proxy.type == net::proxy_settings::http) {
+      co_return fail(url, "skipped: UDP trackers are not used through an HTTP proxy (" + net::describe(opt.proxy) +
+                              "); a SOCKS5 proxy relays them");
+    }
+    // Named, not temporaries: GCC 12 destroys temporaries around co_await wrongly.
+    std::function<std::string(std::uint64_t, std::uint32_t)> make = [hashes](std::uint64_t c, std::uint32_t t) {
+      return udp_scrape_request(c, t, hashes);
+    };
+    std::function<result<std::vector<scrape_entry>>(std::string_view, std::uint32_t, bool)> read =
+        [n = hashes.size()](std::string_view pkt, std::uint32_t t, bool) { return udp_scrape_reply(pkt, t, n); };
+    const std::string what = "scrape";
+    auto r = co_await udp_request<std::vector<scrape_entry>>(io, url, opt, make, read, what);
+    if (!r) co_return r.err();
+    answer out(r->begin(), r->end());
+    co_return out;
+  }
+  auto target = scrape_url(url, hashes);
+  if (!target) co_return fail(url, "this tracker has no scrape address (its path does not end in /announce)");
+  if (target->size() > max_scrape_url) co_return fail(url, "too many torrents for one scrape URL");
+  auto body = co_await fetch(io, *target, max_reply_size, opt);
+  if (!body) co_return body.err();
+  auto r = parse_scrape_replies(*body, hashes);
   if (!r) co_return error{r.err().code, redact_url(url) + ": " + r.err().message(), no_offset};
   co_return r;
 }

@@ -6,7 +6,9 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 #include "net/proxy_codec.hpp"
@@ -46,6 +48,14 @@ struct client_options {
                                                                          const std::string& url,
                                                                          const announce_request& req,
                                                                          const client_options& opt);
+
+// BEP 48 over HTTP(S) (one GET with every info_hash) or BEP 15 over UDP (one scrape
+// packet): seeders, leechers and completed downloads of the torrents asked for on one
+// tracker (a batch as scrape_batches cuts them), in order; nullopt where the tracker did
+// not list a torrent.
+[[nodiscard]] boost::asio::awaitable<result<std::vector<std::optional<scrape_entry>>>> scrape(
+    boost::asio::io_context& io, const std::string& url, const std::vector<sha1_digest>& hashes,
+    const client_options& opt);
 
 // Options are passed by name, never as a default-argument temporary: GCC 12 destroys
 // temporaries around co_await wrongly.

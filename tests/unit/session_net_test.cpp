@@ -1,12 +1,16 @@
 // The session's one network context, in-process: magnet metadata fetched over the
 // session's own connections (so the encryption policy and uTP apply), a second protocol
-// sharing the BitTorrent port by its first bytes (TCP and UDP), and the global
-// connection limit.
+// sharing the BitTorrent port by its first bytes (TCP and UDP), the global connection
+// limit, and scrapes batched per tracker.
 #include <future>
+#include <thread>
 
+#include "core/bencode.hpp"
 #include "core/magnet.hpp"
 #include "core/text.hpp"
 #include "session_fixture.hpp"
+#include "tracker/client.hpp"
+#include "tracker/server.hpp"
 
 namespace shoal::testing {
 namespace {
@@ -210,6 +214,122 @@ TEST(SessionNet, GlobalConnectionLimitHolds) {
   auto h2 = open_leech.ses().add(p);
   auto st2 = open_leech.wait_status(h2, [](const torrent_status& s) { return s.peers >= 3; });
   EXPECT_EQ(st2.peers, 3u);
+}
+
+}  // namespace
+}  // namespace shoal::testing
+
+namespace shoal::testing {
+namespace {
+
+// A one-piece torrent on `tracker` whose data is never read (added paused, checks skipped).
+metainfo tracked_torrent(int i, const std::string& tracker) {
+  bencode::dict info;
+  info["name"] = "scraped" + std::to_string(i);
+  info["piece length"] = 16384;
+  info["length"] = 16384;
+  info["pieces"] = random_bytes(20, 1000 + static_cast<std::uint64_t>(i));
+  bencode::dict top;
+  top["announce"] = tracker;
+  top["info"] = std::move(info);
+  auto mi = parse_metainfo(bencode::encode(top));
+  EXPECT_TRUE(mi) << (mi ? "" : mi.err().message());
+  return *mi;
+}
+
+// Scrapes are batched per tracker: 100 paused torrents on an HTTP tracker and 70 on a UDP
+// one (the same tracker server) cost a few HTTP scrapes and one UDP scrape, not 170; every
+// torrent gets the counts the tracker holds for it (a seeder and a leecher announced for
+// two of them beforehand).
+TEST(SessionNet, ScrapesAreBatchedPerTracker) {
+  asio::io_context tio;
+  tracker::server_options so;
+  so.bind = "127.0.0.1";
+  so.port = 0;
+  tracker::server srv(tio, so);
+  auto port = srv.listen();
+  ASSERT_TRUE(port.ok()) << port.err().message();
+  srv.start();
+  std::thread tracker_thread([&] { tio.run(); });
+  struct stop_tracker {
+    asio::io_context& io;
+    tracker::server& s;
+    std::thread& t;
+    ~stop_tracker() {
+      asio::post(io, [this] { s.stop(); });
+      t.join();
+    }
+  } stopper{tio, srv, tracker_thread};
+  const std::string http = "http://127.0.0.1:" + std::to_string(*port) + "/announce";
+  const std::string udp = "udp://127.0.0.1:" + std::to_string(*port) + "/announce";
+  std::vector<metainfo> tors;
+  for (int i = 0; i < 170; ++i)
+    tors.push_back(tracked_torrent(i, i < 100 ? http : udp));
+  // Torrent 3 has a seeder, torrent 120 a leecher, as far as the tracker knows.
+  auto announce = [&](const metainfo& mi, std::uint64_t left, char id) {
+    asio::io_context io;
+    tracker::announce_request req;
+    req.info_hash = *mi.info_hash_v1;
+    req.peer_id.fill(static_cast<std::uint8_t>(id));
+    req.port = 7000;
+    req.left = left;
+    req.ev = tracker::event::started;
+    tracker::client_options opt;
+    opt.local = true;
+    std::optional<result<tracker::announce_response>> out;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { out = co_await tracker::announce(io, http, req, opt); }, asio::detached);
+    io.run();
+    ASSERT_TRUE(out && out->ok());
+  };
+  announce(tors[3], 0, 's');
+  announce(tors[120], 16384, 'l');
+  temp_dir d;
+  fixture_session s;
+  std::vector<torrent_handle> hs;
+  for (auto& mi : tors) {
+    torrent_params p;
+    p.info = mi;
+    p.save_path = d.path;
+    p.skip_check = true;
+    p.paused = true;
+    hs.push_back(s.ses().add(p));
+  }
+  auto scraped = [&](const torrent_handle& h) {
+    return s.ses().call([&] {
+      auto t = s.ses().find(h.id());
+      if (!t) return std::optional<tracker_state>{};
+      auto st = t->tracker_states();
+      return st.empty() || st[0].last_scrape == 0 || (st[0].scrape_ok == false && st[0].scrape_result.empty())
+                 ? std::optional<tracker_state>{}
+                 : std::optional<tracker_state>{st[0]};
+    });
+  };
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  std::vector<std::optional<tracker_state>> got(hs.size());
+  for (bool all = false; !all && std::chrono::steady_clock::now() < until;) {
+    all = true;
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+      if (!got[i] || got[i]->downloaded < 0) got[i] = scraped(hs[i]);
+      all = all && got[i] && got[i]->downloaded >= 0;
+    }
+    if (!all) std::this_thread::sleep_for(50ms);
+  }
+  for (std::size_t i = 0; i < hs.size(); ++i) {
+    ASSERT_TRUE(got[i] && got[i]->scrape_ok)
+        << "torrent " << i << " was not scraped" << (got[i] ? ": " + got[i]->scrape_result : "");
+    EXPECT_EQ(got[i]->seeders, i == 3 ? 1 : 0) << i;
+    EXPECT_EQ(got[i]->leechers, i == 120 ? 1 : 0) << i;
+  }
+  const auto sent = s.ses().call([&] { return s.ses().scrape_requests(); });
+  std::promise<tracker::service_stats> ps;
+  asio::post(tio, [&] { ps.set_value(srv.svc().stats()); });
+  const auto ts = ps.get_future().get();
+  EXPECT_EQ(ts.scrapes_udp, 1u) << "70 torrents fit one UDP scrape";
+  // HTTP: as many as fit a 2,000-byte URL, about 28 (escaped hashes are ~60 bytes each).
+  EXPECT_GE(ts.scrapes_http, 3u);
+  EXPECT_LE(ts.scrapes_http, 5u) << "scrapes were not batched";
+  EXPECT_EQ(sent, ts.scrapes_http + ts.scrapes_udp);
 }
 
 }  // namespace

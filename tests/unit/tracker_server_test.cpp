@@ -347,6 +347,20 @@ TEST(TrackerServerCodec, FailureAndScrapeReplies) {
   ASSERT_TRUE(s2.ok());
   EXPECT_EQ(s2->incomplete, 1u);
   EXPECT_FALSE(parse_scrape_reply(body, hash_of(3)).ok());
+  // Several at once, in the order asked; one the tracker does not list is nullopt.
+  auto many = parse_scrape_replies(body, {hash_of(2), hash_of(3), hash_of(1)});
+  ASSERT_TRUE(many.ok()) << many.err().message();
+  ASSERT_EQ(many->size(), 3u);
+  EXPECT_EQ((*many)[0]->incomplete, 1u);
+  EXPECT_FALSE((*many)[1]);
+  EXPECT_EQ((*many)[2]->complete, 7u);
+  // The URL the client asks with is one the server reads back whole.
+  auto url = scrape_url("http://t/x/announce?k=1", std::vector<sha1_digest>{hash_of(1), hash_of(2)});
+  ASSERT_TRUE(url);
+  const auto q = url->substr(url->find('?') + 1);
+  auto hashes = parse_scrape_query(q);
+  ASSERT_TRUE(hashes.ok()) << hashes.err().message() << " in " << *url;
+  EXPECT_EQ(*hashes, (std::vector<sha1_digest>{hash_of(1), hash_of(2)}));
 }
 
 // --- UDP -----------------------------------------------------------------------------
@@ -449,6 +463,21 @@ TEST(TrackerServerCodec, UdpRepliesReadBackInTheClient) {
   ASSERT_EQ(out.size(), 8u + 24u);
   // BEP 15 order: seeders, completed, leechers.
   EXPECT_EQ(out.substr(8, 12), std::string("\0\0\0\x01\0\0\0\x03\0\0\0\x02", 12));
+
+  // The client's side of a scrape: what the server writes reads back, in order.
+  auto sr = udp_scrape_reply(out, 44, 2);
+  ASSERT_TRUE(sr.ok()) << sr.err().message();
+  EXPECT_EQ((*sr)[0].complete, 1u);
+  EXPECT_EQ((*sr)[0].incomplete, 2u);
+  EXPECT_EQ((*sr)[0].downloaded, 3u);
+  EXPECT_EQ((*sr)[1].downloaded, 6u);
+  EXPECT_FALSE(udp_scrape_reply(out, 45, 2).ok()) << "another transaction's reply";
+  EXPECT_FALSE(udp_scrape_reply(out, 44, 3).ok()) << "fewer entries than asked";
+  const std::string req = udp_scrape_request(7, 44, {hash_of(1), hash_of(2)});
+  auto parsed = parse_udp_request(req);
+  ASSERT_TRUE(parsed.ok()) << parsed.err().message();
+  EXPECT_EQ(parsed->action, udp_action::scrape);
+  EXPECT_EQ(parsed->scrape_hashes.size(), 40u);
 
   encode_udp_error(out, 45, "go away");
   auto e = udp_announce_reply(out, 45, false);
@@ -850,4 +879,39 @@ TEST(TrackerService, UdpCapsPeersToOnePacket) {
   req.port = 301;
   ASSERT_TRUE(svc.handle_udp(udp_announce_request(conn, 5, req), loopback, 9, 0, out));
   EXPECT_EQ(out.size(), 20u + 200u * 6);  // max_numwant (200) and the packet bound agree here
+}
+
+TEST(TrackerServerCodec, ScrapeBatchesFitTheRequestLimits) {
+  std::vector<sha1_digest> hashes;
+  for (int i = 0; i < 200; ++i) {
+    sha1_digest h;
+    for (std::size_t k = 0; k < h.size(); ++k)
+      h[k] = static_cast<std::uint8_t>(i * 31 + static_cast<int>(k) * 7);
+    hashes.push_back(h);
+  }
+  const std::string http = "http://tracker.example:6969/announce?passkey=abc";
+  auto b = scrape_batches(http, hashes);
+  ASSERT_FALSE(b.empty());
+  std::size_t next = 0;
+  for (const auto& [first, last] : b) {
+    ASSERT_EQ(first, next) << "batches leave a gap or overlap";
+    ASSERT_LT(first, last);
+    const std::vector<sha1_digest> part(hashes.begin() + static_cast<std::ptrdiff_t>(first),
+                                        hashes.begin() + static_cast<std::ptrdiff_t>(last));
+    auto url = scrape_url(http, part);
+    ASSERT_TRUE(url);
+    EXPECT_LE(url->size(), max_scrape_url);
+    if (last < hashes.size()) {
+      auto more = part;
+      more.push_back(hashes[last]);
+      EXPECT_GT(scrape_url(http, more)->size(), max_scrape_url) << "a batch stopped before it was full";
+    }
+    next = last;
+  }
+  EXPECT_EQ(next, hashes.size());
+  auto u = scrape_batches("udp://tracker.example:6969/announce", hashes);
+  ASSERT_EQ(u.size(), 3u);
+  EXPECT_EQ(u[0], (std::pair<std::size_t, std::size_t>{0, 74}));
+  EXPECT_EQ(u[2], (std::pair<std::size_t, std::size_t>{148, 200}));
+  EXPECT_TRUE(scrape_batches("http://t.example/a", hashes).empty()) << "no scrape address, no batches";
 }
