@@ -336,7 +336,7 @@ json::value torrent_field(const torrent_view& v, std::string_view name, const da
         const bool asked = ts.last_announce != 0;
         o["host"] = host_of(url);
         o["announceState"] = running ? (ts.next_announce ? 1 : 0) : 0;  // 1: waiting for the next
-        const bool scraped = ts.last_scrape != 0 && (ts.scrape_ok || !ts.scrape_result.empty());
+        const bool scraped = ts.last_scrape != 0;
         o["scrapeState"] = 1;  // waiting for the next (the session scrapes every torrent)
         o["downloadCount"] = ts.downloaded;
         o["hasAnnounced"] = asked;
@@ -352,7 +352,9 @@ json::value torrent_field(const torrent_view& v, std::string_view name, const da
         o["lastScrapeStartTime"] = scraped ? ts.last_scrape : 0;
         o["lastScrapeSucceeded"] = ts.scrape_ok;
         o["lastScrapeTime"] = scraped ? ts.last_scrape : 0;
-        o["lastScrapeTimedOut"] = scraped && !ts.scrape_ok && ts.scrape_result.find("timed out") != std::string::npos;
+        o["lastScrapeTimedOut"] = scraped && !ts.scrape_ok &&
+                                  (ts.scrape_result.find("no answer") != std::string::npos ||
+                                   ts.scrape_result.find("timeout") != std::string::npos);
         o["leecherCount"] = ts.leechers;
         o["seederCount"] = ts.seeders;
         o["nextAnnounceTime"] = ts.next_announce;

@@ -25,6 +25,8 @@ class lazy {
   const T* operator->() const { return &**this; }
   // Reads that must not allocate, from a non-const owner.
   [[nodiscard]] const T& view() const { return **this; }
+  // The container if it was ever written, else nullptr (writes that need not allocate).
+  [[nodiscard]] T* get() { return p_.get(); }
 
  private:
   static const T& none() {

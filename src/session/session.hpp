@@ -242,7 +242,7 @@ class session {
   void send_backlog_sub(std::uint64_t n) { send_backlog_ -= std::min(send_backlog_, n); }
   [[nodiscard]] std::uint64_t send_backlog() const { return send_backlog_; }
   [[nodiscard]] std::uint64_t send_backlog_peak() const { return send_backlog_peak_; }
-  // Scrape requests sent to trackers so far (each carries up to 64 torrents).
+  // Scrape requests sent to trackers so far (each carries up to 74 torrents).
   [[nodiscard]] std::uint64_t scrape_requests() const { return scrape_requests_; }
   // At max_connections: closes a connection idle this long (any torrent's) to make room
   // for a new one; false if none is.

@@ -552,7 +552,7 @@ void torrent::wind_down(std::function<void()> then) {
   stop_web_seeds();
   for (auto& p : std::vector(peers_))
     p->close("stopping");
-  connecting_->clear();
+  if (auto* c = connecting_.get()) c->clear();
   session_.torrent_deactivated(*this);
   // Tell the tracker we left (briefly, without holding anything up).
   if (announced_started_) {
@@ -740,6 +740,7 @@ void torrent::merge(const torrent_params& p) {
       if (!known) {
         tiers_.push_back({url});
         added_tracker = true;
+        next_scrape_ = 0;  // the new tracker is scraped at the next round
       }
     }
   }

@@ -152,17 +152,24 @@ void torrent::detach(peer_connection* p) {
   --session_.limits().peers;
   if (picker_ && !p->metadata_only()) picker_->remove_peer(p->has(), p->counted_as_seed());
   if (optimistic_ == p) optimistic_ = nullptr;
-  for (auto& [root, lf] : *missing_layers_) {
-    for (auto& a : lf.asked) {
-      if (a == p) a = nullptr;
+  // Through get(): a peer leaving allocates none of these tables.
+  if (auto* layers = missing_layers_.get()) {
+    for (auto& [root, lf] : *layers) {
+      for (auto& a : lf.asked) {
+        if (a == p) a = nullptr;
+      }
     }
   }
-  for (auto& [piece, lc] : *leaf_checks_) {
-    if (lc.asked == p) lc.asked = nullptr;
+  if (auto* checks = leaf_checks_.get()) {
+    for (auto& [piece, lc] : *checks) {
+      if (lc.asked == p) lc.asked = nullptr;
+    }
   }
-  for (auto& [piece, buf] : *buffers_) {
-    for (auto& s : buf->senders) {
-      if (s == p) s = nullptr;
+  if (auto* bufs = buffers_.get()) {
+    for (auto& [piece, buf] : *bufs) {
+      for (auto& s : buf->senders) {
+        if (s == p) s = nullptr;
+      }
     }
   }
   // Its unchoke slot is free now.

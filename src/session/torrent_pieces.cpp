@@ -103,8 +103,10 @@ void torrent::on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piec
       p->fill_requests();
     return;
   }
-  if (auto s = suspects_->find(piece); s != suspects_->end()) {
+  // suspects_.view() first: a piece that passes allocates no table.
+  if (suspects_.view().count(piece) != 0) {
     // The good copy is known now: whoever sent a different block lied.
+    auto s = suspects_->find(piece);
     for (const auto& [ep, blk, h] : s->second) {
       const std::size_t off = static_cast<std::size_t>(blk) * piece_picker::block_size;
       if (sha1(buf->data().substr(off, piece_picker::block_size)) != h) {

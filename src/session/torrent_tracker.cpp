@@ -58,9 +58,10 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         .count();
   };
   // BEP 12: tiers in order, trackers in a tier in order; the first to answer moves up.
-  for (auto& tier : tiers_) {
-    for (std::size_t i = 0; i < tier.size(); ++i) {
-      const std::string url = tier[i];
+  // By index, re-checked after every wait: a duplicate add may append tiers meanwhile.
+  for (std::size_t ti = 0; ti < tiers_.size(); ++ti) {
+    for (std::size_t i = 0; ti < tiers_.size() && i < tiers_[ti].size(); ++i) {
+      const std::string url = tiers_[ti][i];
       auto r = co_await tracker::announce(session_.io(), url, req, opt);
       if (!r) {
         last_error = r.err().message();
@@ -71,8 +72,11 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         ts.next_announce = 0;
         continue;
       }
-      std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i),
-                  tier.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      if (ti < tiers_.size() && i < tiers_[ti].size() && tiers_[ti][i] == url) {
+        auto& tier = tiers_[ti];
+        std::rotate(tier.begin(), tier.begin() + static_cast<std::ptrdiff_t>(i),
+                    tier.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      }
       // A hybrid is announced in its v2 swarm too (BEP 52), to the tracker that answered.
       auto peers = r->peers;
       if (v2_wire_hash_) {
@@ -131,27 +135,25 @@ std::vector<tracker_state> torrent::tracker_states() const {
 }
 
 std::vector<std::string> torrent::scrape_due(std::int64_t now, std::chrono::seconds every) {
+  // A torrent's trackers are asked together, so one time per torrent says when: nothing
+  // is written per tracker until an answer comes (an idle torrent keeps no records).
   std::vector<std::string> due;
   if (tiers_.empty() || now < next_scrape_) return due;
-  for (const auto& tier : tiers_) {
-    for (const auto& url : tier) {
-      auto& ts = tracker_states_[url];
-      if (ts.last_scrape != 0 && now - ts.last_scrape < every.count()) continue;
-      ts.last_scrape = now;  // asked: not due again until the interval has passed
-      ts.next_scrape = now + every.count();
-      due.push_back(url);
-    }
-  }
+  for (const auto& tier : tiers_)
+    due.insert(due.end(), tier.begin(), tier.end());
   next_scrape_ = now + every.count();
   return due;
 }
 
 void torrent::on_scrape(const std::string& url, const std::optional<tracker::scrape_entry>& e, const std::string& error,
                         std::int64_t now) {
-  auto it = tracker_states_.find(url);
-  if (it == tracker_states_.end()) return;  // the tracker was removed meanwhile
-  auto& ts = it->second;
+  bool listed = false;
+  for (const auto& tier : tiers_)
+    listed = listed || std::find(tier.begin(), tier.end(), url) != tier.end();
+  if (!listed) return;  // the tracker was removed meanwhile
+  auto& ts = tracker_states_[url];
   ts.last_scrape = now;
+  ts.next_scrape = next_scrape_;
   ts.scrape_ok = e.has_value();
   ts.scrape_result = e ? "" : error.empty() ? "the tracker does not list this torrent" : error;
   if (!e) return;

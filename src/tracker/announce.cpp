@@ -123,7 +123,8 @@ std::vector<std::pair<std::size_t, std::size_t>> scrape_batches(std::string_view
     return out;
   }
   auto base = scrape_url(announce, sha1_digest{});
-  if (!base) return out;
+  // No scrape address, or one so long that not even one escaped hash fits the limit.
+  if (!base || base->size() > max_scrape_url) return out;
   // The URL with one hash, then each further hash as "&info_hash=" and its escaped bytes.
   const std::size_t first = base->size() - pct(std::string(20, '\0')).size();
   std::size_t begin = 0, len = first;

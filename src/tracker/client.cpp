@@ -161,7 +161,12 @@ asio::awaitable<result<T>> udp_request(asio::io_context& io, const std::string& 
     if (auto why = co_await resolve(io, p->host, p->port, opt, addrs)) co_return fail(url, *why);
     target = udp::endpoint(addrs.front(), port);
   }
-  udp::socket sock(io, target.protocol());
+  udp::socket sock(io);
+  {
+    boost::system::error_code oec;
+    sock.open(target.protocol(), oec);  // out of descriptors: an error, not an exception
+    if (oec) co_return fail(url, "cannot open a UDP socket: " + oec.message());
+  }
   if (!opt.bind_address.empty() && !via_socks) {
     boost::system::error_code bec;
     const auto local = asio::ip::make_address(opt.bind_address, bec);

@@ -914,4 +914,6 @@ TEST(TrackerServerCodec, ScrapeBatchesFitTheRequestLimits) {
   EXPECT_EQ(u[0], (std::pair<std::size_t, std::size_t>{0, 74}));
   EXPECT_EQ(u[2], (std::pair<std::size_t, std::size_t>{148, 200}));
   EXPECT_TRUE(scrape_batches("http://t.example/a", hashes).empty()) << "no scrape address, no batches";
+  const std::string huge = "http://t.example/announce?key=" + std::string(1990, 'k');
+  EXPECT_TRUE(scrape_batches(huge, hashes).empty()) << "not even one hash fits: nothing to send";
 }
