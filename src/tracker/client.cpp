@@ -118,6 +118,11 @@ asio::awaitable<result<T>> udp_request(asio::io_context& io, const std::string& 
                                        std::function<std::string(std::uint64_t, std::uint32_t)> make,
                                        std::function<result<T>(std::string_view, std::uint32_t, bool)> read,
                                        std::string what) {
+  // An HTTP proxy carries no datagrams; sending around it would reveal our address.
+  if (opt.proxy.type == net::proxy_settings::http) {
+    co_return fail(url, "skipped: UDP trackers are not used through an HTTP proxy (" + net::describe(opt.proxy) +
+                            "); a SOCKS5 proxy relays them");
+  }
   auto p = split_url(url);
   if (!p) co_return fail(url, "not a valid URL");
   if (opt.local && dht::local_host_addresses(p->host).empty()) co_return fail(url, skipped_under_local(p->host));
@@ -319,11 +324,6 @@ asio::awaitable<std::optional<std::string>> connect_http(asio::io_context& io, b
 asio::awaitable<result<announce_response>> announce(asio::io_context& io, const std::string& url,
                                                     const announce_request& req, const client_options& opt) {
   if (url.rfind("udp://", 0) == 0) {
-    // An HTTP proxy carries no datagrams; sending around it would reveal our address.
-    if (opt.proxy.type == net::proxy_settings::http) {
-      co_return fail(url, "skipped: UDP trackers are not used through an HTTP proxy (" + net::describe(opt.proxy) +
-                              "); a SOCKS5 proxy relays them");
-    }
     std::function<std::string(std::uint64_t, std::uint32_t)> make = [req](std::uint64_t c, std::uint32_t t) {
       return udp_announce_request(c, t, req);
     };
@@ -346,10 +346,6 @@ asio::awaitable<result<std::vector<std::optional<scrape_entry>>>> scrape(asio::i
   using answer = std::vector<std::optional<scrape_entry>>;
   if (hashes.empty() || hashes.size() > max_udp_scrape) co_return fail(url, "scrape of 1 to 74 torrents at a time");
   if (url.rfind("udp://", 0) == 0) {
-    if (opt.proxy.type == net::proxy_settings::http) {
-      co_return fail(url, "skipped: UDP trackers are not used through an HTTP proxy (" + net::describe(opt.proxy) +
-                              "); a SOCKS5 proxy relays them");
-    }
     // Named, not temporaries: GCC 12 destroys temporaries around co_await wrongly.
     std::function<std::string(std::uint64_t, std::uint32_t)> make = [hashes](std::uint64_t c, std::uint32_t t) {
       return udp_scrape_request(c, t, hashes);
