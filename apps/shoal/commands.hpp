@@ -32,6 +32,7 @@ runner add_download(CLI::App& app);
 runner add_seed(CLI::App& app);
 runner add_dht(CLI::App& app);
 runner add_tracker(CLI::App& app);
+runner add_scrape(CLI::App& app);
 runner add_publish(CLI::App& app);
 runner add_daemon(CLI::App& app);
 // Hidden: man pages, shell completions and docs/CLI.md from `root`'s definitions.

@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
   commands.emplace_back(dht, shoal::cli::add_dht(*dht));
   auto* tracker = app.add_subcommand("tracker", "Run an HTTP and UDP BitTorrent tracker until stopped");
   commands.emplace_back(tracker, shoal::cli::add_tracker(*tracker));
+  auto* scrape = app.add_subcommand(
+      "scrape", "Ask a torrent's trackers (not the DHT) for its seeders, leechers and completed downloads");
+  commands.emplace_back(scrape, shoal::cli::add_scrape(*scrape));
   auto* publish =
       app.add_subcommand("publish", "Make a web-seeded torrent per entry of a served folder, and an RSS feed of them");
   commands.emplace_back(publish, shoal::cli::add_publish(*publish));
