@@ -239,6 +239,31 @@ result<std::vector<std::uint8_t>> priorities_for(const metainfo& mi, const std::
   return prio;
 }
 
+// `seed` never downloads, so the data must be in DIR: none of the torrent's files there is
+// an error; with --skip-check (nothing is hashed) every file must be there at its size.
+std::optional<std::string> seed_data_problem(const metainfo& mi, const std::string& dir, bool skip_check) {
+  std::size_t present = 0, files = 0;
+  std::optional<std::string> first_wrong;
+  for (const auto& f : mi.files) {
+    if (f.pad || f.symlink) continue;
+    ++files;
+    std::error_code ec;
+    const auto size = fs::file_size(fs::path(dir) / f.path, ec);
+    if (!ec) ++present;
+    if (ec) {
+      if (!first_wrong) first_wrong = f.path + " is missing";
+    } else if (size != f.size && !first_wrong) {
+      first_wrong = fmt::format("{} has {} bytes, the torrent says {}", f.path, size, f.size);
+    }
+  }
+  if (files > 0 && present == 0) return fmt::format("no data for {} in {}: is -d right?", mi.name, dir);
+  if (skip_check && first_wrong) {
+    return fmt::format("--skip-check trusts the data, but {} in {}: run without --skip-check to check it", *first_wrong,
+                       dir);
+  }
+  return std::nullopt;
+}
+
 int run_transfer(const transfer_args& in) {
   transfer_args a = in;
   const char* cmd = a.seed_mode ? "seed" : "download";
@@ -281,6 +306,9 @@ int run_transfer(const transfer_args& in) {
     auto prio = priorities_for(tp.info, a.select, {});
     if (!prio) return usage_error(cmd, prio.err().message());
     tp.file_priorities = std::move(prio).value();
+    if (a.seed_mode) {
+      if (auto why = seed_data_problem(tp.info, a.dir, a.skip_check)) return fail(*why);
+    }
   }
 
   session_settings st;

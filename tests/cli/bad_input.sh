@@ -80,6 +80,10 @@ expect 2 "--piece-size 'lots' is not a size" "create with a bad piece size" -- c
 expect 2 "piece size 20000 must be a power of two.*see shoal create --help" "create with a piece size that is not a power of two" -- create ../data --piece-size 20000
 expect 2 "choose one of --v1, --v2, --hybrid" "create with two versions" -- create ../data --v1 --v2
 expect 2 "unknown flag --frobnicate \(see shoal info --help\)" "unknown flag" -- info --frobnicate x
+# seed never downloads: the data must be where -d says (no folder made, nothing written).
+expect 1 "no data for file.bin in \.\./nowhere: is -d right\?" "seed without the data" -- seed ../good.torrent -d ../nowhere --local --port 0
+mkdir -p short && head -c 5000 data/file.bin >short/file.bin
+expect 1 "--skip-check trusts the data, but file.bin has 5000 bytes, the torrent says 100000" "seed --skip-check with a short file" -- seed ../good.torrent -d ../short --skip-check --local --port 0
 
 # Refuses to overwrite without --force (and says how).
 cp good.torrent sandbox/file.bin.torrent
