@@ -306,9 +306,6 @@ int run_transfer(const transfer_args& in) {
     auto prio = priorities_for(tp.info, a.select, {});
     if (!prio) return usage_error(cmd, prio.err().message());
     tp.file_priorities = std::move(prio).value();
-    if (a.seed_mode) {
-      if (auto why = seed_data_problem(tp.info, a.dir, a.skip_check)) return fail(*why);
-    }
   }
 
   session_settings st;
@@ -404,6 +401,10 @@ int run_transfer(const transfer_args& in) {
   } else if (!a.web_seeds.empty()) {
     tp.web_seeds = mag ? mag->web_seeds : tp.info.web_seeds;
     tp.web_seeds->insert(tp.web_seeds->end(), a.web_seeds.begin(), a.web_seeds.end());
+  }
+  // After every argument was read (an argument error says so first, with exit 2).
+  if (a.seed_mode && !mag) {
+    if (auto why = seed_data_problem(tp.info, a.dir, a.skip_check)) return fail(*why);
   }
   std::error_code dec;
   fs::create_directories(a.dir, dec);

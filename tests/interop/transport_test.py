@@ -240,8 +240,11 @@ def main():
         for seeder in ("shoal", "lt"):
             label = f"ipv6-{seeder}-seeds"
             ok, totals, log = transfer(run, t, src, name, label, seeder, [], [], listen="::1")
+            # shoal's log is the evidence; libtorrent samples its peers every 0.1 s, and a
+            # 16 MiB transfer on loopback can start and end between two samples (seen under
+            # load: no peer recorded at all), so its record counts only when it has one.
             run.check(f"{label}: the peer connection is IPv6",
-                      any(k.startswith("::1") or k.startswith("[::1]") for k in totals) and
+                      all(k.startswith("::1") or k.startswith("[::1]") for k in totals) and
                       any("peer ::1:" in l and "connected (" in l for l in log),
                       json.dumps(totals) + "\n" + "\n".join(log[-5:]))
 
