@@ -154,6 +154,11 @@ asio::awaitable<void> http_server::serve_requests(Stream& st, beast::tcp_stream&
     request req = parser.release();
     ++stats_.requests;
     reply rep = handler_(req, peer, tls);
+    if (rep.stream && rep.stream->sized) {
+      if (rep.stream->head.result_int() >= 400) ++stats_.errors;
+      if (!co_await write_sized(st, base, req, rep.stream->head, rep.stream->next)) break;
+      continue;
+    }
     if (rep.stream) {
       // A long-lived stream: headers, then chunks as they come, until either side ends.
       auto& head = rep.stream->head;
@@ -182,6 +187,42 @@ asio::awaitable<void> http_server::serve_requests(Stream& st, beast::tcp_stream&
     auto [wec, wn] = co_await http::async_write(st, r, as_tuple_awaitable);
     if (wec || !r.keep_alive()) break;
   }
+}
+
+template <class Stream>
+asio::awaitable<bool> http_server::write_sized(
+    Stream& st, beast::tcp_stream& base, const request& req, response& head,
+    const std::function<asio::awaitable<std::optional<std::string>>()>& next) {
+  // The length the handler set; a head without one is a body of none.
+  std::uint64_t left = 0;
+  if (auto cl = head.find(http::field::content_length); cl != head.end()) {
+    try {
+      left = std::stoull(std::string(cl->value()));
+    } catch (const std::exception&) {
+      left = 0;
+    }
+  }
+  const bool keep = req.keep_alive() && head.keep_alive();
+  head.version(req.version());
+  head.chunked(false);
+  head.keep_alive(keep);
+  head.content_length(left);
+  http::response_serializer<http::string_body> sr(head);
+  base.expires_after(limits_.read_timeout);
+  auto [wec, wn] = co_await http::async_write_header(st, sr, as_tuple_awaitable);
+  if (wec || stopped_) co_return false;
+  if (req.method() == http::verb::head) co_return keep;
+  while (left > 0 && !stopped_) {
+    base.expires_never();  // the data may take its time to arrive
+    auto bytes = co_await next();
+    if (!bytes || bytes->empty() || stopped_) co_return false;  // short: the client sees the connection close
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, bytes->size()));
+    base.expires_after(limits_.read_timeout);  // a client that stops reading is dropped
+    auto [cec, cn] = co_await asio::async_write(st, asio::buffer(bytes->data(), n), as_tuple_awaitable);
+    if (cec) co_return false;
+    left -= n;
+  }
+  co_return keep && !stopped_;
 }
 
 }  // namespace shoal::daemon

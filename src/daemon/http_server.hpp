@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <system_error>
@@ -45,10 +46,16 @@ struct http_stats {
 // A handler may take a request over as a long-lived stream (server-sent events): it
 // returns a streamer instead of a response; the server writes what the streamer yields
 // until it returns an empty optional or the client goes away.
+// Sized (media): the head carries a Content-Length, the streamer's bytes go out raw (no
+// chunk framing) up to that length, and the connection serves the next request if the
+// client allows it; a body that ends short closes the connection. Not sized (events):
+// chunked, and the connection closes afterwards. Either way a client that stops reading
+// is dropped after read_timeout. A HEAD request gets the head alone.
 struct stream_reply {
   response head;  // sent first (status, headers); its body is ignored
   // Called repeatedly; waits (on the server's executor) for the next chunk, nullopt: end.
   std::function<asio::awaitable<std::optional<std::string>>()> next;
+  bool sized = false;
 };
 
 struct reply {
@@ -77,6 +84,10 @@ class http_server {
   template <class Stream>
   asio::awaitable<void> serve_requests(Stream& st, beast::tcp_stream& base, beast::flat_buffer& buf,
                                        const tcp::endpoint& peer, bool tls);
+  // A sized stream's head and body; true if the connection may serve another request.
+  template <class Stream>
+  asio::awaitable<bool> write_sized(Stream& st, beast::tcp_stream& base, const request& req, response& head,
+                                    const std::function<asio::awaitable<std::optional<std::string>>()>& next);
 
   asio::io_context& io_;
   handler handler_;
