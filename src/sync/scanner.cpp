@@ -1,0 +1,340 @@
+#include "sync/scanner.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "core/hash.hpp"
+#include "sync/ignore.hpp"
+
+namespace shoal::sync {
+
+namespace {
+
+std::int64_t mtime_of(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+// One entry of the walk.
+struct disk_entry {
+  std::string path;  // relative
+  std::string key;   // path_key(path)
+  entry_type type = entry_type::file;
+  struct stat st {};
+  std::string target;     // symlinks
+  bool unlisted = false;  // a directory that could not be listed: its index subtree is kept
+};
+
+// A depth-first walk with sorted entries: yields paths in index key order.
+class walker {
+ public:
+  walker(std::filesystem::path root, const ignore_rules& rules, const scan_options& opt, scan_stats& stats)
+      : root_(std::move(root)), rules_(rules), opt_(opt), stats_(stats) {
+    push("");
+  }
+  [[nodiscard]] bool root_ok() const { return root_ok_; }
+
+  std::optional<disk_entry> next() {
+    while (!stack_.empty()) {
+      auto& f = stack_.back();
+      if (f.pos == f.names.size()) {
+        stack_.pop_back();
+        continue;
+      }
+      const std::string name = std::move(f.names[f.pos++]);
+      std::string rel = f.dir.empty() ? name : f.dir + "/" + name;
+      if (f.dir.empty() && name == ".shoal") continue;
+      if (rel.size() > max_path_bytes) {
+        report(rel, "path longer than " + std::to_string(max_path_bytes) + " bytes: left out");
+        continue;
+      }
+      disk_entry e;
+      const std::string full = (root_ / rel).string();
+      if (::lstat(full.c_str(), &e.st) != 0) {
+        if (errno != ENOENT) report(rel, std::strerror(errno));
+        continue;  // gone since the listing: it is as if it never was
+      }
+      if (S_ISREG(e.st.st_mode)) {
+        e.type = entry_type::file;
+      } else if (S_ISDIR(e.st.st_mode)) {
+        e.type = entry_type::dir;
+      } else if (S_ISLNK(e.st.st_mode)) {
+        e.type = entry_type::symlink;
+        std::string buf(max_target_bytes + 1, '\0');
+        const ssize_t n = ::readlink(full.c_str(), buf.data(), buf.size());
+        if (n <= 0 || static_cast<std::size_t>(n) > max_target_bytes) {
+          report(rel, n < 0 ? std::strerror(errno) : "symlink target too long");
+          continue;
+        }
+        buf.resize(static_cast<std::size_t>(n));
+        e.target = std::move(buf);
+      } else {
+        continue;  // sockets, FIFOs, devices: not synced
+      }
+      if (rules_.ignored(rel, e.type == entry_type::dir)) continue;
+      e.key = path_key(rel);
+      if (e.type == entry_type::dir && !push(rel)) e.unlisted = true;
+      e.path = std::move(rel);
+      return e;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct frame {
+    std::string dir;
+    std::vector<std::string> names;
+    std::size_t pos = 0;
+  };
+
+  void report(const std::string& path, const std::string& why) {
+    ++stats_.errors;
+    if (opt_.on_error) opt_.on_error(path, why);
+  }
+
+  // Lists a directory (sorted) onto the stack; false if it cannot be listed.
+  bool push(const std::string& rel) {
+    const std::string full = rel.empty() ? root_.string() : (root_ / rel).string();
+    const int fd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+    if (d == nullptr) {
+      const int err = errno;
+      if (fd >= 0) ::close(fd);
+      if (rel.empty()) {
+        root_ok_ = false;
+        root_error_ = err;
+      } else {
+        report(rel, std::string("cannot list: ") + std::strerror(err));
+      }
+      return false;
+    }
+    frame f;
+    f.dir = rel;
+    while (const dirent* ent = ::readdir(d)) {
+      const std::string_view n = ent->d_name;
+      if (n == "." || n == "..") continue;
+      f.names.emplace_back(n);
+    }
+    ::closedir(d);
+    std::sort(f.names.begin(), f.names.end());
+    stack_.push_back(std::move(f));
+    return true;
+  }
+
+  std::filesystem::path root_;
+  const ignore_rules& rules_;
+  const scan_options& opt_;
+  scan_stats& stats_;
+  std::vector<frame> stack_;
+  bool root_ok_ = true;
+  int root_error_ = 0;
+};
+
+}  // namespace
+
+result<std::string> hash_blocks(int fd, std::uint64_t size, std::uint32_t block_size, std::string& buffer) {
+  std::string blocks;
+  const std::uint64_t n = block_count(size, block_size);
+  blocks.resize(n * 32);
+  hasher h(hasher::algo::sha256);
+  std::uint64_t offset = 0;
+  for (std::uint64_t b = 0; b < n; ++b) {
+    std::uint64_t left = std::min<std::uint64_t>(block_size, size - offset);
+    while (left > 0) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
+      const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return error{errc::io, std::strerror(errno)};
+      if (got == 0) return error{errc::io, "file shorter than its size (changed while read)"};
+      h.update(buffer.data(), static_cast<std::size_t>(got));
+      offset += static_cast<std::uint64_t>(got);
+      left -= static_cast<std::uint64_t>(got);
+    }
+    h.final(reinterpret_cast<std::uint8_t*>(blocks.data()) + b * 32);
+  }
+  return blocks;
+}
+
+result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const folder_key& key,
+                        const std::string& device_id, const scan_options& opt) {
+  const auto start = std::chrono::steady_clock::now();
+  scan_stats stats;
+  auto rules = ignore_rules::load(folder);
+  if (!rules) return rules.err();
+  walker walk(folder, *rules, opt, stats);
+  if (!walk.root_ok()) return error{errc::io, folder.string() + ": cannot be listed"};
+
+  std::string buffer(std::max<std::size_t>(opt.read_buffer, 4096), '\0');
+  std::size_t in_batch = 0;
+
+  // The index side of the merge: pages of heads, refilled as soon as one is used up (before
+  // any record with a larger key is written, so a page never sees this scan's inserts).
+  std::vector<record_head> page;
+  std::size_t pos = 0;
+  std::string last_key;
+  bool exhausted = false;
+  constexpr std::size_t page_size = 512;
+  auto refill = [&] {
+    if (pos < page.size() || exhausted) return;
+    page = idx.heads_after(last_key, page_size);
+    pos = 0;
+    if (page.empty()) {
+      exhausted = true;
+    } else {
+      last_key = page.back().key;
+    }
+  };
+  auto head = [&]() -> const record_head* { return pos < page.size() ? &page[pos] : nullptr; };
+  auto advance = [&] {
+    ++pos;
+    refill();
+  };
+
+  auto store = [&](record& r) {
+    r.modified_by = device_id;
+    bump(r.version, device_id);
+    if (key.can_write()) {
+      sign_record(r, key);
+    } else {
+      r.signature.clear();
+      r.local_only = true;
+    }
+    idx.put(r);
+    if (++in_batch >= opt.batch_records) {
+      idx.commit();
+      idx.begin();
+      in_batch = 0;
+    }
+  };
+
+  // Fills r's content fields from the disk entry; false if the file could not be hashed.
+  auto fill = [&](record& r, const disk_entry& d) -> bool {
+    r.type = d.type;
+    r.deleted = false;
+    r.mode = static_cast<std::uint32_t>(d.st.st_mode) & max_mode;
+    r.mtime_ns = mtime_of(d.st);
+    r.target.clear();
+    r.size = 0;
+    r.block_size = 0;
+    r.blocks.clear();
+    if (d.type == entry_type::symlink) r.target = d.target;
+    if (d.type != entry_type::file) return true;
+    const std::string full = (folder / d.path).string();
+    const int fd = ::open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      ++stats.errors;
+      if (opt.on_error) opt.on_error(d.path, std::strerror(errno));
+      return false;
+    }
+    struct stat before {};
+    ::fstat(fd, &before);
+    if (!S_ISREG(before.st_mode) || static_cast<std::uint64_t>(before.st_size) > max_file_size) {
+      ::close(fd);
+      ++stats.skipped;
+      return false;
+    }
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    const auto size = static_cast<std::uint64_t>(before.st_size);
+    const std::uint32_t bs = block_size_for(size);
+    auto blocks = hash_blocks(fd, size, bs, buffer);
+    struct stat after {};
+    ::fstat(fd, &after);
+    ::close(fd);
+    stats.bytes_hashed += size;
+    ++stats.files_hashed;
+    if (!blocks || after.st_size != before.st_size || mtime_of(after) != mtime_of(before)) {
+      ++stats.skipped;  // written to while read: the next scan sees it settled
+      return false;
+    }
+    r.size = size;
+    r.block_size = bs;
+    r.blocks = std::move(*blocks);
+    r.mode = static_cast<std::uint32_t>(after.st_mode) & max_mode;
+    r.mtime_ns = mtime_of(after);
+    return true;
+  };
+
+  auto same = [](const record_head& h, const disk_entry& d) {
+    if (h.deleted || h.type != d.type) return false;
+    const auto mode = static_cast<std::uint32_t>(d.st.st_mode) & max_mode;
+    switch (d.type) {
+      case entry_type::file:
+        return h.size == static_cast<std::uint64_t>(d.st.st_size) && h.mtime_ns == mtime_of(d.st) && h.mode == mode;
+      case entry_type::dir:
+        return h.mode == mode;
+      case entry_type::symlink:
+        return h.target == d.target;
+    }
+    return false;
+  };
+
+  std::string kept_prefix;  // key prefix of an unlistable directory's subtree
+  auto gone = [&](const record_head& h) {
+    if (h.deleted) return;
+    if (!kept_prefix.empty() && h.key.compare(0, kept_prefix.size(), kept_prefix) == 0) return;
+    const std::string path = key_path(h.key);
+    if (rules->ignored_or_inside_ignored(path, h.type == entry_type::dir)) return;
+    auto r = idx.get(path);
+    if (!r) return;
+    r->deleted = true;
+    r->size = 0;
+    r->block_size = 0;
+    r->blocks.clear();
+    r->target.clear();
+    store(*r);
+    ++stats.deleted;
+  };
+
+  try {
+    idx.begin();
+    refill();
+    while (true) {
+      auto d = walk.next();
+      while (head() != nullptr && (!d || head()->key < d->key)) {
+        gone(*head());
+        advance();
+      }
+      if (!d) break;
+      if (d->unlisted) kept_prefix = d->key + '\0';
+      const record_head* h = head();
+      if (h != nullptr && h->key == d->key) {
+        if (same(*h, *d)) {
+          ++stats.unchanged;
+        } else {
+          auto r = idx.get(d->path);
+          if (r && fill(*r, *d)) {
+            store(*r);
+            ++(h->deleted ? stats.added : stats.changed);
+          }
+        }
+        advance();
+      } else {
+        record r;
+        r.path = d->path;
+        if (fill(r, *d)) {
+          store(r);
+          ++stats.added;
+        }
+      }
+    }
+    idx.commit();
+  } catch (const index_error& e) {
+    try {
+      idx.rollback();
+    } catch (const index_error&) {
+    }
+    return error{errc::io, e.what()};
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace shoal::sync
