@@ -98,6 +98,8 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   void send_have(std::uint32_t piece);
   // Tells the peer we no longer need a block another peer delivered (end game).
   void cancel_block(const block_ref& b);
+  // Our requests to this peer not yet answered, oldest first.
+  [[nodiscard]] const std::deque<block_ref>& requested() const { return outstanding_; }
   void fill_requests();
   void update_interest();
 

@@ -138,10 +138,32 @@ void piece_picker::pick(const bitfield& peer_has, bool peer_is_seed, std::uint32
                         std::uint32_t queued) {
   if (count == 0 || wanted_missing_ == 0) return;
   auto has = [&](std::uint32_t p) { return peer_is_seed || peer_has.get(p); };
+  // 0. Time-critical pieces, most urgent first: their free blocks, then (for the most
+  // urgent few) blocks another peer was asked for and has not sent yet.
+  if (!critical_.empty()) {
+    std::size_t urgent = 0;
+    for (std::uint32_t p : critical_) {
+      if (!wanted(p)) continue;
+      const bool head = urgent++ < critical_duplicates;
+      if (!has(p)) continue;
+      auto it = partial_.find(p);
+      partial& pp = it != partial_.end() ? it->second : start(p);
+      if (pp.free == 0 && !head) continue;
+      for (std::uint32_t i = 0; i < pp.state.size(); ++i) {
+        if (pp.state[i] == 2) continue;
+        const block_ref b = block_of(p, i);
+        if (pp.state[i] == 0 || (head && pp.requests[i] < 2 && queued < end_game_queue && !mine(b))) {
+          out.push_back(b);
+          if (--count == 0) return;
+        }
+      }
+    }
+  }
   // 1. Free blocks of partial pieces, oldest piece first.
   for (std::uint32_t p : partial_order_) {
     if (!has(p) || prio_[p] == 0) continue;
     partial& pp = partial_[p];
+    if (!critical_.empty() && is_critical(p)) continue;  // taken above
     for (std::uint32_t i = 0; i < pp.state.size() && pp.free > 0; ++i) {
       if (pp.state[i] != 0) continue;
       out.push_back(block_of(p, i));
@@ -235,6 +257,23 @@ bool piece_picker::mark_received(const block_ref& b) {
 bool piece_picker::piece_received(std::uint32_t p) const {
   auto it = partial_.find(p);
   return it != partial_.end() && it->second.received == it->second.state.size();
+}
+
+void piece_picker::set_critical(std::vector<std::uint32_t> pieces) {
+  std::vector<std::uint32_t> keep;
+  keep.reserve(std::min(pieces.size(), max_critical));
+  for (std::uint32_t p : pieces) {
+    if (keep.size() >= max_critical) break;
+    if (p < n_ && std::find(keep.begin(), keep.end(), p) == keep.end()) keep.push_back(p);
+  }
+  critical_ = std::move(keep);
+}
+
+std::optional<std::uint32_t> piece_picker::critical_untouched() const {
+  for (std::uint32_t p : critical_) {
+    if (untouched(p)) return p;
+  }
+  return std::nullopt;
 }
 
 void piece_picker::piece_passed(std::uint32_t p) {

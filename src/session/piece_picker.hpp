@@ -1,12 +1,14 @@
 // Chooses which blocks to request: partial pieces first (so pieces complete and can be
 // shared), then rarest first with a random tie-break (random while we have almost
-// nothing), or in order when sequential. In end game, blocks already requested from
-// another peer may be requested again; the caller cancels the spare copies on arrival.
+// nothing), or in order when sequential. Time-critical pieces (a stream reader's) go
+// before all of these. In end game, blocks already requested from another peer may be
+// requested again; the caller cancels the spare copies on arrival.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +46,19 @@ class piece_picker {
     sequential_ = on;
     dirty_ = true;
   }
+  // Time-critical pieces, most urgent first (a stream reader's piece, then its readahead):
+  // picked before every partial piece, started even past the partial-piece bound, and the
+  // first `critical_duplicates` of them are asked of a second peer while the first has
+  // not answered. Pieces had or not wanted are skipped. At most max_critical are kept.
+  static constexpr std::size_t max_critical = 1024;
+  static constexpr std::size_t critical_duplicates = 2;
+  void set_critical(std::vector<std::uint32_t> pieces);
+  [[nodiscard]] const std::vector<std::uint32_t>& critical() const { return critical_; }
+  [[nodiscard]] bool is_critical(std::uint32_t p) const {
+    return std::find(critical_.begin(), critical_.end(), p) != critical_.end();
+  }
+  // The most urgent critical piece nobody has started (a web seed takes it whole).
+  [[nodiscard]] std::optional<std::uint32_t> critical_untouched() const;
   // Blocks that lie wholly in pad files are never requested: they start out received.
   void set_pad_block_test(std::function<bool(std::uint32_t piece, std::uint32_t block)> f) {
     pad_block_ = std::move(f);
@@ -131,6 +146,7 @@ class piece_picker {
   std::vector<std::uint32_t> order_;          // candidate order for new pieces
   std::size_t order_start_ = 0;               // entries before this are had or started
   std::vector<std::uint32_t> rank_;           // random tie-break per piece
+  std::vector<std::uint32_t> critical_;       // most urgent first
   bool dirty_ = true;
   bool sequential_ = false;
   bool end_game_ = false;

@@ -226,6 +226,7 @@ void torrent::mark_have(std::uint32_t piece) {
   if (picker_->have(piece)) return;
   picker_->set_have(piece);
   if (picker_->priority(piece) > 0) have_wanted_ += fs_->piece_size(piece);
+  stream_piece_ready(piece);
 }
 
 void torrent::set_state(torrent_state s) {
@@ -831,6 +832,7 @@ torrent_status torrent::status(bool lists) const {
 void torrent::stop(std::function<void()> done) {
   if (done) stop_waiters_.push_back(std::move(done));
   if (stopping_) return;  // the first stop calls every waiter when it is over
+  fail_stream_waits(std::make_error_code(std::errc::operation_canceled));
   close_metadata_peers("stopping", false);
   stopping_ = true;
   ++check_gen_;

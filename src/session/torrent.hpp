@@ -315,6 +315,26 @@ class torrent : public std::enable_shared_from_this<torrent> {
                          std::function<void(std::optional<std::vector<sha256_digest>>)> done);
   void on_hashes(peer_connection* p, const wire::hashes_message& m);
   void on_hash_reject(peer_connection* p, const wire::hash_request& r);
+  // --- streaming (torrent_stream.cpp): readers of a file whose read positions steer the
+  // picker (the piece under each reader, the file's first and last pieces, then a
+  // readahead window sized from the rate it is read at); reads wait for their piece.
+  static constexpr std::size_t max_stream_readers = 64;
+  static constexpr std::size_t max_stream_waits = 256;  // reads waiting, all readers together
+  static constexpr std::uint64_t stream_min_window = 4u << 20;
+  static constexpr std::uint64_t stream_max_window = 64u << 20;
+  // A reader of file f: its id, or 0 (no metadata, no such file or a pad file, too many
+  // readers). A file at priority 0 becomes wanted (1).
+  std::uint64_t open_reader(std::uint32_t f);
+  void close_reader(std::uint64_t id);
+  // Up to `max` bytes of the reader's file at `offset` (no further than the end of the piece
+  // there), once that piece is verified; `done(error, bytes)` on the network thread, with
+  // no bytes at or past the end. The read moves the reader: a jump out of its window is a
+  // seek, and requests for the old window's pieces are cancelled.
+  void stream_read(std::uint64_t id, std::uint64_t offset, std::size_t max,
+                   std::function<void(std::error_code, std::string)> done);
+  // File f's verified byte ranges [begin, end), in order.
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> have_ranges(std::uint32_t f) const;
+  [[nodiscard]] std::size_t stream_readers() const { return readers_.view().size(); }
   void count_upload(std::uint64_t n) {
     upload_meter_.add(n);
     uploaded_ += n;
@@ -339,6 +359,31 @@ class torrent : public std::enable_shared_from_this<torrent> {
   void on_piece_hashed(std::uint32_t piece, bool ok, std::shared_ptr<piece_buffer> buf);
   void on_piece_written(std::uint32_t piece, std::error_code ec, std::size_t bytes);
   void maybe_finished();
+  // Streaming (torrent_stream.cpp).
+  struct stream_reader {
+    std::uint32_t file = 0;
+    std::uint64_t pos = 0;  // where the next read is expected, from the torrent's start
+    double rate = 0;        // bytes/s the reader consumes (moving average)
+    std::chrono::steady_clock::time_point since{};
+    std::uint64_t bytes = 0;  // read since `since`
+  };
+  struct stream_wait {
+    std::uint64_t reader;
+    std::uint32_t piece;
+    std::uint32_t begin;
+    std::uint32_t length;
+    std::function<void(std::error_code, std::string)> done;
+  };
+  [[nodiscard]] std::uint64_t stream_window(const stream_reader& r) const;
+  // The critical pieces from the readers' places, to the picker; with `seek`, requests for
+  // pieces that were critical and no longer are get cancelled.
+  void update_critical(bool seek = false);
+  // A piece became readable: the reads waiting for it go to the disk.
+  void stream_piece_ready(std::uint32_t piece);
+  void fail_stream_waits(std::error_code ec);
+  lazy<std::map<std::uint64_t, stream_reader>> readers_;
+  lazy<std::vector<stream_wait>> stream_waits_;
+  std::uint64_t next_reader_ = 1;
   void fail(const std::string& why, error_kind kind = error_kind::local_io);
   void schedule_flush();
   void do_flush(std::function<void()> then);

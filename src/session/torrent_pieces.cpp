@@ -143,6 +143,7 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
   picker_->piece_passed(piece);
   if (counted) have_wanted_ += fs_->piece_size(piece);
   post_event(static_cast<int>(event_kind::piece_finished), {}, piece);
+  stream_piece_ready(piece);
   if (!file_pieces_left_.empty()) {
     std::vector<file_slice> sl;
     fs_->map(piece, 0, fs_->piece_size(piece), sl);
@@ -297,6 +298,7 @@ void torrent::async_read_block(std::uint32_t piece, std::uint32_t begin, std::ui
 
 void torrent::fail(const std::string& why, error_kind kind) {
   if (state_ == torrent_state::error) return;
+  fail_stream_waits(std::make_error_code(std::errc::io_error));
   error_ = why;
   error_kind_ = kind;
   active_ = false;

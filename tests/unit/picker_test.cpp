@@ -219,3 +219,83 @@ TEST(Picker, InterestCursorAgreesWithAFullScan) {
     agree("mixed");
   }
 }
+
+TEST(Picker, CriticalPiecesComeBeforePartialAndRarestPieces) {
+  auto pk = make(20);
+  bitfield all(20, true);
+  pk.add_peer(all, false);
+  std::vector<block_ref> out;
+  // A piece started earlier (partial) would come first without a deadline.
+  pk.pick(all, false, 1, none, out);
+  ASSERT_EQ(out.size(), 1u);
+  pk.mark_requested(out[0]);
+  const std::uint32_t started = out[0].piece;
+  const std::uint32_t a = started == 15 ? 16 : 15, b = started == 3 ? 4 : 3;
+  pk.set_critical({a, b, a, 99});  // duplicates and pieces out of range are dropped
+  EXPECT_EQ(pk.critical(), (std::vector<std::uint32_t>{a, b}));
+  out.clear();
+  pk.pick(all, false, 8, none, out);
+  ASSERT_EQ(out.size(), 8u);
+  for (std::size_t i = 0; i < 4; ++i)
+    EXPECT_EQ(out[i].piece, a) << i;
+  for (std::size_t i = 4; i < 8; ++i)
+    EXPECT_EQ(out[i].piece, b) << i;
+  for (const auto& r : out)
+    pk.mark_requested(r);
+  // The most urgent pieces are asked of a second peer while the first has not answered
+  // (its queue is short); the request each block already has counts: two at most.
+  out.clear();
+  pk.pick(all, false, 8, none, out, 0);
+  ASSERT_EQ(out.size(), 8u);
+  EXPECT_EQ(out[0].piece, a);
+  EXPECT_EQ(out[4].piece, b);
+  for (const auto& r : out)
+    pk.mark_requested(r);
+  out.clear();
+  pk.pick(all, false, 4, none, out, 0);
+  for (const auto& r : out)
+    EXPECT_TRUE(r.piece != a && r.piece != b) << "a block asked a third time";
+  // A peer whose queue is long gets no duplicates, and a peer that already asked for a block
+  // is not asked again.
+  pk.set_critical({a, b, 10});
+  out.clear();
+  pk.pick(all, false, 4, none, out, piece_picker::end_game_queue);
+  for (const auto& r : out)
+    EXPECT_EQ(r.piece, 10u);
+  // Pieces had or no longer wanted leave the deadline list's effect.
+  pk.set_have(10);
+  pk.set_priority(a, 0);
+  out.clear();
+  pk.pick(all, false, 2, none, out);
+  for (const auto& r : out)
+    EXPECT_TRUE(r.piece != 10 && r.piece != a);
+}
+
+TEST(Picker, CriticalPiecesIgnoreThePartialBoundAndWebSeedsTakeThemFirst) {
+  auto pk = make(10);
+  bitfield all(10, true);
+  pk.set_max_partial(1);
+  std::vector<block_ref> out;
+  pk.pick(all, true, 1, none, out);
+  pk.mark_requested(out[0]);
+  const std::uint32_t started = out[0].piece;
+  const std::uint32_t c = (started + 5) % 10;
+  EXPECT_EQ(pk.critical_untouched(), std::nullopt);
+  pk.set_critical({started, c});
+  EXPECT_EQ(pk.critical_untouched(), c);
+  out.clear();
+  pk.pick(all, true, 8, none, out, piece_picker::end_game_queue);
+  std::set<std::uint32_t> pieces;
+  for (const auto& r : out)
+    pieces.insert(r.piece);
+  EXPECT_EQ(pieces, (std::set<std::uint32_t>{started, c})) << "the bound of one partial piece held a deadline back";
+  // More than max_critical pieces: the first ones are kept.
+  auto big = piece_picker(
+      5000, [](std::uint32_t) { return piece; }, 1);
+  std::vector<std::uint32_t> many(5000);
+  for (std::uint32_t i = 0; i < 5000; ++i)
+    many[i] = 4999 - i;
+  big.set_critical(many);
+  ASSERT_EQ(big.critical().size(), piece_picker::max_critical);
+  EXPECT_EQ(big.critical().front(), 4999u);
+}

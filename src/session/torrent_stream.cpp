@@ -1,0 +1,231 @@
+// Streaming: readers of a torrent's file. Each reader's position makes pieces
+// time-critical for the picker (piece_picker::set_critical): the piece under every reader
+// first, then the first and last pieces of the files being read (containers keep their
+// index there), then each reader's readahead window, nearest first. A read waits for its
+// piece to be verified and written, then reads it from the disk like an upload does.
+#include <algorithm>
+#include <set>
+
+#include "session/peer_connection.hpp"
+#include "session/session.hpp"
+#include "session/torrent.hpp"
+
+namespace shoal {
+
+namespace {
+// The tail a container keeps its index in (an MP4's moov atom, Matroska's cues).
+constexpr std::uint64_t stream_tail_bytes = 1u << 20;
+}  // namespace
+
+std::uint64_t torrent::open_reader(std::uint32_t f) {
+  if (!fs_ || !picker_ || f >= fs_->files().size() || fs_->files()[f].pad) return 0;
+  if (readers_.view().size() >= max_stream_readers) return 0;
+  if (!file_prio_.empty() && file_prio_[f] == 0) {
+    auto prio = file_prio_;
+    prio[f] = 1;
+    set_file_priorities(std::move(prio));
+  }
+  const std::uint64_t id = next_reader_++;
+  stream_reader r;
+  r.file = f;
+  r.pos = fs_->files()[f].offset;
+  r.since = std::chrono::steady_clock::now();
+  readers_->emplace(id, r);
+  update_critical();
+  for (auto& p : std::vector(peers_))
+    p->fill_requests();
+  return id;
+}
+
+void torrent::close_reader(std::uint64_t id) {
+  auto* rs = readers_.get();
+  if (rs == nullptr || rs->erase(id) == 0) return;
+  if (auto* w = stream_waits_.get()) {
+    std::vector<stream_wait> gone;
+    for (auto it = w->begin(); it != w->end();) {
+      if (it->reader == id) {
+        gone.push_back(std::move(*it));
+        it = w->erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& g : gone)
+      g.done(std::make_error_code(std::errc::operation_canceled), {});
+  }
+  update_critical();
+}
+
+std::uint64_t torrent::stream_window(const stream_reader& r) const {
+  // Thirty seconds at the rate it is read, within bounds; at least two pieces.
+  const auto by_rate = static_cast<std::uint64_t>(r.rate * 30);
+  const std::uint64_t pl = fs_->piece_length();
+  return std::max(std::clamp(by_rate, stream_min_window, stream_max_window), 2 * pl);
+}
+
+void torrent::update_critical(bool seek) {
+  if (!picker_ || !fs_) return;
+  const auto& rs = readers_.view();
+  const std::uint64_t pl = fs_->piece_length();
+  std::vector<std::uint32_t> crit;
+  auto piece_at = [&](std::uint64_t abs) { return static_cast<std::uint32_t>(abs / pl); };
+  auto file_end = [&](const stream_reader& r) {
+    const auto& fe = fs_->files()[r.file];
+    return fe.offset + fe.size;
+  };
+  // 1. The piece under each reader.
+  for (const auto& [id, r] : rs) {
+    if (r.pos < file_end(r)) crit.push_back(piece_at(r.pos));
+  }
+  // 2. The first and last pieces of each file read.
+  for (const auto& [id, r] : rs) {
+    const auto& fe = fs_->files()[r.file];
+    if (fe.size == 0) continue;
+    crit.push_back(piece_at(fe.offset));
+    const std::uint64_t tail = fe.size > stream_tail_bytes ? fe.offset + fe.size - stream_tail_bytes : fe.offset;
+    for (std::uint32_t p = piece_at(tail); p <= piece_at(fe.offset + fe.size - 1); ++p)
+      crit.push_back(p);
+  }
+  // 3. The readahead windows, nearest pieces first, the readers taking turns.
+  std::uint64_t widest = 0;
+  for (const auto& [id, r] : rs)
+    widest = std::max(widest, stream_window(r));
+  for (std::uint64_t d = pl; d <= widest && crit.size() < piece_picker::max_critical; d += pl) {
+    for (const auto& [id, r] : rs) {
+      if (d > stream_window(r)) continue;
+      const std::uint64_t at = r.pos + d;
+      if (at < file_end(r)) crit.push_back(piece_at(at));
+    }
+  }
+  std::vector<std::uint32_t> old;
+  if (seek) old = picker_->critical();
+  picker_->set_critical(std::move(crit));
+  if (!seek || old.empty()) return;
+  // A seek: requests for pieces only the old window wanted go back, so peers serve the new one.
+  std::set<std::uint32_t> dropped;
+  for (std::uint32_t p : old) {
+    if (!picker_->is_critical(p) && !picker_->have(p)) dropped.insert(p);
+  }
+  if (dropped.empty()) return;
+  for (auto& p : std::vector(peers_)) {
+    std::vector<block_ref> cancel;
+    for (const auto& b : p->requested()) {
+      if (dropped.count(b.piece) != 0) cancel.push_back(b);
+    }
+    for (const auto& b : cancel)
+      p->cancel_block(b);
+  }
+}
+
+void torrent::stream_read(std::uint64_t id, std::uint64_t offset, std::size_t max,
+                          std::function<void(std::error_code, std::string)> done) {
+  auto* rs = readers_.get();
+  auto it = rs ? rs->find(id) : decltype(rs->end()){};
+  if (rs == nullptr || it == rs->end() || !fs_) {
+    done(std::make_error_code(std::errc::bad_file_descriptor), {});
+    return;
+  }
+  if (state_ == torrent_state::error) {
+    done(std::make_error_code(std::errc::io_error), {});
+    return;
+  }
+  stream_reader& r = it->second;
+  const auto& fe = fs_->files()[r.file];
+  if (offset >= fe.size || max == 0) {
+    done({}, {});
+    return;
+  }
+  const std::uint64_t pl = fs_->piece_length();
+  const std::uint64_t abs = fe.offset + offset;
+  const auto piece = static_cast<std::uint32_t>(abs / pl);
+  const auto begin = static_cast<std::uint32_t>(abs % pl);
+  const std::uint64_t in_piece = fs_->piece_size(piece) > begin ? fs_->piece_size(piece) - begin : 0;
+  const auto length = static_cast<std::uint32_t>(std::min<std::uint64_t>({max, fe.size - offset, in_piece}));
+  if (length == 0) {
+    done({}, {});
+    return;
+  }
+  // Move the reader; a jump outside [pos - one piece, pos + window] is a seek.
+  const auto now = std::chrono::steady_clock::now();
+  const bool seek = abs + pl < r.pos || abs > r.pos + stream_window(r);
+  if (seek) {
+    r.bytes = 0;
+    r.since = now;
+  } else {
+    r.bytes += length;
+    const double secs = std::chrono::duration<double>(now - r.since).count();
+    if (secs >= 2.0) {
+      const double inst = static_cast<double>(r.bytes) / secs;
+      r.rate = r.rate == 0 ? inst : 0.7 * r.rate + 0.3 * inst;
+      r.bytes = 0;
+      r.since = now;
+    }
+  }
+  const std::uint64_t old_piece = r.pos / pl;
+  r.pos = abs + length;
+  if (seek || r.pos / pl != old_piece || picker_->critical().empty()) {
+    update_critical(seek);
+    for (auto& p : std::vector(peers_))
+      p->fill_requests();
+  }
+  if (picker_->have(piece)) {
+    async_read_block(piece, begin, length, std::move(done));
+    return;
+  }
+  if (stream_waits_.view().size() >= max_stream_waits) {
+    done(std::make_error_code(std::errc::resource_unavailable_try_again), {});
+    return;
+  }
+  stream_waits_->push_back({id, piece, begin, length, std::move(done)});
+}
+
+void torrent::stream_piece_ready(std::uint32_t piece) {
+  auto* w = stream_waits_.get();
+  if (w != nullptr && !w->empty()) {
+    std::vector<stream_wait> ready;
+    for (auto it = w->begin(); it != w->end();) {
+      if (it->piece == piece) {
+        ready.push_back(std::move(*it));
+        it = w->erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& s : ready)
+      async_read_block(s.piece, s.begin, s.length, std::move(s.done));
+  }
+  if (picker_ && picker_->is_critical(piece)) update_critical();
+}
+
+void torrent::fail_stream_waits(std::error_code ec) {
+  auto* w = stream_waits_.get();
+  if (w == nullptr || w->empty()) return;
+  auto all = std::move(*w);
+  w->clear();
+  for (auto& s : all)
+    s.done(ec, {});
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> torrent::have_ranges(std::uint32_t f) const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  if (!fs_ || !picker_ || f >= fs_->files().size()) return out;
+  const auto& fe = fs_->files()[f];
+  if (fe.size == 0) return out;
+  const std::uint64_t pl = fs_->piece_length();
+  const auto [first, last] = fs_->file_pieces(f);
+  for (std::uint32_t p = first; p < last; ++p) {
+    if (!picker_->have(p)) continue;
+    const std::uint64_t a = std::max<std::uint64_t>(static_cast<std::uint64_t>(p) * pl, fe.offset) - fe.offset;
+    const std::uint64_t b =
+        std::min<std::uint64_t>(static_cast<std::uint64_t>(p) * pl + fs_->piece_size(p), fe.offset + fe.size) -
+        fe.offset;
+    if (!out.empty() && out.back().second == a) {
+      out.back().second = b;
+    } else {
+      out.emplace_back(a, b);
+    }
+  }
+  return out;
+}
+
+}  // namespace shoal
