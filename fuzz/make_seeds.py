@@ -232,7 +232,79 @@ def magnet_seeds(out):
             f.write(data)
 
 
-MAKERS = {"bencode": bencode_seeds, "metainfo": metainfo_seeds, "magnet": magnet_seeds}
+def _sync_key(letter, payload):
+    """A sync key's text: the letter, then base32 of payload + SHA-256 checksum (4 bytes)."""
+    check = hashlib.sha256(b'shoal-sync-key' + letter.encode() + payload).digest()[:4]
+    return letter + base64.b32encode(payload + check).decode().rstrip('=')
+
+
+# The Ed25519 public key of the seed 07 * 32 (libsodium and Python's cryptography agree).
+SYNC_PUBLIC_7 = bytes.fromhex('ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c')
+
+
+def sync_key_seeds(out):
+    """Sync key texts: both types, loose forms, typos, wrong letters and lengths."""
+    w = _sync_key('W', bytes([7]) * 32)
+    r = _sync_key('R', SYNC_PUBLIC_7)
+    typo = w[:9] + ('A' if w[9] != 'A' else 'B') + w[10:]
+    cases = {
+        'rw': w, 'ro': r, 'rw-lower': w.lower(), 'ro-dashed': '-'.join(r[i:i + 5] for i in range(0, len(r), 5)),
+        'rw-spaced-newline': ' '.join(w[i:i + 4] for i in range(0, len(w), 4)) + '\n', 'rw-typo': typo,
+        'rw-as-ro': 'R' + w[1:], 'device-letter': _sync_key('D', bytes([7]) * 32), 'short': w[:-1], 'long': w + 'A',
+        'digit-0': w[:20] + '0' + w[21:], 'padding-bits': w[:-1] + '7', 'empty': '', 'only-letter': 'W',
+        'ro-not-a-point': _sync_key('R', bytes([0xff]) * 32), 'ro-zero': _sync_key('R', bytes(32)),
+        'magnet': 'magnet:?xt=urn:btih:' + 'a' * 40, 'spaces': ' ' * 1025,
+    }
+    for name, data in cases.items():
+        with open(os.path.join(out, name + '.key'), 'w') as f:
+            f.write(data)
+
+
+def sync_record_seeds(out):
+    """Canonical bencode of sync index records (the fuzz target signs each input itself)."""
+
+    def enc(v):
+        if isinstance(v, int): return b'i%de' % v
+        if isinstance(v, str): v = v.encode()
+        if isinstance(v, bytes): return b'%d:%s' % (len(v), v)
+        if isinstance(v, list): return b'l' + b''.join(enc(x) for x in v) + b'e'
+        if isinstance(v, dict):
+            return b'd' + b''.join(enc(k) + enc(v[k]) for k in sorted(v)) + b'e'
+        raise TypeError(v)
+
+    def rec(**kw):
+        r = {'blocks': b'', 'bsize': 0, 'by': 'DEVICEA', 'deleted': 0, 'mode': 0o644, 'mtime': 1700000000123456789,
+             'path': 'a.txt', 'size': 0, 'target': '', 'type': 0, 'version': [['DEVICEA', 1]]}
+        r.update(kw)
+        return enc(r)
+
+    cases = {
+        'file-empty': rec(bsize=131072),
+        'file-3-blocks': rec(size=300 * 1024, bsize=131072, blocks=b'\x11' * 96, path='docs/a file.txt'),
+        'dir': rec(type=1, path='docs', mode=0o755),
+        'symlink': rec(type=2, path='link', target='../outside'),
+        'deleted': rec(deleted=1, path='gone', version=[['DEVICEA', 2], ['DEVICEB', 1]]),
+        'nfd-name': rec(path='cafe\u0301', bsize=131072),
+        'long-name': rec(path='n' * 255, bsize=131072),
+        'name-256': rec(path='n' * 256, bsize=131072),
+        'dotdot': rec(path='../x', bsize=131072),
+        'in-state-dir': rec(path='.shoal/index.db', bsize=131072),
+        'blocks-mismatch': rec(size=10, bsize=131072, blocks=b''),
+        'bad-bsize': rec(size=10, bsize=100000, blocks=b'\x00' * 32),
+        'version-unsorted': rec(bsize=131072, version=[['B', 1], ['A', 1]]),
+        'version-zero': rec(bsize=131072, version=[['A', 0]]),
+        'mode-too-big': rec(bsize=131072, mode=0o10000),
+        'extra-key': rec(bsize=131072, extra=1),
+        'not-a-dict': b'l4:spame',
+        'unsorted-keys': b'd4:path1:x6:blocks0:e',
+    }
+    for name, data in cases.items():
+        with open(os.path.join(out, name + '.bencode'), 'wb') as f:
+            f.write(data)
+
+
+MAKERS = {"bencode": bencode_seeds, "metainfo": metainfo_seeds, "magnet": magnet_seeds,
+          "sync_key": sync_key_seeds, "sync_record": sync_record_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(MAKERS):

@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
   auto* publish =
       app.add_subcommand("publish", "Make a web-seeded torrent per entry of a served folder, and an RSS feed of them");
   commands.emplace_back(publish, shoal::cli::add_publish(*publish));
+  auto* sync = app.add_subcommand("sync", "Keep a folder in sync between devices: make, join, scan and inspect one");
+  commands.emplace_back(sync, shoal::cli::add_sync(*sync));
 
   auto* daemon = app.add_subcommand(
       "daemon", "Run in the background of a server: many torrents, the Transmission RPC and a web UI on port 9091");
