@@ -109,6 +109,9 @@ int main(int argc, char** argv) {
   auto* daemon = app.add_subcommand(
       "daemon", "Run in the background of a server: many torrents, the Transmission RPC and a web UI on port 9091");
   commands.emplace_back(daemon, shoal::cli::add_daemon(*daemon));
+  auto* stream = app.add_subcommand(
+      "stream", "Play a video or song from a torrent while it downloads: an HTTP stream URL on 127.0.0.1, or a player");
+  commands.emplace_back(stream, shoal::cli::add_stream(*stream));
   // Hidden (no group): what `make install` and docs/CLI.md are generated with.
   auto* docs = app.add_subcommand("gen-docs", "Write man pages, shell completions and the CLI reference")->group("");
   commands.emplace_back(docs, shoal::cli::add_docs(app, *docs));

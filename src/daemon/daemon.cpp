@@ -24,6 +24,7 @@
 #include "daemon/transmission_rpc.hpp"
 #include "lsd/lsd.hpp"
 #include "storage/resume.hpp"
+#include "stream/http.hpp"
 #include "tracker/client.hpp"
 #include "tracker/http_connect.hpp"
 
@@ -151,6 +152,7 @@ result<bool> daemon::start() {
   tick_timer_.emplace(http_io_);
   tick();
 
+  stream_ = std::make_unique<stream::http_service>(*ses_);
   http_ = std::make_unique<http_server>(
       http_io_, [this](const request& r, const tcp::endpoint& p, bool tls) { return handle_http(r, p, tls); });
   if (cfg_.rpc_tls_enabled) {
@@ -815,6 +817,7 @@ reply daemon::handle_http(const request& req, const tcp::endpoint& peer, bool tl
     return {std::move(r), {}};
   }
   if (path.rfind("/api/v2/", 0) == 0) return {qb_->handle(req, path.substr(8), peer), {}};
+  if (path.rfind("/stream/", 0) == 0 && stream_) return stream_->handle(req, tls);
   if (path == "/events" && req.method() == http::verb::get) {
     reply r{make_response(req, http::status::ok, ""), stream_reply{}};
     r.stream->head = make_response(req, http::status::ok, "", "text/event-stream");

@@ -24,6 +24,10 @@
 #include "daemon/rpc_codec.hpp"
 #include "session/session.hpp"
 
+namespace shoal::stream {
+class http_service;
+}
+
 namespace shoal::daemon {
 
 namespace fs = std::filesystem;
@@ -214,6 +218,7 @@ class daemon {
   class transmission_rpc* rpc_ = nullptr;
   std::unique_ptr<class transmission_rpc> rpc_owner_;
   std::unique_ptr<class qbittorrent_api> qb_;
+  std::unique_ptr<stream::http_service> stream_;  // /stream/: files while they download
 };
 
 }  // namespace shoal::daemon

@@ -81,6 +81,8 @@ expect 2 "--wait: must be 0 or more.*\(see shoal dht get --help\)$" "dht negativ
 expect 2 "--max-torrents: must be more than 0, not 0 \(see shoal tracker --help\)$" "tracker zero max" -- tracker --max-torrents 0
 expect 2 "--rpc-bind 'x' is not an IP address \(see shoal daemon --help\)$" "daemon bad rpc-bind" -- daemon --state-dir ../st --rpc-bind x
 expect 2 "--base-url 'ftp://x' must be an http.*\(see shoal publish --help\)$" "publish bad base url" -- publish ../data --base-url ftp://x
+expect 2 "--file 7: the torrent has 3 files .*\(see shoal stream --help\)$" "stream --file past the last" -- stream ../good.torrent --file 7 -d ../sandbox/stream
+expect 2 "--http-port: .*\(see shoal stream --help\)$" "stream bad http port" -- stream ../good.torrent --http-port 70000
 
 # --help: defaults and every accepted value.
 help=$("$shoal" download --help)

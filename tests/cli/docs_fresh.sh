@@ -14,7 +14,7 @@ else
   exit 1
 fi
 # It covers every subcommand the parser knows, and a flag with its default.
-for sub in create info download seed dht tracker scrape publish sync daemon; do
+for sub in create info download seed dht tracker scrape publish sync daemon stream; do
   grep -q "^## \`shoal $sub\`" "$src/docs/CLI.md" || {
     echo "FAIL: docs/CLI.md lacks shoal $sub"
     exit 1
