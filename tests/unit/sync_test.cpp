@@ -340,6 +340,16 @@ TEST(SyncRecord, BoundsOnPeerRecords) {
   r = sample_record();
   r.size = max_file_size + 1;
   EXPECT_FALSE(check(r).ok());
+  // Block count: the largest file (max_blocks blocks of 16 MiB) and one byte more.
+  r = sample_record();
+  r.size = max_file_size;
+  r.block_size = max_block_size;
+  r.blocks = std::string(max_blocks * 32, 'b');
+  EXPECT_EQ(block_size_for(r.size), max_block_size);
+  EXPECT_TRUE(check(r).ok());
+  r.size += 1;
+  r.blocks += std::string(32, 'b');
+  EXPECT_FALSE(check(r).ok());
   r = sample_record();
   r.mode = 010000;
   EXPECT_FALSE(check(r).ok());
