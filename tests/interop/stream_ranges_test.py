@@ -214,6 +214,7 @@ def main():
         h.wait_listening(seed_port)
 
         first = True
+        by_index = {}  # file name -> its index in stream URLs
         for name, (_, ctype) in MEDIA.items():
             s = Stream(run, torrent, numbers[name], seed_port, f"stream-{name}.log")
             if not run.check(f"{name}: the URL is the first stdout line", s.url is not None and
@@ -221,6 +222,7 @@ def main():
                 run.stop(s.p)
                 continue
             print(f"{name}: {s.url} after {s.elapsed:.2f} s", flush=True)
+            by_index[name] = s.path.rsplit("/", 1)[1]
             check_file(run, s, name, sources[name], ctype, first)
             if first:
                 first = False
@@ -248,6 +250,45 @@ def main():
                 run.check("405 for POST", st == 405, str(st))
             run.stop(s.p)
             run.check(f"{name}: shoal stream exits 0 on SIGTERM", s.p.returncode == 0, str(s.p.returncode))
+
+        # A magnet link: the URL comes once the metadata arrived, for the largest media file.
+        p = subprocess.Popen([run.shoal, "stream", made["magnet"], "-d", run.path("dl-magnet"), "--port", "0", "--peer",
+                              f"127.0.0.1:{seed_port}", "--local", "--no-dht", "--no-lsd"], stdout=subprocess.PIPE,
+                             stderr=open(run.path("stream-magnet.log"), "wb"), start_new_session=True)
+        p.log = run.path("stream-magnet.log")
+        run.procs.append(p)
+        m = Stream.__new__(Stream)
+        m.p = p
+        url = m._first_line(60)
+        largest = max((n for n in MEDIA), key=lambda n: len(sources[n]))
+        if run.check(f"magnet: the URL comes after the metadata, for the largest media file ({largest})",
+                     url is not None and url.endswith(f"/{hash_hex}/" + by_index.get(largest, "?")), str(url)):
+            m.port = int(url.split("//", 1)[1].split("/", 1)[0].split(":")[1])
+            m.path = "/" + url.split("//", 1)[1].split("/", 1)[1]
+            st, _, body = m.get_range(1000, 200999)
+            run.check("magnet: a range equals the source", st == 206 and body == sources[largest][1000:201000], str(st))
+        run.stop(p)
+
+        # --player: curl as the player fetches the whole file; shoal stream exits with it.
+        out = run.path("played.opus")
+        p = subprocess.Popen([run.shoal, "stream", torrent, "--file", str(numbers["song.opus"]), "-d",
+                              run.path("dl-player"), "--port", "0", "--peer", f"127.0.0.1:{seed_port}", "--local",
+                              "--no-dht", "--no-lsd", "--player", f"curl -s -f -o {out}"], stdout=subprocess.PIPE,
+                             stderr=open(run.path("stream-player.log"), "wb"), start_new_session=True)
+        p.log = run.path("stream-player.log")
+        run.procs.append(p)
+        try:
+            rc = p.wait(180)
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        played = open(out, "rb").read() if os.path.exists(out) else b""
+        run.check("--player curl: the player got the whole file and shoal stream exited 0 with it",
+                  rc == 0 and played == sources["song.opus"], f"exit {rc}, {len(played)} bytes")
+        r = subprocess.run([run.shoal, "stream", torrent, "-d", run.path("dl-noplayer"), "--port", "0", "--local",
+                            "--no-dht", "--no-lsd", "--player", "/nonexistent/player"], capture_output=True, text=True,
+                           timeout=60)
+        run.check("--player that cannot start: exit 1 and a message",
+                  r.returncode == 1 and "cannot start the player" in r.stderr, f"{r.returncode} {r.stderr[-200:]}")
 
         # The subtitle as WebVTT.
         s = Stream(run, torrent, numbers["subs.srt"], seed_port, "stream-srt.log")
