@@ -58,7 +58,9 @@ result<folder> folder::create(const std::filesystem::path& dir, const folder_key
   if (ec) return error{errc::io, dir.string() + ": " + ec.message()};
   if (!std::filesystem::is_directory(dir, ec)) return error{errc::io, dir.string() + ": not a directory"};
   if (auto m = make_private_dir(paths.state); !m) return m.err();
+  // The key to keep: the one given, unless the folder already has its read-write key.
   folder_key stored = key;
+  bool write_key = true;
   if (std::filesystem::exists(paths.key_file, ec)) {
     auto old = read_key_file(paths.key_file);
     if (!old) return old.err();
@@ -66,10 +68,10 @@ result<folder> folder::create(const std::filesystem::path& dir, const folder_key
       return error{errc::invalid_argument, dir.string() + " is already joined to another folder (share id " +
                                                to_hex(as_view(old->share())) + ")"};
     }
-    if (old->can_write()) stored = *old;
+    write_key = key.can_write() && !old->can_write();
+    if (!write_key) stored = *old;
   }
-  if (!std::filesystem::exists(paths.key_file, ec) ||
-      (stored.can_write() && !read_key_file(paths.key_file)->can_write())) {
+  if (write_key) {
     if (auto w = write_private_file(paths.key_file, stored.text() + "\n"); !w) return w.err();
   }
   auto dev = device_identity::load_or_create(paths.device_file);
