@@ -181,6 +181,7 @@ void daemon::shutdown() {
   stopped_ = true;
   if (tick_timer_) tick_timer_->cancel();
   if (http_) http_->stop();
+  stream_.reset();  // bodies still being sent drop their readers while the session exists
   if (ses_) {
     auto secs = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());

@@ -156,7 +156,7 @@ asio::awaitable<void> http_server::serve_requests(Stream& st, beast::tcp_stream&
     reply rep = handler_(req, peer, tls);
     if (rep.stream && rep.stream->sized) {
       if (rep.stream->head.result_int() >= 400) ++stats_.errors;
-      if (!co_await write_sized(st, base, req, rep.stream->head, rep.stream->next)) break;
+      if (!co_await write_sized(st, base, req, *rep.stream)) break;
       continue;
     }
     if (rep.stream) {
@@ -190,9 +190,9 @@ asio::awaitable<void> http_server::serve_requests(Stream& st, beast::tcp_stream&
 }
 
 template <class Stream>
-asio::awaitable<bool> http_server::write_sized(
-    Stream& st, beast::tcp_stream& base, const request& req, response& head,
-    const std::function<asio::awaitable<std::optional<std::string>>()>& next) {
+asio::awaitable<bool> http_server::write_sized(Stream& st, beast::tcp_stream& base, const request& req,
+                                               stream_reply& rep) {
+  auto& head = rep.head;
   // The length the handler set; a head without one is a body of none.
   std::uint64_t left = 0;
   if (auto cl = head.find(http::field::content_length); cl != head.end()) {
@@ -214,7 +214,25 @@ asio::awaitable<bool> http_server::write_sized(
   if (req.method() == http::verb::head) co_return keep;
   while (left > 0 && !stopped_) {
     base.expires_never();  // the data may take its time to arrive
-    auto bytes = co_await next();
+    // Meanwhile the socket is watched: a client that closed its end (EOF or reset) aborts
+    // the wait, so a player that seeks away does not keep a body waiting for data.
+    auto watching = std::make_shared<bool>(true);
+    if (rep.abort) {
+      auto& sock = base.socket();
+      sock.async_wait(tcp::socket::wait_read, [watching, &sock, abort = rep.abort](boost::system::error_code ec) {
+        if (ec || !*watching) return;
+        char c = 0;
+        boost::system::error_code pec;
+        const auto n = sock.receive(asio::buffer(&c, 1), tcp::socket::message_peek, pec);
+        if (pec || n == 0) abort();  // else a pipelined request: it waits its turn
+      });
+    }
+    auto bytes = co_await rep.next();
+    if (rep.abort && *watching) {
+      *watching = false;
+      boost::system::error_code cec;
+      base.socket().cancel(cec);
+    }
     if (!bytes || bytes->empty() || stopped_) co_return false;  // short: the client sees the connection close
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, bytes->size()));
     base.expires_after(limits_.read_timeout);  // a client that stops reading is dropped

@@ -56,6 +56,9 @@ struct stream_reply {
   // Called repeatedly; waits (on the server's executor) for the next chunk, nullopt: end.
   std::function<asio::awaitable<std::optional<std::string>>()> next;
   bool sized = false;
+  // Sized only, optional: called when the client closes its end while next() waits (its
+  // data may never come); it must make that next() return soon (nullopt).
+  std::function<void()> abort;
 };
 
 struct reply {
@@ -86,8 +89,7 @@ class http_server {
                                        const tcp::endpoint& peer, bool tls);
   // A sized stream's head and body; true if the connection may serve another request.
   template <class Stream>
-  asio::awaitable<bool> write_sized(Stream& st, beast::tcp_stream& base, const request& req, response& head,
-                                    const std::function<asio::awaitable<std::optional<std::string>>()>& next);
+  asio::awaitable<bool> write_sized(Stream& st, beast::tcp_stream& base, const request& req, stream_reply& rep);
 
   asio::io_context& io_;
   handler handler_;

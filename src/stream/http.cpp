@@ -7,6 +7,14 @@
 
 namespace shoal::stream {
 
+struct body_state {
+  std::shared_ptr<file_reader> reader;  // reset: the body ends (the client left, the service goes)
+  std::uint64_t pos = 0;
+  std::uint64_t end = 0;  // exclusive
+  std::size_t step = 1u << 20;
+  std::shared_ptr<void> hold;  // the service's slot
+};
+
 namespace {
 
 using daemon::reply;
@@ -35,18 +43,10 @@ struct slot {
   std::shared_ptr<std::atomic<std::size_t>> count;
 };
 
-struct body_state {
-  std::shared_ptr<file_reader> reader;
-  std::uint64_t pos = 0;
-  std::uint64_t end = 0;  // exclusive
-  std::size_t step = 1u << 20;
-  std::shared_ptr<slot> hold;
-};
-
 // The next bytes of [pos, end), each read waiting for its pieces; nullopt at the end or on
 // an error (the server then closes the connection: the body is short).
 asio::awaitable<std::optional<std::string>> next_bytes(std::shared_ptr<body_state> b) {
-  if (b->pos >= b->end) co_return std::nullopt;
+  if (b->pos >= b->end || !b->reader) co_return std::nullopt;
   const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(b->step, b->end - b->pos));
   auto op = b->reader->read(b->pos, want);
   auto got = co_await std::move(op);
@@ -62,6 +62,7 @@ asio::awaitable<std::optional<std::string>> next_vtt(std::shared_ptr<body_state>
   if (b->pos >= b->end) co_return std::nullopt;
   std::string srt;
   while (b->pos < b->end) {
+    if (!b->reader) co_return std::nullopt;
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(b->step, b->end - b->pos));
     auto op = b->reader->read(b->pos, want);
     auto got = co_await std::move(op);
@@ -80,6 +81,17 @@ std::string base_name(const std::string& path) {
 }  // namespace
 
 http_service::http_service(session& s, http_options o) : s_(s), opt_(o) {}
+
+http_service::~http_service() {
+  for (auto& w : bodies_) {
+    if (auto b = w.lock()) b->reader.reset();
+  }
+}
+
+void http_service::keep(const std::shared_ptr<body_state>& b) {
+  std::erase_if(bodies_, [](const auto& w) { return w.expired(); });
+  bodies_.push_back(b);
+}
 
 reply http_service::handle(const request& req, bool tls) {
   const std::string_view target(req.target().data(), req.target().size());
@@ -164,6 +176,7 @@ reply http_service::handle(const request& req, bool tls) {
     b->end = b->reader->size();
     b->step = opt_.read_size;
     b->hold = std::move(hold);
+    keep(b);
     reply r{daemon::make_response(req, http::status::ok, ""), stream_reply{}};
     r.stream->head = std::move(head);
     r.stream->next = [b] { return next_vtt(b); };
@@ -221,8 +234,11 @@ reply http_service::handle(const request& req, bool tls) {
   b->end = range.first + length;
   b->step = opt_.read_size;
   b->hold = std::move(hold);
+  keep(b);
   r.stream->head = std::move(head);
   r.stream->next = [b] { return next_bytes(b); };
+  // The client went away while a read waits: dropping the reader ends its reads.
+  r.stream->abort = [b] { b->reader.reset(); };
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "daemon/http_server.hpp"
 #include "session/session.hpp"
@@ -20,9 +21,16 @@ struct http_options {
   std::size_t max_subtitle = 8u << 20;  // an .srt converted to WebVTT is read whole
 };
 
+struct body_state;
+
 class http_service {
  public:
   explicit http_service(session& s, http_options o = {});
+  // Drops the readers of bodies still being sent (their waiting reads end): call it, or
+  // destroy the service, while the session still exists.
+  ~http_service();
+  http_service(const http_service&) = delete;
+  http_service& operator=(const http_service&) = delete;
   // Answers a request whose path starts with /stream/ (the caller did any authentication);
   // tls: the request came over HTTPS (the playlist's URLs say so).
   [[nodiscard]] daemon::reply handle(const daemon::request& req, bool tls = false);
@@ -33,6 +41,8 @@ class http_service {
   session& s_;
   http_options opt_;
   std::shared_ptr<std::atomic<std::size_t>> active_ = std::make_shared<std::atomic<std::size_t>>(0);
+  std::vector<std::weak_ptr<body_state>> bodies_;  // the HTTP thread's
+  void keep(const std::shared_ptr<body_state>& b);
 };
 
 }  // namespace shoal::stream

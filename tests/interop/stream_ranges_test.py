@@ -290,6 +290,33 @@ def main():
         run.check("--player that cannot start: exit 1 and a message",
                   r.returncode == 1 and "cannot start the player" in r.stderr, f"{r.returncode} {r.stderr[-200:]}")
 
+        # Bounds, with no peer at all (no data ever comes): 32 bodies at once, the 33rd is
+        # 503; a client that goes away while its body waits gives its place back.
+        s = Stream(run, torrent, numbers["moov-end.mp4"], 1, "stream-nopeer.log")
+        if run.check("no peer: the URL is printed all the same", s.url is not None, str(s.url)):
+            def open_body():
+                c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+                c.request("GET", s.path, headers={"Range": "bytes=1000-"})
+                return c, c.getresponse().status
+            held = [open_body() for _ in range(32)]
+            run.check("32 bodies waiting for data at once: each got its 206 head",
+                      [st for _, st in held] == [206] * 32, str([st for _, st in held]))
+            c, st = open_body()
+            c.close()
+            run.check("the 33rd at once: 503", st == 503, str(st))
+            for c, _ in held:
+                c.close()
+
+            def one_more():
+                c, st = open_body()
+                c.close()
+                return st == 206
+            run.check("the 32 clients closed: their places are free again", h.wait_for(one_more, 20))
+            freed = all(h.wait_for(one_more, 20) for _ in range(40))
+            run.check("40 more clients that go away while waiting: none is refused", freed)
+            run.check("shoal stream still answers HEAD", s.request("HEAD")[0] == 200)
+            run.stop(s.p)
+
         # The subtitle as WebVTT.
         s = Stream(run, torrent, numbers["subs.srt"], seed_port, "stream-srt.log")
         if run.check("subs.srt: the URL is printed", s.url is not None, str(s.url)):
