@@ -146,9 +146,11 @@ class index {
 
   [[nodiscard]] std::optional<record> get(std::string_view path) const;
   // Stores r under its path (replacing what was there), with the next sequence number,
-  // which is also written to r.sequence and returned.
+  // which is also written to r.sequence and returned. r is stored as given: a record from a
+  // peer must have come through decode_record.
   std::uint64_t put(record& r);
-  // Records with sequence > after, in sequence order, at most `limit`.
+  // Records with sequence > after, in sequence order, at most `limit`. Each carries its
+  // block list (up to 2 MiB for the largest file): keep pages small.
   [[nodiscard]] std::vector<record> changes_since(std::uint64_t after, std::size_t limit) const;
   // The highest sequence number given so far (0 for an empty index).
   [[nodiscard]] std::uint64_t last_sequence() const { return last_seq_; }

@@ -1,4 +1,5 @@
 // shoal sync: keys, signed records, the index, .shoalignore and the scanner.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -172,6 +173,12 @@ TEST(SyncKeys, NotAKey) {
   EXPECT_FALSE(folder_key::parse(fixed_key().read_write_text().substr(1 + 0, 58)).ok());
   EXPECT_FALSE(folder_key::parse(fixed_key().read_write_text() + "A").ok());
   EXPECT_FALSE(folder_key::parse(std::string(max_key_input + 1, ' ')).ok());
+  // The input bound counts the spaces too: a key padded to max_key_input parses, one more
+  // character does not.
+  const std::string padded = fixed_key().read_write_text() + std::string(max_key_input - key_text_chars, ' ');
+  ASSERT_EQ(padded.size(), max_key_input);
+  EXPECT_TRUE(folder_key::parse(padded).ok());
+  EXPECT_FALSE(folder_key::parse(padded + " ").ok());
 }
 
 TEST(SyncKeys, SignAndVerify) {
@@ -240,6 +247,27 @@ TEST(SyncRecord, BlockSize) {
   EXPECT_EQ(block_count(1, 1 << 17), 1u);
   EXPECT_EQ(block_count(1 << 17, 1 << 17), 1u);
   EXPECT_EQ(block_count((1 << 17) + 1, 1 << 17), 2u);
+}
+
+TEST_F(SyncDir, HashBlocksAtBlockEdges) {
+  const std::uint32_t bs = 128 * 1024;
+  const std::string data = random_bytes(2 * bs + 1, 3);
+  std::string buffer(1000, '\0');  // smaller than a block, and not a divisor of it
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{bs - 1}, std::size_t{bs}, std::size_t{bs + 1},
+                           std::size_t{2 * bs + 1}}) {
+    write("f", data.substr(0, size));
+    const int fd = ::open((dir_ / "f").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    auto h = hash_blocks(fd, size, bs, buffer);
+    ASSERT_TRUE(h.ok()) << h.err().message();
+    ASSERT_EQ(h->size(), block_count(size, bs) * 32) << size;
+    for (std::size_t b = 0; b * bs < size; ++b)
+      EXPECT_EQ(h->substr(b * 32, 32),
+                std::string(as_view(sha256(data.substr(b * bs, std::min<std::size_t>(bs, size - b * bs))))));
+    // Claimed larger than the file: an error, not a short hash.
+    EXPECT_FALSE(hash_blocks(fd, size + 1, bs, buffer).ok());
+    ::close(fd);
+  }
 }
 
 TEST(SyncRecord, VersionVectors) {
@@ -365,6 +393,8 @@ TEST(SyncRecord, BoundsOnPeerRecords) {
   EXPECT_FALSE(check(r).ok());
   r.target.clear();
   EXPECT_FALSE(check(r).ok());
+  // Past the size bound: refused before the signature is checked.
+  EXPECT_FALSE(decode_record(std::string(max_record_bytes + 1, 'x'), std::string(64, 's'), k.pub()).ok());
   // Garbage that is signed is still refused.
   const std::string junk = "d4:path1:xe";
   const auto sig = k.sign(signed_bytes(junk));
@@ -470,6 +500,14 @@ TEST(SyncIgnore, Patterns) {
   EXPECT_FALSE(deep->ignored(path + "y", false));
   EXPECT_TRUE(deep->ignored(path + "x", false));
   EXPECT_FALSE(ignore_rules::parse(std::string(max_ignore_file_bytes + 1, '#')).ok());
+  EXPECT_TRUE(ignore_rules::parse(std::string(max_ignore_file_bytes, '#')).ok());
+  EXPECT_TRUE(ignore_rules::parse(std::string(max_ignore_pattern_bytes, 'p') + "\n").ok());
+  EXPECT_FALSE(ignore_rules::parse(std::string(max_ignore_pattern_bytes + 1, 'p') + "\n").ok());
+  std::string many;
+  for (std::size_t i = 0; i < max_ignore_patterns; ++i)
+    many += "p\n";
+  EXPECT_TRUE(ignore_rules::parse(many).ok());
+  EXPECT_FALSE(ignore_rules::parse(many + "q\n").ok());
 }
 
 // ---- the scanner ------------------------------------------------------------------------
