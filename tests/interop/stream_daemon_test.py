@@ -56,7 +56,7 @@ def main():
                            input="s3cret pass\n", capture_output=True, text=True, timeout=60)
         run.check("--set-password saves the password", r.returncode == 0, r.stderr)
         port = h.free_port()
-        run.spawn([run.shoal, "daemon", "--state-dir", state, "--download-dir", dl, "--rpc-port", str(port), "--port",
+        daemon = run.spawn([run.shoal, "daemon", "--state-dir", state, "--download-dir", dl, "--rpc-port", str(port), "--port",
                    str(h.free_port()), "--local", "--no-dht", "--no-lsd"], "daemon.log")
         h.wait_listening(port)
         auth = {"Authorization": "Basic " + base64.b64encode(b"me:s3cret pass").decode()}
@@ -100,11 +100,28 @@ def main():
                   st == 200 and hd.get("content-length") == str(len(film)) and hd.get("accept-ranges") == "bytes" and
                   hd.get("content-type") == "video/mp4", f"{st} {hd}")
 
+        # A body waiting for data nobody has when the daemon is stopped: a clean exit.
+        h.write_random(os.path.join(src, "lonely", "alone.mp4"), 1 << 20, seed=9)
+        lonely = run.path("lonely.torrent")
+        lonely_hash = h.shoal_create(run, os.path.join(src, "lonely"), lonely, "--piece-size", "32KiB")["info_hash_v1"]
+        code, _, text = rpc.raw(json.dumps({"method": "torrent-add", "arguments": {
+            "metainfo": base64.b64encode(open(lonely, "rb").read()).decode()}}), {**auth, "X-Transmission-Session-Id": sid})
+        waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        waiting.request("GET", f"/stream/{lonely_hash}/0", headers={**auth, "Range": "bytes=5000-"})
+        wr = waiting.getresponse()
+        run.check("a body with no peer to give its data: its 206 head comes at once", wr.status == 206, str(wr.status))
+
         for label, hdrs in (("no credentials", {}), ("a wrong password", wrong)):
             codes = [get(port, p, {**hdrs, "Range": "bytes=0-99"})[0]
                      for p in (film_path, film_path + "/buffered", f"/stream/{hash_hex}.m3u", f"/stream/{'0' * 40}/0")]
             run.check(f"/stream/ with {label}: 401 on every route", codes == [401] * 4, str(codes))
         run.check("the torrent was added with an id", tid is not None)
+        run.stop(daemon)
+        waiting.close()
+        log = open(daemon.log, "rb").read().decode("utf-8", "replace")
+        run.check("SIGTERM while that body waits: the daemon exits 0", daemon.returncode == 0,
+                  f"exit {daemon.returncode}: {log[-600:]}")
+
         run.stop(seed)
         return run.finish()
     except Exception:
