@@ -445,9 +445,11 @@ result<index> index::open(const std::filesystem::path& file) {
     p->since =
         std::make_unique<stmt>(p->db, ("SELECT " + cols + " FROM files WHERE seq > ?1 ORDER BY seq LIMIT ?2").c_str());
     p->heads_first = std::make_unique<stmt>(
-        p->db, "SELECT k, type, size, mtime, mode, target, deleted, seq FROM files ORDER BY k LIMIT ?1");
+        p->db, "SELECT k, type, size, mtime, mode, target, deleted, seq, local_only FROM files ORDER BY k LIMIT ?1");
     p->heads_after = std::make_unique<stmt>(
-        p->db, "SELECT k, type, size, mtime, mode, target, deleted, seq FROM files WHERE k > ?1 ORDER BY k LIMIT ?2");
+        p->db,
+        "SELECT k, type, size, mtime, mode, target, deleted, seq, local_only FROM files WHERE k > ?1 ORDER BY k LIMIT "
+        "?2");
     p->peer_get = std::make_unique<stmt>(p->db, "SELECT last_seq FROM peers WHERE device = ?1");
     p->peer_set = std::make_unique<stmt>(p->db, "INSERT OR REPLACE INTO peers VALUES (?1, ?2)");
     p->meta_get = std::make_unique<stmt>(p->db, "SELECT value FROM meta WHERE name = ?1");
@@ -528,6 +530,7 @@ std::vector<record_head> index::heads_after(std::string_view after_key, std::siz
     h.target = s.blob(5);
     h.deleted = s.i64(6) != 0;
     h.sequence = static_cast<std::uint64_t>(s.i64(7));
+    h.local_only = s.i64(8) != 0;
     out.push_back(std::move(h));
   }
   s.reset();

@@ -133,6 +133,7 @@ struct record_head {
   std::uint32_t mode = 0;
   std::string target;
   bool deleted = false;
+  bool local_only = false;
   std::uint64_t sequence = 0;
 };
 

@@ -278,19 +278,19 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
 
   std::string kept_prefix;  // key prefix of an unlistable directory's subtree
   auto gone = [&](const record_head& h) {
-    if (h.deleted) return;
+    if (h.deleted && !(h.local_only && key.can_write())) return;
     if (!kept_prefix.empty() && h.key.compare(0, kept_prefix.size(), kept_prefix) == 0) return;
     const std::string path = key_path(h.key);
     if (rules->ignored_or_inside_ignored(path, h.type == entry_type::dir)) return;
     auto r = idx.get(path);
     if (!r) return;
+    if (!h.deleted) ++stats.deleted;
     r->deleted = true;
     r->size = 0;
     r->block_size = 0;
     r->blocks.clear();
     r->target.clear();
     store(*r);
-    ++stats.deleted;
   };
 
   try {
@@ -306,7 +306,9 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
       if (d->unlisted) kept_prefix = d->key + '\0';
       const record_head* h = head();
       if (h != nullptr && h->key == d->key) {
-        if (same(*h, *d)) {
+        // A record made while this device had only the read-only key is stored again,
+        // signed, once it has the read-write key: until then no peer would take it.
+        if (same(*h, *d) && !(h->local_only && key.can_write())) {
           ++stats.unchanged;
         } else {
           auto r = idx.get(d->path);

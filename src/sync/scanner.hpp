@@ -11,7 +11,11 @@
 // block); everything else keeps its record. A path gone from disk gets a deleted record.
 // Each change bumps this device's counter in the version vector and gets the next
 // sequence number; with a read-write key the record is signed, with a read-only key it is
-// kept unsigned and local_only. Writes are grouped in transactions.
+// kept unsigned and local_only. A device that has since been given the read-write key
+// stores its local_only records again, signed. Writes are grouped in transactions.
+//
+// scan() blocks (it reads and hashes every changed byte): run it on a worker thread, never
+// on the network thread.
 #pragma once
 
 #include <cstddef>

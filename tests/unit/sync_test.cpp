@@ -696,6 +696,27 @@ TEST_F(SyncDir, ReadOnlyDeviceRecordsLocalOnly) {
   ASSERT_TRUE(a);
   EXPECT_TRUE(a->local_only);
   EXPECT_TRUE(a->signature.empty());
+  write("b", "b");
+  scan(f);
+  fs::remove(dir_ / "b");
+  scan(f);
+  ASSERT_TRUE(f.db().get("b")->deleted);
+  EXPECT_TRUE(f.db().get("b")->local_only);
+  // Given the read-write key later, the device signs what it had recorded unsigned.
+  auto rw = make(fixed_key());
+  EXPECT_TRUE(rw.key().can_write());
+  auto s = scan(rw);
+  EXPECT_EQ(s.changed, 1u);
+  EXPECT_EQ(s.deleted, 0u);
+  for (const char* p : {"a", "b"}) {
+    auto r = rw.db().get(p);
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->local_only) << p;
+    EXPECT_TRUE(decode_record(encode_record(*r), r->signature, fixed_key().pub()).ok()) << p;
+  }
+  EXPECT_TRUE(rw.db().get("b")->deleted);
+  s = scan(rw);
+  EXPECT_EQ(s.added + s.changed + s.deleted, 0u);
 }
 
 TEST_F(SyncDir, FolderRefusesAnotherKey) {
