@@ -44,9 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_range(in, s);
 
   const auto q = in.find('?');
-  for (auto route : {parse_stream_route(in, {}), parse_stream_route(in.substr(0, q),
-                                                                     q == std::string_view::npos ? std::string_view{}
-                                                                                                 : in.substr(q + 1))}) {
+  for (auto route :
+       {parse_stream_route(in, {}),
+        parse_stream_route(in.substr(0, q), q == std::string_view::npos ? std::string_view{} : in.substr(q + 1))}) {
     if (!route) continue;
     FUZZ_CHECK(route->hash.size() == 40 || route->hash.size() == 64);
     for (char c : route->hash)
