@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "core/hash.hpp"
@@ -140,25 +144,145 @@ class walker {
 
 }  // namespace
 
+namespace {
+
+// SHA-256 of block b of the file into out (32 bytes); an error message, or empty.
+std::string hash_one_block(int fd, std::uint64_t size, std::uint32_t block_size, std::uint64_t b, hasher& h,
+                           std::string& buffer, std::uint8_t* out) {
+  std::uint64_t offset = b * block_size;
+  std::uint64_t left = std::min<std::uint64_t>(block_size, size - offset);
+  while (left > 0) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
+    const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return std::strerror(errno);
+    if (got == 0) return "file shorter than its size (changed while read)";
+    h.update(buffer.data(), static_cast<std::size_t>(got));
+    offset += static_cast<std::uint64_t>(got);
+    left -= static_cast<std::uint64_t>(got);
+  }
+  h.final(out);
+  return {};
+}
+
+// Hashes the blocks of one file on several threads at once: blocks are independent, so
+// each thread takes the next block not yet taken (pread needs no shared file offset). The
+// calling thread works too; the others wait for the next file between files.
+class block_pool {
+ public:
+  block_pool(std::size_t threads, std::size_t buffer_bytes) : buffer_bytes_(buffer_bytes) {
+    for (std::size_t i = 1; i < threads; ++i)
+      workers_.emplace_back([this] { work_loop(); });
+  }
+  block_pool(const block_pool&) = delete;
+  block_pool& operator=(const block_pool&) = delete;
+  ~block_pool() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_)
+      t.join();
+  }
+
+  result<std::string> hash(int fd, std::uint64_t size, std::uint32_t block_size) {
+    std::string blocks(block_count(size, block_size) * 32, '\0');
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = job{fd, size, block_size, blocks.size() / 32, reinterpret_cast<std::uint8_t*>(blocks.data())};
+      next_ = 0;
+      finished_ = 0;
+      error_.clear();
+      ++generation_;
+      // A file of one block (or none) is not worth waking anyone for.
+      if (job_.n <= 1) skip_workers_ = generation_;
+    }
+    if (job_.n > 1) wake_.notify_all();
+    run_job(own_hasher_, own_buffer());
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      // Every worker checks in for every generation, so none still uses the job after this.
+      if (job_.n > 1) done_.wait(lock, [this] { return finished_ == workers_.size(); });
+      if (!error_.empty()) return error{errc::io, error_};
+    }
+    return blocks;
+  }
+
+ private:
+  struct job {
+    int fd = -1;
+    std::uint64_t size = 0;
+    std::uint32_t block_size = 0;
+    std::uint64_t n = 0;
+    std::uint8_t* out = nullptr;
+  };
+
+  std::string& own_buffer() {
+    if (own_buffer_.empty()) own_buffer_.resize(buffer_bytes_);
+    return own_buffer_;
+  }
+
+  void run_job(hasher& h, std::string& buffer) {
+    while (true) {
+      const std::uint64_t b = next_.fetch_add(1);
+      if (b >= job_.n) return;
+      auto err = hash_one_block(job_.fd, job_.size, job_.block_size, b, h, buffer, job_.out + b * 32);
+      if (!err.empty()) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (error_.empty()) error_ = std::move(err);
+        next_ = job_.n;  // the others stop at their next block
+      }
+    }
+  }
+
+  void work_loop() {
+    hasher h(hasher::algo::sha256);
+    std::string buffer(buffer_bytes_, '\0');
+    std::uint64_t seen = 0;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && skip_workers_ != generation_); });
+        if (stop_) return;
+        seen = generation_;
+      }
+      run_job(h, buffer);
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        ++finished_;
+      }
+      done_.notify_one();
+    }
+  }
+
+  std::size_t buffer_bytes_;
+  std::vector<std::thread> workers_;
+  std::mutex m_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  bool stop_ = false;
+  std::uint64_t generation_ = 0;
+  std::uint64_t skip_workers_ = 0;  // a one-block job the workers were not woken for
+  job job_;
+  std::atomic<std::uint64_t> next_{0};
+  std::size_t finished_ = 0;
+  std::string error_;
+  hasher own_hasher_{hasher::algo::sha256};
+  std::string own_buffer_;
+};
+
+}  // namespace
+
 result<std::string> hash_blocks(int fd, std::uint64_t size, std::uint32_t block_size, std::string& buffer) {
   std::string blocks;
   const std::uint64_t n = block_count(size, block_size);
   blocks.resize(n * 32);
   hasher h(hasher::algo::sha256);
-  std::uint64_t offset = 0;
   for (std::uint64_t b = 0; b < n; ++b) {
-    std::uint64_t left = std::min<std::uint64_t>(block_size, size - offset);
-    while (left > 0) {
-      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
-      const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) return error{errc::io, std::strerror(errno)};
-      if (got == 0) return error{errc::io, "file shorter than its size (changed while read)"};
-      h.update(buffer.data(), static_cast<std::size_t>(got));
-      offset += static_cast<std::uint64_t>(got);
-      left -= static_cast<std::uint64_t>(got);
-    }
-    h.final(reinterpret_cast<std::uint8_t*>(blocks.data()) + b * 32);
+    auto err =
+        hash_one_block(fd, size, block_size, b, h, buffer, reinterpret_cast<std::uint8_t*>(blocks.data()) + b * 32);
+    if (!err.empty()) return error{errc::io, err};
   }
   return blocks;
 }
@@ -172,7 +296,9 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
   walker walk(folder, *rules, opt, stats);
   if (!walk.root_ok()) return error{errc::io, folder.string() + ": cannot be listed"};
 
-  std::string buffer(std::max<std::size_t>(opt.read_buffer, 4096), '\0');
+  const std::size_t threads =
+      opt.threads != 0 ? opt.threads : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  block_pool pool(threads, std::max<std::size_t>(opt.read_buffer, 4096));
   std::size_t in_batch = 0;
 
   // The index side of the merge: pages of heads, refilled as soon as one is used up (before
@@ -244,7 +370,7 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     const auto size = static_cast<std::uint64_t>(before.st_size);
     const std::uint32_t bs = block_size_for(size);
-    auto blocks = hash_blocks(fd, size, bs, buffer);
+    auto blocks = pool.hash(fd, size, bs);
     struct stat after {};
     ::fstat(fd, &after);
     ::close(fd);

@@ -31,8 +31,11 @@
 namespace shoal::sync {
 
 struct scan_options {
-  std::size_t read_buffer = 4 * 1024 * 1024;  // bytes per read() of a file being hashed
-  std::size_t batch_records = 1000;           // records per transaction
+  std::size_t read_buffer = 1024 * 1024;  // bytes per pread() of a file being hashed, per thread
+  // Threads hashing the blocks of a file at once (0: one per CPU). The walk and the index
+  // stay on the calling thread.
+  std::size_t threads = 0;
+  std::size_t batch_records = 1000;  // records per transaction
   // Called for a path that could not be read (it keeps its record); may be empty.
   std::function<void(const std::string& path, const std::string& why)> on_error;
 };

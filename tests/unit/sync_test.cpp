@@ -270,6 +270,38 @@ TEST_F(SyncDir, HashBlocksAtBlockEdges) {
   }
 }
 
+TEST_F(SyncDir, ScanHashesBlocksOnSeveralThreads) {
+  // 40 blocks of 128 KiB and a partial one, some one-block files between: the same block
+  // lists whatever the thread count.
+  write("a-big", random_bytes(40 * 128 * 1024 + 5, 4));
+  for (int i = 0; i < 20; ++i)
+    write("b-small-" + std::to_string(i), random_bytes(static_cast<std::size_t>(i) * 1000, 5 + i));
+  write("c-big", random_bytes(3 * 128 * 1024, 30));
+  std::map<std::string, std::string> want;
+  std::string buffer(64 * 1024, '\0');
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    const int fd = ::open(e.path().c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    const auto size = static_cast<std::uint64_t>(fs::file_size(e.path()));
+    auto h = hash_blocks(fd, size, block_size_for(size), buffer);
+    ::close(fd);
+    ASSERT_TRUE(h.ok());
+    want[e.path().filename().string()] = *h;
+  }
+  for (std::size_t threads : {1u, 2u, 4u}) {
+    fs::remove_all(dir_ / ".shoal");
+    auto f = make();
+    scan_options opt;
+    opt.threads = threads;
+    opt.read_buffer = 50 * 1000;  // not a divisor of the block size
+    auto s = f.scan(opt);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->files_hashed, want.size());
+    for (const auto& [name, blocks] : want)
+      EXPECT_EQ(f.db().get(name)->blocks, blocks) << name << " with " << threads << " threads";
+  }
+}
+
 TEST(SyncRecord, VersionVectors) {
   version_vector a;
   bump(a, "B");
