@@ -1,7 +1,14 @@
 // Streaming's HTTP half without a session: the Range header (good and bad), content types,
-// the /stream/ routes, SRT to WebVTT, M3U playlists, the buffer bar's JSON.
+// the /stream/ routes, SRT to WebVTT, M3U playlists, the buffer bar's JSON; and the HTTP
+// server's sized streams (kept-alive connections, a short body, a client that stops reading).
 #include <gtest/gtest.h>
 
+#include <boost/asio.hpp>
+#include <boost/beast/http.hpp>
+#include <future>
+#include <thread>
+
+#include "daemon/http_server.hpp"
 #include "stream/http_codec.hpp"
 
 namespace {
@@ -163,3 +170,118 @@ TEST(StreamBuffered, Json) {
 }
 
 }  // namespace
+
+// The HTTP server's sized streams (media bodies), in-process.
+namespace sized {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace shoal::daemon;
+
+// Yields `*left` bytes of 'x' in chunks of 64 KiB, then stops; short: stops early.
+asio::awaitable<std::optional<std::string>> next_chunk(std::shared_ptr<std::uint64_t> left) {
+  if (*left == 0) co_return std::nullopt;
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(*left, 64 * 1024));
+  *left -= n;
+  co_return std::string(n, 'x');
+}
+
+struct server_fixture {
+  asio::io_context io;
+  std::optional<http_server> srv;
+  std::thread thread;
+  explicit server_fixture(http_limits lim) {
+    srv.emplace(
+        io,
+        [](const request& req, const tcp::endpoint&, bool) {
+          const std::string_view target(req.target().data(), req.target().size());
+          const std::uint64_t size = target == "/big" ? (256u << 20) : 10;
+          const std::uint64_t sent = target == "/short" ? 5 : size;
+          reply r{make_response(req, http::status::ok, ""), stream_reply{}};
+          r.stream->head = make_response(req, http::status::ok, "", "application/octet-stream");
+          r.stream->head.content_length(size);
+          r.stream->sized = true;
+          auto left = std::make_shared<std::uint64_t>(sent);
+          r.stream->next = [left] { return next_chunk(left); };
+          return r;
+        },
+        lim);
+    EXPECT_FALSE(srv->listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)));
+    thread = std::thread([this] { io.run(); });
+  }
+  ~server_fixture() {
+    asio::post(io, [this] { srv->stop(); });
+    io.stop();
+    thread.join();
+  }
+  std::size_t clients() {
+    std::promise<std::size_t> p;
+    auto f = p.get_future();
+    asio::post(io, [&] { p.set_value(srv->clients()); });
+    return f.get();
+  }
+};
+
+TEST(StreamHttpServer, SizedBodiesKeepTheConnectionAlive) {
+  server_fixture fx{http_limits{}};
+  asio::io_context cio;
+  tcp::socket s(cio);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), fx.srv->port()));
+  beast::flat_buffer buf;
+  for (auto method : {http::verb::get, http::verb::head, http::verb::get}) {
+    http::request<http::empty_body> req{method, "/small", 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(s, req);
+    http::response_parser<http::string_body> p;
+    if (method == http::verb::head) p.skip(true);
+    http::read(s, buf, p);
+    auto res = p.release();
+    EXPECT_EQ(res.result(), http::status::ok);
+    EXPECT_EQ(res[http::field::content_length], "10");
+    EXPECT_FALSE(res.chunked());
+    EXPECT_TRUE(res.keep_alive());
+    EXPECT_EQ(res.body(), method == http::verb::head ? "" : "xxxxxxxxxx");
+  }
+}
+
+TEST(StreamHttpServer, AShortBodyClosesTheConnection) {
+  server_fixture fx{http_limits{}};
+  asio::io_context cio;
+  tcp::socket s(cio);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), fx.srv->port()));
+  http::request<http::empty_body> req{http::verb::get, "/short", 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  boost::system::error_code ec;
+  http::read(s, buf, res, ec);
+  EXPECT_TRUE(ec);  // the connection closed before the 10 bytes promised
+}
+
+TEST(StreamHttpServer, AClientThatStopsReadingIsDropped) {
+  http_limits lim;
+  lim.read_timeout = std::chrono::seconds(1);
+  server_fixture fx{lim};
+  asio::io_context cio;
+  tcp::socket s(cio);
+  s.open(tcp::v4());
+  s.set_option(asio::socket_base::receive_buffer_size(4096));
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), fx.srv->port()));
+  http::request<http::empty_body> req{http::verb::get, "/big", 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(s, req);
+  // Nothing is read: the socket buffers fill, the server's write stalls, its timer fires.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fx.clients() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(fx.clients(), 1u);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (fx.clients() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(fx.clients(), 0u);
+}
+
+}  // namespace sized
