@@ -35,6 +35,11 @@ struct disk_entry {
   struct stat st {};
   std::string target;     // symlinks
   bool unlisted = false;  // a directory that could not be listed: its index subtree is kept
+  // The open directory the entry is in, and its name there: valid until the next call to
+  // walker::next. Files are opened through them (openat, O_NOFOLLOW), so a directory swapped
+  // for a symlink during the scan cannot lead the scanner out of the folder.
+  int parent_fd = -1;
+  std::string name;
 };
 
 // A depth-first walk with sorted entries: yields paths in index key order.
@@ -42,7 +47,13 @@ class walker {
  public:
   walker(std::filesystem::path root, const ignore_rules& rules, const scan_options& opt, scan_stats& stats)
       : root_(std::move(root)), rules_(rules), opt_(opt), stats_(stats) {
-    push("");
+    push(AT_FDCWD, root_.string(), "");
+  }
+  walker(const walker&) = delete;
+  walker& operator=(const walker&) = delete;
+  ~walker() {
+    for (auto& f : stack_)
+      ::close(f.fd);
   }
   [[nodiscard]] bool root_ok() const { return root_ok_; }
 
@@ -50,10 +61,12 @@ class walker {
     while (!stack_.empty()) {
       auto& f = stack_.back();
       if (f.pos == f.names.size()) {
+        ::close(f.fd);
         stack_.pop_back();
         continue;
       }
-      const std::string name = std::move(f.names[f.pos++]);
+      std::string name = std::move(f.names[f.pos++]);
+      const int dir_fd = f.fd;
       std::string rel = f.dir.empty() ? name : f.dir + "/" + name;
       if (f.dir.empty() && name == ".shoal") continue;
       if (rel.size() > max_path_bytes) {
@@ -61,8 +74,7 @@ class walker {
         continue;
       }
       disk_entry e;
-      const std::string full = (root_ / rel).string();
-      if (::lstat(full.c_str(), &e.st) != 0) {
+      if (::fstatat(dir_fd, name.c_str(), &e.st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno != ENOENT) report(rel, std::strerror(errno));
         continue;  // gone since the listing: it is as if it never was
       }
@@ -73,7 +85,7 @@ class walker {
       } else if (S_ISLNK(e.st.st_mode)) {
         e.type = entry_type::symlink;
         std::string buf(max_target_bytes + 1, '\0');
-        const ssize_t n = ::readlink(full.c_str(), buf.data(), buf.size());
+        const ssize_t n = ::readlinkat(dir_fd, name.c_str(), buf.data(), buf.size());
         if (n <= 0 || static_cast<std::size_t>(n) > max_target_bytes) {
           report(rel, n < 0 ? std::strerror(errno) : "symlink target too long");
           continue;
@@ -85,8 +97,10 @@ class walker {
       }
       if (rules_.ignored(rel, e.type == entry_type::dir)) continue;
       e.key = path_key(rel);
-      if (e.type == entry_type::dir && !push(rel)) e.unlisted = true;
+      if (e.type == entry_type::dir && !push(dir_fd, name, rel)) e.unlisted = true;
       e.path = std::move(rel);
+      e.parent_fd = dir_fd;
+      e.name = std::move(name);
       return e;
     }
     return std::nullopt;
@@ -94,6 +108,7 @@ class walker {
 
  private:
   struct frame {
+    int fd = -1;  // the directory, open (closed when the frame is popped)
     std::string dir;
     std::vector<std::string> names;
     std::size_t pos = 0;
@@ -104,13 +119,16 @@ class walker {
     if (opt_.on_error) opt_.on_error(path, why);
   }
 
-  // Lists a directory (sorted) onto the stack; false if it cannot be listed.
-  bool push(const std::string& rel) {
-    const std::string full = rel.empty() ? root_.string() : (root_ / rel).string();
-    const int fd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+  // Opens directory `name` of parent_fd (never through a symlink, except the folder itself)
+  // and lists it, sorted, onto the stack; false if it cannot be opened or listed.
+  bool push(int parent_fd, const std::string& name, const std::string& rel) {
+    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (rel.empty() ? 0 : O_NOFOLLOW);
+    const int fd = ::openat(parent_fd, name.c_str(), flags);
+    const int list_fd = fd < 0 ? -1 : ::dup(fd);  // fdopendir takes its fd; the frame keeps fd
+    DIR* d = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
     if (d == nullptr) {
       const int err = errno;
+      if (list_fd >= 0) ::close(list_fd);
       if (fd >= 0) ::close(fd);
       if (rel.empty()) {
         root_ok_ = false;
@@ -121,6 +139,7 @@ class walker {
       return false;
     }
     frame f;
+    f.fd = fd;
     f.dir = rel;
     while (const dirent* ent = ::readdir(d)) {
       const std::string_view n = ent->d_name;
@@ -353,8 +372,7 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     r.blocks.clear();
     if (d.type == entry_type::symlink) r.target = d.target;
     if (d.type != entry_type::file) return true;
-    const std::string full = (folder / d.path).string();
-    const int fd = ::open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    const int fd = ::openat(d.parent_fd, d.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
       ++stats.errors;
       if (opt.on_error) opt.on_error(d.path, std::strerror(errno));
