@@ -16,6 +16,13 @@
 //
 // scan() blocks (it reads and hashes every changed byte): run it on a worker thread, never
 // on the network thread.
+//
+// Limits: each directory of the walk's current path stays open (one descriptor per level),
+// so a tree nested deeper than the process's descriptor limit reports its deepest folders as
+// unreadable (their records are kept); and one directory's names are held while it is
+// walked, so a single folder of a million entries costs its listing (tens of MB) for that
+// time. The walk itself is by descriptors with O_NOFOLLOW: a directory swapped for a symlink
+// during a scan cannot lead it out of the folder.
 #pragma once
 
 #include <cstddef>
