@@ -260,6 +260,7 @@ asio::awaitable<outcome> engine::impl::place(const record& r, const std::string&
     emit("sync", dest, source_of(n), "symlink");
     co_return outcome::done;
   }
+  const std::uint64_t fetched_before = bytes_fetched;
   auto tmp = co_await assemble(r, n);
   if (!tmp) {
     log("sync: " + shown(dest) + ": " + tmp.err().message());
@@ -279,7 +280,8 @@ asio::awaitable<outcome> engine::impl::place(const record& r, const std::string&
   }
   fsync_dir_of(full);
   if (own_path) put(r);
-  emit("sync", dest, source_of(n), std::to_string(r.size));
+  emit("sync", dest, source_of(n),
+       std::to_string(r.size) + " bytes, " + std::to_string(bytes_fetched - fetched_before) + " fetched");
   co_return outcome::done;
 }
 

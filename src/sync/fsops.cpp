@@ -129,6 +129,8 @@ result<std::filesystem::path> archive(const std::filesystem::path& root, const s
   const std::size_t name_len = path.size() - (slash == std::string::npos ? 0 : slash + 1);
   const std::size_t room = max_name_bytes - suffix.size() - 5;
   const std::string base = (name_len > room ? cut_utf8(path, path.size() - name_len + room) : path) + suffix;
+  if (::mkdir(arch.c_str(), 0700) != 0 && errno != EEXIST)
+    return error{errc::io, "archive: " + std::string(std::strerror(errno))};
   if (auto p = make_parents(arch, base); !p) return error{errc::io, "archive: " + p.err().message()};
   std::filesystem::path dest = arch / base;
   for (int i = 1; ::access(dest.c_str(), F_OK) == 0 || errno != ENOENT; ++i) {
