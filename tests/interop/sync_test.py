@@ -15,6 +15,9 @@ A inits the folder; B joins with the read-write key (--key-file), C with the rea
 - concurrent edits: B is stopped, the same file is edited on A and on B, B restarts: both
   versions end up on every device, one as a .sync-conflict- copy;
 - changes on the read-only C do not spread;
+- a record signed by another key (sent by a test peer that holds the read-only key) is
+  rejected and logged, never applied; a device that sends the share id without holding
+  the key is refused ("peer does not hold this folder's key");
 - kill -9 of B while it receives a 200 MB file: no partial file in its folder; after a
   restart the file arrives whole.
 
@@ -35,6 +38,8 @@ import tempfile
 import threading
 import time
 import unicodedata
+
+import sync_peer
 
 
 def fail(msg):
@@ -340,6 +345,33 @@ def main():
                 fail("C's edit reached " + d.name)
         wait_same([A, B], "A and B after C's change", skip={"link-outside"})
         print("ok: read-only device")
+
+        # --- a forged record (signed by a key that is not the folder's) is rejected and logged;
+        # a device that knows the share id but not the key is refused
+        peer = sync_peer.Peer("127.0.0.1", A.port, keys["read_only_key"])
+        canon = sync_peer.record("forged.txt", peer.id, b"forged\n")
+        _, stranger_sk = sync_peer.sign_keypair()
+        peer.send({"t": "index", "done": 1, "recs": [[canon, sync_peer.record_signature(stranger_sk, canon), 1]]})
+        wait_until(lambda: ("rejected a record for forged.txt from " + peer.id) in A.stderr(),
+                   "A logging the forged record")
+        peer.close()
+        other = json.loads(subprocess.run([args.shoal, "sync", "init", os.path.join(top, "other"), "--json"],
+                                          check=True, capture_output=True).stdout)
+        try:
+            sync_peer.Peer("127.0.0.1", A.port, other["read_only_key"], claim_share=sync_peer.share_id(
+                sync_peer.folder_public_key(keys["read_only_key"])))
+            fail("a device without the folder key finished the handshake")
+        except (RuntimeError, EOFError, OSError):
+            pass
+        wait_until(lambda: "peer does not hold this folder's key" in A.stderr(), "A logging the keyless device")
+        write(os.path.join(fa, "marker2.txt"), b"after the forgery\n")
+        wait_until(lambda: all(os.path.exists(os.path.join(d.folder, "marker2.txt")) for d in devs), "marker2")
+        for d in devs:
+            if os.path.exists(os.path.join(d.folder, "forged.txt")):
+                fail("the forged record was applied on " + d.name)
+            if other["read_only_key"] in d.stderr() or keys["read_only_key"] in d.stderr():
+                fail(d.name + " logged a key")
+        print("ok: forged record rejected, keyless device refused")
 
         # --- kill -9 while receiving a large file
         big = os.path.join(fa, "big.bin")
