@@ -41,7 +41,7 @@ fi
 
 # A man page per subcommand, rendered by man itself.
 for page in shoal shoal-create shoal-info shoal-download shoal-seed shoal-dht shoal-dht-get shoal-tracker \
-  shoal-publish shoal-daemon; do
+  shoal-publish shoal-daemon shoal-stream; do
   [ -f "$root/share/man/man1/$page.1" ] || bad "no man page $page.1"
 done
 out=$(MANPAGER=cat MANWIDTH=100 man --warnings -l "$root/share/man/man1/shoal-download.1" 2>"$tmp/man.err")
