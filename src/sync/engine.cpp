@@ -417,11 +417,18 @@ void engine::impl::finish_need(const std::string& key) {
 
 // ---- blocks -----------------------------------------------------------------------------
 
+// Brought up to date with the records stored since the last call (not rebuilt: a folder of
+// many small files would pay for the whole index once per file). Stale places stay until
+// the map grows past a bound; every read from one is checked against the block's hash.
 void engine::impl::refresh_block_map() {
-  if (map_seq == f.db().last_sequence()) return;
-  map_seq = f.db().last_sequence();
-  block_map.clear();
-  std::uint64_t cursor = 0;
+  const std::uint64_t last = f.db().last_sequence();
+  if (map_seq == last) return;
+  std::uint64_t cursor = map_seq;
+  if (map_seq == UINT64_MAX || block_map.size() > max_block_map) {
+    block_map.clear();
+    cursor = 0;
+  }
+  map_seq = last;
   while (true) {
     auto recs = f.db().changes_since(cursor, 1000);
     for (const auto& r : recs) {
@@ -429,11 +436,11 @@ void engine::impl::refresh_block_map() {
       if (r.type != entry_type::file || r.deleted) continue;
       for (std::size_t i = 0; i < r.block_total(); ++i) {
         auto& locs = block_map[r.blocks.substr(i * 32, 32)];
-        if (locs.size() < 4) {
-          const std::uint64_t off = std::uint64_t{i} * r.block_size;
-          locs.push_back(block_loc{f.paths().dir / r.path, off,
-                                   static_cast<std::uint32_t>(std::min<std::uint64_t>(r.block_size, r.size - off))});
-        }
+        const std::uint64_t off = std::uint64_t{i} * r.block_size;
+        locs.insert(locs.begin(),
+                    block_loc{f.paths().dir / r.path, off,
+                              static_cast<std::uint32_t>(std::min<std::uint64_t>(r.block_size, r.size - off))});
+        if (locs.size() > 4) locs.pop_back();
       }
     }
     if (recs.size() < 1000) break;

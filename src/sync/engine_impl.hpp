@@ -110,6 +110,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   std::chrono::steady_clock::time_point scan_first{};
 
   std::uint64_t map_seq = UINT64_MAX;
+  static constexpr std::size_t max_block_map = 4'000'000;             // hashes, then a rebuild
   std::unordered_map<std::string, std::vector<block_loc>> block_map;  // block hash -> where, from the index
   std::unordered_map<std::string, block_loc> moved_blocks;            // blocks moved to the archive or a conflict copy
   std::uint64_t bytes_reused = 0;
