@@ -95,15 +95,42 @@ void engine::impl::put(record r) {
 
 // ---- the puller -------------------------------------------------------------------------
 
+namespace {
+
+// One key is the other's directory (or the same path).
+bool related(const std::string& a, const std::string& b) {
+  const auto& shorter = a.size() <= b.size() ? a : b;
+  const auto& longer = a.size() <= b.size() ? b : a;
+  return longer.compare(0, shorter.size(), shorter) == 0 &&
+         (longer.size() == shorter.size() || longer[shorter.size()] == '\0');
+}
+
+}  // namespace
+
 std::optional<std::string> engine::impl::next_need() {
   const auto now = steady::now();
-  // Live versions first (in key order: a directory before what is in it), then deleted
-  // files, then deleted directories deepest first: a move's new path is made from the old
-  // one's blocks before the old one goes to the archive.
+  auto free = [&](const std::string& k) {
+    for (const auto& f : in_flight)
+      if (related(f, k)) return false;
+    return true;
+  };
+  // Live versions first (in key order: a directory before what is in it), several at once
+  // when their paths are unrelated; then deleted files once no live one is queued or under
+  // way, then deleted directories deepest first, alone: a move's new path is made from the
+  // old one's blocks before the old one goes to the archive.
+  bool live_waiting = false;
+  for (const auto& [k, n] : needs) {
+    if (n.rec.deleted || in_flight.count(k) != 0) continue;
+    if (n.not_before <= now && free(k)) return k;
+    live_waiting = live_waiting || n.not_before <= now;
+  }
+  if (live_waiting) return std::nullopt;
+  for (const auto& f : in_flight)
+    if (auto it = needs.find(f); it != needs.end() && !it->second.rec.deleted) return std::nullopt;
   for (const auto& [k, n] : needs)
-    if (n.not_before <= now && !n.rec.deleted) return k;
-  for (const auto& [k, n] : needs)
-    if (n.not_before <= now && n.rec.deleted && n.rec.type != entry_type::dir) return k;
+    if (n.not_before <= now && n.rec.deleted && n.rec.type != entry_type::dir && in_flight.count(k) == 0 && free(k))
+      return k;
+  if (!in_flight.empty()) return std::nullopt;
   for (auto it = needs.rbegin(); it != needs.rend(); ++it)
     if (it->second.not_before <= now) return it->first;
   return std::nullopt;
@@ -112,36 +139,47 @@ std::optional<std::string> engine::impl::next_need() {
 asio::awaitable<void> engine::impl::pull_loop() {
   auto self = shared_from_this();
   while (!stopped) {
-    const auto key = next_need();
-    if (!key) {
-      auto wake = steady::time_point::max();
-      for (const auto& [k, n] : needs)
-        wake = std::min(wake, n.not_before);
-      puller_wake.expires_at(wake);
-      boost::system::error_code ec;
-      co_await puller_wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      continue;
+    while (in_flight.size() < max_applies) {
+      const auto key = next_need();
+      if (!key) break;
+      in_flight.insert(*key);
+      spawn(apply_one(*key), "sync apply");
     }
-    const need copy = needs.at(*key);
-    outcome o = outcome::retry;
-    try {
-      o = co_await apply(copy);
-    } catch (const index_error& e) {
-      log(std::string("sync: ") + e.what());
-    }
-    auto it = needs.find(*key);
-    if (it == needs.end() || it->second.generation != copy.generation) continue;
-    if (o == outcome::done) {
-      finish_need(*key);
-    } else if (o == outcome::rescan) {
-      // Something the scan does not index (ignored, unreadable) backs off too.
-      const int k = std::min(++it->second.failures, 7);
-      it->second.not_before = steady::now() + 100ms * (1 << k);
-    } else {
-      const int k = std::min(++it->second.failures, 5);
-      it->second.not_before = steady::now() + std::chrono::seconds(1 << k);
-    }
+    // Woken by a new need, a finished apply, or the earliest back-off ending (not by
+    // walking every queued need: that made a large queue quadratic).
+    const auto now = steady::now();
+    const auto wake = next_retry > now ? next_retry : steady::time_point::max();
+    if (next_retry <= now) next_retry = steady::time_point::max();
+    puller_wake.expires_at(wake);
+    boost::system::error_code ec;
+    co_await puller_wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+}
+
+asio::awaitable<void> engine::impl::apply_one(std::string key) {
+  auto self = shared_from_this();
+  const need copy = needs.at(key);
+  outcome o = outcome::retry;
+  try {
+    o = co_await apply(copy);
+  } catch (const index_error& e) {
+    log(std::string("sync: ") + e.what());
+  }
+  in_flight.erase(key);
+  puller_wake.cancel();
+  auto it = needs.find(key);
+  if (it == needs.end() || it->second.generation != copy.generation) co_return;
+  if (o == outcome::done) {
+    finish_need(key);
+  } else if (o == outcome::rescan) {
+    // Something the scan does not index (ignored, unreadable) backs off too.
+    const int k = std::min(++it->second.failures, 7);
+    it->second.not_before = steady::now() + 100ms * (1 << k);
+  } else {
+    const int k = std::min(++it->second.failures, 5);
+    it->second.not_before = steady::now() + std::chrono::seconds(1 << k);
+  }
+  next_retry = std::min(next_retry, it->second.not_before);
 }
 
 asio::awaitable<outcome> engine::impl::apply(const need& n) {

@@ -96,6 +96,9 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
 
   std::vector<std::shared_ptr<conn>> conns;
   std::map<std::string, need> needs;  // by path_key
+  std::set<std::string> in_flight;    // keys being applied now
+  std::chrono::steady_clock::time_point next_retry = std::chrono::steady_clock::time_point::max();
+  static constexpr std::size_t max_applies = 8;
   std::map<std::string, device_progress> progress;
   std::set<std::string> refused;  // hex SHA-256 of canonical records not applied on purpose
   asio::steady_timer puller_wake;
@@ -155,6 +158,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   // engine_apply.cpp
   asio::awaitable<void> pull_loop();
   std::optional<std::string> next_need();
+  asio::awaitable<void> apply_one(std::string key);
   asio::awaitable<outcome> apply(const need& n);
   asio::awaitable<outcome> take(const record& r, const std::optional<record>& local, const need& n);
   asio::awaitable<outcome> conflict(const record& r, const record& local, const need& n);
