@@ -67,12 +67,32 @@ result<bool> engine::impl::start() {
   };
   if (auto ec = ses.add_protocol(std::move(p))) return error{errc::invalid_argument, "sync protocol: " + ec.message()};
   if (auto w = start_watch(); !w) return w;
+  clean_tmp();
   do_scan(false);  // before the first line the user sees: "listening on PORT"
   spawn(scan_loop(), "sync scan");
   spawn(pull_loop(), "sync pull");
   for (const auto& ep : opt.peers)
     spawn(dial_loop(ep), "sync dial");
   return true;
+}
+
+// Temporary files of transfers nobody resumed for a day (a version that was superseded
+// while it was fetched) go; younger ones are kept for a resume.
+void engine::impl::clean_tmp() {
+  const auto tmp = f.paths().state / "tmp";
+  std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (std::filesystem::directory_iterator it(tmp, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code e2;
+    const auto t = std::filesystem::symlink_status(it->path(), e2);
+    if (e2 || (!std::filesystem::is_regular_file(t) && !std::filesystem::is_symlink(t))) continue;
+    if (std::filesystem::is_symlink(t)) {  // a link made for a rename is never resumed
+      std::filesystem::remove(it->path(), e2);
+      continue;
+    }
+    const auto age = now - std::filesystem::last_write_time(it->path(), e2);
+    if (!e2 && age > std::chrono::hours(24)) std::filesystem::remove(it->path(), e2);
+  }
 }
 
 void engine::impl::stop() {

@@ -125,6 +125,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
 
   result<bool> start();
   void stop();
+  void clean_tmp();
   void log(const std::string& line) const;
   void emit(std::string kind, std::string path, std::string device, std::string detail) const;
   void spawn(asio::awaitable<void> a, const char* what);
