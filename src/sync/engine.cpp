@@ -239,6 +239,7 @@ void engine::impl::close_conn(const std::shared_ptr<conn>& c, const std::string&
   c->closed = true;
   if (!why.empty()) log("sync: peer " + c->id + " (" + c->remote + "): " + why);
   c->ch->close();
+  if (c->drained) c->drained->cancel();
   for (auto& [id, p] : c->pending)
     p->timer.cancel();
 }
@@ -246,6 +247,7 @@ void engine::impl::close_conn(const std::shared_ptr<conn>& c, const std::string&
 void engine::impl::send(const std::shared_ptr<conn>& c, const message& m) {
   if (c->closed) return;
   c->outq.push_back(encode(m));
+  c->out_bytes += c->outq.back().size();
   if (!c->writing) spawn(writer(c), "sync write");
 }
 
@@ -255,6 +257,8 @@ asio::awaitable<void> engine::impl::writer(std::shared_ptr<conn> c) {
   while (!c->outq.empty() && !c->closed) {
     std::string out = std::move(c->outq.front());
     c->outq.pop_front();
+    c->out_bytes -= out.size();
+    if (c->out_bytes < out_high_mark / 2 && c->drained) c->drained->cancel();
     auto w = co_await c->ch->write(out);
     if (!w) {
       close_conn(c, w.err().message());
@@ -299,7 +303,7 @@ void engine::impl::handle(const std::shared_ptr<conn>& c, message m) {
     auto& pr = progress[c->id];
     if (!pr.loaded || h->seq > pr.seen_max) request_index(c);
   } else if (auto* r = std::get_if<msg_index_request>(&m)) {
-    send_index(c, r->since);
+    spawn(send_index(c, r->since, ++c->index_generation), "sync index");
   } else if (auto* ix = std::get_if<msg_index>(&m)) {
     take_batch(c, *ix);
     if (ix->done) {
@@ -317,9 +321,17 @@ void engine::impl::handle(const std::shared_ptr<conn>& c, message m) {
   }
 }
 
-void engine::impl::send_index(const std::shared_ptr<conn>& c, std::uint64_t since) {
+asio::awaitable<void> engine::impl::send_index(std::shared_ptr<conn> c, std::uint64_t since, std::uint64_t generation) {
+  auto self = shared_from_this();
   std::uint64_t cursor = since;
-  while (!c->closed) {
+  while (!c->closed && !stopped && generation == c->index_generation) {
+    if (c->out_bytes > out_high_mark) {
+      if (!c->drained) c->drained = std::make_unique<asio::steady_timer>(io);
+      c->drained->expires_at(std::chrono::steady_clock::time_point::max());
+      boost::system::error_code ec;
+      co_await c->drained->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
     auto recs = f.db().changes_since(cursor, max_batch_records);
     msg_index m;
     std::size_t bytes = 0;

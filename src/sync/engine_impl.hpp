@@ -33,9 +33,12 @@ struct conn {
   bool dialled = false;
   bool closed = false;
   std::deque<std::string> outq;
+  std::size_t out_bytes = 0;  // queued in outq
   bool writing = false;
-  bool requesting = false;  // an index request is out
-  bool want_more = false;   // and a `have` came while it was
+  std::unique_ptr<asio::steady_timer> drained;  // cancelled when outq falls under the low mark
+  std::uint64_t index_generation = 0;           // the index request being answered
+  bool requesting = false;                      // an index request is out
+  bool want_more = false;                       // and a `have` came while it was
   std::map<std::uint64_t, std::shared_ptr<pending_block>> pending;
 };
 
@@ -143,7 +146,10 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   void request_index(const std::shared_ptr<conn>& c);
   void announce();
   void handle(const std::shared_ptr<conn>& c, message m);
-  void send_index(const std::shared_ptr<conn>& c, std::uint64_t since);
+  asio::awaitable<void> send_index(std::shared_ptr<conn> c, std::uint64_t since, std::uint64_t generation);
+  // An index answer waits while more than this is queued for the peer (a large folder's
+  // index is not held in memory whole).
+  static constexpr std::size_t out_high_mark = 8 * 1024 * 1024;
   void take_batch(const std::shared_ptr<conn>& c, const msg_index& ix);
   void save_progress(const std::string& device);
   void consider(record r, const std::string& device, std::uint64_t seq);
