@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -467,16 +468,43 @@ void engine::impl::refresh_block_map() {
       cursor = r.sequence;
       if (r.type != entry_type::file || r.deleted) continue;
       for (std::size_t i = 0; i < r.block_total(); ++i) {
-        auto& locs = block_map[r.blocks.substr(i * 32, 32)];
-        const std::uint64_t off = std::uint64_t{i} * r.block_size;
-        locs.insert(locs.begin(),
-                    block_loc{f.paths().dir / r.path, off,
-                              static_cast<std::uint32_t>(std::min<std::uint64_t>(r.block_size, r.size - off))});
-        if (locs.size() > 4) locs.pop_back();
+        std::uint64_t k = 0;
+        std::memcpy(&k, r.blocks.data() + i * 32, sizeof k);
+        block_map.emplace(k, block_ref{r.sequence, static_cast<std::uint32_t>(i)});
       }
     }
     if (recs.size() < 1000) break;
   }
+}
+
+std::vector<block_loc> engine::impl::find_block(std::string_view hash, std::size_t limit) {
+  refresh_block_map();
+  std::vector<block_loc> out;
+  if (hash.size() != 32) return out;
+  std::uint64_t k = 0;
+  std::memcpy(&k, hash.data(), sizeof k);
+  std::vector<block_ref> refs;
+  for (auto [it, end] = block_map.equal_range(k); it != end; ++it)
+    refs.push_back(it->second);
+  std::sort(refs.begin(), refs.end(), [](const block_ref& a, const block_ref& b) { return a.seq > b.seq; });
+  for (const auto& ref : refs) {
+    if (out.size() >= limit) break;
+    if (!ref_cache || ref_cache->sequence != ref.seq) {
+      // The record that had this sequence, if it still has it (a path stored again gets a
+      // new one: the entry is stale).
+      auto recs = f.db().changes_since(ref.seq - 1, 1);
+      if (recs.empty() || recs.front().sequence != ref.seq) continue;
+      ref_cache = std::move(recs.front());
+    }
+    const record& r = *ref_cache;
+    if (r.type != entry_type::file || r.deleted || ref.block >= r.block_total() ||
+        std::string_view(r.blocks).substr(std::size_t{ref.block} * 32, 32) != hash)
+      continue;
+    const std::uint64_t off = std::uint64_t{ref.block} * r.block_size;
+    out.push_back(block_loc{f.paths().dir / r.path, off,
+                            static_cast<std::uint32_t>(std::min<std::uint64_t>(r.block_size, r.size - off))});
+  }
+  return out;
 }
 
 void engine::impl::remember_blocks(const record& r, const std::filesystem::path& where) {
@@ -519,8 +547,8 @@ void engine::impl::serve(const std::shared_ptr<conn>& c, const msg_block_request
     }
   }
   if (!loc) {
-    refresh_block_map();
-    if (auto it = block_map.find(rq.hash); it != block_map.end() && !it->second.empty()) loc = it->second.front();
+    auto found = find_block(rq.hash, 1);
+    if (!found.empty()) loc = found.front();
   }
   if (!loc || rq.offset >= loc->length) {
     reply.error = "not here";
@@ -634,7 +662,6 @@ asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const reco
     ::close(fd);
     co_return error{errc::io, std::string("ftruncate: ") + std::strerror(errno)};
   }
-  refresh_block_map();
   auto j = std::make_shared<fetch_job>(io);
   j->fd = fd;
   j->r = r;
@@ -647,7 +674,7 @@ asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const reco
     if (existed && read_verified(block_loc{tmp, off, len}, hash, buf)) continue;
     bool found = false;
     std::vector<block_loc> cands;
-    if (auto it = block_map.find(std::string(hash)); it != block_map.end()) cands = it->second;
+    cands = find_block(hash, 4);
     if (auto it = moved_blocks.find(std::string(hash)); it != moved_blocks.end()) cands.push_back(it->second);
     for (const auto& loc : cands) {
       if (loc.length == len && read_verified(loc, hash, buf) &&

@@ -116,9 +116,17 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   std::chrono::steady_clock::time_point scan_first{};
 
   std::uint64_t map_seq = UINT64_MAX;
-  static constexpr std::size_t max_block_map = 4'000'000;             // hashes, then a rebuild
-  std::unordered_map<std::string, std::vector<block_loc>> block_map;  // block hash -> where, from the index
-  std::unordered_map<std::string, block_loc> moved_blocks;            // blocks moved to the archive or a conflict copy
+  // Block hash (its first 8 bytes) -> (record sequence, block index): small entries (about
+  // 50 bytes a block) for a folder of millions of files; a candidate is checked against
+  // its record, then the bytes read are checked against the full hash.
+  struct block_ref {
+    std::uint64_t seq = 0;
+    std::uint32_t block = 0;
+  };
+  std::unordered_multimap<std::uint64_t, block_ref> block_map;
+  static constexpr std::size_t max_block_map = 16'000'000;  // entries, then a rebuild
+  std::optional<record> ref_cache;                          // the record last looked up
+  std::unordered_map<std::string, block_loc> moved_blocks;  // blocks moved to the archive or a conflict copy
   std::uint64_t bytes_reused = 0;
   std::uint64_t bytes_fetched = 0;
 
@@ -155,6 +163,8 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   void consider(record r, const std::string& device, std::uint64_t seq);
   void finish_need(const std::string& key);
   void refresh_block_map();
+  // Places of a block in files of the index (at most `limit`), newest first.
+  std::vector<block_loc> find_block(std::string_view hash, std::size_t limit);
   void remember_blocks(const record& r, const std::filesystem::path& where);
   static bool read_verified(const block_loc& loc, std::string_view hash, std::string& out);
   void serve(const std::shared_ptr<conn>& c, const msg_block_request& rq);
