@@ -1,6 +1,7 @@
 #include "sync/engine.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@ using namespace std::chrono_literals;
 engine::engine(session& ses, folder& f, engine_options o) : p_(std::make_shared<impl>(ses, f, std::move(o))) {}
 engine::~engine() {
   p_->stop();
+  if (p_->lock_fd >= 0) ::close(p_->lock_fd);
+  p_->lock_fd = -1;
 }
 result<bool> engine::start() {
   return p_->start();
@@ -60,6 +63,14 @@ void engine::impl::spawn(asio::awaitable<void> a, const char* what) {
 }
 
 result<bool> engine::impl::start() {
+  // One running copy per folder: two would write the same files and index.
+  const auto lock_file = f.paths().state / "run.lock";
+  lock_fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return error{errc::io, lock_file.string() + ": " + std::strerror(errno)};
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return error{errc::io, f.paths().dir.string() + " is already being synced by another process (" +
+                               lock_file.string() + " is locked)"};
+  }
   session::protocol p;
   p.name = "sync";
   p.magic = std::string(channel_magic);

@@ -131,6 +131,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   std::uint64_t bytes_fetched = 0;
 
   int ino = -1;
+  int lock_fd = -1;  // DIR/.shoal/run.lock, held while the engine runs
   std::unique_ptr<asio::posix::stream_descriptor> ino_sd;
   std::map<int, std::string> watches;  // inotify wd -> relative directory
 

@@ -21,7 +21,7 @@ A inits the folder; B joins with the read-write key (--key-file), C with the rea
 - kill -9 of B while it receives a 200 MB file: no partial file in its folder; after a
   restart the file arrives whole.
 
-Every wait is for a condition (with a deadline), never a fixed sleep.
+A second `sync run` of a running folder is refused. Every wait is for a condition (with a deadline), never a fixed sleep.
 
 Usage: sync_test.py --shoal PATH [--big-mb N]
 """
@@ -248,6 +248,9 @@ def main():
         for d in devs:
             if any(k in d.stderr() for k in (keys["read_write_key"], keys["read_only_key"])):
                 fail(d.name + " logged a key")
+        second = subprocess.run([args.shoal, "sync", "run", fa, "--local"], capture_output=True, timeout=30)
+        if second.returncode != 1 or b"already being synced" not in second.stderr:
+            fail("a second sync run of one folder: exit %d %r" % (second.returncode, second.stderr))
 
         # --- odd names, empty file, permissions, symlinks
         outside = os.path.join(top, "outside.txt")
