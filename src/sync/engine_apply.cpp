@@ -170,8 +170,10 @@ asio::awaitable<void> engine::impl::apply_one(std::string key) {
   auto it = needs.find(key);
   if (it == needs.end() || it->second.generation != copy.generation) co_return;
   if (o == outcome::done) {
-    finish_need(key);
-  } else if (o == outcome::rescan) {
+    finish_need(key);  // erases it
+    co_return;
+  }
+  if (o == outcome::rescan) {
     // Something the scan does not index (ignored, unreadable) backs off too.
     const int k = std::min(++it->second.failures, 7);
     it->second.not_before = steady::now() + 100ms * (1 << k);
