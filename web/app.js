@@ -152,7 +152,7 @@ const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyV
 
 // The selected torrent's details: only the open tab's fields are asked for.
 const TABS = {
-  files: ['files', 'fileStats'],
+  files: ['files', 'fileStats', 'hashString'],
   peers: ['peers'],
   trackers: ['trackerStats'],
   pieces: ['pieces', 'pieceCount', 'pieceSize'],
@@ -186,9 +186,86 @@ function renderFiles(t, id) {
     for (const [v, n] of [[-1, 'Low'], [0, 'Normal'], [1, 'High']]) prio.append(new Option(n, v));
     prio.value = st.priority;
     prio.addEventListener('change', () => act('torrent-set', { ids: [id], [['priority-low', 'priority-normal', 'priority-high'][+prio.value + 1]]: [i] }));
-    return [want, f.name, size(f.length), `${f.length ? Math.floor(f.bytesCompleted / f.length * 100) : 100}%`, prio];
+    let play = '';
+    if (MEDIA.test(f.name)) {
+      play = document.createElement('button');
+      play.textContent = 'Play';
+      play.className = 'play';
+      play.setAttribute('aria-label', `Play ${f.name}`);
+      play.addEventListener('click', () => openPlayer(t.hashString, f.name).catch((e) => say(e.message)));
+    }
+    return [want, f.name, size(f.length), `${f.length ? Math.floor(f.bytesCompleted / f.length * 100) : 100}%`, prio, play];
   }), [2, 3]);
 }
+
+// The player: a file streamed from /stream/ while it downloads (the daemon fetches the
+// pieces under the play position first), a bar of the parts downloaded, and the torrent's
+// .srt/.vtt files as subtitle tracks.
+const MEDIA = /\.(mp4|m4v|webm|mkv|mov|ogv|mp3|m4a|opus|ogg|oga|flac|wav|aac)$/i;
+const SUBS = /\.(srt|vtt)$/i;
+const player = $('#player'), video = $('#player-video');
+let playerFile = null;
+async function openPlayer(hash, name) {
+  const r = await fetch(`/stream/${hash}.json`);
+  if (!r.ok) throw new Error(`cannot stream: HTTP ${r.status}`);
+  const list = (await r.json()).files;
+  const f = list.find((x) => x.path === name);
+  if (!f) throw new Error(`cannot stream ${name}: not in the torrent's file list`);
+  const base = `/stream/${hash}/${f.index}`;
+  playerFile = { base, size: f.size };
+  $('#player-title').textContent = name.split('/').pop();
+  $('#player-link').href = base;
+  video.replaceChildren();
+  // Subtitles beside the file: same folder, name starting like the file's.
+  const dir = name.slice(0, name.lastIndexOf('/') + 1);
+  const stem = name.slice(dir.length).replace(/\.[^.]*$/, '');
+  let first = true;
+  for (const x of list) {
+    if (!SUBS.test(x.path) || !x.path.startsWith(dir)) continue;
+    const own = x.path.slice(dir.length);
+    if (!own.startsWith(stem)) continue;
+    const tr = document.createElement('track');
+    tr.kind = 'subtitles';
+    tr.src = `/stream/${hash}/${x.index}.vtt`;
+    const lang = own.slice(stem.length).replace(/\.(srt|vtt)$/i, '').replace(/^[._-]/, '');
+    tr.label = lang || 'Subtitles';
+    if (/^[a-z]{2,3}$/i.test(lang)) tr.srclang = lang.toLowerCase();
+    if (first) { tr.default = true; first = false; }
+    video.append(tr);
+  }
+  video.src = base;
+  player.showModal();
+  video.play().catch(() => {});  // autoplay may be refused: the controls are there
+  drawBuffer();
+}
+async function drawBuffer() {
+  if (!player.open || !playerFile) return;
+  const file = playerFile;
+  const r = await fetch(`${file.base}/buffered`).catch(() => null);
+  if (!r || !r.ok || file !== playerFile) return;
+  const b = await r.json();
+  const c = $('#player-buffer');
+  const { ctx, w, h } = fitCanvas(c, 8);
+  ctx.fillStyle = cssVar('--accent');
+  for (const [a, e] of b.ranges) ctx.fillRect(Math.floor(a / b.size * w), 0, Math.max(1, Math.ceil((e - a) / b.size * w)), h);
+  if (video.duration > 0) {
+    ctx.fillStyle = cssVar('--fg');
+    ctx.fillRect(Math.floor(video.currentTime / video.duration * w), 0, 2, h);
+  }
+  const have = b.ranges.reduce((n, [a, e]) => n + e - a, 0);
+  $('#player-info').textContent = `${size(have)} of ${size(b.size)} downloaded` +
+    (video.readyState < 3 && !video.paused ? ' · buffering' : '');
+}
+setInterval(() => { if (player.open && !document.hidden) drawBuffer().catch(() => {}); }, 1000);
+$('#player-close').addEventListener('click', () => player.close());
+player.addEventListener('close', () => {
+  // Dropping the source ends the stream's requests: the daemon forgets the reader.
+  video.pause();
+  video.removeAttribute('src');
+  video.replaceChildren();
+  video.load();
+  playerFile = null;
+});
 
 function renderPeers(t) {
   const peers = t.peers.slice().sort((a, b) => b.rateToClient - a.rateToClient || b.rateToPeer - a.rateToPeer);
@@ -517,7 +594,7 @@ $('#feeds-open').addEventListener('click', openFeeds);
 $('#feeds-close').addEventListener('click', () => feedsDialog.close());
 // While open, the feeds' polls show up (loading, items, errors) without a click.
 setInterval(() => { if (feedsDialog.open && !document.hidden) renderFeeds().catch(() => {}); }, 3000);
-for (const d of [dialog, feedsDialog]) {
+for (const d of [dialog, feedsDialog, player]) {
   // A click on the backdrop (outside the dialog's box) closes it, like Escape.
   d.addEventListener('click', (e) => {
     if (e.target !== d) return;
@@ -527,7 +604,7 @@ for (const d of [dialog, feedsDialog]) {
 }
 
 document.addEventListener('keydown', (e) => {
-  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || player.open || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === 'a') { e.preventDefault(); $('#add-link').focus(); }
   else if (e.key === 'p') $('#pause').click();
   else if (e.key === 'r') $('#resume').click();

@@ -237,6 +237,11 @@ int run_stream(const stream_args& a) {
     io.stop();
   };
 
+  // Until the player's first request arrives, a reader at the file's start makes its first
+  // pieces the ones asked for: without it the peers' queues fill with rarest-first pieces
+  // in the moment between adding the torrent and the player's request, and the first byte
+  // waits behind them. Dropped once the player reads (it then has a reader of its own).
+  std::shared_ptr<stream::file_reader> first_reader;
   // Once the files are known: pick one, want only it, print its URL.
   bool announced = false;
   std::string name;
@@ -262,6 +267,7 @@ int run_stream(const stream_args& a) {
       if ((*files)[i].index == *index) prio[i] = 1;
     }
     h.set_file_priorities(std::move(prio));
+    first_reader = stream::file_reader::open(ses, id, *index);
     const std::string url =
         fmt::format("http://127.0.0.1:{}/stream/{}/{}", server.port(), stream::url_hash(ses, id), *index);
     fmt::print("{}\n", url);
@@ -325,6 +331,12 @@ int run_stream(const stream_args& a) {
   std::function<void(boost::system::error_code)> tick = [&](boost::system::error_code ec) {
     if (ec || stopping) return;
     ++ticks;
+    if (first_reader && ses.call([&ses, id] {
+          auto t = ses.find(id);
+          return t ? t->stream_readers() : 0;
+        }) > 1) {
+      first_reader.reset();
+    }
     if (player > 0) {
       int status = 0;
       if (::waitpid(player, &status, WNOHANG) == player) {

@@ -302,8 +302,13 @@ std::uint32_t peer_connection::queue_depth() {
   const auto& st = session_.settings();
   if (snubbed_) return 1;
   const double per_block = wire::block_size;
-  auto depth = static_cast<std::uint32_t>(down_.rate() * st.request_queue_seconds / per_block);
-  depth = std::max(depth, st.min_request_queue);
+  // While a stream reads (time-critical pieces), a peer holds about a second of requests:
+  // with deeper queues each peer fetches its own stretch far ahead of the reader, and the
+  // bytes the reader waits for come at one peer's rate instead of all of theirs.
+  const bool streaming = !torrent_->picker().critical().empty();
+  const double seconds = streaming ? std::min(1.0, st.request_queue_seconds) : st.request_queue_seconds;
+  auto depth = static_cast<std::uint32_t>(down_.rate() * seconds / per_block);
+  depth = std::max(depth, streaming ? std::min<std::uint32_t>(4, st.min_request_queue) : st.min_request_queue);
   depth = std::min(depth, st.max_request_queue);
   depth = std::min(depth, ext_.reqq.value_or(default_peer_reqq));
   return depth;

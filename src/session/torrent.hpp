@@ -329,7 +329,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // Up to `max` bytes of the reader's file at `offset` (no further than the end of the piece
   // there), once that piece is verified; `done(error, bytes)` on the network thread, with
   // no bytes at or past the end. The read moves the reader: a jump out of its window is a
-  // seek, and requests for the old window's pieces are cancelled.
+  // seek, and requests for pieces not time-critical are cancelled (as when a reader opens).
   void stream_read(std::uint64_t id, std::uint64_t offset, std::size_t max,
                    std::function<void(std::error_code, std::string)> done);
   // File f's verified byte ranges [begin, end), in order.
@@ -362,7 +362,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // Streaming (torrent_stream.cpp).
   struct stream_reader {
     std::uint32_t file = 0;
-    std::uint64_t pos = 0;  // where the next read is expected, from the torrent's start
+    std::uint64_t pos = 0;  // where its last read began, from the torrent's start
     double rate = 0;        // bytes/s the reader consumes (moving average)
     std::chrono::steady_clock::time_point since{};
     std::uint64_t bytes = 0;  // read since `since`
@@ -375,8 +375,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
     std::function<void(std::error_code, std::string)> done;
   };
   [[nodiscard]] std::uint64_t stream_window(const stream_reader& r) const;
-  // The critical pieces from the readers' places, to the picker; with `seek`, requests for
-  // pieces that were critical and no longer are get cancelled.
+  // The critical pieces from the readers' places, to the picker; with `seek` (a new reader,
+  // a jump), requests for pieces that are not critical get cancelled.
   void update_critical(bool seek = false);
   // A piece became readable: the reads waiting for it go to the disk.
   void stream_piece_ready(std::uint32_t piece);

@@ -14,7 +14,7 @@ namespace shoal {
 
 namespace {
 // The tail a container keeps its index in (an MP4's moov atom, Matroska's cues).
-constexpr std::uint64_t stream_tail_bytes = 1u << 20;
+constexpr std::uint64_t stream_tail_bytes = 256u << 10;
 }  // namespace
 
 std::uint64_t torrent::open_reader(std::uint32_t f) {
@@ -31,7 +31,8 @@ std::uint64_t torrent::open_reader(std::uint32_t f) {
   r.pos = fs_->files()[f].offset;
   r.since = std::chrono::steady_clock::now();
   readers_->emplace(id, r);
-  update_critical();
+  log("stream: reader " + std::to_string(id) + " of " + file_name(f) + " opened");
+  update_critical(true);
   for (auto& p : std::vector(peers_))
     p->fill_requests();
   return id;
@@ -40,6 +41,7 @@ std::uint64_t torrent::open_reader(std::uint32_t f) {
 void torrent::close_reader(std::uint64_t id) {
   auto* rs = readers_.get();
   if (rs == nullptr || rs->erase(id) == 0) return;
+  log("stream: reader " + std::to_string(id) + " closed");
   if (auto* w = stream_waits_.get()) {
     std::vector<stream_wait> gone;
     for (auto it = w->begin(); it != w->end();) {
@@ -97,24 +99,25 @@ void torrent::update_critical(bool seek) {
       if (at < file_end(r)) crit.push_back(piece_at(at));
     }
   }
-  std::vector<std::uint32_t> old;
-  if (seek) old = picker_->critical();
   picker_->set_critical(std::move(crit));
-  if (!seek || old.empty()) return;
-  // A seek: requests for pieces only the old window wanted go back, so peers serve the new one.
-  std::set<std::uint32_t> dropped;
-  for (std::uint32_t p : old) {
-    if (!picker_->is_critical(p) && !picker_->have(p)) dropped.insert(p);
-  }
-  if (dropped.empty()) return;
+  if (!seek) return;
+  // A new reader or a seek: requests for pieces that are not time-critical now (an old
+  // window's, or rarest-first ones made before anyone read) go back, so the peers' queues
+  // serve the new position first instead of seconds of other data.
+  const auto& now_critical = picker_->critical();
+  const std::set<std::uint32_t> keep(now_critical.begin(), now_critical.end());
+  std::size_t cancelled = 0;
   for (auto& p : std::vector(peers_)) {
     std::vector<block_ref> cancel;
     for (const auto& b : p->requested()) {
-      if (dropped.count(b.piece) != 0) cancel.push_back(b);
+      if (keep.count(b.piece) == 0) cancel.push_back(b);
     }
     for (const auto& b : cancel)
       p->cancel_block(b);
+    cancelled += cancel.size();
   }
+  log("stream: reading at piece " + std::to_string(now_critical.empty() ? 0 : now_critical.front()) + ", " +
+      std::to_string(cancelled) + " requests for other pieces cancelled");
 }
 
 void torrent::stream_read(std::uint64_t id, std::uint64_t offset, std::size_t max,
@@ -145,7 +148,8 @@ void torrent::stream_read(std::uint64_t id, std::uint64_t offset, std::size_t ma
     done({}, {});
     return;
   }
-  // Move the reader; a jump outside [pos - one piece, pos + window] is a seek.
+  // Move the reader; a jump outside [pos - one piece, pos + window] is a seek (reads that
+  // follow one another land one read further on).
   const auto now = std::chrono::steady_clock::now();
   const bool seek = abs + pl < r.pos || abs > r.pos + stream_window(r);
   if (seek) {
@@ -161,8 +165,9 @@ void torrent::stream_read(std::uint64_t id, std::uint64_t offset, std::size_t ma
       r.since = now;
     }
   }
+  // The reader is where it reads now: the piece this read waits for is the most urgent.
   const std::uint64_t old_piece = r.pos / pl;
-  r.pos = abs + length;
+  r.pos = abs;
   if (seek || r.pos / pl != old_piece || picker_->critical().empty()) {
     update_critical(seek);
     for (auto& p : std::vector(peers_))

@@ -1,6 +1,7 @@
 #include "stream/http.hpp"
 
 #include <algorithm>
+#include <boost/json.hpp>
 
 #include "stream/http_codec.hpp"
 #include "stream/reader.hpp"
@@ -73,6 +74,22 @@ asio::awaitable<std::optional<std::string>> next_vtt(std::shared_ptr<body_state>
   co_return srt_to_vtt(srt);
 }
 
+// {"hash":H,"files":[{"index":I,"path":P,"size":N,"type":T,"media":B},...]}: what a player
+// page needs to name a file's stream URL (pad files left out).
+std::string files_json(const std::string& hash, const std::vector<file_entry>& files) {
+  boost::json::array arr;
+  for (const auto& f : files) {
+    if (f.pad) continue;
+    const auto type = content_type_for(f.path);
+    arr.push_back(boost::json::object{{"index", f.index},
+                                      {"path", f.path},
+                                      {"size", f.size},
+                                      {"type", boost::json::string_view(type.data(), type.size())},
+                                      {"media", is_media(f.path)}});
+  }
+  return boost::json::serialize(boost::json::object{{"hash", hash}, {"files", std::move(arr)}});
+}
+
 std::string base_name(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -101,8 +118,8 @@ reply http_service::handle(const request& req, bool tls) {
   auto route = parse_stream_route(path, query);
   if (!route) {
     return text(req, http::status::not_found,
-                "not found: stream URLs are /stream/HASH/INDEX, /stream/HASH/INDEX.vtt, /stream/HASH/INDEX/buffered "
-                "and /stream/HASH.m3u");
+                "not found: stream URLs are /stream/HASH/INDEX, /stream/HASH/INDEX.vtt, /stream/HASH/INDEX/buffered, "
+                "/stream/HASH.m3u and /stream/HASH.json");
   }
   const bool head_only = req.method() == http::verb::head;
   if (req.method() != http::verb::get && !head_only) {
@@ -134,6 +151,12 @@ reply http_service::handle(const request& req, bool tls) {
     return {std::move(r), {}};
   }
 
+  if (route->what == stream_route::kind::listing) {
+    auto r = daemon::make_response(req, http::status::ok, files_json(url_hash(s_, *t), *files), "application/json");
+    r.set(http::field::cache_control, "no-cache");
+    return {std::move(r), {}};
+  }
+
   auto it = std::find_if(files->begin(), files->end(), [&](const file_entry& f) { return f.index == route->index; });
   if (it == files->end() || it->pad) {
     return text(req, http::status::not_found,
@@ -143,9 +166,8 @@ reply http_service::handle(const request& req, bool tls) {
   const file_entry& file = *it;
 
   if (route->what == stream_route::kind::buffered) {
-    auto reader = file_reader::open(s_, *t, file.index);
-    if (!reader) return busy(req, "too many readers of this torrent: try again in a moment");
-    auto r = daemon::make_response(req, http::status::ok, buffered_json(reader->size(), reader->have_ranges()),
+    // No reader: a poll of the buffer bar must not make anything urgent.
+    auto r = daemon::make_response(req, http::status::ok, buffered_json(file.size, have_ranges(s_, *t, file.index)),
                                    "application/json");
     r.set(http::field::cache_control, "no-cache");
     return {std::move(r), {}};

@@ -178,11 +178,15 @@ std::optional<stream_route> parse_stream_route(std::string_view path, std::strin
   };
   const auto slash = path.find('/');
   if (slash == std::string_view::npos) {
-    constexpr std::string_view m3u = ".m3u";
-    if (path.size() <= m3u.size() || path.substr(path.size() - m3u.size()) != m3u) return std::nullopt;
-    if (!take_hash(path.substr(0, path.size() - m3u.size()))) return std::nullopt;
-    r.what = stream_route::kind::playlist;
-    return r;
+    // HASH.m3u (the playlist) or HASH.json (the files, for a player page)
+    for (const auto& [suffix, what] : {std::pair{std::string_view(".m3u"), stream_route::kind::playlist},
+                                       std::pair{std::string_view(".json"), stream_route::kind::listing}}) {
+      if (path.size() <= suffix.size() || path.substr(path.size() - suffix.size()) != suffix) continue;
+      if (!take_hash(path.substr(0, path.size() - suffix.size()))) return std::nullopt;
+      r.what = what;
+      return r;
+    }
+    return std::nullopt;
   }
   if (!take_hash(path.substr(0, slash))) return std::nullopt;
   auto tail = path.substr(slash + 1);

@@ -52,7 +52,7 @@ struct range_request {
 
 // What a path under /stream/ asks for.
 struct stream_route {
-  enum class kind { file, vtt, buffered, playlist };
+  enum class kind { file, vtt, buffered, playlist, listing };
   kind what = kind::file;
   std::string hash;  // lower-case hex, 40 or 64 digits
   std::uint32_t index = 0;

@@ -44,6 +44,14 @@ std::string url_hash(session& s, torrent_id t) {
   });
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> have_ranges(session& s, torrent_id t, std::uint32_t file) {
+  return s.call([&s, t, file]() -> std::vector<std::pair<std::uint64_t, std::uint64_t>> {
+    auto tor = s.find(t);
+    if (!tor) return {};
+    return tor->have_ranges(file);
+  });
+}
+
 file_reader::file_reader(session& s, torrent_id t, std::uint64_t id, std::uint32_t file, std::uint64_t size,
                          std::string path)
     : s_(s), torrent_(t), id_(id), file_(file), size_(size), path_(std::move(path)) {}

@@ -39,6 +39,11 @@ struct file_entry {
 // v2-only torrents (64 digits). Empty for no such torrent.
 [[nodiscard]] std::string url_hash(session& s, torrent_id t);
 
+// File `file`'s verified byte ranges [begin, end), in order (a player's buffer bar); no
+// reader is opened, so nothing becomes urgent or wanted. Empty for no such torrent or file.
+[[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> have_ranges(session& s, torrent_id t,
+                                                                               std::uint32_t file);
+
 class file_reader : public std::enable_shared_from_this<file_reader> {
  public:
   // Registers a reader of file `file` (from any thread): nullptr if the torrent has no such

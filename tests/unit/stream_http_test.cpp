@@ -122,12 +122,15 @@ TEST(StreamRoute, Routes) {
   r = parse_stream_route("/stream/" + h40 + ".m3u", "");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, stream_route::kind::playlist);
-  for (const std::string& bad :
-       std::vector<std::string>{"/stream/", "/stream/" + h40, "/stream/" + h40 + "/", "/stream/" + h40 + "/x",
-                                "/stream/" + h40 + "/-1", "/stream/" + h40 + "/01", "/stream/" + h40 + "/4294967296",
-                                "/stream/" + h40 + "/1234567890", "/stream/" + h40 + "/1/other",
-                                "/stream/" + std::string(39, 'a') + "/1", "/stream/" + std::string(40, 'g') + "/1",
-                                "/stream/.m3u", "/other/" + h40 + "/1", "/stream/" + h40 + "/1/buffered/x"}) {
+  r = parse_stream_route("/stream/" + h40 + ".json", "");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->what, stream_route::kind::listing);
+  for (const std::string& bad : std::vector<std::string>{
+           "/stream/", "/stream/" + h40, "/stream/" + h40 + "/", "/stream/" + h40 + "/x", "/stream/" + h40 + "/-1",
+           "/stream/" + h40 + "/01", "/stream/" + h40 + "/4294967296", "/stream/" + h40 + "/1234567890",
+           "/stream/" + h40 + "/1/other", "/stream/" + std::string(39, 'a') + "/1",
+           "/stream/" + std::string(40, 'g') + "/1", "/stream/.m3u", "/stream/.json", "/stream/" + h40 + ".jsonx",
+           "/other/" + h40 + "/1", "/stream/" + h40 + "/1/buffered/x"}) {
     EXPECT_FALSE(parse_stream_route(bad, "")) << bad;
   }
   r = parse_stream_route("/stream/" + h40 + "/999999999", "");
