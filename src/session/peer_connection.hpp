@@ -199,6 +199,10 @@ class peer_connection : public std::enable_shared_from_this<peer_connection> {
   std::deque<block_ref> incoming_;     // their requests to us
   std::deque<block_ref> cancelled_;    // ours, cancelled or dropped: late answers are allowed
   std::uint32_t reads_in_flight_ = 0;
+  // Over an upload limit: no new reads until the debt is paid (the limit is taken when a
+  // read starts, so at most one read's worth goes out ahead of the rate and a cancel can
+  // still reach the requests behind it).
+  bool upload_paused_ = false;
   std::uint32_t choked_requests_ = 0;    // requests received while we choke it
   std::uint64_t send_queued_bytes_ = 0;  // payload being read or queued: counted in the session's too
   void backlog_add(std::uint64_t n);

@@ -217,7 +217,7 @@ void peer_connection::on_request(const wire::message& m) {
 }
 
 void peer_connection::serve_requests() {
-  while (!closed_ && !am_choking_ && !incoming_.empty() && reads_in_flight_ < max_reads_in_flight &&
+  while (!closed_ && !am_choking_ && !upload_paused_ && !incoming_.empty() && reads_in_flight_ < max_reads_in_flight &&
          send_queued_bytes_ < session_.send_share()) {
     // A run of requests contiguous in one piece is served by one disk read.
     auto run = std::make_shared<std::vector<block_ref>>();
@@ -233,10 +233,21 @@ void peer_connection::serve_requests() {
     }
     ++reads_in_flight_;
     backlog_add(span);
+    const auto wait = std::max(session_.upload_limit().consume(span), torrent_->upload_limit().consume(span));
     auto self = shared_from_this();
     torrent_->async_read_block(
         run->front().piece, run->front().begin, span,
         [self, run, span](std::error_code ec, std::string data) { self->on_blocks_read(*run, span, ec, data); });
+    if (wait.count() > 0) {
+      // Over the upload limit: this read goes, the next waits for the debt.
+      upload_paused_ = true;
+      auto t = std::make_shared<asio::steady_timer>(session_.io(), wait);
+      t->async_wait([self, t](boost::system::error_code) {
+        self->upload_paused_ = false;
+        self->serve_requests();
+      });
+      return;
+    }
   }
 }
 
@@ -257,19 +268,7 @@ void peer_connection::on_blocks_read(const std::vector<block_ref>& run, std::uin
   }
   up_.add(span);
   torrent_->count_upload(span);
-  auto wait = std::max(session_.upload_limit().consume(span), torrent_->upload_limit().consume(span));
   send(std::move(msgs));
-  if (wait.count() > 0) {
-    // Over the global upload limit: pause serving for the debt.
-    auto self = shared_from_this();
-    auto t = std::make_shared<asio::steady_timer>(session_.io(), wait);
-    ++reads_in_flight_;  // holds the pipeline until the timer fires
-    t->async_wait([self, t](boost::system::error_code) {
-      --self->reads_in_flight_;
-      self->serve_requests();
-    });
-    return;
-  }
   serve_requests();
 }
 

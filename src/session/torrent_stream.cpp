@@ -1,7 +1,8 @@
 // Streaming: readers of a torrent's file. Each reader's position makes pieces
 // time-critical for the picker (piece_picker::set_critical): the piece under every reader
-// first, then the first and last pieces of the files being read (containers keep their
-// index there), then each reader's readahead window, nearest first. A read waits for its
+// first, then the first piece of the files being read, the first 2 MiB past each reader,
+// the last 256 KiB of the files (containers keep their index there), then the rest of each
+// reader's readahead window, nearest first. A read waits for its
 // piece to be verified and written, then reads it from the disk like an upload does.
 #include <algorithm>
 #include <set>
@@ -15,6 +16,8 @@ namespace shoal {
 namespace {
 // The tail a container keeps its index in (an MP4's moov atom, Matroska's cues).
 constexpr std::uint64_t stream_tail_bytes = 256u << 10;
+// The stretch past a reader fetched before the file's tail: playback's first seconds.
+constexpr std::uint64_t stream_near_bytes = 2u << 20;
 }  // namespace
 
 std::uint64_t torrent::open_reader(std::uint32_t f) {
@@ -79,26 +82,38 @@ void torrent::update_critical(bool seek) {
   for (const auto& [id, r] : rs) {
     if (r.pos < file_end(r)) crit.push_back(piece_at(r.pos));
   }
-  // 2. The first and last pieces of each file read.
+  // 2. The first piece of each file read.
+  for (const auto& [id, r] : rs) {
+    const auto& fe = fs_->files()[r.file];
+    if (fe.size != 0) crit.push_back(piece_at(fe.offset));
+  }
+  // The readahead windows from `from` to `to` bytes past each reader, nearest pieces first,
+  // the readers taking turns.
+  auto add_windows = [&](std::uint64_t from, std::uint64_t to) {
+    for (std::uint64_t d = from; d <= to && crit.size() < piece_picker::max_critical; d += pl) {
+      for (const auto& [id, r] : rs) {
+        if (d > stream_window(r)) continue;
+        const std::uint64_t at = r.pos + d;
+        if (at < file_end(r)) crit.push_back(piece_at(at));
+      }
+    }
+  };
+  std::uint64_t widest = 0;
+  for (const auto& [id, r] : rs)
+    widest = std::max(widest, stream_window(r));
+  // 3. The first stretch of each window: what playback needs in its first seconds.
+  const std::uint64_t near = std::max<std::uint64_t>(stream_near_bytes / pl, 1) * pl;
+  add_windows(pl, std::min(near, widest));
+  // 4. The last 256 KiB of each file read (an MP4's moov atom, Matroska's cues).
   for (const auto& [id, r] : rs) {
     const auto& fe = fs_->files()[r.file];
     if (fe.size == 0) continue;
-    crit.push_back(piece_at(fe.offset));
     const std::uint64_t tail = fe.size > stream_tail_bytes ? fe.offset + fe.size - stream_tail_bytes : fe.offset;
     for (std::uint32_t p = piece_at(tail); p <= piece_at(fe.offset + fe.size - 1); ++p)
       crit.push_back(p);
   }
-  // 3. The readahead windows, nearest pieces first, the readers taking turns.
-  std::uint64_t widest = 0;
-  for (const auto& [id, r] : rs)
-    widest = std::max(widest, stream_window(r));
-  for (std::uint64_t d = pl; d <= widest && crit.size() < piece_picker::max_critical; d += pl) {
-    for (const auto& [id, r] : rs) {
-      if (d > stream_window(r)) continue;
-      const std::uint64_t at = r.pos + d;
-      if (at < file_end(r)) crit.push_back(piece_at(at));
-    }
-  }
+  // 5. The rest of the windows.
+  add_windows(std::min(near, widest) + pl, widest);
   picker_->set_critical(std::move(crit));
   if (!seek) return;
   // A new reader or a seek: requests for pieces that are not time-critical now (an old
