@@ -1,6 +1,6 @@
 // `shoal sync`: a folder kept in sync between devices. These commands make and inspect a
-// folder on this device (init, join, status, scan, keys); running it against peers comes
-// with the sync protocol.
+// folder on this device (init, join, status, scan, keys); `run` (cmd_sync_run.cpp) keeps it
+// in sync with its peers.
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cmd_sync_run.hpp"
 #include "commands.hpp"
 #include "console.hpp"
 #include "core/text.hpp"
@@ -232,7 +233,10 @@ runner add_sync(CLI::App& app) {
   dir_opt(keys);
   keys->add_flag("--json", a->json, "Print one JSON object");
 
-  return [a, init, join, status, scan, keys]() -> int {
+  auto run = add_sync_run(app);
+
+  return [a, init, join, status, scan, keys, run]() -> int {
+    if (run.app->parsed()) return run.run();
     if (init->parsed()) return run_init(*a);
     if (join->parsed()) {
       const int sources = (a->key.empty() ? 0 : 1) + (a->key_file.empty() ? 0 : 1);

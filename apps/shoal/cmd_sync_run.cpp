@@ -1,0 +1,150 @@
+// `shoal sync run DIR`: runs a synced folder in the foreground on a session of its own:
+// sync connections arrive on the session's port (sorted from BitTorrent by their first
+// bytes) and --peer addresses are dialled. Prints "listening on PORT", then a line per
+// change taken from a peer, conflict or refusal, until SIGINT or SIGTERM.
+#include "cmd_sync_run.hpp"
+
+#include <fmt/core.h>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "console.hpp"
+#include "session/session.hpp"
+#include "sync/engine.hpp"
+#include "sync/folder.hpp"
+
+namespace shoal::cli {
+
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct run_args {
+  std::string dir;
+  int port = 0;
+  std::vector<std::string> peers;
+  bool local = false;
+  bool json = false;
+  bool verbose = false;
+};
+
+result<tcp::endpoint> resolve(tcp::resolver& resolver, const std::string& p) {
+  const auto colon = p.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return error{errc::invalid_argument, "peer '" + p + "': expected HOST:PORT"};
+  std::string host = p.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(host, p.substr(colon + 1), ec);
+  if (ec || results.empty())
+    return error{errc::invalid_argument, "peer '" + p + "': " + (ec ? ec.message() : "no address")};
+  return results.begin()->endpoint();
+}
+
+void print_event(const sync::engine_event& e, bool json) {
+  if (json) {
+    boost::json::object o;
+    o["event"] = e.kind;
+    if (!e.path.empty()) o["path"] = printable(e.path);
+    if (!e.device.empty()) o["device"] = e.device;
+    if (!e.detail.empty()) o["detail"] = printable(e.detail);
+    fmt::print("{}\n", boost::json::serialize(o));
+  } else if (e.kind == "sync" || e.kind == "delete") {
+    fmt::print("{}: {} from {}\n", e.kind, printable(e.path), e.device);
+  } else if (e.kind == "conflict") {
+    fmt::print("conflict: {}: the version by {} is kept as {}\n", printable(e.path), e.device, printable(e.detail));
+  } else if (e.kind == "refused" || e.kind == "rejected") {
+    fmt::print("{}: {} from {}: {}\n", e.kind, printable(e.path), e.device, printable(e.detail));
+  } else if (e.kind == "peer") {
+    fmt::print("peer: {} connected ({})\n", e.device, e.detail);
+  } else if (e.kind == "peer-lost") {
+    fmt::print("peer: {} gone{}{}\n", e.device, e.detail.empty() ? "" : ": ", printable(e.detail));
+  } else {
+    fmt::print("{}: {}\n", e.kind, printable(e.detail));
+  }
+  std::fflush(stdout);
+}
+
+int run(const run_args& a) {
+  auto f = sync::folder::open(a.dir);
+  if (!f) return fail(f.err().message());
+
+  session_settings st;
+  st.listen_port = static_cast<std::uint16_t>(a.port);
+  st.local = a.local || env_local();
+  st.lsd = false;
+  st.dht = false;
+  st.port_mapping = false;
+  st.transport = peer_transport::tcp;
+  if (a.verbose) st.log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
+
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  sync::engine_options opt;
+  for (const auto& p : a.peers) {
+    auto ep = resolve(resolver, p);
+    if (!ep) return usage_error("sync run", "--" + ep.err().message());
+    opt.peers.push_back(*ep);
+  }
+  opt.on_event = [json = a.json](const sync::engine_event& e) { print_event(e, json); };
+  opt.log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+
+  session ses(io, st);
+  ses.on_warning = [](const std::string& w) { warn(w); };
+  if (auto ec = ses.listen()) {
+    return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
+                " (choose another with --port, or --port 0 for any)");
+  }
+  sync::engine eng(ses, *f, std::move(opt));
+  if (auto s = eng.start(); !s) return fail(s.err().message());
+  if (a.json) {
+    boost::json::object o;
+    o["event"] = "listening";
+    o["port"] = ses.port();
+    o["device"] = f->device().id();
+    fmt::print("{}\n", boost::json::serialize(o));
+  } else {
+    fmt::print("listening on {}\n", ses.port());
+  }
+  std::fflush(stdout);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    eng.stop();
+    ses.stop([&io] { io.stop(); });
+  });
+  io.run();
+  return exit_ok;
+}
+
+}  // namespace
+
+sync_run_command add_sync_run(CLI::App& sync) {
+  auto a = std::make_shared<run_args>();
+  auto* app = sync.add_subcommand("run", "Keep DIR in sync with its peers, in the foreground, until SIGINT or SIGTERM");
+  app->add_option("DIR", a->dir, "The folder (made by sync init or sync join)")->required();
+  app->add_option("--port", a->port, "Port for incoming connections (0: any free port, printed)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app->add_option("--peer", a->peers,
+                  "Dial this device (HOST:PORT); redialled while the connection is down; repeatable");
+  app->add_flag("--local", a->local, "Only the hosts given: no discovery beyond them (also SHOAL_LOCAL=1)");
+  app->add_flag("--json", a->json, "Print JSON lines ({\"event\": ...}) instead of text");
+  app->add_flag("-v,--verbose", a->verbose, "Log the session's diagnostics to stderr");
+  app->footer(
+      "Prints 'listening on PORT', then a line per change taken from a peer ('sync: PATH from DEVICE'), "
+      "conflict (both versions are kept: the older change as NAME.sync-conflict-DATE-TIME-DEVICE.EXT) and "
+      "refusal. Deleted and replaced files go to DIR/.shoal/archive/. Peers prove they hold the folder's key "
+      "without sending it; traffic is encrypted. Discovery beyond --peer (LAN, DHT) is not there yet.");
+  return {app, [a]() { return run(*a); }};
+}
+
+}  // namespace shoal::cli
