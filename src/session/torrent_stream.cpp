@@ -58,7 +58,14 @@ void torrent::close_reader(std::uint64_t id) {
     for (auto& g : gone)
       g.done(std::make_error_code(std::errc::operation_canceled), {});
   }
-  update_critical();
+  // With readers left (a player that sought away from this one), the requests for this
+  // reader's window go back so the peers serve theirs; with none, the download goes on.
+  const bool others = !rs->empty();
+  update_critical(others);
+  if (others) {
+    for (auto& p : std::vector(peers_))
+      p->fill_requests();
+  }
 }
 
 std::uint64_t torrent::stream_window(const stream_reader& r) const {
