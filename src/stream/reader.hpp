@@ -64,6 +64,7 @@ class file_reader : public std::enable_shared_from_this<file_reader> {
   // (operation_canceled / io_error), too many reads are waiting (resource_unavailable_try_again),
   // or the reader was dropped while the read waited (operation_canceled: a reader's reads do
   // not keep it alive, so a client that goes away frees its waits by dropping the reader).
+  // The caller's executor must outlive the read: its answer is posted there.
   asio::awaitable<std::pair<std::error_code, std::string>> read(std::uint64_t offset, std::size_t max);
 
   // The file's verified byte ranges [begin, end), in order (a player's buffer bar).

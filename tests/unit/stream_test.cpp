@@ -218,6 +218,12 @@ TEST(Stream, ASeekMovesTheDeadlines) {
   EXPECT_EQ(c1.front(), 80u) << "the seek did not move the deadlines";
   EXPECT_EQ(std::find(c1.begin(), c1.end(), 5u), c1.end()) << "the old window is still critical";
   EXPECT_FALSE(far->result);
+  // The reader goes while its read waits: the read ends with an error on this io_context,
+  // which must outlive it (it is the read's executor).
+  r.reset();
+  ASSERT_TRUE(run_until(
+      io, [&] { return far->result.has_value(); }, 10s));
+  EXPECT_EQ(far->result->first, std::make_error_code(std::errc::operation_canceled));
 }
 
 TEST(Stream, ASeekPutsTheNewWindowAheadOfTheOldOnesRequests) {
