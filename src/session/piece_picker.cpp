@@ -260,13 +260,19 @@ bool piece_picker::piece_received(std::uint32_t p) const {
 }
 
 void piece_picker::set_critical(std::vector<std::uint32_t> pieces) {
-  std::vector<std::uint32_t> keep;
-  keep.reserve(std::min(pieces.size(), max_critical));
+  // Called each time a reader enters another piece: linear in the list, no search in it.
+  if (pieces.empty() && critical_.empty()) return;
+  if (critical_bits_.size() != n_) critical_bits_ = bitfield(n_);
+  for (std::uint32_t p : critical_)
+    critical_bits_.clear(p);
+  critical_.clear();
   for (std::uint32_t p : pieces) {
-    if (keep.size() >= max_critical) break;
-    if (p < n_ && std::find(keep.begin(), keep.end(), p) == keep.end()) keep.push_back(p);
+    if (critical_.size() >= max_critical) break;
+    if (p < n_ && !critical_bits_.get(p)) {
+      critical_bits_.set(p);
+      critical_.push_back(p);
+    }
   }
-  critical_ = std::move(keep);
 }
 
 std::optional<std::uint32_t> piece_picker::critical_untouched() const {

@@ -54,9 +54,7 @@ class piece_picker {
   static constexpr std::size_t critical_duplicates = 2;
   void set_critical(std::vector<std::uint32_t> pieces);
   [[nodiscard]] const std::vector<std::uint32_t>& critical() const { return critical_; }
-  [[nodiscard]] bool is_critical(std::uint32_t p) const {
-    return std::find(critical_.begin(), critical_.end(), p) != critical_.end();
-  }
+  [[nodiscard]] bool is_critical(std::uint32_t p) const { return p < critical_bits_.size() && critical_bits_.get(p); }
   // The most urgent critical piece nobody has started (a web seed takes it whole).
   [[nodiscard]] std::optional<std::uint32_t> critical_untouched() const;
   // Blocks that lie wholly in pad files are never requested: they start out received.
@@ -147,6 +145,7 @@ class piece_picker {
   std::size_t order_start_ = 0;               // entries before this are had or started
   std::vector<std::uint32_t> rank_;           // random tie-break per piece
   std::vector<std::uint32_t> critical_;       // most urgent first
+  bitfield critical_bits_;                    // the same as a set; sized on first use
   bool dirty_ = true;
   bool sequential_ = false;
   bool end_game_ = false;

@@ -5,7 +5,6 @@
 // reader's readahead window, nearest first. A read waits for its
 // piece to be verified and written, then reads it from the disk like an upload does.
 #include <algorithm>
-#include <set>
 
 #include "session/peer_connection.hpp"
 #include "session/session.hpp"
@@ -127,12 +126,11 @@ void torrent::update_critical(bool seek) {
   // window's, or rarest-first ones made before anyone read) go back, so the peers' queues
   // serve the new position first instead of seconds of other data.
   const auto& now_critical = picker_->critical();
-  const std::set<std::uint32_t> keep(now_critical.begin(), now_critical.end());
   std::size_t cancelled = 0;
   for (auto& p : std::vector(peers_)) {
     std::vector<block_ref> cancel;
     for (const auto& b : p->requested()) {
-      if (keep.count(b.piece) == 0) cancel.push_back(b);
+      if (!picker_->is_critical(b.piece)) cancel.push_back(b);
     }
     for (const auto& b : cancel)
       p->cancel_block(b);
