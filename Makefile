@@ -31,6 +31,7 @@ test: build
 	BUILD=$(BUILD) scripts/run-tests
 
 bench: deps
+	@scripts/install-deps --bench
 	scripts/run-bench
 
 fuzz: deps
