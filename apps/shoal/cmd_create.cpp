@@ -12,6 +12,7 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "live_display.hpp"
 #include "storage/creator.hpp"
 
 namespace shoal::cli {
@@ -126,6 +127,7 @@ int run_create(const create_args& a) {
   const std::string magnet = to_uri(magnet_from(*mi));
   if (a.json) {
     boost::json::object o;
+    o["event"] = "created";
     o["torrent"] = out.string();
     o["name"] = mi->name;
     o["version"] = std::string(version_name(mi->version));
@@ -135,7 +137,7 @@ int run_create(const create_args& a) {
     o["piece_count"] = mi->num_pieces;
     o["total_size"] = mi->total_size;
     o["magnet"] = magnet;
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
   } else {
     fmt::print(stderr, "wrote {} ({}, {} pieces of {})\n", out.string(), version_name(mi->version), mi->num_pieces,
                human_size(mi->piece_length));

@@ -12,6 +12,7 @@
 #include "core/bencode.hpp"
 #include "core/text.hpp"
 #include "dht/node.hpp"
+#include "live_display.hpp"
 
 namespace shoal::cli {
 
@@ -107,7 +108,7 @@ int run_node(const dht_args& a) {
     o["event"] = "listening";
     o["port"] = n->port();
     o["id"] = to_hex(as_view(n->id()));
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     std::fflush(stdout);
   } else {
     fmt::print(stderr, "DHT node {} listening on UDP port {}; Ctrl-C to stop\n", to_hex(as_view(n->id())), n->port());
@@ -123,7 +124,7 @@ int run_node(const dht_args& a) {
     tick.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       if (a.json) {
-        fmt::print("{}\n", boost::json::serialize(stats_json(*n)));
+        fmt::print("{}\n", plain_json(stats_json(*n)));
         std::fflush(stdout);
       }
       report();
@@ -196,8 +197,9 @@ int run_get_peers(const dht_args& a) {
     }
     if (a.json) {
       boost::json::object o;
+      o["event"] = "peers";
       o["peers"] = arr;
-      fmt::print("{}\n", boost::json::serialize(o));
+      fmt::print("{}\n", plain_json(o));
     }
     co_return peers->empty() ? 4 : exit_ok;
   });
@@ -237,9 +239,10 @@ int run_put(const dht_args& a) {
     }
     if (a.json) {
       boost::json::object o;
+      o["event"] = "put";
       o["target"] = to_hex(as_view(*r));
       if (!pk.empty()) o["public_key"] = to_hex(pk);
-      fmt::print("{}\n", boost::json::serialize(o));
+      fmt::print("{}\n", plain_json(o));
     } else {
       fmt::print("{}\n", to_hex(as_view(*r)));
     }
@@ -273,11 +276,12 @@ int run_get(const dht_args& a) {
     const bool is_string = doc && doc->root().is_string();
     if (a.json) {
       boost::json::object o;
+      o["event"] = "item";
       o["target"] = to_hex(as_view(target));
       o["v"] = to_hex(r->v);
       if (is_string) o["value"] = repair_utf8(doc->root().as_string());
       if (r->seq) o["seq"] = *r->seq;
-      fmt::print("{}\n", boost::json::serialize(o));
+      fmt::print("{}\n", plain_json(o));
     } else {
       fmt::print("{}\n", is_string ? printable(doc->root().as_string()) : printable(r->v));
     }

@@ -3,11 +3,18 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
 #include <random>
 
 #include "commands.hpp"
@@ -16,6 +23,7 @@
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
 #include "dht/node.hpp"
+#include "live_display.hpp"
 #include "lsd/lsd.hpp"
 #include "net/port_mapping.hpp"
 #include "net/proxy_codec.hpp"
@@ -40,7 +48,8 @@ constexpr int exit_stalled = 4;
 
 struct transfer_args {
   bool seed_mode = false;
-  std::string target;
+  std::vector<std::string> targets;  // .torrent files, their URLs, magnet links
+  std::string input_file;            // -i: one source a line; "-": stdin
   std::string dir = ".";
   int port = 6881;
   std::vector<std::string> peers;
@@ -152,67 +161,6 @@ result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p
   return results.begin()->endpoint();
 }
 
-// The progress line, plain lines and JSON lines: what the user sees while the session runs.
-struct progress_printer {
-  const transfer_args& a;
-  bool tty;
-  int ticks = 0;
-  std::string last_tracker;
-
-  void print(const torrent_status& s, const net::port_mapper* mapper) {
-    ++ticks;
-    const double frac = s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
-    const double eta = s.download_rate > 0 ? static_cast<double>(s.total_wanted - s.have_wanted) / s.download_rate : -1;
-    if (a.json_progress) {
-      if (ticks % 2 == 0) {
-        boost::json::object o;
-        o["state"] = std::string(state_name(s.state));
-        o["progress"] = frac;
-        o["pieces"] = s.pieces_have;
-        o["have_bytes"] = s.have_wanted;
-        o["total_bytes"] = s.total_wanted;
-        o["download_rate"] = s.download_rate;
-        o["upload_rate"] = s.upload_rate;
-        o["peers"] = s.peers;
-        o["seeds"] = s.seeds;
-        o["web_seeds"] = s.web_seeds;
-        o["downloaded"] = s.downloaded;
-        o["web_seed_downloaded"] = s.web_seed_downloaded;
-        o["uploaded"] = s.uploaded;
-        o["hash_failures"] = s.hash_failures;
-        if (mapper) o["port_mapping"] = mapping_json(mapper->status());
-        fmt::print("{}\n", boost::json::serialize(o));
-        std::fflush(stdout);
-      }
-    } else if (tty) {
-      const int width = 24;
-      const int filled = static_cast<int>(frac * width);
-      std::string bar(static_cast<std::size_t>(filled), '#');
-      bar.append(static_cast<std::size_t>(width - filled), '.');
-      std::string head = s.state == torrent_state::checking
-                             ? fmt::format("checking {:5.1f}%", s.check_progress * 100)
-                             : fmt::format("{} [{}] {:5.1f}%", state_name(s.state), bar, frac * 100);
-      fmt::print(stderr, "\r{}  {} / {}  down {}/s  up {}/s  peers {}  ETA {}   ", head, human_size(s.have_wanted),
-                 human_size(s.total_wanted), human_size(static_cast<std::uint64_t>(s.download_rate)),
-                 human_size(static_cast<std::uint64_t>(s.upload_rate)), s.peers, format_eta(eta));
-      std::fflush(stderr);
-    } else if (ticks % 10 == 0) {
-      fmt::print(stderr, "{} {:.1f}% {} / {} down {}/s up {}/s peers {}\n", state_name(s.state), frac * 100,
-                 human_size(s.have_wanted), human_size(s.total_wanted),
-                 human_size(static_cast<std::uint64_t>(s.download_rate)),
-                 human_size(static_cast<std::uint64_t>(s.upload_rate)), s.peers);
-    }
-    // Tracker news goes to stderr once per change (errors matter to a user waiting for peers).
-    if (s.tracker_message != last_tracker) {
-      last_tracker = s.tracker_message;
-      if (!last_tracker.empty() && !a.json_progress) {
-        if (tty) fmt::print(stderr, "\n");
-        fmt::print(stderr, "tracker: {}\n", printable(last_tracker));
-      }
-    }
-  }
-};
-
 // File priorities for --select-file ("1,3-5", numbers as `shoal info` shows them: pad files
 // are not numbered) or a magnet link's `so` (0-based, same numbering); empty: every file.
 result<std::vector<std::uint8_t>> priorities_for(const metainfo& mi, const std::string& select,
@@ -264,6 +212,200 @@ std::optional<std::string> seed_data_problem(const metainfo& mi, const std::stri
   return std::nullopt;
 }
 
+// One torrent of the run: a source as given, what was added for it, and how it ended.
+struct job {
+  std::size_t index = 0;  // 1-based, in the order the sources were given
+  std::string source;
+  torrent_params tp;
+  std::optional<magnet_link> mag;
+  std::string key;  // the info-hash in hex
+  std::shared_ptr<torrent> t;
+  torrent_id id = 0;
+  std::string name;
+  enum class outcome { running, completed, failed } end = outcome::running;
+  int code = exit_ok;     // failed: the exit code it asks for
+  std::string why;        // failed: what went wrong
+  bool started = false;   // the start event (and any "resuming" line) printed
+  bool finished = false;  // every wanted piece verified
+  std::chrono::steady_clock::time_point started_at, finished_at;
+  std::uint64_t last_have = 0;
+  std::chrono::steady_clock::time_point last_progress;
+  std::string last_tracker;
+  std::uint32_t most_peers = 0;
+};
+
+// Exit code for a run: 0 when every torrent completed; interrupted (3) when Ctrl-C stopped
+// any before it did; else the code the failed ones share, or 1 when they differ.
+int run_exit_code(const std::vector<job>& jobs, bool interrupted) {
+  bool all = true;
+  std::optional<int> failed;
+  bool mixed = false;
+  for (const auto& j : jobs) {
+    if (j.end == job::outcome::completed || (j.end == job::outcome::running && j.finished)) continue;
+    all = false;
+    if (j.end == job::outcome::failed) {
+      if (failed && *failed != j.code) mixed = true;
+      failed = j.code;
+    }
+  }
+  if (all) return exit_ok;
+  if (interrupted) return exit_interrupted;
+  if (!failed) return exit_interrupted;
+  return mixed ? exit_error : *failed;
+}
+
+double ratio_of(const torrent_status& s) {
+  return static_cast<double>(s.total_uploaded) / static_cast<double>(std::max<std::uint64_t>(s.total_wanted, 1));
+}
+
+std::string rate(double bytes_per_s) {
+  return human_size(static_cast<std::uint64_t>(std::max(0.0, bytes_per_s))) + "/s";
+}
+
+// The fields of a torrent's live line, most useful first to keep (drop: higher goes first).
+std::vector<line_field> line_fields(const job& j, const torrent_status& s, const transfer_args& a) {
+  std::vector<line_field> f;
+  if (j.end == job::outcome::failed) {
+    f.push_back({"failed: " + printable(j.why), 0});
+    return f;
+  }
+  if (j.end == job::outcome::completed) {
+    f.push_back({"done", 0});
+    f.push_back({human_size(s.total_wanted), 1});
+    f.push_back({fmt::format("uploaded {}", human_size(s.uploaded)), 2});
+    return f;
+  }
+  switch (s.state) {
+    case torrent_state::checking:
+      f.push_back({fmt::format("checking {:.1f}%", s.check_progress * 100), 0});
+      return f;
+    case torrent_state::fetching_metadata:
+      f.push_back({"fetching metadata", 0});
+      f.push_back({fmt::format("peers {}", s.peers), 1});
+      return f;
+    case torrent_state::seeding: {
+      f.push_back({"seeding", 0});
+      f.push_back({"up " + rate(s.upload_rate), 0});
+      f.push_back({"uploaded " + human_size(s.total_uploaded), 2});
+      std::string ratio = fmt::format("ratio {:.2f}", ratio_of(s));
+      if (!a.seed_mode && a.seed_time < 0) ratio += fmt::format("/{:.2f}", a.seed_ratio);
+      f.push_back({ratio, 1});
+      if (!a.seed_mode && a.seed_time >= 0)
+        f.push_back({fmt::format("time {}/{}", format_eta(static_cast<double>(s.seeding_seconds)),
+                                 format_eta(static_cast<double>(a.seed_time))),
+                     3});
+      f.push_back({fmt::format("peers {}", s.peers), 4});
+      return f;
+    }
+    case torrent_state::downloading: {
+      const double frac =
+          s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
+      const double eta =
+          s.download_rate > 0 ? static_cast<double>(s.total_wanted - s.have_wanted) / s.download_rate : -1;
+      constexpr int bar_width = 20;
+      const int filled = std::clamp(static_cast<int>(frac * bar_width), 0, bar_width);
+      f.push_back({fmt::format("downloading {:5.1f}%", frac * 100), 0});
+      f.push_back({"[" + std::string(static_cast<std::size_t>(filled), '#') +
+                       std::string(static_cast<std::size_t>(bar_width - filled), '.') + "]",
+                   7});
+      f.push_back({human_size(s.have_wanted) + " / " + human_size(s.total_wanted), 3});
+      f.push_back({"down " + rate(s.download_rate), 1});
+      f.push_back({"up " + rate(s.upload_rate), 5});
+      f.push_back({fmt::format("peers {}", s.peers), 4});
+      f.push_back({"ETA " + format_eta(eta), 6});
+      return f;
+    }
+    default:
+      f.push_back({std::string(state_name(s.state)), 0});
+      if (!s.error.empty()) f.push_back({printable(s.error), 1});
+      return f;
+  }
+}
+
+// One line for many torrents: how many are where, and the sums.
+std::string aggregate_line(const std::vector<job>& jobs, const std::vector<torrent_status>& st, std::size_t cols) {
+  std::size_t done = 0, down = 0, seed = 0, failed = 0, other = 0;
+  std::uint64_t have = 0, total = 0;
+  double dr = 0, ur = 0;
+  std::uint32_t peers = 0;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const auto& s = st[i];
+    if (jobs[i].end == job::outcome::failed) {
+      ++failed;
+      continue;
+    }
+    if (jobs[i].end == job::outcome::completed) {
+      ++done;
+    } else if (s.state == torrent_state::downloading) {
+      ++down;
+    } else if (s.state == torrent_state::seeding) {
+      ++seed;
+    } else {
+      ++other;
+    }
+    have += s.have_wanted;
+    total += s.total_wanted;
+    dr += s.download_rate;
+    ur += s.upload_rate;
+    peers += s.peers;
+  }
+  std::vector<line_field> f;
+  f.push_back(
+      {fmt::format("{:.1f}%", total ? 100.0 * static_cast<double>(have) / static_cast<double>(total) : 0.0), 0});
+  f.push_back(
+      {fmt::format("{} done, {} downloading, {} seeding, {} waiting, {} failed", done, down, seed, other, failed), 0});
+  f.push_back({human_size(have) + " / " + human_size(total), 3});
+  f.push_back({"down " + rate(dr), 1});
+  f.push_back({"up " + rate(ur), 2});
+  f.push_back({fmt::format("peers {}", peers), 4});
+  return fit_line(fmt::format("{} torrents:", jobs.size()), f, cols);
+}
+
+// The sources of a run: the arguments, then -i FILE's lines (`-` reads stdin; blank lines
+// and lines starting with # skipped), at most max_sources.
+constexpr std::size_t max_sources = 1000;
+
+result<std::vector<std::string>> gather_sources(const transfer_args& a) {
+  std::vector<std::string> out = a.targets;
+  if (!a.input_file.empty()) {
+    std::ifstream file;
+    std::istream* in = &std::cin;
+    if (a.input_file != "-") {
+      file.open(a.input_file);
+      if (!file) {
+        return error{errc::io, "-i " + a.input_file + ": " + std::strerror(errno), no_offset};
+      }
+      in = &file;
+    }
+    std::string line;
+    while (std::getline(*in, line)) {
+      const auto b = line.find_first_not_of(" \t\r");
+      if (b == std::string::npos || line[b] == '#') continue;
+      const auto e = line.find_last_not_of(" \t\r");
+      out.push_back(line.substr(b, e - b + 1));
+      if (out.size() > max_sources) break;
+    }
+  }
+  if (out.size() > max_sources) {
+    return error{errc::invalid_argument, fmt::format("more than {} torrents in one run", max_sources), no_offset};
+  }
+  return out;
+}
+
+std::string clock_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+void print_json(const boost::json::object& o) {
+  fmt::print("{}\n", plain_json(o));
+  std::fflush(stdout);
+}
+
 int run_transfer(const transfer_args& in) {
   transfer_args a = in;
   const char* cmd = a.seed_mode ? "seed" : "download";
@@ -272,49 +414,99 @@ int run_transfer(const transfer_args& in) {
     if (!px) return usage_error(cmd, "--" + px.err().message());
     a.proxy = *px;
   }
+  auto sources = gather_sources(a);
+  if (!sources) {
+    return sources.err().code == errc::io ? fail(sources.err().message()) : usage_error(cmd, sources.err().message());
+  }
+  if (sources->empty()) {
+    return usage_error(cmd, a.input_file.empty() ? "no torrent given (a .torrent file, its URL or a magnet link)"
+                                                 : "-i " + a.input_file + " lists no torrent");
+  }
+  if (sources->size() > 1 && !a.select.empty()) {
+    return usage_error(cmd, "--select-file numbers the files of one torrent: give one torrent with it, not " +
+                                std::to_string(sources->size()));
+  }
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  live_display display(tty && !a.json_progress);
   asio::io_context io;
   std::function<void(const std::string&)> log;
   if (a.verbose) {
-    log = [](const std::string& line) {
-      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-      fmt::print(stderr, "[{:.3f}] {}\n", std::fmod(t, 1000.0), printable(line));
+    log = [&display](const std::string& line) {
+      display.message(fmt::format("[{}] {}", clock_now(), printable(line)));
     };
   }
 
-  // What to add: a magnet link (the session fetches its metadata), or .torrent bytes from
-  // a file or an http(s):// URL.
-  torrent_params tp;
-  std::optional<magnet_link> mag;
-  std::string key;
-  if (is_magnet(a.target)) {
-    auto m = parse_magnet(a.target);
-    if (!m) return fail(m.err().message());
-    mag = std::move(m).value();
-    key = mag->info_hash_v1 ? to_hex(as_view(*mag->info_hash_v1)) : to_hex(as_view(*mag->info_hash_v2));
-  } else {
-    // A file, or a .torrent by URL (fetched once, at most max_torrent_size bytes, certificates verified).
-    fetch_options fetch;
-    fetch.proxy = a.proxy;
-    fetch.bind = a.bind;
-    fetch.local = a.local || env_local();
-    result<metainfo> loaded = load_torrent(a.target, fetch);
-    if (!loaded) return fail(a.target + ": " + loaded.err().message());
-    tp.info = std::move(loaded).value();
-    for (const auto& w : tp.info.warnings)
-      warn(a.target + ": " + w);
-    key = tp.info.info_hash_v1 ? to_hex(as_view(*tp.info.info_hash_v1)) : to_hex(as_view(*tp.info.info_hash_v2));
-    auto prio = priorities_for(tp.info, a.select, {});
-    if (!prio) return usage_error(cmd, prio.err().message());
-    tp.file_priorities = std::move(prio).value();
+  // What to add per source: a magnet link (the session fetches its metadata), or .torrent
+  // bytes from a file or an http(s):// URL. With several sources one that cannot be read
+  // fails alone; the others still run.
+  std::vector<job> jobs;
+  const bool several = sources->size() > 1;
+  std::map<std::string, std::size_t> seen;  // info-hash -> the job that has it
+  for (const auto& src : *sources) {
+    job j;
+    j.index = jobs.size() + 1;
+    j.source = src;
+    j.name = src;
+    auto failed = [&](const std::string& why) {
+      j.end = job::outcome::failed;
+      j.code = exit_error;
+      j.why = why;
+      fmt::print(stderr, "shoal: error: {}\n", printable(why));
+    };
+    if (is_magnet(src)) {
+      auto m = parse_magnet(src);
+      if (!m) {
+        if (!several) return fail(m.err().message());
+        failed(src + ": " + m.err().message());
+      } else {
+        j.mag = std::move(m).value();
+        j.key = j.mag->info_hash_v1 ? to_hex(as_view(*j.mag->info_hash_v1)) : to_hex(as_view(*j.mag->info_hash_v2));
+        j.name = j.mag->name.empty() ? j.key : j.mag->name;
+      }
+    } else {
+      // A file, or a .torrent by URL (fetched once, at most max_torrent_size bytes, certificates verified).
+      fetch_options fetch;
+      fetch.proxy = a.proxy;
+      fetch.bind = a.bind;
+      fetch.local = a.local || env_local();
+      result<metainfo> loaded = load_torrent(src, fetch);
+      if (!loaded) {
+        if (!several) return fail(src + ": " + loaded.err().message());
+        failed(src + ": " + loaded.err().message());
+      } else {
+        j.tp.info = std::move(loaded).value();
+        for (const auto& w : j.tp.info.warnings)
+          warn(src + ": " + w);
+        j.key = j.tp.info.info_hash_v1 ? to_hex(as_view(*j.tp.info.info_hash_v1))
+                                       : to_hex(as_view(*j.tp.info.info_hash_v2));
+        j.name = j.tp.info.name;
+        auto prio = priorities_for(j.tp.info, a.select, {});
+        if (!prio) return usage_error(cmd, prio.err().message());
+        j.tp.file_priorities = std::move(prio).value();
+      }
+    }
+    if (!j.key.empty()) {
+      if (auto it = seen.find(j.key); it != seen.end()) {
+        warn(fmt::format("{} is the same torrent as {}: taken once", src, jobs[it->second].source));
+        continue;
+      }
+      seen[j.key] = jobs.size();
+    }
+    jobs.push_back(std::move(j));
   }
 
+  bool any_dht = false;
+  for (const auto& j : jobs) {
+    if (j.end == job::outcome::running && (j.mag || !j.tp.info.is_private)) any_dht = true;
+  }
   session_settings st;
   st.listen_port = static_cast<std::uint16_t>(a.port);
   st.local = a.local || env_local();
   // LSD multicasts on the LAN: under --local only inside a test's network namespace.
   st.lsd = !a.no_lsd && (!st.local || lsd::in_network_namespace());
-  // BEP 27: a private torrent gets its peers from its trackers only: no DHT node at all.
-  st.dht = !a.no_dht && (mag || !tp.info.is_private);
+  // BEP 27: a private torrent gets its peers from its trackers only: no DHT node for a run
+  // of private torrents only.
+  st.dht = !a.no_dht && any_dht;
   st.dht_bootstrap = a.dht_bootstrap;
   st.dht_state_file = a.dht_state.empty() ? fs::path(a.dir) / ".shoal" / "dht.state" : fs::path(a.dht_state);
   st.port_mapping = !a.no_port_mapping && (!st.local || !a.upnp_url.empty() || !a.natpmp_gateway.empty());
@@ -361,50 +553,65 @@ int run_transfer(const transfer_args& in) {
     st.max_upload_rate = *v;
   }
 
-  tp.magnet = mag;
-  tp.save_path = a.dir;
-  tp.resume_file = fs::path(a.dir) / ".shoal" / (key + ".resume");
-  if (mag) {
-    tp.metadata_file = fs::path(a.dir) / ".shoal" / (key + ".torrent");
-    tp.metadata_timeout = std::chrono::seconds(a.stop_timeout > 0 ? a.stop_timeout : 120);
-  }
-  tp.force_check = a.check;
-  tp.skip_check = a.skip_check;
-  tp.sequential = a.sequential;
-  tp.settings_from_resume = false;  // this run's flags win over what an earlier run saved
-  // Seeding goals after completion (download only; `seed` runs until stopped).
-  if (!a.seed_mode) {
-    if (a.seed_time >= 0) {
-      tp.goals.seeding_time = std::chrono::seconds(a.seed_time);
-    } else {
-      tp.goals.ratio = a.seed_ratio;
-    }
-  }
   tcp::resolver resolver(io);
   std::vector<tcp::endpoint> given;
-  if (mag) {
-    for (const auto& p : mag->peers) {
-      auto ep = resolve_peer(resolver, p);
-      if (!ep) return fail("x.pe " + ep.err().message());
-      given.push_back(*ep);
-    }
-  }
   for (const auto& p : a.peers) {
     auto ep = resolve_peer(resolver, p);
     if (!ep) return usage_error(cmd, "--" + ep.err().message());
     given.push_back(*ep);
   }
-  tp.peers = given;
-  // BEP 19: the torrent's url-list (a magnet link's `ws`), then --web-seed; none with --no-web-seeds.
-  if (a.no_web_seeds) {
-    tp.web_seeds.emplace();
-  } else if (!a.web_seeds.empty()) {
-    tp.web_seeds = mag ? mag->web_seeds : tp.info.web_seeds;
-    tp.web_seeds->insert(tp.web_seeds->end(), a.web_seeds.begin(), a.web_seeds.end());
-  }
-  // After every argument was read (an argument error says so first, with exit 2).
-  if (a.seed_mode && !mag) {
-    if (auto why = seed_data_problem(tp.info, a.dir, a.skip_check)) return fail(*why);
+  for (auto& j : jobs) {
+    if (j.end != job::outcome::running) continue;
+    auto& tp = j.tp;
+    tp.magnet = j.mag;
+    tp.save_path = a.dir;
+    tp.resume_file = fs::path(a.dir) / ".shoal" / (j.key + ".resume");
+    if (j.mag) {
+      tp.metadata_file = fs::path(a.dir) / ".shoal" / (j.key + ".torrent");
+      tp.metadata_timeout = std::chrono::seconds(a.stop_timeout > 0 ? a.stop_timeout : 120);
+    }
+    tp.force_check = a.check;
+    tp.skip_check = a.skip_check;
+    tp.seed_only = a.seed_mode;  // `seed` never downloads: it seeds what it has
+    tp.sequential = a.sequential;
+    tp.settings_from_resume = false;  // this run's flags win over what an earlier run saved
+    // Seeding goals after completion (download only; `seed` runs until stopped).
+    if (!a.seed_mode) {
+      if (a.seed_time >= 0) {
+        tp.goals.seeding_time = std::chrono::seconds(a.seed_time);
+      } else {
+        tp.goals.ratio = a.seed_ratio;
+      }
+    }
+    tp.peers = given;
+    if (j.mag) {
+      for (const auto& p : j.mag->peers) {
+        auto ep = resolve_peer(resolver, p);
+        if (!ep) {
+          if (!several) return fail("x.pe " + ep.err().message());
+          warn(j.source + ": x.pe " + ep.err().message());
+          continue;
+        }
+        tp.peers.push_back(*ep);
+      }
+    }
+    // BEP 19: the torrent's url-list (a magnet link's `ws`), then --web-seed; none with --no-web-seeds.
+    if (a.no_web_seeds) {
+      tp.web_seeds.emplace();
+    } else if (!a.web_seeds.empty()) {
+      tp.web_seeds = j.mag ? j.mag->web_seeds : tp.info.web_seeds;
+      tp.web_seeds->insert(tp.web_seeds->end(), a.web_seeds.begin(), a.web_seeds.end());
+    }
+    // After every argument was read (an argument error says so first, with exit 2).
+    if (a.seed_mode && !j.mag) {
+      if (auto why = seed_data_problem(tp.info, a.dir, a.skip_check)) {
+        if (!several) return fail(*why);
+        fmt::print(stderr, "shoal: error: {}\n", printable(*why));
+        j.end = job::outcome::failed;
+        j.code = exit_error;
+        j.why = *why;
+      }
+    }
   }
   std::error_code dec;
   fs::create_directories(a.dir, dec);
@@ -414,110 +621,191 @@ int run_transfer(const transfer_args& in) {
   }
 
   session ses(io, st);
-  ses.on_warning = [](const std::string& w) { warn(w); };
+  ses.on_warning = [&display](const std::string& w) { display.message("shoal: warning: " + printable(w)); };
   if (auto ec = ses.listen()) {
+    if (a.json_progress) {
+      print_json({{"event", "error"},
+                  {"message", "cannot listen on port " + std::to_string(a.port) + ": " + ec.message()},
+                  {"port", a.port}});
+    }
     return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
-                " (choose another with --port, or --port 0 for any)");
+                " (choose another with --port, or --port 0 for any free port)");
   }
-  if (mag && given.empty() && mag->trackers.empty() && (!ses.dht_node() || !ses.dht_node()->has_contacts())) {
-    return fail(
-        "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
-        "node to start from (--dht-bootstrap): nobody to ask for the metadata");
+  // The port in use, always: with --port 0 the system chose it.
+  if (a.json_progress) {
+    print_json({{"event", "listening"}, {"port", ses.port()}});
+  } else {
+    display.message(fmt::format("listening on port {}", ses.port()));
+  }
+  const bool dht_contacts = ses.dht_node() && ses.dht_node()->has_contacts();
+  for (auto& j : jobs) {
+    if (j.end != job::outcome::running || !j.mag) continue;
+    if (j.tp.peers.empty() && j.mag->trackers.empty() && !dht_contacts) {
+      const std::string why =
+          "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
+          "node to start from (--dht-bootstrap): nobody to ask for the metadata";
+      if (!several) return fail(why);
+      fmt::print(stderr, "shoal: error: {}: {}\n", printable(j.source), why);
+      j.end = job::outcome::failed;
+      j.code = exit_error;
+      j.why = "no trackers, no peers and no DHT to ask for the metadata";
+    }
   }
   net::port_mapper* mapper = ses.port_mapper();
   if (mapper && a.json_progress) {
     mapper->on_change([](const net::port_mapping_status& s) {
       auto o = mapping_json(s);
       o["event"] = "port_mapping";
-      fmt::print("{}\n", boost::json::serialize(o));
-      std::fflush(stdout);
+      print_json(o);
     });
   }
-  if (!mag && tp.info.tracker_tiers.empty() && tp.peers.empty() &&
-      (tp.web_seeds ? tp.web_seeds->empty() : tp.info.web_seeds.empty())) {
-    warn("the torrent lists no trackers and no --peer was given: waiting for peers to connect to port " +
-         std::to_string(ses.port()));
+  const auto started = std::chrono::steady_clock::now();
+  std::map<torrent_id, std::size_t> by_id;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto& j = jobs[i];
+    j.started_at = j.last_progress = started;
+    if (j.end != job::outcome::running) continue;
+    if (!j.mag && j.tp.info.tracker_tiers.empty() && j.tp.peers.empty() &&
+        (j.tp.web_seeds ? j.tp.web_seeds->empty() : j.tp.info.web_seeds.empty())) {
+      warn(j.name + ": the torrent lists no trackers and no --peer was given: waiting for peers to connect to port " +
+           std::to_string(ses.port()));
+    }
+    if (j.mag && !a.json_progress) {
+      display.message(fmt::format("fetching the metadata of {} from peers...", printable(j.name)));
+    }
+    j.t = ses.add_torrent(std::move(j.tp));
+    j.id = j.t->id();
+    by_id[j.id] = i;
   }
-  if (mag && !a.json_progress) fmt::print(stderr, "fetching the metadata of {} from peers...\n", key);
-  const bool tty = ::isatty(STDERR_FILENO) == 1;
-  auto t = ses.add_torrent(std::move(tp));
-  const torrent_id id = t->id();
-  std::string name = mag ? key : t->info().name;
-  bool announced_start = false;
-  auto print_start = [&] {
-    if (announced_start || !a.json_progress) return;
-    // What the torrent starts from (resume data, or a check to come).
-    announced_start = true;
-    auto s0 = t->status();
+
+  auto json_head = [&](const job& j, const char* event) {
     boost::json::object o;
-    o["event"] = "start";
-    o["state"] = std::string(state_name(s0.state));
-    o["pieces"] = s0.pieces_have;
-    o["num_pieces"] = s0.num_pieces;
-    o["port"] = ses.port();
-    fmt::print("{}\n", boost::json::serialize(o));
-    std::fflush(stdout);
+    o["event"] = event;
+    o["torrent"] = j.index;
+    o["name"] = j.name;
+    return o;
+  };
+  // What a torrent starts from (resume data, or a check done), once.
+  auto print_start = [&](job& j) {
+    if (j.started) return;
+    j.started = true;
+    auto s0 = j.t->status(false);
+    if (a.json_progress) {
+      auto o = json_head(j, "start");
+      o["state"] = std::string(state_name(s0.state));
+      o["pieces"] = s0.pieces_have;
+      o["num_pieces"] = s0.num_pieces;
+      o["have_bytes"] = s0.have_wanted;
+      o["total_bytes"] = s0.total_wanted;
+      o["size"] = s0.total_size;
+      o["port"] = ses.port();
+      print_json(o);
+      return;
+    }
+    if (a.seed_mode) {
+      if (s0.have_wanted < s0.total_size) {
+        display.message(
+            fmt::format("seeding {:.1f}% of {}: the rest is missing or damaged in {}, and seed never downloads",
+                        100.0 * static_cast<double>(s0.have_wanted) /
+                            static_cast<double>(std::max<std::uint64_t>(s0.total_size, 1)),
+                        printable(j.name), a.dir));
+      }
+    } else if (s0.have_wanted > 0 && s0.have_wanted < s0.total_wanted) {
+      display.message(fmt::format("{}: resuming: {:.1f}% verified", printable(j.name),
+                                  100.0 * static_cast<double>(s0.have_wanted) / static_cast<double>(s0.total_wanted)));
+    }
   };
 
-  int exit_code = exit_ok;
   bool stopping = false;
-  bool stalled = false;
-  const auto started = std::chrono::steady_clock::now();
-  std::optional<std::chrono::steady_clock::time_point> finished_at;
-  auto shutdown = [&](int code) {
+  bool interrupted = false;
+  auto shutdown = [&] {
     if (stopping) return;
     stopping = true;
-    exit_code = code;
     ses.stop([&io] { io.stop(); });
+  };
+  // The run ends when every torrent has: `download` at its goal, or failed.
+  auto maybe_done = [&] {
+    for (const auto& j : jobs) {
+      if (j.end == job::outcome::running) return;
+    }
+    shutdown();
+  };
+  auto fail_job = [&](job& j, int code, const std::string& why) {
+    j.end = job::outcome::failed;
+    j.code = code;
+    j.why = why;
+    if (a.json_progress) {
+      auto o = json_head(j, "error");
+      o["message"] = why;
+      o["exit_code"] = code;
+      print_json(o);
+    }
   };
 
   // Events: what the session says happened, read as soon as it is queued.
   bool drain_posted = false;
+  bool usage_failed = false;
   std::function<void()> drain = [&] {
     drain_posted = false;
     for (auto& e : ses.events().pop()) {
-      if (e.torrent != id || stopping) continue;
+      auto it = by_id.find(e.torrent);
+      if (it == by_id.end() || stopping) continue;
+      job& j = jobs[it->second];
+      if (j.end == job::outcome::failed) continue;
       switch (e.kind) {
         case event_kind::metadata_received: {
-          name = t->info().name;
-          for (const auto& w : t->info().warnings)
-            warn(name + ": " + w);
-          if (!a.select.empty() || !mag->select_only.empty()) {
-            auto prio = priorities_for(t->info(), a.select, mag->select_only);
+          j.name = j.t->info().name;
+          for (const auto& w : j.t->info().warnings)
+            warn(j.name + ": " + w);
+          if (!a.select.empty() || !j.mag->select_only.empty()) {
+            auto prio = priorities_for(j.t->info(), a.select, j.mag->select_only);
             if (!prio) {
+              display.finish();
               usage_error(cmd, prio.err().message());
-              shutdown(exit_usage);
+              usage_failed = true;
+              shutdown();
               return;
             }
-            t->set_file_priorities(std::move(prio).value());
+            j.t->set_file_priorities(std::move(prio).value());
           }
-          if (t->info().is_private && ses.dht_node()) ses.dht_node()->stop();  // BEP 27
+          if (j.t->info().is_private && ses.dht_node() && jobs.size() == 1) ses.dht_node()->stop();  // BEP 27
           break;
         }
         case event_kind::state_changed: {
-          // Resume data read and any check done: what the transfer starts from.
-          const auto st = static_cast<torrent_state>(e.state);
-          if (st == torrent_state::downloading || st == torrent_state::seeding || st == torrent_state::paused)
-            print_start();
+          const auto s = static_cast<torrent_state>(e.state);
+          if (s == torrent_state::downloading || s == torrent_state::seeding || s == torrent_state::paused)
+            print_start(j);
           break;
         }
         case event_kind::torrent_finished:
-          finished_at = std::chrono::steady_clock::now();
+          if (!j.finished) {
+            j.finished = true;
+            j.finished_at = std::chrono::steady_clock::now();
+            if (a.json_progress) {
+              auto o = json_head(j, "done");
+              o["total_bytes"] = j.t->status(false).total_wanted;
+              o["seconds"] = std::chrono::duration<double>(j.finished_at - j.started_at).count();
+              print_json(o);
+            }
+          }
           break;
         case event_kind::goal_reached:
-          shutdown(exit_ok);
-          return;
+          if (!a.seed_mode) {
+            j.end = job::outcome::completed;
+            maybe_done();
+          }
+          break;
         case event_kind::error: {
-          const auto s = t->status();
+          const auto s = j.t->status(false);
           if (s.state != torrent_state::error) {
             if (a.verbose) log(e.message);  // not fatal (a resume write that failed)
             break;
           }
-          if (tty) fmt::print(stderr, "\n");
-          fmt::print(stderr, "shoal: error: {}: {}\n", printable(name), printable(e.message));
+          display.message(fmt::format("shoal: error: {}: {}", printable(j.name), printable(e.message)));
           // Nobody gave the metadata in time: the same as a download that got no data.
-          shutdown(s.error_type == error_kind::metadata ? exit_stalled : exit_error);
-          return;
+          fail_job(j, s.error_type == error_kind::metadata ? exit_stalled : exit_error, e.message);
+          maybe_done();
+          break;
         }
         default:
           break;
@@ -530,6 +818,24 @@ int run_transfer(const transfer_args& in) {
     asio::post(io, [&] { drain(); });
   });
 
+  // The live view: a line per torrent, or one for them all when they would not fit.
+  std::vector<torrent_status> statuses(jobs.size());
+  auto redraw = [&] {
+    if (!display.tty()) return;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i].t) statuses[i] = jobs[i].t->status(false);
+    }
+    std::vector<std::string> lines;
+    const std::size_t cols = display.columns();
+    if (jobs.size() > 8 || jobs.size() + 2 > display.rows()) {
+      lines.push_back(aggregate_line(jobs, statuses, cols));
+    } else {
+      for (std::size_t i = 0; i < jobs.size(); ++i)
+        lines.push_back(fit_line(printable(jobs[i].name), line_fields(jobs[i], statuses[i], a), cols));
+    }
+    display.draw(lines);
+  };
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int) {
     if (ec) return;
@@ -538,82 +844,193 @@ int run_transfer(const transfer_args& in) {
       fmt::print(stderr, "shoal: stopped without waiting\n");
       std::_Exit(exit_interrupted);
     }
-    if (tty) fmt::print(stderr, "\n");
-    fmt::print(stderr, "shoal: stopping (saving resume data); Ctrl-C again to quit at once...\n");
-    shutdown(t->finished() ? exit_ok : exit_interrupted);
+    display.message("shoal: stopping (saving resume data); Ctrl-C again to quit at once...");
+    interrupted = true;
+    shutdown();
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
+  // A resized terminal: the lines are fitted again and redrawn at once.
+  asio::signal_set winch(io, SIGWINCH);
+  std::function<void(boost::system::error_code, int)> on_winch = [&](boost::system::error_code ec, int) {
+    if (ec) return;
+    display.refresh_size();
+    if (!stopping) redraw();
+    winch.async_wait(on_winch);
+  };
+  if (display.tty()) winch.async_wait(on_winch);
 
-  // Progress: a live line on a terminal, a plain line every 5 s otherwise, or JSON lines.
+  // Progress: the live lines on a terminal, a plain line every 5 s otherwise, or JSON lines.
   asio::steady_timer progress(io);
-  progress_printer printer{a, tty, 0, {}};
-  std::uint64_t last_have = 0;
-  auto last_progress = std::chrono::steady_clock::now();
+  int ticks = 0;
   std::function<void()> report = [&] {
     progress.expires_after(std::chrono::milliseconds(500));
     progress.async_wait([&](boost::system::error_code ec) {
       if (ec || stopping) return;
-      const auto s = t->status();
-      if (s.state != torrent_state::fetching_metadata) printer.print(s, mapper);
-      if (s.have_wanted != last_have || s.state != torrent_state::downloading) {
-        last_have = s.have_wanted;
-        last_progress = std::chrono::steady_clock::now();
-      } else if (a.stop_timeout > 0 && !a.seed_mode &&
-                 std::chrono::steady_clock::now() - last_progress >= std::chrono::seconds(a.stop_timeout)) {
-        stalled = true;
-        shutdown(exit_stalled);
-        return;
+      ++ticks;
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& j : jobs) {
+        if (!j.t || j.end == job::outcome::failed) continue;
+        const auto s = j.t->status();
+        j.most_peers = std::max(j.most_peers, s.peers);
+        // Tracker news goes to stderr once per change (errors matter to a user waiting for peers).
+        if (s.tracker_message != j.last_tracker) {
+          j.last_tracker = s.tracker_message;
+          if (!j.last_tracker.empty() && !a.json_progress) {
+            display.message((several ? printable(j.name) + ": " : std::string()) +
+                            "tracker: " + printable(j.last_tracker));
+          }
+        }
+        if (s.state == torrent_state::fetching_metadata) continue;
+        if (a.json_progress && ticks % 2 == 0) {
+          auto o = json_head(j, "progress");
+          o["state"] = std::string(state_name(s.state));
+          o["progress"] =
+              s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
+          o["pieces"] = s.pieces_have;
+          o["have_bytes"] = s.have_wanted;
+          o["total_bytes"] = s.total_wanted;
+          o["download_rate"] = static_cast<std::uint64_t>(std::max(0.0, s.download_rate));
+          o["upload_rate"] = static_cast<std::uint64_t>(std::max(0.0, s.upload_rate));
+          o["peers"] = s.peers;
+          o["seeds"] = s.seeds;
+          o["web_seeds"] = s.web_seeds;
+          o["downloaded"] = s.downloaded;
+          o["web_seed_downloaded"] = s.web_seed_downloaded;
+          o["uploaded"] = s.uploaded;
+          o["ratio"] = ratio_of(s);
+          o["hash_failures"] = s.hash_failures;
+          if (mapper) o["port_mapping"] = mapping_json(mapper->status());
+          print_json(o);
+        } else if (!display.tty() && !a.json_progress && ticks % 10 == 0 && j.end == job::outcome::running) {
+          const double frac =
+              s.total_wanted ? static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 1.0;
+          fmt::print(stderr, "{}{} {:.1f}% {} / {} down {} up {} peers {}{}\n",
+                     several ? printable(j.name) + ": " : std::string(), state_name(s.state), frac * 100,
+                     human_size(s.have_wanted), human_size(s.total_wanted), rate(s.download_rate), rate(s.upload_rate),
+                     s.peers,
+                     s.state == torrent_state::seeding
+                         ? fmt::format(" uploaded {} ratio {:.2f}", human_size(s.total_uploaded), ratio_of(s))
+                         : std::string());
+        }
+        if (j.end != job::outcome::running) continue;
+        if (s.have_wanted != j.last_have || s.state != torrent_state::downloading) {
+          j.last_have = s.have_wanted;
+          j.last_progress = now;
+        } else if (a.stop_timeout > 0 && !a.seed_mode &&
+                   now - j.last_progress >= std::chrono::seconds(a.stop_timeout)) {
+          const std::string why = fmt::format(
+              "no data for {} s ({}{}); giving up", a.stop_timeout,
+              s.peers                     ? fmt::format("{} peers connected, none sending", s.peers)
+              : s.tracker_message.empty() ? std::string("no peers")
+                                          : "no peers; last tracker reply: " + printable(s.tracker_message),
+              s.web_seeds ? fmt::format("; {} web seeds sending nothing (-v says why)", s.web_seeds) : std::string());
+          display.message(fmt::format("shoal: error: {}: {}", printable(j.name), why));
+          fail_job(j, exit_stalled, why);
+          j.t->pause();
+        }
       }
-      report();
+      redraw();
+      maybe_done();
+      if (!stopping) report();
     });
   };
   report();
   io.run();
-  if (tty && !a.json_progress) fmt::print(stderr, "\n");
+  display.finish();
+  if (usage_failed) return exit_usage;
 
-  auto s = t->status();
-  if (stalled && !t->finished()) {
-    fmt::print(stderr, "shoal: error: {}: no data for {} s ({}{}); giving up\n", printable(name), a.stop_timeout,
-               s.peers                     ? fmt::format("{} peers connected, none sending", s.peers)
-               : s.tracker_message.empty() ? std::string("no peers")
-                                           : "no peers; last tracker reply: " + printable(s.tracker_message),
-               s.web_seeds ? fmt::format("; {} web seeds sending nothing (-v says why)", s.web_seeds) : std::string());
+  const int exit_code = run_exit_code(jobs, interrupted);
+  const auto end = std::chrono::steady_clock::now();
+  std::size_t completed = 0;
+  for (auto& j : jobs) {
+    const bool ok = j.end == job::outcome::completed || (j.end == job::outcome::running && j.finished);
+    completed += ok ? 1 : 0;
   }
-  const double secs =
-      std::chrono::duration<double>((finished_at ? *finished_at : std::chrono::steady_clock::now()) - started).count();
-  if (exit_code == exit_usage) return exit_code;
+  for (auto& j : jobs) {
+    torrent_status s;
+    if (j.t) s = j.t->status();
+    const double secs = std::chrono::duration<double>((j.finished ? j.finished_at : end) - j.started_at).count();
+    const bool complete = s.have_wanted == s.total_wanted && s.num_pieces > 0;
+    if (a.json_progress) {
+      auto o = json_head(j, "summary");
+      o["source"] = j.source;
+      o["complete"] = complete;
+      o["have_bytes"] = s.have_wanted;
+      o["total_bytes"] = s.total_wanted;
+      o["size"] = s.total_size;
+      o["downloaded"] = s.downloaded;
+      o["web_seeds"] = s.web_seeds;
+      o["web_seed_downloaded"] = s.web_seed_downloaded;
+      o["uploaded"] = s.uploaded;
+      o["ratio"] = ratio_of(s);
+      o["wasted"] = s.wasted;
+      o["hash_failures"] = s.hash_failures;
+      o["banned_peers"] = s.banned;
+      o["seconds"] = secs;
+      o["exit_code"] = j.end == job::outcome::failed ? j.code : complete ? exit_ok : exit_code;
+      o["error"] = j.end == job::outcome::failed         ? j.why
+                   : s.error_type == error_kind::tracker ? std::string()
+                                                         : s.error;
+      o["tracker"] = s.tracker_message;
+      if (mapper) o["port_mapping"] = mapping_json(mapper->status());
+      print_json(o);
+    } else if (a.seed_mode && j.t) {
+      const double up_secs = std::chrono::duration<double>(end - j.started_at).count();
+      fmt::print(stderr, "{}: seeded {} of {}: uploaded {}, ratio {:.2f}, for {}, {} peers at most\n",
+                 printable(j.name), human_size(s.have_wanted), human_size(s.total_size), human_size(s.uploaded),
+                 ratio_of(s), format_eta(up_secs), j.most_peers);
+    } else if (!a.seed_mode && !several && s.num_pieces > 0) {
+      fmt::print(
+          stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s){}, uploaded {}{}\n", printable(j.name),
+          human_size(s.have_wanted), human_size(s.total_wanted),
+          s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 100.0,
+          human_size(s.downloaded), secs,
+          human_size(static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0)),
+          s.web_seed_downloaded ? fmt::format(" ({} from web seeds)", human_size(s.web_seed_downloaded))
+                                : std::string(),
+          human_size(s.uploaded),
+          s.hash_failures
+              ? fmt::format(", {} pieces failed their hash check, {} peers banned", s.hash_failures, s.banned)
+              : std::string());
+    }
+    if (!several && !a.json_progress && j.end == job::outcome::failed && j.code == exit_stalled && j.t) {
+      // Said when it happened; the summary line above has the numbers.
+    }
+  }
+  if (several && !a.json_progress && !a.seed_mode) {
+    // The table: a row per torrent, the name cut to what the widest terminal line allows.
+    const std::size_t name_w = std::clamp<std::size_t>(display.columns() > 60 ? display.columns() - 50 : 10, 10, 60);
+    fmt::print(stderr, "{:<{}}  {:>10}  {:<12}  {:>8}  {:>11}\n", "NAME", name_w, "SIZE", "STATE", "TIME", "AVG RATE");
+    for (auto& j : jobs) {
+      torrent_status s;
+      if (j.t) s = j.t->status(false);
+      const double secs = std::chrono::duration<double>((j.finished ? j.finished_at : end) - j.started_at).count();
+      const bool ok = j.end == job::outcome::completed || (j.end == job::outcome::running && j.finished);
+      const std::string state =
+          ok ? "complete"
+          : j.end == job::outcome::failed
+              ? (j.code == exit_stalled ? "stalled" : "failed")
+              : fmt::format("{:.1f}%", s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) /
+                                                            static_cast<double>(s.total_wanted)
+                                                      : 0.0);
+      const std::string nm = abbreviate(printable(j.name), name_w);
+      fmt::print(stderr, "{}{}  {:>10}  {:<12}  {:>8}  {:>11}\n", nm,
+                 std::string(name_w - std::min(name_w, display_width(nm)), ' '), human_size(s.total_wanted), state,
+                 format_eta(secs), rate(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0));
+    }
+    fmt::print(stderr, "{} of {} torrents completed", completed, jobs.size());
+    std::string failed_list;
+    for (const auto& j : jobs) {
+      const bool ok = j.end == job::outcome::completed || (j.end == job::outcome::running && j.finished);
+      if (ok) continue;
+      failed_list += fmt::format("\n  {}: {}", printable(j.source),
+                                 j.end == job::outcome::failed ? printable(j.why) : std::string("interrupted"));
+    }
+    fmt::print(stderr, "{}\n", failed_list.empty() ? "" : "; not completed:" + failed_list);
+  }
   if (a.json_progress) {
-    boost::json::object o;
-    o["event"] = "summary";
-    o["name"] = name;
-    o["complete"] = s.have_wanted == s.total_wanted && s.num_pieces > 0;
-    o["have_bytes"] = s.have_wanted;
-    o["total_bytes"] = s.total_wanted;
-    o["downloaded"] = s.downloaded;
-    o["web_seeds"] = s.web_seeds;
-    o["web_seed_downloaded"] = s.web_seed_downloaded;
-    o["uploaded"] = s.uploaded;
-    o["wasted"] = s.wasted;
-    o["hash_failures"] = s.hash_failures;
-    o["banned_peers"] = s.banned;
-    o["seconds"] = secs;
-    o["exit_code"] = exit_code;
-    o["error"] = s.error_type == error_kind::tracker ? std::string() : s.error;
-    o["tracker"] = s.tracker_message;
-    if (mapper) o["port_mapping"] = mapping_json(mapper->status());
-    fmt::print("{}\n", boost::json::serialize(o));
-  } else if (!a.seed_mode && s.num_pieces > 0) {
-    fmt::print(
-        stderr, "{}: {} of {} ({:.1f}%), downloaded {} in {:.1f} s ({}/s){}, uploaded {}{}\n", printable(name),
-        human_size(s.have_wanted), human_size(s.total_wanted),
-        s.total_wanted ? 100.0 * static_cast<double>(s.have_wanted) / static_cast<double>(s.total_wanted) : 100.0,
-        human_size(s.downloaded), secs,
-        human_size(static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.downloaded) / secs : 0)),
-        s.web_seed_downloaded ? fmt::format(" ({} from web seeds)", human_size(s.web_seed_downloaded)) : std::string(),
-        human_size(s.uploaded),
-        s.hash_failures ? fmt::format(", {} pieces failed their hash check, {} peers banned", s.hash_failures, s.banned)
-                        : std::string());
+    print_json({{"event", "exit"}, {"exit_code", exit_code}, {"completed", completed}, {"torrents", jobs.size()}});
   }
   return exit_code;
 }
@@ -660,15 +1077,23 @@ void add_common(CLI::App& app, transfer_args& a) {
       ->group("")
       ->check(CLI::Range(1L, 86400L))
       ->default_str("");
-  app.add_flag("--json-progress", a.json_progress, "Print progress as JSON lines on stdout, and a JSON summary");
-  app.add_flag("-v,--verbose", a.verbose, "Log peer connections, disconnections (with the reason) and tracker replies");
+  app.add_flag("--json-progress", a.json_progress,
+               "Print progress as JSON lines on stdout, each with an \"event\" field (docs/JSON.md)");
+  app.add_flag("-v,--verbose", a.verbose,
+               "Log peer connections, disconnections (with the reason) and tracker replies, each line with the time "
+               "and the torrent's name");
 }
 
 }  // namespace
 
 runner add_download(CLI::App& app) {
   auto a = std::make_shared<transfer_args>();
-  app.add_option("TORRENT", a->target, "A .torrent file, its http(s):// URL, or a magnet link")->required();
+  app.add_option("TORRENT", a->targets,
+                 "Torrents to download in one session: .torrent files, their http(s):// URLs, magnet links")
+      ->default_str("");
+  app.add_option("-i,--input-file", a->input_file,
+                 "Also download the torrents listed in this file, one a line (# comments and blank lines skipped; "
+                 "- reads stdin)");
   add_common(app, *a);
   app.add_option("--seed-ratio", a->seed_ratio,
                  "After completing, seed until uploaded/size reaches this (0: exit at once)")
@@ -678,7 +1103,8 @@ runner add_download(CLI::App& app) {
       ->check(non_negative())
       ->default_str("");
   app.add_option("--select-file", a->select,
-                 "Download only these files (numbered as `shoal info` shows them, from 1: e.g. 1,3-5)");
+                 "Download only these files (numbered as `shoal info` shows them, from 1: e.g. 1,3-5; one torrent "
+                 "only)");
   app.add_flag("--sequential", a->sequential, "Download pieces in order");
   app.add_option("--web-seed", a->web_seeds,
                  "Also download from this HTTP(S) web seed (BEP 19; besides the torrent's url-list); repeatable")
@@ -694,7 +1120,8 @@ runner add_download(CLI::App& app) {
 runner add_seed(CLI::App& app) {
   auto a = std::make_shared<transfer_args>();
   a->seed_mode = true;
-  app.add_option("TORRENT", a->target, "A .torrent file")->required();
+  app.add_option("TORRENT", a->targets, "The .torrent files to seed (seed never downloads: it seeds what it has)")
+      ->required();
   add_common(app, *a);
   app.add_flag("--skip-check", a->skip_check, "Trust that the data is complete instead of hashing it");
   return [a] { return run_transfer(*a); };

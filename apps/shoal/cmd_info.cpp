@@ -8,6 +8,7 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "live_display.hpp"
 #include "source.hpp"
 
 namespace shoal::cli {
@@ -39,6 +40,7 @@ int show_magnet(const std::string& uri, bool json) {
   std::string name = m->name.empty() ? std::string() : sanitize_component(m->name).value_or("_");
   if (json) {
     boost::json::object o;
+    o["event"] = "info";
     o["type"] = "magnet";
     o["name"] = name;
     o["info_hash_v1"] = hex_or_null(m->info_hash_v1);
@@ -57,7 +59,7 @@ int show_magnet(const std::string& uri, bool json) {
     o["peers"] = std::move(pe);
     o["select_only"] = std::move(so);
     o["magnet"] = to_uri(*m);
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     return exit_ok;
   }
   fmt::print("Name:         {}\n", name.empty() ? "(not given)" : printable(name));
@@ -97,6 +99,7 @@ int show_torrent(const std::string& file, bool json) {
 
   if (json) {
     boost::json::object o;
+    o["event"] = "info";
     o["type"] = "torrent";
     o["name"] = m.name;
     o["info_hash_v1"] = hex_or_null(m.info_hash_v1);
@@ -146,7 +149,7 @@ int show_torrent(const std::string& file, bool json) {
     for (const auto& w : m.warnings)
       warnings.emplace_back(w);
     o["warnings"] = std::move(warnings);
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     return exit_ok;
   }
 

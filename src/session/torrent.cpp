@@ -121,6 +121,7 @@ torrent::torrent(session& s, torrent_params p, torrent_id id)
       last_upload_(clock::now()),
       max_disk_queue_(s.settings().max_disk_queue),
       announce_timer_(s.io()) {
+  seed_only_ = p.seed_only;
   std::mt19937 rng(std::random_device{}());
   if (magnet_) {
     wire_hash_ = magnet_->info_hash_v1 ? *magnet_->info_hash_v1 : truncate(*magnet_->info_hash_v2);
@@ -162,6 +163,7 @@ void torrent::log(const std::string& line) const {
 
 void torrent::init_storage() {
   fs_ = std::make_unique<file_storage>(info_);
+  has_pads_ = std::any_of(info_.files.begin(), info_.files.end(), [](const auto& f) { return f.pad; });
   disk_ = make_disk(save_path_);
   picker_ =
       std::make_unique<piece_picker>(fs_->num_pieces(), [this](std::uint32_t piece) { return fs_->piece_size(piece); });
@@ -200,7 +202,7 @@ void torrent::apply_file_priorities() {
     }
   }
   for (std::uint32_t p = 0; p < fs_->num_pieces(); ++p)
-    picker_->set_priority(p, piece_prio[p]);
+    picker_->set_priority(p, seed_only_running_ && !picker_->have(p) ? 0 : piece_prio[p]);
   recount_wanted();
 }
 
@@ -209,8 +211,9 @@ void torrent::recount_wanted() {
   have_wanted_ = 0;
   for (std::uint32_t p = 0; p < fs_->num_pieces(); ++p) {
     if (picker_->priority(p) == 0) continue;
-    total_wanted_ += fs_->piece_size(p);
-    if (picker_->have(p)) have_wanted_ += fs_->piece_size(p);
+    const auto bytes = payload_size(p);
+    total_wanted_ += bytes;
+    if (picker_->have(p)) have_wanted_ += bytes;
   }
   file_pieces_left_.assign(fs_->files().size(), 0);
   for (std::uint32_t f = 0; f < fs_->files().size(); ++f) {
@@ -222,10 +225,20 @@ void torrent::recount_wanted() {
   }
 }
 
+std::uint64_t torrent::payload_size(std::uint32_t piece) const {
+  if (!has_pads_) return fs_->piece_size(piece);
+  std::vector<file_slice> sl;
+  fs_->map(piece, 0, fs_->piece_size(piece), sl);
+  std::uint64_t n = 0;
+  for (const auto& s : sl)
+    n += s.length;
+  return n;
+}
+
 void torrent::mark_have(std::uint32_t piece) {
   if (picker_->have(piece)) return;
   picker_->set_have(piece);
-  if (picker_->priority(piece) > 0) have_wanted_ += fs_->piece_size(piece);
+  if (picker_->priority(piece) > 0) have_wanted_ += payload_size(piece);
   stream_piece_ready(piece);
 }
 
@@ -484,6 +497,11 @@ void torrent::activate() {
 
 void torrent::enter_running() {
   if (state_ == torrent_state::error || !active_) return;
+  if (seed_only_) {
+    // The data is checked: what is missing now is never wanted.
+    seed_only_running_ = true;
+    apply_file_priorities();
+  }
   const bool complete = picker_->wanted_complete();
   set_state(complete ? torrent_state::seeding : torrent_state::downloading);
   last_flush_ = clock::now();

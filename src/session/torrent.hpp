@@ -61,6 +61,9 @@ struct torrent_params {
   std::vector<tcp::endpoint> peers;   // connect to these directly
   bool force_check = false;           // hash everything on start, ignoring resume data
   bool skip_check = false;            // trust the data on disk is complete (seeding)
+  // Never download: the pieces missing once the data is checked are not wanted, so the
+  // torrent seeds what it has (`shoal seed` of partial data).
+  bool seed_only = false;
   bool sequential = false;
   std::vector<std::uint8_t> file_priorities;  // per file; empty: all 1; 0 = skip
   // BEP 19 web seeds used while downloading; nullopt: the torrent's url-list.
@@ -95,8 +98,8 @@ struct torrent_status {
   error_kind error_type = error_kind::none;
   std::string error;
   std::uint64_t total_size = 0;    // bytes of the torrent's files (pad files not counted)
-  std::uint64_t total_wanted = 0;  // bytes of wanted pieces
-  std::uint64_t have_wanted = 0;   // bytes verified
+  std::uint64_t total_wanted = 0;  // bytes of wanted pieces (pad files not counted)
+  std::uint64_t have_wanted = 0;   // bytes of those verified (pad files not counted)
   std::uint32_t pieces_have = 0;
   std::uint32_t num_pieces = 0;
   double download_rate = 0;
@@ -416,6 +419,9 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // once the resume write is queued. `say_stopped`: tell the tracker we left.
   void wind_down(std::function<void()> then);
   void recount_wanted();
+  // Bytes of real files in piece p (its size less BEP 47 pad bytes): what the wanted and
+  // have counts add up, so sizes shown never count pad files.
+  [[nodiscard]] std::uint64_t payload_size(std::uint32_t piece) const;
   void mark_have(std::uint32_t piece);
   void post_event(int kind, std::string message = {}, std::uint32_t index = 0);
   void check_goals();
@@ -455,6 +461,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::filesystem::path resume_file_;
   std::vector<std::uint8_t> file_prio_;
   bool force_check_, skip_check_, sequential_;
+  bool seed_only_ = false, seed_only_running_ = false;
   bool settings_from_resume_;
   sha1_digest wire_hash_{};
   std::optional<sha1_digest> v2_wire_hash_;
@@ -493,6 +500,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   std::int64_t seeding_seconds_ = 0, active_seconds_ = 0;
   std::chrono::steady_clock::time_point last_upload_;
   std::uint64_t total_size_ = 0, total_wanted_ = 0, have_wanted_ = 0;
+  bool has_pads_ = false;  // BEP 47 pad files: pieces' payload is less than their size
   std::vector<std::function<void()>> stop_waiters_;
   std::unique_ptr<piece_picker> picker_;
   bitfield flushed_;                      // verified and flushed: what resume data lists

@@ -141,7 +141,7 @@ void torrent::on_piece_written(std::uint32_t piece, std::error_code ec, std::siz
   }
   const bool counted = !picker_->have(piece) && picker_->priority(piece) > 0;
   picker_->piece_passed(piece);
-  if (counted) have_wanted_ += fs_->piece_size(piece);
+  if (counted) have_wanted_ += payload_size(piece);
   post_event(static_cast<int>(event_kind::piece_finished), {}, piece);
   stream_piece_ready(piece);
   if (!file_pieces_left_.empty()) {

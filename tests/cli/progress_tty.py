@@ -3,14 +3,17 @@
 
 Usage: progress_tty.py SHOAL
 """
+import fcntl
 import os
 import pty
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 
@@ -19,6 +22,8 @@ def run_in_pty(argv, cwd):
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(cwd)
+        # A terminal 200 columns wide: room for every field of the download's line.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
         os.execv(argv[0], argv)
     seen = b""
     while True:
@@ -89,7 +94,7 @@ def main():
             seeder.terminate()
             seeder.wait()
         text = seen.decode("utf-8", "replace")
-        frames = [f for f in text.split("\r") if "downloading [" in f]
+        frames = [f for f in text.split("\r") if "downloading " in f and "[" in f]
         check("download exits 0 on a terminal", rc == 0, f"rc={rc} {text[-300:]!r}")
         check("download draws a live progress line", len(frames) >= 2, f"frames={len(frames)} {text[-300:]!r}")
         check("the line shows percent, sizes, rates, peers and ETA",
