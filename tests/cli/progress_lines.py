@@ -3,9 +3,9 @@
 
 In a pseudo-terminal of 80 columns, then resized to 200 (TIOCSWINSZ, which sends the
 child SIGWINCH), a rate-limited download of a torrent with a long name from a local
-seeder, then two torrents at once (a line each). Every frame drawn in place (text after a
-carriage return) must be narrower than the terminal it was drawn for (no wrap), end by
-erasing to the end of the line (nothing an older, longer line left), the name abbreviated
+seeder, then two torrents at once (a line each), then nine (one line for them all).
+Every frame drawn in place (text after a carriage return) must be narrower than the
+terminal it was drawn for (no wrap), end by erasing to the end of the line (nothing an older, longer line left), the name abbreviated
 at 80 columns and whole at 200; the two-torrent run redraws two lines in place.
 
 Usage: progress_lines.py SHOAL
@@ -110,11 +110,18 @@ def main():
         with open(other, "wb") as f:
             f.write(os.urandom(6 << 20))
         t1, t2 = os.path.join(work, "long.torrent"), os.path.join(work, "short.torrent")
-        for src, t in ((data, t1), (other, t2)):
+        many = []
+        for i in range(9):
+            with open(os.path.join(work, "src", f"small{i}.bin"), "wb") as f:
+                f.write(os.urandom(1 << 20))
+            many.append(os.path.join(work, f"small{i}.torrent"))
+        pairs = [(data, t1), (other, t2)] + [(os.path.join(work, "src", f"small{i}.bin"), many[i]) for i in range(9)]
+        for src, t in pairs:
             subprocess.run([shoal, "create", "--v1", "-o", t, src], check=True, capture_output=True)
         port = free_port()
-        seeder = subprocess.Popen([shoal, "seed", t1, t2, "-d", os.path.dirname(data), "--port", str(port), "--local",
-                                   "--no-dht", "--no-lsd"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seeder = subprocess.Popen([shoal, "seed", t1, t2, *many, "-d", os.path.dirname(data), "--port", str(port),
+                                   "--local", "--no-dht", "--no-lsd"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         deadline = time.time() + 20
         while time.time() < deadline:
             with socket.socket() as s:
@@ -165,6 +172,20 @@ def main():
         tail = out.decode("utf-8", "replace")
         check("two torrents: the summary table", "2 of 2 torrents completed" in tail and "AVG RATE" in tail,
               tail[-500:])
+        os.close(fd)
+
+        # Nine torrents: more than one line each would be useful for, so one line for them all.
+        pid, fd = spawn_in_pty([shoal, "download", *many, "-d", os.path.join(work, "d3"), *common], work, 80)
+        out, ended, status = read_until(fd, pid, b"", lambda s: False)
+        rc = os.waitstatus_to_exitcode(status) if status is not None else None
+        check("nine torrents: exit 0", rc == 0, f"rc={rc} {out[-400:]!r}")
+        f3 = frames(out)
+        live = [v for v, _ in f3 if "torrents:" in v]
+        check("nine torrents: one aggregate line, redrawn in place", len(live) >= 2 and b"\x1b[1A" not in out and
+              all(v.startswith("9 torrents:") for v in live), repr(f3[:3]))
+        check("nine torrents: the aggregate line fits", all(len(v) < 80 and k for v, k in f3), repr(f3[-1:]))
+        tail = out.decode("utf-8", "replace")
+        check("nine torrents: the table", "9 of 9 torrents completed" in tail, tail[-400:])
         os.close(fd)
     finally:
         if seeder:

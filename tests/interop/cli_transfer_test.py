@@ -223,6 +223,22 @@ def main():
             r"seeding \d+\.\d% of bravo: the rest is missing", said or "") is not None, (said or "")[-300:])
         run.stop(pseed2, signal.SIGINT)
 
+        # 6. A download stopped part way says how much it resumes from.
+        dst6 = run.path("dst6")
+        part_dl = run.spawn([run.shoal, "download", ta, "-d", dst6, "--port", "0", "--json-progress",
+                             "--max-download-rate", "256KiB", *peer, *common], "part-dl.log")
+
+        def have_some():
+            objs, _ = parse_lines("\n".join(l for l in open(part_dl.log).read().splitlines() if l.startswith("{")))
+            return any(o["event"] == "progress" and 0 < o["have_bytes"] < o["total_bytes"] for o in objs)
+
+        run.check("a rate-limited download under way", h.wait_for(have_some, 30), open(part_dl.log).read()[-300:])
+        run.stop(part_dl, signal.SIGINT)
+        r = run_cmd([run.shoal, "download", ta, "-d", dst6, "--port", "0", *peer, *common])
+        m = re.search(r"alpha\.bin: resuming: (\d+\.\d)% verified", r.stderr)
+        run.check("resuming: the share verified is printed",
+                  r.returncode == 0 and m is not None and 0 < float(m.group(1)) < 100, r.stderr[-400:])
+
         # The full seeder uploaded: its summary when stopped.
         run.stop(seeder, signal.SIGINT)
         out = open(seeder.log).read()
