@@ -26,6 +26,9 @@ for shoal, `sync init` and `sync join` are added (their rusage).
 
 Usage: bench/sync_syncthing.py --shoal build/shoal [--runs 3] [--cases small,big,scan]
                                [--work DIR] [--json FILE] [--syncthing syncthing]
+                               [--small-files 10000] [--big-mib 1024] [--scan-mib 1024]
+With --work DIR the generated data stays there and is used again by the next run; each
+tool's log goes to DIR too (Syncthing's as st-a-CASE.log, st-b-CASE.log).
 """
 import argparse
 import hashlib
@@ -115,7 +118,8 @@ class Proc:
     def hwm(self):
         return proc_kib(self.p.pid, 'VmHWM')
 
-    def stop(self):
+    def stop(self, dump=None):
+        """Stops the process; dump: a file to write its stdout lines to."""
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             try:
@@ -124,6 +128,9 @@ class Proc:
                 self.p.kill()
                 self.p.wait()
         self.log.close()
+        if dump:
+            with open(dump, 'wb') as f:
+                f.writelines(line for _, line in self.lines)
 
 
 def free_port():
@@ -173,11 +180,11 @@ def check_same(a, b, what):
     return len(da)
 
 
-def make_data(work, rng, small_files, big_mib, scan_mib):
+def make_data(work, rng, cases, small_files, big_mib, scan_mib):
     small = os.path.join(work, 'data-small-%d' % small_files)
     big = os.path.join(work, 'data-big-%d' % big_mib)
     scan = os.path.join(work, 'data-scan-%d' % scan_mib)
-    if not os.path.isdir(small):
+    if 'small' in cases and not os.path.isdir(small):
         tmp = small + '.tmp'
         shutil.rmtree(tmp, ignore_errors=True)
         for i in range(small_files):
@@ -187,8 +194,8 @@ def make_data(work, rng, small_files, big_mib, scan_mib):
             with open(os.path.join(d, 'file%05d.bin' % i), 'wb') as f:
                 f.write(rng.randbytes(rng.randint(5120, 15360)))
         os.rename(tmp, small)
-    for folder, count, size in ((big, 1, big_mib << 20), (scan, 256, (scan_mib << 20) // 256)):
-        if os.path.isdir(folder):
+    for case, folder, count, size in (('big', big, 1, big_mib << 20), ('scan', scan, 256, (scan_mib << 20) // 256)):
+        if case not in cases or os.path.isdir(folder):
             continue
         tmp = folder + '.tmp'
         shutil.rmtree(tmp, ignore_errors=True)
@@ -375,8 +382,9 @@ class Syncthing:
     def start(self, log):
         # STMONITORED: run as the one process (no monitor parent), so /proc shows its own CPU and RSS
         env = dict(os.environ, STMONITORED='yes', STNORESTART='1', STNOUPGRADE='1', STNODEFAULTFOLDER='1')
-        self.proc = Proc([self.exe, 'serve', '--home=' + self.home, '--no-browser', '--no-restart', '--no-upgrade',
-                          '--logfile=' + log], log + '.stderr', env)
+        self.log = log
+        self.proc = Proc([self.exe, 'serve', '--home=' + self.home, '--no-browser', '--no-restart', '--no-upgrade'],
+                         log + '.stderr', env)
 
     def rest(self, path, timeout=5):
         req = urllib.request.Request('http://127.0.0.1:%d%s' % (self.gui, path), headers={'X-API-Key': self.key})
@@ -412,8 +420,8 @@ def syncthing_sync(exe, data, work, case, rng, timeout):
         b.configure(dst, [(a, True)])
         n = len(files)
         t0 = time.monotonic()
-        a.start(os.path.join(work, 'st-a.log'))
-        b.start(os.path.join(work, 'st-b.log'))
+        a.start(os.path.join(work, 'st-a-%s.log' % case))
+        b.start(os.path.join(work, 'st-b-%s.log' % case))
 
         def done():
             s = b.try_rest('/rest/db/status?folder=bench')
@@ -434,7 +442,7 @@ def syncthing_sync(exe, data, work, case, rng, timeout):
     finally:
         for s in (b, a):
             if s.proc:
-                s.proc.stop()
+                s.proc.stop(s.log)
         for d in (src, dst, a.home, b.home):
             shutil.rmtree(d, ignore_errors=True)
 
@@ -466,7 +474,7 @@ def syncthing_scan(exe, data, work):
         return {'seconds': sum(durations), 'bytes': s['localBytes'], 'cpu_process': cpu, 'rss_kib': a.proc.hwm()}
     finally:
         if a.proc:
-            a.proc.stop()
+            a.proc.stop(a.log)
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(a.home, ignore_errors=True)
 
@@ -515,7 +523,7 @@ def main():
     raw = []
     load_before = open('/proc/loadavg').read().split()[:3]
     try:
-        data = make_data(work, rng, a.small_files, a.big_mib, a.scan_mib)
+        data = make_data(work, rng, cases, a.small_files, a.big_mib, a.scan_mib)
         for r in range(a.runs):
             for case in cases:
                 # alternate which tool goes first, so neither always meets a warmer or busier machine
