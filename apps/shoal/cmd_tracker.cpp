@@ -37,6 +37,12 @@ struct tracker_args {
 };
 
 int run_tracker(const tracker_args& a) {
+  // Peers re-announce every --interval seconds: one dropped sooner would vanish between announces.
+  if (a.peer_timeout != 0 && a.peer_timeout <= a.interval) {
+    return usage_error("tracker", fmt::format("--peer-timeout {} must be longer than --interval {}: peers announce "
+                                              "only every --interval seconds",
+                                              a.peer_timeout, a.interval));
+  }
   tracker::server_options o;
   o.port = static_cast<std::uint16_t>(a.port);
   o.bind = a.bind;
@@ -110,8 +116,9 @@ runner add_tracker(CLI::App& app) {
   app.add_option("--bind", a->bind, "Address to listen on (default: every address, IPv6 and IPv4)");
   app.add_option("--interval", a->interval, "Seconds between a peer's announces (default 1800)")
       ->check(CLI::Range(1u, 10800u));
-  app.add_option("--peer-timeout", a->peer_timeout,
-                 "Drop a peer after this many seconds without an announce (default: 2 x interval)")
+  app.add_option(
+         "--peer-timeout", a->peer_timeout,
+         "Drop a peer after this many seconds without an announce; longer than --interval (default: 2 x interval)")
       ->check(CLI::Range(1u, tracker::max_peer_timeout))
       ->default_str("");
   app.add_option("--max-peers", a->max_numwant, "Most peers in one reply, whatever numwant asks (default 200)")

@@ -678,7 +678,8 @@ void torrent::force_recheck() {
 }
 
 void torrent::reannounce() {
-  if (active_) announce_timer_.cancel();  // the loop announces at once
+  // The loop announces at once, or when the tracker's `min interval` allows.
+  if (active_) announce_timer_.cancel();
 }
 
 void torrent::set_file_priorities(std::vector<std::uint8_t> prio) {

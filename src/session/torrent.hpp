@@ -591,7 +591,8 @@ class torrent : public std::enable_shared_from_this<torrent> {
   bool completed_pending_ = false;
   std::uint32_t tracker_key_ = 0;
   std::chrono::seconds next_announce_{1800};
-  std::string last_tracker_;  // the tracker that answered last: the one told we stop
+  std::chrono::steady_clock::time_point min_next_announce_{};  // the tracker's `min interval` after its last answer
+  std::string last_tracker_;                                   // the tracker that answered last: the one told we stop
   std::vector<std::string> web_seed_urls_;
   std::vector<std::shared_ptr<web_seed>> web_seeds_;
 

@@ -92,7 +92,10 @@ asio::awaitable<bool> torrent::announce_once(int ev, bool stopping) {
         add_peer(ep);
         ++added;
       }
+      // The tracker's interval between regular announces; its `min interval` (if any) for the
+      // ones asked for sooner (reannounce()). `completed` and `stopped` go at once regardless.
       next_announce_ = std::chrono::seconds(std::max(r->interval, r->min_interval.value_or(0)));
+      min_next_announce_ = std::chrono::steady_clock::now() + std::chrono::seconds(r->min_interval.value_or(0));
       auto& ts = tracker_states_[url];
       ts.last_announce = unix_now();
       ts.last_ok = true;
@@ -194,6 +197,11 @@ asio::awaitable<void> torrent::announce_body(std::uint64_t gen) {
     if (completed_pending_) continue;  // finished while announcing: say so at once
     announce_timer_.expires_after(wait);
     co_await announce_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    // Woken early by reannounce(): not before the last answer's `min interval` has passed.
+    while (running() && !completed_pending_ && std::chrono::steady_clock::now() < min_next_announce_) {
+      announce_timer_.expires_at(min_next_announce_);
+      co_await announce_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
   }
 }
 

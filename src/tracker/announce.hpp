@@ -19,7 +19,9 @@ namespace shoal::tracker {
 
 inline constexpr std::size_t max_reply_size = 4u << 20;  // bytes of one tracker reply
 inline constexpr std::size_t max_reply_peers = 10000;    // peers taken from one reply
-inline constexpr std::uint32_t min_interval = 30;        // seconds, whatever a tracker says
+// Seconds: a tracker's interval is followed as given within these bounds (a tracker asking
+// for 0 or 1 s is not obeyed to the letter; one asking for days is asked again in 6 h).
+inline constexpr std::uint32_t min_interval = 5;
 inline constexpr std::uint32_t max_interval = 6 * 3600;
 
 enum class event { none, completed, started, stopped };
