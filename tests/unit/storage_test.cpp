@@ -214,6 +214,8 @@ TEST(Tracker, AnnounceRepliesAndUrls) {
   EXPECT_NE(refused.err().detail.find("nope!!"), std::string::npos);
   // Intervals are clamped; deep nesting is rejected.
   EXPECT_EQ(tracker::parse_announce_reply("d8:intervali1ee")->interval, tracker::min_interval);
+  EXPECT_EQ(tracker::parse_announce_reply("d8:intervali10e12:min intervali7ee")->interval, 10u);
+  EXPECT_EQ(tracker::parse_announce_reply("d8:intervali10e12:min intervali7ee")->min_interval, 7u);
   EXPECT_FALSE(tracker::parse_announce_reply("d1:x" + std::string(10, 'l') + std::string(10, 'e') + "e").ok());
 }
 
