@@ -221,7 +221,12 @@ asio::awaitable<void> peer_connection::read_loop() {
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     if (rend_ == rbuf_.size()) make_read_room(rend_ - rbegin_ + 1);
-    const std::size_t space = rbuf_.size() - rend_;
+    const std::size_t room = rbuf_.size() - rend_;
+    // Under a download limit a read takes at most one bucket (a tenth of a second's worth,
+    // at least a block): bytes leave the socket at the limited rate, not in bursts the
+    // wait afterwards pays for.
+    const std::uint64_t cap = std::min(session_.download_limit().burst(), torrent_->download_limit().burst());
+    const std::size_t space = static_cast<std::size_t>(std::min<std::uint64_t>(room, cap));
     auto [ec, n] = co_await stream_->read_some(asio::buffer(rbuf_.data() + rend_, space));
     if (ec || closed_) {
       close(ec ? ec.message() : "closed");
@@ -230,7 +235,7 @@ asio::awaitable<void> peer_connection::read_loop() {
     rend_ += n;
     last_recv_ = clock::now();
     // A read that filled the buffer: the peer sends fast, so read more per call.
-    if (n == space && rbuf_.size() < max_read_buffer) {
+    if (n == room && rbuf_.size() < max_read_buffer) {
       rbuf_.resize(std::min(max_read_buffer, rbuf_.size() * 2));
       rbuf_grown_ = last_recv_;
     }

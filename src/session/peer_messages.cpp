@@ -224,9 +224,14 @@ void peer_connection::serve_requests() {
     run->push_back(incoming_.front());
     incoming_.pop_front();
     std::uint32_t span = run->front().length;
+    // Under an upload limit a run is at most one bucket (a tenth of a second's worth, at
+    // least a block): it is taken from the limit when its read starts, so a bigger run
+    // would go out as a burst.
+    const std::uint64_t most =
+        std::min<std::uint64_t>({max_read_span, session_.upload_limit().burst(), torrent_->upload_limit().burst()});
     while (!incoming_.empty() && incoming_.front().piece == run->front().piece &&
            incoming_.front().begin == run->back().begin + run->back().length &&
-           span + incoming_.front().length <= max_read_span) {
+           span + incoming_.front().length <= most) {
       span += incoming_.front().length;
       run->push_back(incoming_.front());
       incoming_.pop_front();

@@ -1,5 +1,11 @@
 // A token bucket for global upload/download limits. Callers take what they used and
 // wait for the returned delay before using more; 0 rate means unlimited.
+//
+// The bucket starts empty and holds a tenth of a second's worth (at least 16 KiB, one
+// block): over any 5 s the bytes taken stay within 2% of the rate (6% at 160 KiB/s and
+// below), and no burst is bigger than the bucket. Callers keep each use within burst(): a
+// use far beyond it is paid for by waiting afterwards, which averages out but is a burst
+// while it lasts.
 #pragma once
 
 #include <algorithm>
@@ -13,13 +19,13 @@ namespace shoal {
 class rate_limiter {
  public:
   using clock = std::chrono::steady_clock;
+  static constexpr std::uint64_t min_burst = 16 * 1024;
   explicit rate_limiter(std::uint64_t bytes_per_second = 0) { set_rate(bytes_per_second); }
 
   void set_rate(std::uint64_t bps) {
     rate_ = bps;
-    // A quarter second of burst keeps the rate smooth without starving small messages.
-    burst_ = static_cast<double>(std::max<std::uint64_t>(bps / 4, 16 * 1024));
-    tokens_ = burst_;
+    burst_ = static_cast<double>(std::max<std::uint64_t>(bps / 10, min_burst));
+    tokens_ = 0;
     last_ = clock::now();
   }
   [[nodiscard]] std::uint64_t rate() const { return rate_; }
@@ -32,6 +38,9 @@ class rate_limiter {
     if (tokens_ >= 0) return std::chrono::nanoseconds(0);
     return std::chrono::nanoseconds(static_cast<std::int64_t>(-tokens_ * 1e9 / static_cast<double>(rate_)));
   }
+
+  // The most one use should take: the bucket's size (UINT64_MAX: no limit).
+  [[nodiscard]] std::uint64_t burst() const { return rate_ == 0 ? UINT64_MAX : static_cast<std::uint64_t>(burst_); }
 
  private:
   void refill() {

@@ -367,8 +367,11 @@ asio::awaitable<std::optional<web_seed::fetch_error>> web_seed::fetch_run(torren
             timer_.expires_after(std::chrono::milliseconds(20));
             co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
           }
+          // Under a download limit, at most one bucket a read (no initializer list: GCC 12
+          // rejects one in a coroutine).
+          const std::uint64_t most = std::min<std::uint64_t>(chunk, session_.download_limit().burst());
           auto [ec, n] = co_await conn_->read_body(
-              parser, dest + got, static_cast<std::size_t>(std::min<std::uint64_t>(chunk, r.length - got)));
+              parser, dest + got, static_cast<std::size_t>(std::min<std::uint64_t>(most, r.length - got)));
           if (stopped_) co_return std::nullopt;
           if (ec) co_return fetch_error{url + ": " + ec.message(), std::nullopt};
           got += n;
