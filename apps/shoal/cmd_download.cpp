@@ -640,9 +640,10 @@ int run_transfer(const transfer_args& in) {
   const bool dht_contacts = ses.dht_node() && ses.dht_node()->has_contacts();
   for (auto& j : jobs) {
     if (j.end != job::outcome::running || !j.mag) continue;
-    if (j.tp.peers.empty() && j.mag->trackers.empty() && !dht_contacts) {
+    if (j.tp.peers.empty() && j.mag->trackers.empty() && j.mag->exact_sources.empty() && !dht_contacts) {
       const std::string why =
-          "the magnet link has no trackers and no peers (x.pe), no --peer was given and the DHT is off or has no "
+          "the magnet link has no trackers, no exact source (xs) and no peers (x.pe), no --peer was given and the "
+          "DHT is off or has no "
           "node to start from (--dht-bootstrap): nobody to ask for the metadata";
       if (!several) return fail(why);
       fmt::print(stderr, "shoal: error: {}: {}\n", printable(j.source), why);
@@ -1038,13 +1039,17 @@ int run_transfer(const transfer_args& in) {
 void add_common(CLI::App& app, transfer_args& a) {
   app.add_option("-d,--dir", a.dir, "Folder the torrent's files are in");
   app.add_option("--port", a.port, "TCP port to listen on (0: any free port)")->check(CLI::Range(0, 65535));
-  app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable")->default_str("");
+  // One value per flag (repeat the flag): the torrents after it stay torrents.
+  app.add_option("--peer", a.peers, "Connect to this peer (HOST:PORT); repeatable")
+      ->default_str("")
+      ->allow_extra_args(false);
   app.add_flag("--local", a.local, "Keep all traffic on loopback and the given addresses (also SHOAL_LOCAL=1)");
   app.add_flag("--no-dht", a.no_dht, "Do not use the DHT");
   app.add_flag("--no-lsd", a.no_lsd, "Do not look for peers on the local network (BEP 14 multicast)");
   app.add_option("--dht-bootstrap", a.dht_bootstrap,
                  "Join the DHT through this node (HOST:PORT; repeatable; default: the public routers)")
-      ->default_str("");
+      ->default_str("")
+      ->allow_extra_args(false);
   app.add_option("--dht-state", a.dht_state,
                  "Where the DHT node id and routing table are kept (default DIR/.shoal/dht.state)")
       ->default_str("");
@@ -1108,7 +1113,8 @@ runner add_download(CLI::App& app) {
   app.add_flag("--sequential", a->sequential, "Download pieces in order");
   app.add_option("--web-seed", a->web_seeds,
                  "Also download from this HTTP(S) web seed (BEP 19; besides the torrent's url-list); repeatable")
-      ->default_str("");
+      ->default_str("")
+      ->allow_extra_args(false);
   app.add_flag("--no-web-seeds", a->no_web_seeds, "Do not use web seeds, not even the torrent's url-list");
   app.add_flag("--check", a->check, "Hash the files on disk first, ignoring resume data");
   app.add_option("--stop-timeout", a->stop_timeout,

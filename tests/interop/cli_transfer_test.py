@@ -106,8 +106,9 @@ def main():
         with open(lst, "w") as f:
             f.write(f"# the third torrent\n\n   {tc}  \n")
         dst = run.path("dst")
+        # Rate-limited so that it lasts a few seconds: progress lines are printed every second.
         r = run_cmd([run.shoal, "download", ta, tb, "-i", lst, "-d", dst, "--port", "0", "--json-progress", *peer,
-                     *common])
+                     *common, "--max-download-rate", "2MiB"])
         objs, problems = parse_lines(r.stdout)
         run.check("several torrents: exit code 0", r.returncode == 0, f"{r.returncode}: {r.stderr[-500:]}")
         run.check("several torrents: every file complete",
