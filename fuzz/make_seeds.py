@@ -303,8 +303,52 @@ def sync_record_seeds(out):
             f.write(data)
 
 
+def sync_message_seeds(out):
+    """Sync channel messages (bencoded, type "t"): each type valid, and each rule broken."""
+
+    def enc(v):
+        if isinstance(v, int): return b'i%de' % v
+        if isinstance(v, str): v = v.encode()
+        if isinstance(v, bytes): return b'%d:%s' % (len(v), v)
+        if isinstance(v, list): return b'l' + b''.join(enc(x) for x in v) + b'e'
+        if isinstance(v, dict):
+            return b'd' + b''.join(enc(k) + enc(v[k]) for k in sorted(v)) + b'e'
+        raise TypeError(v)
+
+    rec = b'd4:path5:a.txt4:typei0ee'
+    breq = {'t': 'breq', 'id': 7, 'path': 'docs/a.bin', 'block': 3, 'hash': b'\x22' * 32, 'off': 0, 'len': 131072}
+    cases = {
+        'have': {'t': 'have', 'seq': 42},
+        'ireq': {'t': 'ireq', 'since': 0},
+        'index-empty-done': {'t': 'index', 'recs': [], 'done': 1},
+        'index-two': {'t': 'index', 'recs': [[rec, b'\x01' * 64, 1], [rec, b'\x02' * 64, 2]], 'done': 0},
+        'breq': breq,
+        'block-data': {'t': 'block', 'id': 7, 'data': b'\x00\xff' * 100},
+        'block-err': {'t': 'block', 'id': 7, 'err': 'no such block'},
+        'have-extra-key': {'t': 'have', 'seq': 1, 'x': 'y'},
+        'have-negative': {'t': 'have', 'seq': -1},
+        'unknown-type': {'t': 'hello'},
+        'no-type': {'seq': 1},
+        'index-short-sig': {'t': 'index', 'recs': [[rec, b'\x01' * 63, 1]], 'done': 1},
+        'index-seq-zero': {'t': 'index', 'recs': [[rec, b'\x01' * 64, 0]], 'done': 1},
+        'index-done-2': {'t': 'index', 'recs': [], 'done': 2},
+        'breq-len-0': dict(breq, len=0),
+        'breq-hash-31': dict(breq, hash=b'\x22' * 31),
+        'breq-len-past-chunk': dict(breq, len=1024 * 1024 + 1),
+        'block-neither': {'t': 'block', 'id': 1},
+        'block-empty-err': {'t': 'block', 'id': 1, 'err': ''},
+    }
+    for name, v in cases.items():
+        with open(os.path.join(out, name + '.bencode'), 'wb') as f:
+            f.write(enc(v))
+    for name, data in {'not-a-dict': b'li1ee', 'unsorted-keys': b'd3:seqi1e1:t4:havee', 'deep': b'd1:tl' * 5,
+                       'truncated': enc({'t': 'have', 'seq': 4})[:-3]}.items():
+        with open(os.path.join(out, name + '.bencode'), 'wb') as f:
+            f.write(data)
+
+
 MAKERS = {"bencode": bencode_seeds, "metainfo": metainfo_seeds, "magnet": magnet_seeds,
-          "sync_key": sync_key_seeds, "sync_record": sync_record_seeds}
+          "sync_key": sync_key_seeds, "sync_record": sync_record_seeds, "sync_message": sync_message_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(MAKERS):

@@ -1,7 +1,9 @@
 // `shoal sync`: a folder kept in sync between devices. These commands make and inspect a
 // folder on this device (init, join, status, scan, keys); `run` (cmd_sync_run.cpp) keeps it
 // in sync with its peers.
+#include <fcntl.h>
 #include <fmt/core.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -14,7 +16,9 @@
 #include "commands.hpp"
 #include "console.hpp"
 #include "core/text.hpp"
+#include "sync/archive.hpp"
 #include "sync/folder.hpp"
+#include "sync/qr.hpp"
 
 namespace shoal::cli {
 
@@ -24,6 +28,10 @@ struct sync_args {
   std::string dir;
   std::string key;       // join: the key's text, or "-" for standard input
   std::string key_file;  // join --key-file
+  std::string path;      // restore PATH
+  std::string version;   // restore --version
+  bool list = false;     // restore --list
+  bool qr = false;       // init --qr
   bool json = false;
 };
 
@@ -105,6 +113,14 @@ int set_up(const sync_args& a, const sync::folder_key& key, bool show_keys) {
   }
   if (show_keys) {
     print_keys(f->key(), false);
+    // On a terminal, a key to scan: the read-only one unless --qr asks for the read-write one
+    // (the code is on the screen for anyone nearby to photograph).
+    if (a.qr || ::isatty(STDOUT_FILENO) == 1) {
+      const std::string text = a.qr ? f->key().read_write_text() : f->key().read_only_text();
+      if (auto q = sync::qr_encode(text, sync::qr_ecc::medium)) {
+        fmt::print("{} key as a QR code:\n{}", a.qr ? "read-write" : "read-only", sync::render_half_blocks(*q));
+      }
+    }
   } else {
     fmt::print("joined {} as {}: share id {}\n", printable(a.dir), type_name(f->key()), share_hex(f->key()));
   }
@@ -197,6 +213,83 @@ int run_keys(const sync_args& a) {
   return exit_ok;
 }
 
+const char* archived_type_name(sync::archived_type t) {
+  switch (t) {
+    case sync::archived_type::dir:
+      return "dir";
+    case sync::archived_type::symlink:
+      return "symlink";
+    case sync::archived_type::file:
+      break;
+  }
+  return "file";
+}
+
+// True if a `shoal sync run` holds DIR/.shoal/run.lock (it then scans what restore wrote).
+bool is_running(const sync::folder_paths& p) {
+  const auto lock_file = p.state / "run.lock";
+  const int fd = ::open(lock_file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return held;
+}
+
+int run_restore(const sync_args& a) {
+  auto f = sync::folder::open(a.dir);
+  if (!f) return fail(f.err().message());
+  const auto& root = f->paths().dir;
+  if (a.list || a.path.empty()) {
+    auto all = sync::list_archive(root, a.path);
+    if (!all) return fail(all.err().message());
+    if (a.json) {
+      boost::json::array arr;
+      for (const auto& v : *all) {
+        boost::json::object o;
+        o["path"] = printable(v.path);
+        o["version"] = v.version;
+        o["archived_at"] = v.archived_at;
+        o["bytes"] = v.bytes;
+        o["type"] = archived_type_name(v.type);
+        arr.push_back(std::move(o));
+      }
+      boost::json::object o;
+      o["event"] = "archive";
+      o["versions"] = std::move(arr);
+      fmt::print("{}\n", boost::json::serialize(o));
+      return exit_ok;
+    }
+    if (all->empty()) {
+      fmt::print("no archived versions{}\n", a.path.empty() ? "" : " of " + printable(a.path));
+      return exit_ok;
+    }
+    for (const auto& v : *all) {
+      fmt::print("{}  {}  {} bytes{}\n", printable(v.path), v.version, v.bytes,
+                 v.type == sync::archived_type::file ? "" : std::string(" (") + archived_type_name(v.type) + ")");
+    }
+    return exit_ok;
+  }
+  auto r = sync::restore_version(root, a.path, a.version);
+  if (!r) return fail(r.err().message());
+  const bool running = is_running(f->paths());
+  if (a.json) {
+    boost::json::object o;
+    o["event"] = "restored";
+    o["path"] = printable(r->path);
+    o["version"] = r->version;
+    o["bytes"] = r->bytes;
+    fmt::print("{}\n", boost::json::serialize(o));
+  } else {
+    fmt::print("restored {} (version {}, {} bytes)\n", printable(r->path), r->version, r->bytes);
+  }
+  std::fflush(stdout);
+  if (running) return exit_ok;  // the running folder's watcher takes it
+  // Indexed now, so it is a local change the next run sends.
+  auto s = f->scan(scan_opts());
+  if (!s) return fail(s.err().message());
+  return exit_ok;
+}
+
 }  // namespace
 
 runner add_sync(CLI::App& app) {
@@ -207,10 +300,14 @@ runner add_sync(CLI::App& app) {
   auto* init = app.add_subcommand("init", "Make DIR a new synced folder: a new key, a first scan; prints its keys");
   dir_opt(init);
   init->add_flag("--json", a->json, "Print one JSON object (the keys, share id, device id, what was indexed)");
+  init->add_flag("--qr", a->qr,
+                 "Show the read-write key as a QR code (instead of the read-only key's), even when standard output "
+                 "is not a terminal");
   init->footer(
       "Prints 'read-write key: KEY' then 'read-only key: KEY'. Give the read-write key to devices that may change the "
       "folder, the read-only key to devices that may only receive it. Both are secrets: whoever has one has the "
-      "folder's contents. Everything shoal keeps lives in DIR/.shoal/ (never synced).");
+      "folder's contents. Everything shoal keeps lives in DIR/.shoal/ (never synced). On a terminal a QR code of the "
+      "read-only key follows (the safer one to show on a screen); --qr shows the read-write key's instead.");
 
   auto* join = app.add_subcommand("join", "Make DIR a copy of an existing folder, given one of its keys");
   dir_opt(join);
@@ -233,9 +330,22 @@ runner add_sync(CLI::App& app) {
   dir_opt(keys);
   keys->add_flag("--json", a->json, "Print one JSON object");
 
+  auto* restore = app.add_subcommand("restore", "List the versions in DIR's archive, or bring one back");
+  dir_opt(restore);
+  restore->add_option("PATH", a->path, "The file or directory (relative to DIR) to list or bring back");
+  restore->add_flag("--list", a->list, "List PATH's archived versions (all of them without PATH)");
+  restore->add_option("--version", a->version, "The version to bring back (YYYYMMDD-HHMMSS[-N]; default: the newest)");
+  restore->add_flag("--json", a->json, "Print one JSON object");
+  restore->footer(
+      "Deleted and replaced versions are kept in DIR/.shoal/archive/ as PATH~YYYYMMDD-HHMMSS (UTC, when they were "
+      "archived) for archive_days (default 30) and within archive_max_mb (default: no bound), set in "
+      "DIR/.shoal/config as 'name = value' lines; pruned at scan time. A version brought back is copied to PATH "
+      "with the current time (what was at PATH goes to the archive first) and indexed as a local change, which "
+      "the folder's peers then receive.");
+
   auto run = add_sync_run(app);
 
-  return [a, init, join, status, scan, keys, run]() -> int {
+  return [a, init, join, status, scan, keys, restore, run]() -> int {
     if (run.app->parsed()) return run.run();
     if (init->parsed()) return run_init(*a);
     if (join->parsed()) {
@@ -246,6 +356,11 @@ runner add_sync(CLI::App& app) {
     if (status->parsed()) return run_status(*a);
     if (scan->parsed()) return run_scan(*a);
     if (keys->parsed()) return run_keys(*a);
+    if (restore->parsed()) {
+      if (a->list && !a->version.empty()) return usage_error("sync restore", "--list and --version do not go together");
+      if (!a->version.empty() && a->path.empty()) return usage_error("sync restore", "--version needs PATH");
+      return run_restore(*a);
+    }
     return exit_usage;
   };
 }

@@ -18,6 +18,7 @@
 #include "session/session.hpp"
 #include "sync/engine.hpp"
 #include "sync/folder.hpp"
+#include "sync/lan_discovery.hpp"
 
 namespace shoal::cli {
 
@@ -104,6 +105,21 @@ int run(const run_args& a) {
   }
   sync::engine eng(ses, *f, std::move(opt));
   if (auto s = eng.start(); !s) return fail(s.err().message());
+  // LAN discovery, unless only the hosts given are wanted.
+  std::unique_ptr<sync::lan_discovery> lan;
+  if (!st.local) {
+    sync::lan_announcement self{sync::lan_id_of(f->key().share()), ses.port(), f->device().id()};
+    auto found = [&eng](const net::endpoint& ep, const std::string& device) {
+      boost::system::error_code ec;
+      fmt::print(stderr, "shoal: found {} at {}:{} on the LAN\n", device, ep.address().to_string(ec), ep.port());
+      eng.add_peer(ep);
+    };
+    lan = std::make_unique<sync::lan_discovery>(io, self, found);
+    if (auto s = lan->start(); !s) {
+      warn(s.err().message() + ": no LAN discovery");
+      lan.reset();
+    }
+  }
   if (a.json) {
     boost::json::object o;
     o["event"] = "listening";
@@ -118,6 +134,7 @@ int run(const run_args& a) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
+    if (lan) lan->stop();
     eng.stop();
     ses.stop([&io] { io.stop(); });
   });
@@ -136,14 +153,16 @@ sync_run_command add_sync_run(CLI::App& sync) {
       ->check(CLI::Range(0, 65535));
   app->add_option("--peer", a->peers,
                   "Dial this device (HOST:PORT); redialled while the connection is down; repeatable");
-  app->add_flag("--local", a->local, "Only the hosts given: no discovery beyond them (also SHOAL_LOCAL=1)");
+  app->add_flag("--local", a->local, "Only the hosts given: no LAN discovery (also SHOAL_LOCAL=1)");
   app->add_flag("--json", a->json, "Print JSON lines ({\"event\": ...}) instead of text");
   app->add_flag("-v,--verbose", a->verbose, "Log the session's diagnostics to stderr");
   app->footer(
       "Prints 'listening on PORT', then a line per change taken from a peer ('sync: PATH from DEVICE'), "
       "conflict (both versions are kept: the older change as NAME.sync-conflict-DATE-TIME-DEVICE.EXT) and "
       "refusal. Deleted and replaced files go to DIR/.shoal/archive/. Peers prove they hold the folder's key "
-      "without sending it; traffic is encrypted. Discovery beyond --peer (LAN, DHT) is not there yet.");
+      "without sending it; traffic is encrypted. Devices of the same folder on the LAN are found by UDP multicast "
+      "(239.192.76.79:21131: a hash of the share id, never a key, the port and the device id) unless --local; "
+      "the DHT is not used yet.");
   return {app, [a]() { return run(*a); }};
 }
 

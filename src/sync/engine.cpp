@@ -39,6 +39,10 @@ result<bool> engine::start() {
 void engine::stop() {
   p_->stop();
 }
+void engine::add_peer(const net::endpoint& ep) {
+  if (p_->stopped || p_->dialled.size() >= max_dialled || !p_->dialled.insert(ep).second) return;
+  p_->spawn(p_->dial_loop(ep), "sync dial");
+}
 
 engine::impl::impl(session& s, folder& fo, engine_options o)
     : ses(s), f(fo), opt(std::move(o)), io(s.io()), puller_wake(io), scan_wake(io), announce_timer(io) {}
@@ -84,7 +88,7 @@ result<bool> engine::impl::start() {
   spawn(scan_loop(), "sync scan");
   spawn(pull_loop(), "sync pull");
   for (const auto& ep : opt.peers)
-    spawn(dial_loop(ep), "sync dial");
+    if (dialled.insert(ep).second) spawn(dial_loop(ep), "sync dial");
   return true;
 }
 

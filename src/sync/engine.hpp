@@ -59,6 +59,10 @@ class engine {
   [[nodiscard]] result<bool> start();
   // Closes every connection and stops every loop (network thread).
   void stop();
+  // Dials ep too (a device discovery found), redialled while the connection is down, unless
+  // it is dialled already or max_dialled addresses are (network thread).
+  void add_peer(const net::endpoint& ep);
+  static constexpr std::size_t max_dialled = 256;
 
   struct impl;
 

@@ -109,6 +109,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   asio::steady_timer announce_timer;
   bool announce_posted = false;
   std::set<asio::steady_timer*> dial_timers;
+  std::set<net::endpoint> dialled;  // addresses with a dial_loop (at most max_dialled)
   std::uint64_t next_request = 1;
 
   bool scan_requested = false;

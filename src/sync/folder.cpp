@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 
 #include "core/text.hpp"
+#include "sync/archive.hpp"
 
 namespace shoal::sync {
 
@@ -104,6 +106,18 @@ result<folder> folder::open(const std::filesystem::path& dir) {
 }
 
 result<scan_stats> folder::scan(const scan_options& opt) {
+  const std::int64_t now = ::time(nullptr);
+  if (last_prune_ == 0 || now - last_prune_ >= 3600 || now < last_prune_) {
+    last_prune_ = now;
+    auto report = [&](const std::string& why) {
+      if (opt.on_error) opt.on_error(".shoal/archive", why);
+    };
+    if (auto s = load_settings(paths_.state); !s) {
+      report(s.err().message());
+    } else if (auto p = prune_archive(paths_.dir, *s, now); !p) {
+      report(p.err().message());
+    }
+  }
   return sync::scan(paths_.dir, *index_, key_, device_.id(), opt);
 }
 

@@ -3,6 +3,7 @@
 // for a folder lives under DIR/.shoal/, which is never synced.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -43,7 +44,9 @@ class folder {
   [[nodiscard]] const device_identity& device() const { return device_; }
   [[nodiscard]] index& db() { return *index_; }
 
-  // One scan of the folder into its index.
+  // One scan of the folder into its index. At most once an hour (and on the first scan) it
+  // also prunes the archive by the folder's settings (archive.hpp); a bad setting or a prune
+  // that fails is reported through opt.on_error and does not stop the scan.
   [[nodiscard]] result<scan_stats> scan(const scan_options& opt = {});
 
  private:
@@ -52,6 +55,7 @@ class folder {
   folder_key key_;
   device_identity device_;
   std::unique_ptr<index> index_;
+  std::int64_t last_prune_ = 0;  // seconds since the epoch
 };
 
 }  // namespace shoal::sync

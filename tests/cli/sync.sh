@@ -124,5 +124,49 @@ fi
 "$shoal" sync status nowhere >/dev/null 2>err
 [ $? -eq 1 ] && grep -q 'not a shoal sync folder' err && ok "status of a plain folder: exit 1" || bad "status nowhere"
 
+# restore: an empty archive, a version put there by hand brought back and indexed, errors.
+"$shoal" sync restore a >restore.out 2>&1
+[ $? -eq 0 ] && grep -qx 'no archived versions' restore.out && ok "restore: empty archive listed" ||
+  bad "restore empty: $(cat restore.out)"
+mkdir -p a/.shoal/archive/sub
+ver=$(date -u -d '-1 day' +%Y%m%d-%H%M%S)  # within the 30 days kept
+printf 'old two' >"a/.shoal/archive/sub/two.bin~$ver"
+"$shoal" sync restore a --list --json >restore.json 2>&1
+python3 -c 'import json,sys; v=json.load(open("restore.json"))["versions"]; sys.exit(0 if [(x["path"],x["version"],x["bytes"]) for x in v]==[("sub/two.bin","'"$ver"'",7)] else 1)' &&
+  ok "restore --list --json" || bad "restore --list --json: $(cat restore.json)"
+"$shoal" sync restore a sub/two.bin >restore.out 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -qx "restored sub/two.bin (version $ver, 7 bytes)" restore.out &&
+  [ "$(cat a/sub/two.bin)" = "old two" ] && [ -e "a/.shoal/archive/sub/two.bin~$ver" ]; then
+  ok "restore brings a version back (and keeps it archived)"
+else
+  bad "restore: exit $rc $(cat restore.out)"
+fi
+"$shoal" sync scan a >scan.txt 2>&1 && grep -q '^added 0, changed 0, deleted 0' scan.txt &&
+  ok "a restored file is indexed at once" || bad "restore then scan: $(cat scan.txt)"
+"$shoal" sync restore a sub/two.bin --version 20000101-000000 >/dev/null 2>err
+[ $? -eq 1 ] && grep -q 'no version 20000101-000000 of sub/two.bin' err && ok "restore: unknown version, exit 1" ||
+  bad "restore unknown version: $(cat err)"
+"$shoal" sync restore a ../x >/dev/null 2>err
+[ $? -eq 1 ] && ok "restore: a path outside the folder, exit 1" || bad "restore ../x: $(cat err)"
+"$shoal" sync restore a --version "$ver" >/dev/null 2>&1
+[ $? -eq 2 ] && ok "restore --version without PATH: exit 2" || bad "restore --version without PATH"
+printf 'archive_days = soon\n' >a/.shoal/config
+"$shoal" sync scan a >/dev/null 2>err
+[ $? -eq 0 ] && grep -q 'archive_days: expected a whole number' err && ok "a bad archive setting is reported" ||
+  bad "bad setting: $(cat err)"
+rm a/.shoal/config
+
+# init's QR code: none when standard output is not a terminal (two lines, as above); the
+# read-only key's on a terminal; the read-write key's with --qr.
+"$shoal" sync init qr1 --qr >qr.out 2>/dev/null
+[ "$(sed -n 3p qr.out)" = "read-write key as a QR code:" ] && [ "$(grep -c '█' qr.out)" -ge 15 ] &&
+  ok "init --qr prints the read-write key's QR code" || bad "init --qr: $(head -3 qr.out)"
+if command -v script >/dev/null 2>&1; then
+  script -qec "'$shoal' sync init qr2" /dev/null >qr.tty 2>&1
+  grep -q 'read-only key as a QR code:' qr.tty && ! grep -q 'read-write key as a QR code' qr.tty &&
+    ok "init on a terminal prints the read-only key's QR code" || bad "init on a terminal: $(head -4 qr.tty)"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""shoal sync: LAN discovery, the archive and restore, a large rename, with two devices.
+
+A inits the folder, B joins it; both run `shoal sync run` with no --peer and without
+--local, so they can only find each other by LAN multicast (on this host). Then:
+
+- a file deleted on A goes to B's archive, a file overwritten on B has its old version in
+  A's archive; `shoal sync restore --list` shows them, and `shoal sync restore` brings
+  the deleted file back on B and the old version back on A, each as a local change that
+  reaches the other device (the version it replaced is archived in turn);
+- a 50 MB file renamed on A arrives on B under its new name with nothing fetched (built
+  from the blocks of the old path, which B still has or archived).
+
+Every wait is for a condition with a deadline.
+
+Usage: sync_archive_test.py --shoal PATH
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    raise SystemExit(1)
+
+
+def wait_until(cond, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    fail("timed out waiting for " + what)
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+class Device:
+    def __init__(self, shoal, name, folder, logdir):
+        self.shoal, self.name, self.folder = shoal, name, folder
+        self.err_path = os.path.join(logdir, name + ".err")
+        self.lines = []
+        env = dict(os.environ)
+        env.pop("SHOAL_LOCAL", None)
+        err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen([shoal, "sync", "run", folder, "--json", "--port", "0"], stdout=subprocess.PIPE,
+                                     stderr=err, env=env)
+        first = json.loads(self.proc.stdout.readline() or b"{}")
+        if first.get("event") != "listening":
+            fail(name + ": no listening line")
+
+        def reader():
+            for line in self.proc.stdout:
+                self.lines.append(json.loads(line))
+
+        threading.Thread(target=reader, daemon=True).start()
+
+    def events(self, kind, path=None):
+        return [e for e in list(self.lines) if e.get("event") == kind and (path is None or e.get("path") == path)]
+
+    def stderr(self):
+        return open(self.err_path, "rb").read().decode("utf-8", "replace")
+
+    def restore(self, *args):
+        r = subprocess.run([self.shoal, "sync", "restore", self.folder, *args, "--json"], capture_output=True)
+        if r.returncode != 0:
+            fail("%s: sync restore %r: exit %d %s" % (self.name, args, r.returncode, r.stderr.decode()))
+        return json.loads(r.stdout)
+
+    def stop(self):
+        self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shoal", required=True)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    top = tempfile.mkdtemp(prefix="shoal-sync-archive-")
+    devs = []
+    try:
+        fa, fb = os.path.join(top, "A"), os.path.join(top, "B")
+        os.makedirs(fa)
+        with open(os.path.join(fa, "gone.txt"), "wb") as f:
+            f.write(b"deleted on A\n")
+        with open(os.path.join(fa, "notes.txt"), "wb") as f:
+            f.write(b"version 1\n")
+        keys = json.loads(subprocess.run([args.shoal, "sync", "init", fa, "--json"], check=True,
+                                         capture_output=True).stdout)
+        subprocess.run([args.shoal, "sync", "join", fb, "-"], input=keys["read_write_key"].encode(), check=True,
+                       capture_output=True)
+        A = Device(args.shoal, "A", fa, top)
+        B = Device(args.shoal, "B", fb, top)
+        devs = [A, B]
+
+        # --- found by LAN multicast alone
+        wait_until(lambda: read(os.path.join(fb, "notes.txt")) == b"version 1\n", "B receiving A's files by "
+                   "LAN discovery (no --peer)", timeout=60)
+        if "on the LAN" not in B.stderr() and "on the LAN" not in A.stderr():
+            fail("no device reported finding the other on the LAN")
+        print("ok: the devices found each other by LAN multicast")
+
+        # --- a delete on A, an overwrite on B
+        os.unlink(os.path.join(fa, "gone.txt"))
+        wait_until(lambda: not os.path.exists(os.path.join(fb, "gone.txt")), "the delete reaching B")
+        with open(os.path.join(fb, "notes.txt"), "wb") as f:
+            f.write(b"version 2 from B\n")
+        wait_until(lambda: read(os.path.join(fa, "notes.txt")) == b"version 2 from B\n", "B's edit reaching A")
+        listed_b = B.restore("gone.txt", "--list")["versions"]
+        if [v["path"] for v in listed_b] != ["gone.txt"] or listed_b[0]["bytes"] != len(b"deleted on A\n"):
+            fail("B's archive: %r" % listed_b)
+        listed_a = A.restore("--list")["versions"]
+        if "notes.txt" not in [v["path"] for v in listed_a]:
+            fail("A's archive has no old notes.txt: %r" % listed_a)
+        if A.restore("gone.txt", "--list")["versions"]:
+            fail("A archived its own delete (it was the user's)")
+        print("ok: B archived the deleted file, A the overwritten version")
+
+        # --- restore on each; the restored versions reach the other device
+        r = B.restore("gone.txt")
+        if r.get("event") != "restored" or r.get("path") != "gone.txt":
+            fail("restore on B: %r" % r)
+        wait_until(lambda: read(os.path.join(fa, "gone.txt")) == b"deleted on A\n", "the restored file reaching A")
+        version = [v["version"] for v in listed_a if v["path"] == "notes.txt"][-1]
+        A.restore("notes.txt", "--version", version)
+        if read(os.path.join(fa, "notes.txt")) != b"version 1\n":
+            fail("A's restore did not bring version 1 back")
+        wait_until(lambda: read(os.path.join(fb, "notes.txt")) == b"version 1\n", "the restored version reaching B")
+        # What the restore replaced on A is archived there, and B archived version 2 on receipt.
+        wait_until(lambda: any(v["path"] == "notes.txt" and v["bytes"] == len(b"version 2 from B\n")
+                               for v in B.restore("--list")["versions"]), "B archiving version 2")
+        if not any(v["path"] == "notes.txt" and v["bytes"] == len(b"version 2 from B\n")
+                   for v in A.restore("--list")["versions"]):
+            fail("A's restore did not archive the version it replaced")
+        bad = subprocess.run([args.shoal, "sync", "restore", fa, "notes.txt", "--version", "20000101-000000"],
+                             capture_output=True)
+        if bad.returncode != 1 or b"no version" not in bad.stderr:
+            fail("an unknown version: exit %d %r" % (bad.returncode, bad.stderr))
+        print("ok: restored on each device, and synced")
+
+        # --- a 50 MB rename moves no data
+        big = os.path.join(fa, "big50.bin")
+        with open(big, "wb") as f:
+            f.write(random.Random(50).randbytes(50 << 20))
+        wait_until(lambda: B.events("sync", "big50.bin"), "the 50 MB file reaching B", timeout=120)
+        os.rename(big, os.path.join(fa, "big50-renamed.bin"))
+        wait_until(lambda: B.events("sync", "big50-renamed.bin"), "the rename reaching B", timeout=120)
+        detail = B.events("sync", "big50-renamed.bin")[-1].get("detail", "")
+        if detail != "%d bytes, 0 fetched" % (50 << 20):
+            fail("the renamed 50 MB file was fetched: %r" % detail)
+        print("ok: a 50 MB rename arrived with 0 bytes fetched (%s)" % detail)
+
+        for d in devs:
+            if d.stop() != 0:
+                fail(d.name + " did not exit 0")
+        devs = []
+        print("PASS")
+    finally:
+        for d in devs:
+            d.proc.kill()
+            d.proc.wait()
+        if not args.keep:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
