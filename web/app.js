@@ -529,12 +529,13 @@ function feedsError(text) {
   p.textContent = text;
   p.hidden = !text;
 }
-const removeButton = (label, onClick) => {
+const smallButton = (text, label, onClick) => {
   const b = document.createElement('button');
-  b.type = 'button'; b.textContent = 'Remove'; b.setAttribute('aria-label', label);
+  b.type = 'button'; b.textContent = text; b.setAttribute('aria-label', label);
   b.addEventListener('click', onClick);
   return b;
 };
+const removeButton = (label, onClick) => smallButton('Remove', label, onClick);
 async function renderFeeds() {
   const [items, rules] = await Promise.all([qb('items?withData=true'), qb('rules')]);
   const byUrl = {};
@@ -594,7 +595,112 @@ $('#feeds-open').addEventListener('click', openFeeds);
 $('#feeds-close').addEventListener('click', () => feedsDialog.close());
 // While open, the feeds' polls show up (loading, items, errors) without a click.
 setInterval(() => { if (feedsDialog.open && !document.hidden) renderFeeds().catch(() => {}); }, 3000);
-for (const d of [dialog, feedsDialog, player]) {
+// Channels: each followed feed as a catalogue of its items (title, size, date). Play adds
+// the item's torrent and opens the player on its largest media file at once: the daemon
+// fetches what the player reads first, from peers and from the torrent's web seed.
+// "Download new items automatically" is a rule taking all of the feed's new items; the
+// items there already are marked read first (a read item is not taken by a rule).
+const channelsDialog = $('#channels');
+// A channel's rule: named after its title, found by what it does (every item of that feed).
+const channelRule = (rules, f) => Object.keys(rules).find((n) => n.startsWith('Channel: ') &&
+  rules[n].affectedFeeds.length === 1 && rules[n].affectedFeeds[0] === f.url && !rules[n].mustContain);
+let channelRules = {};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let channelFeeds = {};
+function channelsError(text) {
+  const p = $('#channels-error');
+  p.textContent = text;
+  p.hidden = !text;
+}
+const itemDate = (d) => {
+  const t = Date.parse(d);
+  return Number.isNaN(t) ? d : new Date(t).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+};
+async function renderChannels() {
+  const [items, rules] = await Promise.all([qb('items?withData=true'), qb('rules')]);
+  channelFeeds = items;
+  const pick = $('#channel-pick');
+  const had = pick.value;
+  pick.replaceChildren(...Object.entries(items).map(([name, f]) => new Option(f.title || name, name)));
+  if ([...pick.options].some((o) => o.value === had)) pick.value = had;
+  const name = pick.value, f = items[name];
+  const auto = $('#channel-auto');
+  auto.disabled = !f;
+  channelRules = rules;
+  const rule = f && rules[channelRule(rules, f)];
+  auto.checked = !!(rule && rule.enabled);
+  $('#channel-about').textContent = !f ? '' : f.hasError ? `Not read: ${f.error || 'error'}`
+    : f.isLoading && !f.articles.length ? `loading ${f.url}…` : `${f.articles.length} items · ${f.url}`;
+  fillTable($('#channel-items'), (f ? f.articles : []).map((a) => {
+    const what = document.createElement('span');
+    what.textContent = a.title;
+    if (a.isRead) { const r = document.createElement('small'); r.textContent = 'added or seen before'; what.append(r); }
+    const actions = document.createElement('span');
+    actions.append(
+      smallButton('Play', `Play ${a.title}`, () => playItem(name, a).catch((e) => channelsError(e.message))),
+      smallButton('Download', `Download ${a.title}`, () => channelsAct(() => addItem(name, a), `added ${a.title}`)));
+    return [what, /^\d+$/.test(a.contentLength || '') ? size(+a.contentLength) : '', itemDate(a.date || ''), actions];
+  }), [1]);
+}
+async function channelsAct(fn, done) {
+  channelsError('');
+  try { await fn(); say(done); } catch (e) { channelsError(e.message); }
+  await renderChannels().catch((e) => channelsError(e.message));
+}
+// Adds an item's torrent (its .torrent URL or magnet) and marks it read; its hash.
+async function addItem(feed, a) {
+  const r = await rpc('torrent-add', { filename: a.torrentURL || a.link });
+  const t = r['torrent-added'] || r['torrent-duplicate'];
+  await qb('markAsRead', { itemPath: feed, articleId: a.id }).catch(() => {});
+  refresh();
+  return t.hashString;
+}
+async function playItem(feed, a) {
+  channelsError('');
+  say(`starting ${a.title}`);
+  const hash = await addItem(feed, a);
+  // A magnet's files are known once its metadata arrives (503 until then).
+  let files = null;
+  for (const deadline = Date.now() + 60000; !files;) {
+    const r = await fetch(`/stream/${hash}.json`);
+    if (r.ok) files = (await r.json()).files;
+    else if (r.status !== 503 || Date.now() > deadline) throw new Error(`cannot stream ${a.title}: ${(await r.text()).trim() || `HTTP ${r.status}`}`);
+    else await sleep(500);
+  }
+  const media = files.filter((x) => x.media).sort((x, y) => y.size - x.size)[0];
+  if (!media) throw new Error(`${a.title} has no audio or video file to play (added: it downloads)`);
+  channelsDialog.close();
+  await openPlayer(hash, media.path);
+}
+async function openChannels() {
+  if (channelsDialog.open) return;
+  channelsError('');
+  channelsDialog.showModal();
+  await renderChannels().catch((e) => channelsError(`Could not read the feeds: ${e.message}`));
+}
+$('#channel-pick').addEventListener('change', () => renderChannels().catch((e) => channelsError(e.message)));
+$('#channel-auto').addEventListener('change', (e) => {
+  const name = $('#channel-pick').value, f = channelFeeds[name], on = e.target.checked;
+  if (!f) return;
+  channelsAct(async () => {
+    const had = channelRule(channelRules, f);
+    if (on) {
+      let ruleName = had || `Channel: ${f.title || name}`;
+      if (!had && channelRules[ruleName]) ruleName = `Channel: ${f.url}`;
+      await qb('markAsRead', { itemPath: name });
+      await qb('setRule', {
+        ruleName,
+        ruleDef: JSON.stringify({ enabled: true, mustContain: '', mustNotContain: '', useRegex: false, affectedFeeds: [f.url] }),
+      });
+    } else if (had) {
+      await qb('removeRule', { ruleName: had });
+    }
+  }, on ? `new items of ${f.title || name} will be downloaded` : `new items of ${f.title || name} are no longer downloaded`);
+});
+$('#channels-open').addEventListener('click', openChannels);
+$('#channels-close').addEventListener('click', () => channelsDialog.close());
+setInterval(() => { if (channelsDialog.open && !document.hidden) renderChannels().catch(() => {}); }, 5000);
+for (const d of [dialog, feedsDialog, channelsDialog, player]) {
   // A click on the backdrop (outside the dialog's box) closes it, like Escape.
   d.addEventListener('click', (e) => {
     if (e.target !== d) return;
@@ -604,13 +710,14 @@ for (const d of [dialog, feedsDialog, player]) {
 }
 
 document.addEventListener('keydown', (e) => {
-  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || player.open || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || channelsDialog.open || player.open || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === 'a') { e.preventDefault(); $('#add-link').focus(); }
   else if (e.key === 'p') $('#pause').click();
   else if (e.key === 'r') $('#resume').click();
   else if (e.key === 'v') $('#verify').click();
   else if (e.key === 's') { e.preventDefault(); openSettings(); }
   else if (e.key === 'f') { e.preventDefault(); openFeeds(); }
+  else if (e.key === 'c') { e.preventDefault(); openChannels(); }
   else if (e.key === 't') $('#turtle').click();
   else if (e.key >= '1' && e.key <= '4' && !$('#details').hidden) showTab(Object.keys(TABS)[+e.key - 1], true);
   else if (e.key === 'Delete') (e.shiftKey ? $('#remove-data') : $('#remove')).click();

@@ -263,7 +263,8 @@ std::string feed_xml(const publish_args& a, const std::string& title, const std:
                      std::int64_t now) {
   std::string x;
   x += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  x += "<rss version=\"2.0\">\n<channel>\n";
+  // The torrent namespace (contentLength, infoHash, magnetURI) as torrent feeds write it.
+  x += "<rss version=\"2.0\" xmlns:torrent=\"http://xmlns.ezrss.it/0.1/\">\n<channel>\n";
   x += fmt::format("<title>{}</title>\n", xml_escape(title));
   x += fmt::format("<link>{}</link>\n", xml_escape(base));
   const std::string description =
@@ -283,6 +284,9 @@ std::string feed_xml(const publish_args& a, const std::string& title, const std:
                                             it.files, it.files == 1 ? "" : "s", it.magnet)));
     x += fmt::format("<guid isPermaLink=\"false\">{}</guid>\n", xml_escape(it.info_hash));
     x += fmt::format("<pubDate>{}</pubDate>\n", rfc822(it.mtime));
+    x += fmt::format("<torrent:contentLength>{}</torrent:contentLength>\n", it.bytes);
+    if (it.info_hash.size() == 40) x += fmt::format("<torrent:infoHash>{}</torrent:infoHash>\n", it.info_hash);
+    x += fmt::format("<torrent:magnetURI>{}</torrent:magnetURI>\n", xml_escape(it.magnet));
     x += fmt::format("<enclosure url=\"{}\" length=\"{}\" type=\"application/x-bittorrent\"/>\n", xml_escape(url),
                      ec ? 0 : length);
     x += "</item>\n";

@@ -73,9 +73,10 @@ struct feed_fetch {
 struct feed_view {
   feed_head head;
   std::vector<feed_item> articles;
-  std::string error;     // the last poll's, "" if it worked
-  bool loading = false;  // a poll is under way
-  bool polled = false;   // a poll has worked since the start
+  std::vector<bool> read;  // per article: taken, or marked read (rss/markAsRead)
+  std::string error;       // the last poll's, "" if it worked
+  bool loading = false;    // a poll is under way
+  bool polled = false;     // a poll has worked since the start
 };
 
 // True for loopback addresses, IPv4-mapped ones included.
@@ -139,6 +140,9 @@ class daemon {
   // are polled at the next tick.
   std::error_code set_rss(rss_state s, const std::vector<std::string>& poll = {});
   void poll_soon(const std::string& url);  // "" every feed
+  // rss/markAsRead: the article (every article of the last poll when `id` is "") is
+  // remembered as taken, so no rule adds it; saved in STATE/feeds.json.
+  void mark_read(const std::string& url, const std::string& id);
   [[nodiscard]] feed_view feed_status(const std::string& url) const;
 
  private:

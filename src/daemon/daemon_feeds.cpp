@@ -232,9 +232,26 @@ void daemon::poll_soon(const std::string& url) {
   }
 }
 
+void daemon::mark_read(const std::string& url, const std::string& id) {
+  auto& seen = feed_seen_[url];
+  const auto before = seen.size();
+  auto view = feed_views_.find(url);
+  if (!id.empty()) {
+    if (seen.size() < 100000) seen.insert(id);
+  } else if (view != feed_views_.end()) {
+    for (const auto& a : view->second.articles)
+      if (seen.size() < 100000) seen.insert(a.id);
+  }
+  if (seen.size() != before) save_feed_state();
+}
+
 feed_view daemon::feed_status(const std::string& url) const {
   feed_view v;
   if (auto it = feed_views_.find(url); it != feed_views_.end()) v = it->second;
+  auto seen = feed_seen_.find(url);
+  v.read.clear();
+  for (const auto& a : v.articles)
+    v.read.push_back(seen != feed_seen_.end() && seen->second.count(a.id) > 0);
   if (auto it = feed_errors_.find(url); it != feed_errors_.end()) v.error = it->second;
   v.loading = feed_busy_.count(url) > 0;
   return v;

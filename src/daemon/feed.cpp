@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/hash.hpp"
+#include "core/text.hpp"
+
 namespace shoal::daemon {
 
 namespace {
@@ -130,6 +133,18 @@ std::string text(std::string_view s, std::size_t limit) {
   return out;
 }
 
+// A byte count, or -1.
+std::int64_t content_size(const std::string& s) {
+  auto n = parse_size(s);
+  return n && *n < (1ull << 62) ? static_cast<std::int64_t>(*n) : -1;
+}
+
+// A v1 info hash as 40 hex digits (either case), lowercased; "" for anything else.
+std::string hex_hash(const std::string& s) {
+  auto bytes = s.size() == 40 ? from_hex(s) : std::nullopt;
+  return bytes ? to_hex(*bytes) : "";
+}
+
 }  // namespace
 
 std::vector<feed_item> parse_feed(std::string_view xml) {
@@ -175,6 +190,12 @@ std::vector<feed_item> parse_feed(std::string_view xml) {
       if (!it.date.empty()) break;
       if (auto dt = element(body, tag)) it.date = text(*dt, 100);
     }
+    for (const char* tag : {"torrent:contentLength", "contentLength"})
+      if (auto n = element(body, tag); n && it.size < 0) it.size = content_size(text(*n, 32));
+    for (const char* tag : {"torrent:infoHash", "infoHash"})
+      if (auto h = element(body, tag); h && it.info_hash.empty()) it.info_hash = hex_hash(text(*h, 64));
+    for (const char* tag : {"torrent:magnetURI", "magnetURI"})
+      if (auto m = element(body, tag); m && it.magnet_uri.empty()) it.magnet_uri = text(*m, 8192);
     if (it.id.empty()) it.id = it.link;
     if (!it.link.empty()) items.push_back(std::move(it));
   }

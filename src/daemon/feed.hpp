@@ -24,6 +24,12 @@ struct feed_item {
   std::string id;           // <guid> / Atom <id>, else the link
   std::string date;         // <pubDate> / Atom <updated> or <published>, as written; "" if none
   std::string description;  // <description> / Atom <summary>, cut at 1 KiB
+  // What torrent feeds add in the torrent namespace: <torrent:contentLength> (the
+  // content's bytes, -1 if not given), <torrent:infoHash> (lowercase hex, "" if not given
+  // or not 40 hex digits) and <torrent:magnetURI>. rss/items names them as qBittorrent does
+  // an item's other elements: contentLength, infoHash, magnetURI, as strings.
+  std::int64_t size = -1;
+  std::string info_hash, magnet_uri;
 };
 
 // The feed's own title and date (RSS <lastBuildDate>, Atom <updated>), from before its

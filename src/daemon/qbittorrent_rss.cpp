@@ -68,11 +68,18 @@ response qbittorrent_api::rss_call(const request& req, std::string_view call, co
         // Not one of qBittorrent's fields: why the last poll failed (the web UI shows it).
         if (!v.error.empty()) o["error"] = v.error;
         json::array articles;
-        for (const auto& it : v.articles) {
-          // qBittorrent names isRead only once it is true; this daemon keeps no such mark.
+        for (std::size_t k = 0; k < v.articles.size(); ++k) {
+          const auto& it = v.articles[k];
           json::object a{
               {"id", it.id}, {"date", it.date}, {"title", it.title}, {"torrentURL", it.link}, {"link", it.link}};
           if (!it.description.empty()) a["description"] = it.description;
+          // As qBittorrent, isRead only once it is true: taken by a rule, or marked read.
+          if (k < v.read.size() && v.read[k]) a["isRead"] = true;
+          // The torrent namespace's elements, named and typed as qBittorrent names an item's
+          // other elements (the web UI's channels show the size).
+          if (it.size >= 0) a["contentLength"] = std::to_string(it.size);
+          if (!it.info_hash.empty()) a["infoHash"] = it.info_hash;
+          if (!it.magnet_uri.empty()) a["magnetURI"] = it.magnet_uri;
           articles.emplace_back(std::move(a));
         }
         o["articles"] = std::move(articles);
@@ -124,7 +131,11 @@ response qbittorrent_api::rss_call(const request& req, std::string_view call, co
     }
     return ok(req);
   }
-  if (call == "markAsRead") return ok(req);  // articles are not kept as read or unread
+  if (call == "markAsRead") {
+    // A read article is not taken by a rule, as in qBittorrent (a channel's "new items").
+    if (auto it = by_name(get("itemPath")); it != feeds.end()) d_.mark_read(it->url, get("articleId"));
+    return ok(req);
+  }
 
   if (call == "rules") {
     json::object out;

@@ -78,6 +78,24 @@ def rss_over_api(run, d, state, dl, rpc_port, peer_port, settings_feeds):
     pub = ours_items.get("Published", {})
     run.check("rss/items?withData=true: the feed with its 4 articles, its title, no error",
               len(pub.get("articles", [])) == 4 and pub.get("hasError") is False and pub.get("title"), json.dumps(pub)[:600])
+    read = sorted(a["title"] for a in pub.get("articles", []) if a.get("isRead") is True)
+    run.check("rss/items: the articles the rule took are read (isRead), the others name no isRead",
+              read == ["Anime.E01.mkv", "Anime.E02.mkv"], json.dumps(pub)[:600])
+    run.check("rss/items: an article has the feed's torrent:contentLength (its bytes) and torrent:infoHash",
+              all(a.get("contentLength", "").isdigit() and len(a.get("infoHash", "")) == 40
+                  for a in pub.get("articles", [])), json.dumps(pub)[:600])
+    # markAsRead: an article read is not taken by a rule set afterwards; the poll that takes
+    # the other article the rule matches (the sample) shows the rule was applied.
+    doc = next((a for a in pub.get("articles", []) if a["title"] == "Documentary.mkv"), None)
+    code, text = sh.req("rss/markAsRead", data={"itemPath": "Published", "articleId": doc["id"] if doc else ""})
+    run.check("rss/markAsRead", code == 200, f"{code} {text}")
+    code, text = sh.req("rss/setRule", data={"ruleName": "Docs", "ruleDef": json.dumps(
+        {"enabled": True, "mustContain": "documentary|sample", "affectedFeeds": [feed]})})
+    run.check("rss/setRule of a rule matching the read article and the sample", code == 200, f"{code} {text}")
+    took = wait_for(lambda: [t["name"] for t in rpc.torrents(["name"]) if "SAMPLE" in t["name"]], 30)
+    run.check("... the rule took the sample but not the article marked read",
+              took and not any("Documentary" in t["name"] for t in rpc.torrents(["name"])), str(rpc.torrents(["name"])))
+    sh.req("rss/removeRule", data={"ruleName": "Docs"})
     run.check("rss/rules: the rule as set, with a lastMatch", ours_rules.get("Anime", {}).get("mustContain") == "anime e0?"
               and ours_rules["Anime"].get("lastMatch"), json.dumps(ours_rules))
     matching = sh.get("rss/matchingArticles?ruleName=Anime") or {}
@@ -110,7 +128,10 @@ def rss_over_api(run, d, state, dl, rpc_port, peer_port, settings_feeds):
                       and sorted((a["id"], a["title"], a["torrentURL"]) for a in ours_feed["articles"]) ==
                       sorted((a["id"], a["title"], a["torrentURL"]) for a in their_feed["articles"]),
                       f"{json.dumps(ours_feed)[:300]} vs {json.dumps(their_feed)[:300]}")
-            oa, ta = ours_feed["articles"][0], their_feed["articles"][0]
+            # An article the rule did not take: one it took is read in ours (isRead, as
+            # qBittorrent marks what its auto-downloader takes), and auto-downloading is off there.
+            oa = next((a for a in ours_feed["articles"] if not a.get("isRead")), ours_feed["articles"][0])
+            ta = next((a for a in their_feed["articles"] if a["id"] == oa["id"]), their_feed["articles"][0])
             run.check("... an article has qBittorrent's field names and types",
                       not shape_diff(oa, ta) and not shape_diff(ta, oa), f"{shape_diff(oa, ta)} / {shape_diff(ta, oa)}")
             plain = sh.get("rss/items") or {}

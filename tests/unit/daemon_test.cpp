@@ -192,6 +192,28 @@ TEST(DaemonFeed, ParsesRssAndAtomAndFilters) {
   EXPECT_FALSE(parse_config(R"({"feeds":[{"include":"x"}]})", daemon_config{}));
 }
 
+TEST(DaemonFeed, ReadsWhatTorrentFeedsSayOfTheContent) {
+  const std::string h1 = "0123456789abcdef0123456789abcdef01234567";
+  const std::string m1 = "magnet:?xt=urn:btih:" + h1 + "&dn=b";
+  auto items = parse_feed(R"(<rss xmlns:torrent="http://xmlns.ezrss.it/0.1/"><channel>
+    <item><title>a</title><link>http://h/a.torrent</link><torrent:contentLength>1234567</torrent:contentLength>
+      <torrent:infoHash>0123456789ABCDEF0123456789ABCDEF01234567</torrent:infoHash></item>
+    <item><title>b</title><link>http://h/b.torrent</link><contentLength>99</contentLength>
+      <torrent:magnetURI>magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&amp;dn=b</torrent:magnetURI></item>
+    <item><title>c</title><link>http://h/c.torrent</link><torrent:contentLength>-5</torrent:contentLength>
+      <torrent:infoHash>not a hash</torrent:infoHash></item>
+    </channel></rss>)");
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_EQ(items[0].size, 1234567);
+  EXPECT_EQ(items[0].info_hash, h1);  // lowercased
+  EXPECT_EQ(items[0].magnet_uri, "");
+  EXPECT_EQ(items[1].size, 99);  // without the namespace's prefix too
+  EXPECT_EQ(items[1].info_hash, "");
+  EXPECT_EQ(items[1].magnet_uri, m1);
+  EXPECT_EQ(items[2].size, -1);  // not a size: unknown
+  EXPECT_EQ(items[2].info_hash, "");
+}
+
 TEST(DaemonFeed, RssRulesAsQbittorrentReadsThem) {
   auto head = parse_feed_head(R"(<rss><channel><title>My &amp; feed</title><lastBuildDate>Mon, 01 Jan 2024 10:00:00 GMT
     </lastBuildDate><item><title>x</title><link>http://h/x</link><pubDate>Tue, 02 Jan 2024</pubDate></item></channel></rss>)");
