@@ -295,6 +295,14 @@ std::string feed_xml(const publish_args& a, const std::string& title, const std:
   return x;
 }
 
+// The magnet link `uri` with `url` as its one exact source (xs=).
+std::string with_exact_source(const std::string& uri, const std::string& url) {
+  auto m = parse_magnet(uri);
+  if (!m) return uri;
+  m->exact_sources = {url};
+  return to_uri(*m);
+}
+
 // True if `inner` is `outer` or lies inside it (both absolute and normal).
 bool is_within(const fs::path& inner, const fs::path& outer) {
   auto rel = inner.lexically_relative(outer);
@@ -449,6 +457,11 @@ int run_publish(const publish_args& a) {
       if (!a.json) fmt::print(stderr, "removed {}\n", printable(name));
     }
   }
+
+  // Each magnet link names its .torrent's URL (xs) beside its web seed (ws): a client that
+  // finds no peer takes the metadata from the site, then the data from the web seed.
+  for (item& it : items)
+    it.magnet = with_exact_source(it.magnet, torrent_base + pct_encode(it.torrent));
 
   boost::json::object entries_json;
   for (const item& it : items)

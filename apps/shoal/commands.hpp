@@ -37,6 +37,7 @@ runner add_publish(CLI::App& app);
 runner add_daemon(CLI::App& app);
 runner add_sync(CLI::App& app);
 runner add_stream(CLI::App& app);
+runner add_fetch_metadata(CLI::App& app);
 // Hidden: man pages, shell completions and docs/CLI.md from `root`'s definitions.
 runner add_docs(CLI::App& root, CLI::App& app);
 

@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   auto* stream = app.add_subcommand(
       "stream", "Play a video or song from a torrent while it downloads: an HTTP stream URL on 127.0.0.1, or a player");
   commands.emplace_back(stream, shoal::cli::add_stream(*stream));
+  auto* fetch_md = app.add_subcommand("fetch-metadata", "Write a magnet link's .torrent, from peers or its xs= URL");
+  commands.emplace_back(fetch_md, shoal::cli::add_fetch_metadata(*fetch_md));
   // Hidden (no group): what `make install` and docs/CLI.md are generated with.
   auto* docs = app.add_subcommand("gen-docs", "Write man pages, shell completions and the CLI reference")->group("");
   commands.emplace_back(docs, shoal::cli::add_docs(app, *docs));

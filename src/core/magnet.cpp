@@ -113,6 +113,9 @@ result<magnet_link> parse_magnet(std::string_view uri) {
       }
     } else if (k == "ws") {
       if (!val.empty()) m.web_seeds.emplace_back(val);
+    } else if (k == "xs") {
+      if (!val.empty() && std::find(m.exact_sources.begin(), m.exact_sources.end(), val) == m.exact_sources.end())
+        m.exact_sources.emplace_back(val);
     } else if (k == "x.pe" || key == "x.pe") {
       if (!valid_peer(val)) return bad("x.pe '" + std::string(val) + "' is not host:port");
       m.peers.emplace_back(val);
@@ -164,6 +167,10 @@ std::string to_uri(const magnet_link& m) {
   for (const auto& w : m.web_seeds) {
     sep();
     out += "ws=" + enc(w);
+  }
+  for (const auto& x : m.exact_sources) {
+    sep();
+    out += "xs=" + enc(x);
   }
   for (const auto& p : m.peers) {
     sep();

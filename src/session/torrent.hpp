@@ -431,6 +431,10 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // Magnet links (torrent_magnet.cpp): fetch the info dictionary, then become a torrent.
   void start_metadata_fetch();
   static asio::awaitable<void> metadata_loop(std::shared_ptr<torrent> self, std::uint64_t gen);
+  // A magnet's xs= URLs, one after the other, until one serves the .torrent the link names.
+  static constexpr std::chrono::seconds exact_source_delay{3};
+  static asio::awaitable<void> exact_source_fetch(std::shared_ptr<torrent> self, std::uint64_t gen,
+                                                  std::vector<std::string> urls, bool at_once);
   void on_metadata(std::string info_bytes);
   // Once a second while fetching: dial peers, give up at the deadline.
   void metadata_tick();
@@ -438,6 +442,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
   // dialled again at once (`redial`) when the torrent runs.
   void close_metadata_peers(const std::string& why, bool redial);
   std::shared_ptr<shoal::metadata_budget> md_budget_;
+  bool md_xs_pending_ = false;  // an xs= URL is still to be asked
   std::string md_last_error_;
   std::chrono::steady_clock::time_point md_started_{};
   bool md_finders_done_ = false;  // the DHT and trackers will find no more peers

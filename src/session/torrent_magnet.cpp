@@ -2,6 +2,7 @@
 // trackers, x.pe and the given peers are asked for the info dictionary (BEP 9); the first
 // copy that matches the link's hashes makes it a torrent like any other.
 #include <algorithm>
+#include <cctype>
 
 #include "core/bencode.hpp"
 #include "core/text.hpp"
@@ -16,6 +17,14 @@ namespace shoal {
 
 namespace {
 using clock = std::chrono::steady_clock;
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
 }  // namespace
 
 std::string torrent_from_metadata(const std::string& info, const std::vector<std::string>& trackers) {
@@ -38,6 +47,7 @@ void torrent::start_metadata_fetch() {
   md_started_ = clock::now();
   md_last_error_.clear();
   md_finders_done_ = false;
+  md_xs_pending_ = false;
   auto self = shared_from_this();
   if (metadata_file_.empty()) {
     asio::co_spawn(session_.io(), metadata_loop(self, gen), asio::detached);
@@ -181,14 +191,80 @@ asio::awaitable<void> torrent::metadata_loop(std::shared_ptr<torrent> self, std:
         },
         asio::detached);
   }
+  if (!mag.exact_sources.empty()) {
+    const bool alone = !given && !dht && !trackers;
+    self->md_xs_pending_ = true;
+    asio::co_spawn(io, exact_source_fetch(self, gen, mag.exact_sources, alone), asio::detached);
+  }
   self->connect_more();
   co_return;
+}
+
+asio::awaitable<void> torrent::exact_source_fetch(std::shared_ptr<torrent> self, std::uint64_t gen,
+                                                  std::vector<std::string> urls, bool at_once) {
+  // xs: the .torrent's own URL. Peers get the first chance (exact_source_delay), unless the
+  // link gives no other way to find any; what the URL serves is taken only if its info
+  // dictionary hashes to the link's info-hashes.
+  auto& io = self->session_.io();
+  auto live = [self, gen] { return gen == self->fetch_gen_ && self->metadata_phase(); };
+  const auto& st = self->session_.settings();
+  auto log = st.log;
+  tracker::client_options opt;
+  opt.proxy = st.proxy;
+  opt.bind_address = st.outgoing_address;
+  opt.local = st.local;
+  opt.cache = self->session_.tracker_cache();
+  opt.http_timeout = std::chrono::seconds(15);
+  if (!at_once) {
+    asio::steady_timer wait(io);
+    wait.expires_after(exact_source_delay);
+    co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  for (const auto& url : urls) {
+    if (!live()) co_return;
+    const std::string shown = tracker::redact_url(url);
+    if (!starts_with_ci(url, "http://") && !starts_with_ci(url, "https://")) {
+      self->md_last_error_ = "xs " + shown + ": not an http(s) URL";
+      continue;
+    }
+    if (log) log("metadata: fetching the .torrent from its exact source " + shown);
+    auto body = co_await tracker::http_get(io, url, max_torrent_size, opt);
+    if (!live()) co_return;
+    if (!body) {
+      self->md_last_error_ = "xs " + shown + ": " + body.err().message();
+      if (log) log("metadata: " + self->md_last_error_);
+      continue;
+    }
+    auto mi = parse_metainfo(*body);
+    const magnet_link& mag = *self->magnet_;
+    if (!mi) {
+      self->md_last_error_ = "xs " + shown + ": " + mi.err().message();
+    } else if ((mag.info_hash_v1 && mi->info_hash_v1 != mag.info_hash_v1) ||
+               (mag.info_hash_v2 && mi->info_hash_v2 != mag.info_hash_v2)) {
+      self->md_last_error_ = "xs " + shown + ": refused, its info dictionary does not hash to the link's info-hash";
+    } else {
+      // The .torrent's web seeds join the link's (a published file downloads from its site).
+      for (const auto& w : mi->web_seeds) {
+        auto& urls_now = self->web_seed_urls_;
+        if (std::find(urls_now.begin(), urls_now.end(), w) == urls_now.end()) urls_now.push_back(w);
+      }
+      if (log) log("metadata: taken from the exact source " + shown);
+      self->md_xs_pending_ = false;
+      ++self->fetch_gen_;
+      self->close_metadata_peers("metadata from the exact source: dialling again as a full peer", true);
+      self->on_metadata(std::move(mi->info_bytes));
+      co_return;
+    }
+    if (log) log("metadata: " + self->md_last_error_);
+  }
+  if (gen == self->fetch_gen_) self->md_xs_pending_ = false;
 }
 
 void torrent::metadata_tick() {
   connect_more();
   if (metadata_timeout_.count() == 0) return;  // a daemon's magnet: keep asking, peers come and go
-  const bool nobody = md_finders_done_ && candidates_.view().empty() && peers_.empty() && connecting_.view().empty();
+  const bool nobody =
+      md_finders_done_ && !md_xs_pending_ && candidates_.view().empty() && peers_.empty() && connecting_.view().empty();
   if (!nobody && clock::now() - md_started_ < metadata_timeout_) return;
   ++fetch_gen_;
   close_metadata_peers("metadata: giving up", false);

@@ -59,7 +59,9 @@ TEST(Magnet, PeersWebSeedsAndSelectOnly) {
 
 TEST(Magnet, RoundTrip) {
   magnet_link m = ok("magnet:?xt=urn:btih:" + hex40 + "&xt=urn:btmh:1220" + hex64 +
-                     "&dn=a%20b%26c&tr=http%3A%2F%2Ft%2F%3Fx%3D1%26y&ws=http://w/&x.pe=1.2.3.4:5&so=1,3-4");
+                     "&dn=a%20b%26c&tr=http%3A%2F%2Ft%2F%3Fx%3D1%26y&ws=http://w/&x.pe=1.2.3.4:5&so=1,3-4"
+                     "&xs=http%3A%2F%2Fh%2Fa%20b.torrent&xs=http://h/a%20b.torrent");
+  EXPECT_EQ(m.exact_sources, std::vector<std::string>{"http://h/a b.torrent"});  // the same URL once
   const std::string uri = to_uri(m);
   auto again = ok(uri);
   EXPECT_EQ(again.info_hash_v1, m.info_hash_v1);
@@ -68,6 +70,7 @@ TEST(Magnet, RoundTrip) {
   EXPECT_EQ(again.trackers, std::vector<std::string>{"http://t/?x=1&y"});
   EXPECT_EQ(again.web_seeds, m.web_seeds);
   EXPECT_EQ(again.peers, m.peers);
+  EXPECT_EQ(again.exact_sources, m.exact_sources);
   EXPECT_EQ(again.select_only, m.select_only);
   EXPECT_EQ(uri.rfind("magnet:?xt=urn:btih:" + hex40 + "&xt=urn:btmh:1220" + hex64, 0), 0u);
 }
