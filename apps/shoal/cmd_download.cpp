@@ -361,6 +361,25 @@ std::string aggregate_line(const std::vector<job>& jobs, const std::vector<torre
   return fit_line(fmt::format("{} torrents:", jobs.size()), f, cols);
 }
 
+// Files (pad files and empty ones aside) with a piece not verified: what `seed` lacks.
+std::size_t incomplete_files(torrent& t) {
+  const auto& fs = t.files();
+  const auto& have = t.picker().have_bits();
+  std::size_t n = 0;
+  for (std::uint32_t f = 0; f < fs.files().size(); ++f) {
+    const auto& fe = fs.files()[f];
+    if (fe.pad || fe.size == 0) continue;
+    auto [lo, hi] = fs.file_pieces(f);
+    for (std::uint32_t p = lo; p < hi; ++p) {
+      if (!have.get(p)) {
+        ++n;
+        break;
+      }
+    }
+  }
+  return n;
+}
+
 // The sources of a run: the arguments, then -i FILE's lines (`-` reads stdin; blank lines
 // and lines starting with # skipped), at most max_sources.
 constexpr std::size_t max_sources = 1000;
@@ -700,16 +719,17 @@ int run_transfer(const transfer_args& in) {
       o["total_bytes"] = s0.total_wanted;
       o["size"] = s0.total_size;
       o["port"] = ses.port();
+      if (a.seed_mode) o["files_incomplete"] = incomplete_files(*j.t);
       print_json(o);
       return;
     }
     if (a.seed_mode) {
       if (s0.have_wanted < s0.total_size) {
-        display.message(
-            fmt::format("seeding {:.1f}% of {}: the rest is missing or damaged in {}, and seed never downloads",
-                        100.0 * static_cast<double>(s0.have_wanted) /
-                            static_cast<double>(std::max<std::uint64_t>(s0.total_size, 1)),
-                        printable(j.name), a.dir));
+        const auto n = incomplete_files(*j.t);
+        display.message(fmt::format("seeding {:.1f}% of {}: {} file{} incomplete in {} (seed never downloads)",
+                                    100.0 * static_cast<double>(s0.have_wanted) /
+                                        static_cast<double>(std::max<std::uint64_t>(s0.total_size, 1)),
+                                    printable(j.name), n, n == 1 ? "" : "s", a.dir));
       }
     } else if (s0.have_wanted > 0 && s0.have_wanted < s0.total_wanted) {
       display.message(fmt::format("{}: resuming: {:.1f}% verified", printable(j.name),
