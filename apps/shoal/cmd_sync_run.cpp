@@ -31,6 +31,7 @@ struct run_args {
   std::string dir;
   int port = 0;
   std::vector<std::string> peers;
+  std::vector<std::string> dht_bootstrap;
   bool local = false;
   bool json = false;
   bool verbose = false;
@@ -81,7 +82,10 @@ int run(const run_args& a) {
   st.listen_port = static_cast<std::uint16_t>(a.port);
   st.local = a.local || env_local();
   st.lsd = false;
-  st.dht = false;
+  // The DHT: on unless --local; with --local only through the --dht-bootstrap nodes given.
+  st.dht = !st.local || !a.dht_bootstrap.empty();
+  st.dht_bootstrap = a.dht_bootstrap;
+  st.dht_state_file = f->paths().state / "dht.dat";
   st.port_mapping = false;
   st.transport = peer_transport::tcp;
   if (a.verbose) st.log = [](const std::string& line) { fmt::print(stderr, "{}\n", printable(line)); };
@@ -131,9 +135,39 @@ int run(const run_args& a) {
   }
   std::fflush(stdout);
 
+  // The DHT: announce this device under the folder's DHT id (derived from the share id) and
+  // dial the devices found there; again every dht_interval.
+  bool stopping = false;
+  asio::steady_timer dht_timer(io);
+  auto dht_round = [&]() -> asio::awaitable<void> {
+    const auto node = ses.dht_node();
+    if (!node) co_return;
+    const std::uint16_t own = ses.port();
+    while (!stopping) {
+      co_await node->wait_ready(std::chrono::seconds(10));
+      if (stopping) break;
+      dht::node::lookup_options lo;
+      lo.announce_port = own;
+      auto on_peers = [&eng, own](const std::vector<tcp::endpoint>& found) {
+        for (const auto& ep : found) {
+          if (ep.port() == own && ep.address().is_loopback()) continue;  // ourselves
+          eng.add_peer(ep);
+        }
+      };
+      co_await node->get_peers(f->key().dht(), lo, on_peers);
+      if (stopping) break;
+      dht_timer.expires_after(std::chrono::minutes(5));
+      boost::system::error_code ec;
+      co_await dht_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  };
+  if (st.dht) asio::co_spawn(io, dht_round(), asio::detached);
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
+    stopping = true;
+    dht_timer.cancel();
     if (lan) lan->stop();
     eng.stop();
     ses.stop([&io] { io.stop(); });
@@ -153,7 +187,9 @@ sync_run_command add_sync_run(CLI::App& sync) {
       ->check(CLI::Range(0, 65535));
   app->add_option("--peer", a->peers,
                   "Dial this device (HOST:PORT); redialled while the connection is down; repeatable");
-  app->add_flag("--local", a->local, "Only the hosts given: no LAN discovery (also SHOAL_LOCAL=1)");
+  app->add_flag("--local", a->local,
+                "Only the hosts given: no LAN discovery, no DHT but through --dht-bootstrap (also SHOAL_LOCAL=1)");
+  app->add_option("--dht-bootstrap", a->dht_bootstrap, "DHT node to start from, HOST:PORT (repeatable)");
   app->add_flag("--json", a->json, "Print JSON lines ({\"event\": ...}) instead of text");
   app->add_flag("-v,--verbose", a->verbose, "Log the session's diagnostics to stderr");
   app->footer(
@@ -161,8 +197,9 @@ sync_run_command add_sync_run(CLI::App& sync) {
       "conflict (both versions are kept: the older change as NAME.sync-conflict-DATE-TIME-DEVICE.EXT) and "
       "refusal. Deleted and replaced files go to DIR/.shoal/archive/. Peers prove they hold the folder's key "
       "without sending it; traffic is encrypted. Devices of the same folder on the LAN are found by UDP multicast "
-      "(239.192.76.79:21131: a hash of the share id, never a key, the port and the device id) unless --local; "
-      "the DHT is not used yet.");
+      "(239.192.76.79:21131: a hash of the share id, never a key, the port and the device id) and through the "
+      "mainline DHT (announced and looked up under a 20-byte id derived from the share id, every 5 minutes) "
+      "unless --local.");
   return {app, [a]() { return run(*a); }};
 }
 

@@ -9,17 +9,22 @@ A inits the folder, B joins it; both run `shoal sync run` with no --peer and wit
   the deleted file back on B and the old version back on A, each as a local change that
   reaches the other device (the version it replaced is archived in turn);
 - a 50 MB file renamed on A arrives on B under its new name with nothing fetched (built
-  from the blocks of the old path, which B still has or archived).
+  from the blocks of the old path, which B still has or archived);
+- C and D join and run with --local and a `shoal dht node` to bootstrap from (no LAN
+  discovery): once C's announcement is on the node, D finds C through the DHT and gets its
+  file.
 
 Every wait is for a condition with a deadline.
 
 Usage: sync_archive_test.py --shoal PATH
 """
 import argparse
+import hashlib
 import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +46,12 @@ def wait_until(cond, what, timeout=60.0):
     fail("timed out waiting for " + what)
 
 
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def read(path):
     try:
         with open(path, "rb") as f:
@@ -50,14 +61,14 @@ def read(path):
 
 
 class Device:
-    def __init__(self, shoal, name, folder, logdir):
+    def __init__(self, shoal, name, folder, logdir, extra=()):
         self.shoal, self.name, self.folder = shoal, name, folder
         self.err_path = os.path.join(logdir, name + ".err")
         self.lines = []
         env = dict(os.environ)
         env.pop("SHOAL_LOCAL", None)
         err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([shoal, "sync", "run", folder, "--json", "--port", "0"], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([shoal, "sync", "run", folder, "--json", "--port", "0", *extra], stdout=subprocess.PIPE,
                                      stderr=err, env=env)
         first = json.loads(self.proc.stdout.readline() or b"{}")
         if first.get("event") != "listening":
@@ -164,6 +175,41 @@ def main():
         if detail != "%d bytes, 0 fetched" % (50 << 20):
             fail("the renamed 50 MB file was fetched: %r" % detail)
         print("ok: a 50 MB rename arrived with 0 bytes fetched (%s)" % detail)
+
+        # --- the DHT alone: C and D join with --local (no LAN) and one DHT node to start from;
+        # D is started once C's announcement is on that node, and finds C there.
+        dht_port = free_udp_port()
+        node = subprocess.Popen([args.shoal, "dht", "node", "--port", str(dht_port), "--local", "--no-ipv6"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            fc, fd = os.path.join(top, "C"), os.path.join(top, "D")
+            for f in (fc, fd):
+                subprocess.run([args.shoal, "sync", "join", f, "-"], input=keys["read_write_key"].encode(),
+                               check=True, capture_output=True)
+            with open(os.path.join(fc, "via-dht.txt"), "wb") as f:
+                f.write(b"found through the DHT\n")
+            boot = ["--local", "--dht-bootstrap", "127.0.0.1:%d" % dht_port]
+            C = Device(args.shoal, "C", fc, top, boot)
+            devs.append(C)
+            dht_id = hashlib.sha1(b"shoal-sync-dht" + bytes.fromhex(keys["share_id"])).hexdigest()
+
+            def announced():
+                r = subprocess.run([args.shoal, "dht", "get-peers", dht_id, "--dht-bootstrap",
+                                    "127.0.0.1:%d" % dht_port, "--local", "--no-ipv6", "--port", "0"],
+                                   capture_output=True, timeout=60)
+                return r.returncode == 0 and r.stdout.strip() != b""
+
+            wait_until(announced, "C's announcement on the DHT node", timeout=90)
+            D = Device(args.shoal, "D", fd, top, boot)
+            devs.append(D)
+            wait_until(lambda: read(os.path.join(fd, "via-dht.txt")) == b"found through the DHT\n",
+                       "D receiving C's file through the DHT", timeout=90)
+            if "on the LAN" in C.stderr() + D.stderr():
+                fail("a --local device used LAN discovery")
+            print("ok: found through the DHT alone (--local with a bootstrap node)")
+        finally:
+            node.terminate()
+            node.wait(timeout=30)
 
         for d in devs:
             if d.stop() != 0:
