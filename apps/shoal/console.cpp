@@ -7,11 +7,13 @@
 #include <vector>
 
 #include <fmt/core.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cctype>
 
 #include "core/text.hpp"
+#include "live_display.hpp"
 
 namespace shoal::cli {
 
@@ -93,8 +95,14 @@ void progress_bar::update(std::uint64_t done, std::uint64_t total) {
   const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.append(static_cast<std::size_t>(width - filled), '.');
-  fmt::print(stderr, "\r{} [{}] {:5.1f}%  {} / {}  {}/s   ", label_, bar, frac * 100.0, human_size(done),
-             human_size(total), human_size(static_cast<std::uint64_t>(rate)));
+  // Fitted to the terminal (the bar goes first, then the rate), erasing what a longer line left.
+  winsize ws{};
+  const std::size_t cols = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  const std::vector<line_field> fields{{"[" + bar + "]", 3},
+                                       {fmt::format("{:5.1f}%", frac * 100.0), 0},
+                                       {human_size(done) + " / " + human_size(total), 1},
+                                       {human_size(static_cast<std::uint64_t>(rate)) + "/s", 2}};
+  fmt::print(stderr, "\r{}\x1b[K", fit_line(label_, fields, cols));
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -174,6 +174,15 @@ def main():
               tail[-500:])
         os.close(fd)
 
+        # create's bar at 80 columns: fitted too.
+        pid, fd = spawn_in_pty([shoal, "create", "--v1", "--piece-size", "16KiB", "--threads", "1", "-f", "-o",
+                                os.path.join(work, "again.torrent"), data], work, 80)
+        out, ended, status = read_until(fd, pid, b"", lambda s: False)
+        fc = [(v, k) for v, k in frames(out) if v.startswith("hashing")]
+        check("create at 80 columns: its bar fits and erases to the end of the line",
+              fc and all(len(v) < 80 and k for v, k in fc), repr(fc[-1:]))
+        os.close(fd)
+
         # Nine torrents: more than one line each would be useful for, so one line for them all.
         pid, fd = spawn_in_pty([shoal, "download", *many, "-d", os.path.join(work, "d3"), *common], work, 80)
         out, ended, status = read_until(fd, pid, b"", lambda s: False)
