@@ -9,6 +9,7 @@
   `start`/`progress`/`done`/`summary` events and the table all give the files' sum.
 - `--json-progress`: every stdout line is a JSON object with an `event`, and no number in
   it has an exponent (parsed with hooks that see each number's literal).
+- `-v` lines start with the wall-clock time (HH:MM:SS) and name the torrent.
 - Ports: a busy port exits 1 naming the port and --port; `--port 0` listens on a port the
   system chose, printed as `listening on port N` (and a `listening` event).
 - `seed` of partial data seeds what it has and never downloads, though a peer that has
@@ -162,10 +163,13 @@ def main():
         r = run_cmd([run.shoal, "download", "-i", run.path("nothing.txt"), "-d", run.path("dst3"), *common])
         run.check("-i of a missing file: exit 1 naming it", r.returncode == 1 and "nothing.txt" in r.stderr,
                   f"{r.returncode}: {r.stderr}")
-        r = run_cmd([run.shoal, "download", "-i", "-", "-d", run.path("dst4"), "--port", "0", *peer, *common],
+        r = run_cmd([run.shoal, "download", "-i", "-", "-d", run.path("dst4"), "--port", "0", "-v", *peer, *common],
                     input=f"# from stdin\n{ta}\n")
         run.check("-i - reads stdin", r.returncode == 0 and h.same_tree(src, run.path("dst4"), ["alpha.bin"]),
                   f"{r.returncode}: {r.stderr[-300:]}")
+        run.check("-v lines carry the wall-clock time and the torrent's name",
+                  re.search(r"^\[\d\d:\d\d:\d\d\] \[alpha\.bin\] peer 127\.0\.0\.1:\d+ connected", r.stderr,
+                            re.M) is not None, r.stderr[:400])
 
         # 4. A busy port: exit 1, the port and the flag named.
         with socket.socket() as busy:
