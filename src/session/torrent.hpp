@@ -369,6 +369,7 @@ class torrent : public std::enable_shared_from_this<torrent> {
     double rate = 0;        // bytes/s the reader consumes (moving average)
     std::chrono::steady_clock::time_point since{};
     std::uint64_t bytes = 0;  // read since `since`
+    std::uint64_t moved = 0;  // when it opened or last sought (next_reader_'s count): newest first
   };
   struct stream_wait {
     std::uint64_t reader;

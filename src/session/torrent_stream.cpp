@@ -32,6 +32,7 @@ std::uint64_t torrent::open_reader(std::uint32_t f) {
   r.file = f;
   r.pos = fs_->files()[f].offset;
   r.since = std::chrono::steady_clock::now();
+  r.moved = id;
   readers_->emplace(id, r);
   log("stream: reader " + std::to_string(id) + " of " + file_name(f) + " opened");
   update_critical(true);
@@ -76,7 +77,12 @@ std::uint64_t torrent::stream_window(const stream_reader& r) const {
 
 void torrent::update_critical(bool seek) {
   if (!picker_ || !fs_) return;
-  const auto& rs = readers_.view();
+  // The reader that opened or sought last goes first everywhere: it is what a player waits
+  // for now (the reader it sought away from may not be closed yet).
+  std::vector<const stream_reader*> rs;
+  for (const auto& [id, r] : readers_.view())
+    rs.push_back(&r);
+  std::sort(rs.begin(), rs.end(), [](const auto* a, const auto* b) { return a->moved > b->moved; });
   const std::uint64_t pl = fs_->piece_length();
   std::vector<std::uint32_t> crit;
   auto piece_at = [&](std::uint64_t abs) { return static_cast<std::uint32_t>(abs / pl); };
@@ -85,34 +91,34 @@ void torrent::update_critical(bool seek) {
     return fe.offset + fe.size;
   };
   // 1. The piece under each reader.
-  for (const auto& [id, r] : rs) {
-    if (r.pos < file_end(r)) crit.push_back(piece_at(r.pos));
+  for (const auto* r : rs) {
+    if (r->pos < file_end(*r)) crit.push_back(piece_at(r->pos));
   }
   // 2. The first piece of each file read.
-  for (const auto& [id, r] : rs) {
-    const auto& fe = fs_->files()[r.file];
+  for (const auto* r : rs) {
+    const auto& fe = fs_->files()[r->file];
     if (fe.size != 0) crit.push_back(piece_at(fe.offset));
   }
   // The readahead windows from `from` to `to` bytes past each reader, nearest pieces first,
   // the readers taking turns.
   auto add_windows = [&](std::uint64_t from, std::uint64_t to) {
     for (std::uint64_t d = from; d <= to && crit.size() < piece_picker::max_critical; d += pl) {
-      for (const auto& [id, r] : rs) {
-        if (d > stream_window(r)) continue;
-        const std::uint64_t at = r.pos + d;
-        if (at < file_end(r)) crit.push_back(piece_at(at));
+      for (const auto* r : rs) {
+        if (d > stream_window(*r)) continue;
+        const std::uint64_t at = r->pos + d;
+        if (at < file_end(*r)) crit.push_back(piece_at(at));
       }
     }
   };
   std::uint64_t widest = 0;
-  for (const auto& [id, r] : rs)
-    widest = std::max(widest, stream_window(r));
+  for (const auto* r : rs)
+    widest = std::max(widest, stream_window(*r));
   // 3. The first stretch of each window: what playback needs in its first seconds.
   const std::uint64_t near = std::max<std::uint64_t>(stream_near_bytes / pl, 1) * pl;
   add_windows(pl, std::min(near, widest));
   // 4. The last 256 KiB of each file read (an MP4's moov atom, Matroska's cues).
-  for (const auto& [id, r] : rs) {
-    const auto& fe = fs_->files()[r.file];
+  for (const auto* r : rs) {
+    const auto& fe = fs_->files()[r->file];
     if (fe.size == 0) continue;
     const std::uint64_t tail = fe.size > stream_tail_bytes ? fe.offset + fe.size - stream_tail_bytes : fe.offset;
     for (std::uint32_t p = piece_at(tail); p <= piece_at(fe.offset + fe.size - 1); ++p)
@@ -121,16 +127,23 @@ void torrent::update_critical(bool seek) {
   // 5. The rest of the windows.
   add_windows(std::min(near, widest) + pl, widest);
   picker_->set_critical(std::move(crit));
-  if (!seek) return;
-  // A new reader or a seek: requests for pieces that are not time-critical now (an old
-  // window's, or rarest-first ones made before anyone read) go back, so the peers' queues
-  // serve the new position first instead of seconds of other data.
+  if (!seek || rs.empty()) return;
+  // A new reader or a seek: every request but those for the newest reader's piece and the
+  // first 2 MiB past it goes back (an old window's, the other readers', rarest-first ones),
+  // so the peers' queues serve the new position first instead of a second or more of other
+  // data; what is still critical is asked again right after, behind it.
+  const auto* newest = rs.front();
+  const std::uint64_t keep_end = std::min(newest->pos + near, file_end(*newest));
+  auto wanted_now = [&](std::uint32_t piece) {
+    const std::uint64_t at = std::uint64_t{piece} * pl;
+    return at + pl > newest->pos && at < keep_end;
+  };
   const auto& now_critical = picker_->critical();
   std::size_t cancelled = 0;
   for (auto& p : std::vector(peers_)) {
     std::vector<block_ref> cancel;
     for (const auto& b : p->requested()) {
-      if (!picker_->is_critical(b.piece)) cancel.push_back(b);
+      if (!wanted_now(b.piece)) cancel.push_back(b);
     }
     for (const auto& b : cancel)
       p->cancel_block(b);
@@ -175,6 +188,7 @@ void torrent::stream_read(std::uint64_t id, std::uint64_t offset, std::size_t ma
   if (seek) {
     r.bytes = 0;
     r.since = now;
+    r.moved = next_reader_++;  // the same count as ids: a seek is newer than every open before it
   } else {
     r.bytes += length;
     const double secs = std::chrono::duration<double>(now - r.since).count();
