@@ -57,8 +57,8 @@ def make_media(folder):
 class Stream:
     """A `shoal stream` process; its first stdout line is the URL."""
 
-    def __init__(self, run, torrent, number, seed_port, log):
-        d = run.path(f"dl-{number}")
+    def __init__(self, run, torrent, number, seed_port, log, folder=None):
+        d = folder or run.path(f"dl-{number}")
         self.p = subprocess.Popen([run.shoal, "stream", torrent, "--file", str(number), "-d", d, "--port", "0",
                                    "--peer", f"127.0.0.1:{seed_port}", "--local", "--no-dht", "--no-lsd"],
                                   stdout=subprocess.PIPE, stderr=open(run.path(log), "wb"), start_new_session=True)
@@ -292,7 +292,8 @@ def main():
 
         # Bounds, with no peer at all (no data ever comes): 32 bodies at once, the 33rd is
         # 503; a client that goes away while its body waits gives its place back.
-        s = Stream(run, torrent, numbers["moov-end.mp4"], 1, "stream-nopeer.log")
+        # A folder of its own: the one of the earlier stream of this file holds its data.
+        s = Stream(run, torrent, numbers["moov-end.mp4"], 1, "stream-nopeer.log", run.path("dl-nopeer"))
         if run.check("no peer: the URL is printed all the same", s.url is not None, str(s.url)):
             def open_body():
                 c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
