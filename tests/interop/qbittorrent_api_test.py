@@ -224,8 +224,12 @@ def main():
         t = (sh.get(f"torrents/info?hashes={lh}") or [{}])[0]
         run.check("... downloads from libtorrent: progress 1, bytes identical",
                   bool(done) and h.same_tree(src, dl, ["live.bin"]) and t.get("category") == "tv", str(t))
-        run.check("... state uploading or stalledUP once complete", t.get("state") in ("uploading", "stalledUP"),
-                  str(t.get("state")))
+        # Finished is verified and flushed: the state turns once the last write is synced,
+        # a moment after progress reaches 1.
+        seeding = wait_for(lambda: (sh.get(f"torrents/info?hashes={lh}") or [{}])[0].get("state")
+                           in ("uploading", "stalledUP"), 15)
+        run.check("... state uploading or stalledUP once complete", bool(seeding),
+                  str((sh.get(f"torrents/info?hashes={lh}") or [{}])[0].get("state")))
         code, text = sh.post("torrents/createCategory", category="movies", savePath=dl2)
         sh.post("torrents/setCategory", hashes=lh, category="movies")
         sh.post("torrents/addTags", hashes=lh, tags="x,y")
