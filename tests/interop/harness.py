@@ -264,6 +264,27 @@ def wait_for(pred, timeout, step=0.25):
     return pred()
 
 
+def browser_tools_ready(run):
+    """Checks that Chromium, ffmpeg and playwright-core (the web UI tests' tools) are there."""
+    web = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "web")
+    missing = [p for p in ("/usr/bin/chromium", "/usr/bin/ffmpeg", os.path.join(web, "node_modules", "playwright-core"))
+               if not os.path.exists(p)]
+    return run.check("Chromium, ffmpeg and playwright-core are installed (scripts/install-deps)", not missing,
+                     f"missing: {missing}")
+
+
+def make_webm(run, path, seconds):
+    """A VP9/Opus WebM of `seconds` (a test pattern, a 440 Hz tone; about 70 kB/s) made by
+    ffmpeg, which every Chromium build plays. True if it was made."""
+    r = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                        "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
+                        "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                        "-c:v", "libvpx-vp9", "-b:v", "500k", "-deadline", "realtime", "-cpu-used", "8",
+                        "-g", "50", "-c:a", "libopus", "-b:a", "48k", path],
+                       capture_output=True, text=True, timeout=300)
+    return run.check("ffmpeg made the WebM", r.returncode == 0 and os.path.exists(path), r.stderr[-500:])
+
+
 def main_guard(fn):
     try:
         sys.exit(fn())

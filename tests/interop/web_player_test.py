@@ -38,26 +38,14 @@ def main():
     args = ap.parse_args()
     run = h.Run(args.shoal, "web-player")
     try:
-        missing = [p for p in ("/usr/bin/chromium", "/usr/bin/ffmpeg",
-                               os.path.join(HERE, "..", "web", "node_modules", "playwright-core"))
-                   if not os.path.exists(p)]
-        if missing:
-            run.check("Chromium, ffmpeg and playwright-core are installed (scripts/install-deps)", False,
-                      f"missing: {missing}")
+        if not h.browser_tools_ready(run):
             return run.finish()
         src = run.path("src")
         show = os.path.join(src, "show")
         os.makedirs(show)
         clip = os.path.join(show, "clip.webm")
         seconds = 90
-        r = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                            "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
-                            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-                            "-c:v", "libvpx-vp9", "-b:v", "500k", "-deadline", "realtime", "-cpu-used", "8",
-                            "-g", "50", "-c:a", "libopus", "-b:a", "48k", clip],
-                           capture_output=True, text=True, timeout=300)
-        run.check("ffmpeg made the WebM", r.returncode == 0 and os.path.exists(clip), r.stderr[-500:])
-        if r.returncode != 0:
+        if not h.make_webm(run, clip, seconds):
             return run.finish()
         with open(os.path.join(show, "clip.en.srt"), "w") as f:
             f.write(SRT)

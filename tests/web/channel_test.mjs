@@ -8,30 +8,10 @@
 //
 // node channel_test.mjs --url http://127.0.0.1:PORT/ --feed FEED_URL --video TITLE
 //   --video-size BYTES --other TITLE --ready FILE --published FILE --new TITLE --shots DIR
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
-import path from 'node:path';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-fs.mkdirSync(args.shots, { recursive: true });
-const step = (name, ok, detail = '') => {
-  console.log(JSON.stringify({ step: name, ok, detail }));
-  if (!ok) throw new Error(`${name}: ${detail}`);
-};
-const until = async (fn, ms) => {
-  const deadline = Date.now() + ms;
-  let v;
-  do {
-    v = await fn().catch(() => null);
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  } while (Date.now() < deadline);
-  return v;
-};
-const shot = (page, name) => page.screenshot({ path: path.join(args.shots, name) });
+import { args, launch, shot, step, until } from './driver.mjs';
+
 const video = (page) => page.$eval('#player-video', (v) => ({
   t: v.currentTime, d: v.duration, paused: v.paused, ready: v.readyState, err: v.error ? v.error.code : 0,
 }));
@@ -43,10 +23,7 @@ const row = (page, title) => page.$$eval('#channel-items tbody tr', (rows, t) =>
   return r ? [...r.cells].map((c) => c.textContent) : null;
 }, title);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });

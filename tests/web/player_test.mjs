@@ -5,30 +5,8 @@
 // line per step on stdout; exit 1 at the first step that fails.
 //
 // node player_test.mjs --url http://127.0.0.1:PORT/ --name NAME --file FILE --shots DIR
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { args, launch, shot, step, until } from './driver.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-fs.mkdirSync(args.shots, { recursive: true });
-const step = (name, ok, detail = '') => {
-  console.log(JSON.stringify({ step: name, ok, detail }));
-  if (!ok) throw new Error(`${name}: ${detail}`);
-};
-const until = async (fn, ms) => {
-  const deadline = Date.now() + ms;
-  let v;
-  do {
-    v = await fn().catch(() => null);
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  } while (Date.now() < deadline);
-  return v;
-};
-const shot = (page, name) => page.screenshot({ path: path.join(args.shots, name) });
 const video = (page) => page.$eval('#player-video', (v) => ({
   t: v.currentTime, d: v.duration, paused: v.paused, ready: v.readyState, err: v.error ? v.error.code : 0,
   tracks: v.textTracks.length,
@@ -36,10 +14,7 @@ const video = (page) => page.$eval('#player-video', (v) => ({
 const percentDone = (page) => page.evaluate(() => rpc('torrent-get', { fields: ['percentDone'] })
   .then((r) => r.torrents[0].percentDone));
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });

@@ -7,31 +7,13 @@
 //
 // node ui_test.mjs --url http://127.0.0.1:PORT/ --magnet MAGNET --feed FEED_URL --shots DIR
 import { chromium } from 'playwright-core';
-import fs from 'node:fs';
 import path from 'node:path';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-fs.mkdirSync(args.shots, { recursive: true });
+import { args, shot, step, until as poll } from './driver.mjs';
+
 const announce = new URLSearchParams(args.magnet.slice(args.magnet.indexOf('?') + 1)).get('tr');
-const step = (name, ok, detail = '') => {
-  console.log(JSON.stringify({ step: name, ok, detail }));
-  if (!ok) throw new Error(`${name}: ${detail}`);
-};
 // Polls fn until it returns something truthy; the last value either way.
-const until = async (fn, ms) => {
-  const deadline = Date.now() + ms;
-  let v;
-  do {
-    v = await fn().catch(() => null);
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 150));
-  } while (Date.now() < deadline);
-  return v;
-};
-const shot = (page, name, full = false) => page.screenshot({ path: path.join(args.shots, name), fullPage: full });
+const until = (fn, ms) => poll(fn, ms, 150);
 
 // A canvas read back: pixels drawn at all, those in the page's accent colour (opaque), the rest.
 const canvasPixels = (page, sel) => page.$eval(sel, (c) => {
