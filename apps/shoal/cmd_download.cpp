@@ -145,22 +145,6 @@ std::string format_eta(double secs) {
   return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
-// "host:port" or "[v6]:port" -> an endpoint.
-result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p) {
-  auto colon = p.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return error{errc::invalid_argument, "peer '" + p + "': expected HOST:PORT", no_offset};
-  }
-  std::string host = p.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto results = resolver.resolve(host, p.substr(colon + 1), ec);
-  if (ec || results.empty()) {
-    return error{errc::invalid_argument, "peer '" + p + "': " + (ec ? ec.message() : "no address"), no_offset};
-  }
-  return results.begin()->endpoint();
-}
-
 // File priorities for --select-file ("1,3-5", numbers as `shoal info` shows them: pad files
 // are not numbered) or a magnet link's `so` (0-based, same numbering); empty: every file.
 result<std::vector<std::uint8_t>> priorities_for(const metainfo& mi, const std::string& select,

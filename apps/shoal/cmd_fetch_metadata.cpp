@@ -20,6 +20,7 @@
 #include "core/magnet.hpp"
 #include "core/text.hpp"
 #include "session/session.hpp"
+#include "source.hpp"
 #include "storage/resume.hpp"
 
 namespace shoal::cli {
@@ -43,22 +44,6 @@ struct fetch_metadata_args {
   bool json = false;
   bool verbose = false;
 };
-
-// "host:port" or "[v6]:port" -> an endpoint.
-result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p) {
-  auto colon = p.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return error{errc::invalid_argument, "peer '" + p + "': expected HOST:PORT", no_offset};
-  }
-  std::string host = p.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto results = resolver.resolve(host, p.substr(colon + 1), ec);
-  if (ec || results.empty()) {
-    return error{errc::invalid_argument, "peer '" + p + "': " + (ec ? ec.message() : "no address"), no_offset};
-  }
-  return results.begin()->endpoint();
-}
 
 // The .torrent: announce and announce-list from the link's trackers (a tier each, in the
 // link's order), the info dictionary as received, url-list from its web seeds. Keys sorted.

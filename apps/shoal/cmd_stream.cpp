@@ -79,21 +79,6 @@ std::size_t real_files(const std::vector<stream::file_entry>& files) {
   return static_cast<std::size_t>(std::count_if(files.begin(), files.end(), [](const auto& f) { return !f.pad; }));
 }
 
-// "host:port" or "[v6]:port" -> an endpoint.
-result<tcp::endpoint> resolve_peer(tcp::resolver& resolver, const std::string& p) {
-  auto colon = p.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return error{errc::invalid_argument, "peer '" + p + "': expected HOST:PORT"};
-  std::string host = p.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto results = resolver.resolve(host, p.substr(colon + 1), ec);
-  if (ec || results.empty()) {
-    return error{errc::invalid_argument, "peer '" + p + "': " + (ec ? ec.message() : "no address")};
-  }
-  return results.begin()->endpoint();
-}
-
 // Starts CMD (split on spaces) with the URL as its last argument; 0 if it could not start.
 pid_t start_player(const std::string& cmd, const std::string& url) {
   std::vector<std::string> words;

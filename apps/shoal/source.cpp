@@ -11,6 +11,21 @@ namespace shoal::cli {
 
 namespace asio = boost::asio;
 
+result<asio::ip::tcp::endpoint> resolve_peer(asio::ip::tcp::resolver& resolver, const std::string& p) {
+  auto colon = p.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return error{errc::invalid_argument, "peer '" + p + "': expected HOST:PORT", no_offset};
+  }
+  std::string host = p.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(host, p.substr(colon + 1), ec);
+  if (ec || results.empty()) {
+    return error{errc::invalid_argument, "peer '" + p + "': " + (ec ? ec.message() : "no address"), no_offset};
+  }
+  return results.begin()->endpoint();
+}
+
 bool is_http_url(std::string_view s) {
   auto starts = [&](std::string_view p) {
     if (s.size() < p.size()) return false;
