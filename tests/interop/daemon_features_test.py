@@ -123,10 +123,13 @@ def main():
         seen_inc = wait_for(lambda: rpc.torrents(["downloadDir"], ids=[mid])[0]["downloadDir"] == inc, 10, step=0.05)
         run.check("with incomplete-dir: the download grows in the incomplete folder", bool(seen_inc),
                   str(rpc.torrents(["downloadDir", "status"], ids=[mid])))
+        # downloadDir names the new folder as soon as the data is linked there; the old name
+        # is removed a moment later, so the wait covers both.
         moved = wait_for(lambda: rpc.torrents(["downloadDir", "percentDone"], ids=[mid])[0] ==
-                         {"downloadDir": dl, "percentDone": 1}, 60)
+                         {"downloadDir": dl, "percentDone": 1} and not os.path.exists(os.path.join(inc, "move.bin")),
+                         60)
         run.check("... and moves to the download folder once complete",
-                  bool(moved) and h.same_tree(src, dl, ["move.bin"]) and not os.path.exists(os.path.join(inc, "move.bin")),
+                  bool(moved) and h.same_tree(src, dl, ["move.bin"]),
                   str(rpc.torrents(["downloadDir", "percentDone", "errorString"], ids=[mid])))
         lines = wait_for(lambda: [l for l in open(out_file).read().splitlines() if l.startswith("move.bin|")]
                          if os.path.exists(out_file) else [], 20)
