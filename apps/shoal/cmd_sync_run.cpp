@@ -16,9 +16,10 @@
 
 #include "console.hpp"
 #include "session/session.hpp"
+#include "sync/discovery.hpp"
 #include "sync/engine.hpp"
 #include "sync/folder.hpp"
-#include "sync/lan_discovery.hpp"
+#include "sync/hub.hpp"
 
 namespace shoal::cli {
 
@@ -107,23 +108,23 @@ int run(const run_args& a) {
     return fail("cannot listen on port " + std::to_string(a.port) + ": " + ec.message() +
                 " (choose another with --port, or --port 0 for any)");
   }
+  sync::hub hub(ses);
+  if (auto s = hub.start(); !s) return fail(s.err().message());
+  opt.via = &hub;
   sync::engine eng(ses, *f, std::move(opt));
   if (auto s = eng.start(); !s) return fail(s.err().message());
-  // LAN discovery, unless only the hosts given are wanted.
-  std::unique_ptr<sync::lan_discovery> lan;
-  if (!st.local) {
-    sync::lan_announcement self{sync::lan_id_of(f->key().share()), ses.port(), f->device().id()};
-    auto found = [&eng](const net::endpoint& ep, const std::string& device) {
-      boost::system::error_code ec;
-      fmt::print(stderr, "shoal: found {} at {}:{} on the LAN\n", device, ep.address().to_string(ec), ep.port());
-      eng.add_peer(ep);
-    };
-    lan = std::make_unique<sync::lan_discovery>(io, self, found);
-    if (auto s = lan->start(); !s) {
-      warn(s.err().message() + ": no LAN discovery");
-      lan.reset();
-    }
-  }
+  // LAN and DHT discovery, unless only the hosts given are wanted (the DHT then only
+  // through the --dht-bootstrap nodes given).
+  sync::discovery_options dopt;
+  dopt.local = st.local;
+  dopt.on_found = [](const net::endpoint& ep, const std::string& device, const char* how) {
+    if (device.empty()) return;
+    boost::system::error_code ec;
+    fmt::print(stderr, "shoal: found {} at {}:{} on the {}\n", device, ep.address().to_string(ec), ep.port(), how);
+  };
+  dopt.warn = [](const std::string& w) { warn(w); };
+  sync::discovery disc(ses, *f, eng, std::move(dopt));
+  disc.start();
   if (a.json) {
     boost::json::object o;
     o["event"] = "listening";
@@ -135,40 +136,10 @@ int run(const run_args& a) {
   }
   std::fflush(stdout);
 
-  // The DHT: announce this device under the folder's DHT id (derived from the share id) and
-  // dial the devices found there; again every dht_interval.
-  bool stopping = false;
-  asio::steady_timer dht_timer(io);
-  auto dht_round = [&]() -> asio::awaitable<void> {
-    const auto node = ses.dht_node();
-    if (!node) co_return;
-    const std::uint16_t own = ses.port();
-    while (!stopping) {
-      co_await node->wait_ready(std::chrono::seconds(10));
-      if (stopping) break;
-      dht::node::lookup_options lo;
-      lo.announce_port = own;
-      auto on_peers = [&eng, own](const std::vector<tcp::endpoint>& found) {
-        for (const auto& ep : found) {
-          if (ep.port() == own && ep.address().is_loopback()) continue;  // ourselves
-          eng.add_peer(ep);
-        }
-      };
-      co_await node->get_peers(f->key().dht(), lo, on_peers);
-      if (stopping) break;
-      dht_timer.expires_after(std::chrono::minutes(5));
-      boost::system::error_code ec;
-      co_await dht_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-  };
-  if (st.dht) asio::co_spawn(io, dht_round(), asio::detached);
-
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
-    stopping = true;
-    dht_timer.cancel();
-    if (lan) lan->stop();
+    disc.stop();
     eng.stop();
     ses.stop([&io] { io.stop(); });
   });

@@ -36,8 +36,28 @@ engine::~engine() {
 result<bool> engine::start() {
   return p_->start();
 }
-void engine::stop() {
+void engine::stop(std::function<void()> done) {
   p_->stop();
+  if (!done) return;
+  if (p_->running == 0) {
+    asio::post(p_->io, std::move(done));
+  } else {
+    p_->when_ended = std::move(done);
+  }
+}
+engine_status engine::status() const {
+  engine_status st;
+  const auto& p = *p_;
+  st.queued = p.needs.size();
+  st.state = p.stopped                                  ? "stopped"
+             : !p.needs.empty() || !p.in_flight.empty() ? "syncing"
+             : p.scan_requested                         ? "scanning"
+                                                        : "idle";
+  for (const auto& c : p.conns) {
+    if (c->closed) continue;
+    st.peers.push_back({c->id, c->remote, c->ch->peer().can_write});
+  }
+  return st;
 }
 void engine::add_peer(const net::endpoint& ep) {
   if (p_->stopped || p_->dialled.size() >= max_dialled || !p_->dialled.insert(ep).second) return;
@@ -56,12 +76,20 @@ void engine::impl::emit(std::string kind, std::string path, std::string device, 
 }
 
 void engine::impl::spawn(asio::awaitable<void> a, const char* what) {
-  asio::co_spawn(io, std::move(a), [self = weak_from_this(), what](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      if (auto s = self.lock()) s->log(std::string(what) + ": " + ex.what());
+  ++running;
+  // The handler keeps the impl: the count it decrements must outlive the coroutine.
+  asio::co_spawn(io, std::move(a), [self = shared_from_this(), what](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        self->log(std::string(what) + ": " + ex.what());
+      }
+    }
+    if (--self->running == 0 && self->stopped && self->when_ended) {
+      auto done = std::move(self->when_ended);
+      self->when_ended = nullptr;
+      asio::post(self->io, std::move(done));
     }
   });
 }
@@ -75,13 +103,18 @@ result<bool> engine::impl::start() {
     return error{errc::io, f.paths().dir.string() + " is already being synced by another process (" +
                                lock_file.string() + " is locked)"};
   }
-  session::protocol p;
-  p.name = "sync";
-  p.magic = std::string(channel_magic);
-  p.on_stream = [w = weak_from_this()](std::unique_ptr<net::stream> s, std::string first) {
-    if (auto self = w.lock()) self->spawn(self->accept(std::move(s), std::move(first)), "sync accept");
-  };
-  if (auto ec = ses.add_protocol(std::move(p))) return error{errc::invalid_argument, "sync protocol: " + ec.message()};
+  hub* h = opt.via;
+  if (!h) {
+    own_hub = std::make_unique<hub>(ses);
+    h = own_hub.get();
+    if (auto s = h->start(); !s) return s;
+  }
+  auto reg = h->add(f.key().share(), [w = weak_from_this()](std::unique_ptr<net::stream> s, std::string first) {
+    if (auto self = w.lock(); self && !self->stopped)
+      self->spawn(self->accept(std::move(s), std::move(first)), "sync accept");
+  });
+  if (!reg) return reg.err();
+  in_hub = std::move(*reg);
   if (auto w = start_watch(); !w) return w;
   clean_tmp();
   do_scan(false);  // before the first line the user sees: "listening on PORT"
@@ -114,6 +147,7 @@ void engine::impl::clean_tmp() {
 void engine::impl::stop() {
   if (stopped) return;
   stopped = true;
+  in_hub.reset();
   for (auto& c : conns)
     close_conn(c, "");
   puller_wake.cancel();

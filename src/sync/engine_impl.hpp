@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sync/engine.hpp"
+#include "sync/hub.hpp"
 #include "sync/messages.hpp"
 #include "sync/secure_channel.hpp"
 
@@ -93,6 +94,10 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   engine_options opt;
   asio::io_context& io;
   bool stopped = false;
+  std::unique_ptr<hub> own_hub;  // when opt.via is none
+  hub::registration in_hub;
+  std::size_t running = 0;           // coroutines spawned and not ended
+  std::function<void()> when_ended;  // stop()'s `done`
 
   static constexpr std::chrono::seconds handshake_limit{10};
   static constexpr std::chrono::seconds request_limit{30};
