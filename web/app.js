@@ -700,7 +700,106 @@ $('#channel-auto').addEventListener('change', (e) => {
 $('#channels-open').addEventListener('click', openChannels);
 $('#channels-close').addEventListener('click', () => channelsDialog.close());
 setInterval(() => { if (channelsDialog.open && !document.hidden) renderChannels().catch(() => {}); }, 5000);
-for (const d of [dialog, feedsDialog, channelsDialog, player]) {
+// Sync: the daemon's synced folders (shoal-sync-* methods, docs/SYNC_API.md). The list is
+// read every 2 s while the dialog is open; keys are asked for only when Keys is pressed,
+// and forgotten when the dialog closes or another folder is chosen.
+const syncDialog = $('#sync');
+let syncFolders = [];
+let syncPick = 0;  // the folder whose details are shown
+let syncKeysFor = 0;  // the folder whose keys are shown
+function syncError(text) {
+  const p = $('#sync-error');
+  p.textContent = text;
+  p.hidden = !text;
+}
+const STATE_TEXT = { idle: 'up to date', syncing: 'syncing', scanning: 'scanning', error: 'error', stopped: 'stopped' };
+function hideKeys() {
+  syncKeysFor = 0;
+  $('#sync-keys').hidden = true;
+  $('#sync-key-rw').value = '';
+  $('#sync-key-ro').value = '';
+}
+async function renderSync() {
+  syncFolders = (await rpc('shoal-sync-get')).folders;
+  if (!syncFolders.some((f) => f.id === syncPick)) syncPick = syncFolders.length ? syncFolders[0].id : 0;
+  if (syncKeysFor && syncKeysFor !== syncPick) hideKeys();
+  fillTable($('#sync-list'), syncFolders.map((f) => {
+    const what = document.createElement('span');
+    what.textContent = f.path;
+    const sub = document.createElement('small');
+    sub.textContent = f.error || `${f.access}${f.conflicts.length ? ` · ${f.conflicts.length} conflict${f.conflicts.length > 1 ? 's' : ''}` : ''}`;
+    what.append(sub);
+    const st = document.createElement('span');
+    st.textContent = STATE_TEXT[f.state] || f.state;
+    st.className = `state-${f.state}`;
+    const actions = document.createElement('span');
+    actions.append(
+      smallButton('Details', `Details of ${f.path}`, () => { syncPick = f.id; renderSync().catch((e) => syncError(e.message)); }),
+      smallButton('Keys', `Show the keys of ${f.path}`, () => syncAct(() => showKeys(f.id), `keys of ${f.path} shown`)),
+      removeButton(`Stop syncing ${f.path}`, () => {
+        if (confirm(`Stop syncing ${f.path}? Its files stay where they are.`)) syncAct(() => rpc('shoal-sync-remove', { id: f.id }), `${f.path} is no longer synced`);
+      }));
+    return [what, st, String(f.files), size(f.bytes), String(f.peers.length), actions];
+  }), [2, 3, 4]);
+  [...$('#sync-list').tBodies[0].rows].forEach((tr, i) => tr.classList.toggle('sel', syncFolders[i].id === syncPick));
+  const f = syncFolders.find((x) => x.id === syncPick);
+  $('#sync-detail').hidden = !f;
+  if (!f) return;
+  $('#sync-detail-title').textContent = f.path;
+  $('#sync-detail-about').textContent = f.error ? `Not running: ${f.error}`
+    : `${f.access} · this device ${f.deviceId} · share ${f.shareId.slice(0, 16)}…${f.dial.length ? ` · dials ${f.dial.join(', ')}` : ''}${f.queued ? ` · ${f.queued} changes to apply` : ''}`;
+  fillTable($('#sync-peers'), f.peers.map((p) => [p.device, p.address, p.access]));
+  fillTable($('#sync-conflicts'), f.conflicts.map((c) => [c]));
+  fillTable($('#sync-events'), f.events.slice().reverse().map((e) => [
+    new Date(e.time * 1000).toLocaleTimeString(), e.kind, e.path || e.detail, e.device]));
+}
+async function showKeys(id) {
+  const k = await rpc('shoal-sync-keys', { id });
+  syncPick = id;
+  syncKeysFor = id;
+  $('#sync-key-rw').value = k.readWrite;
+  $('#sync-key-rw').closest('label').hidden = !k.readWrite;
+  $('#sync-key-ro').value = k.readOnly;
+  $('#sync-keys').hidden = false;
+}
+async function copyKey(input, what) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select();
+    document.execCommand('copy');
+  }
+  say(`${what} copied`);
+}
+$('#sync-copy-rw').addEventListener('click', () => copyKey($('#sync-key-rw'), 'read-write key'));
+$('#sync-copy-ro').addEventListener('click', () => copyKey($('#sync-key-ro'), 'read-only key'));
+async function syncAct(fn, done) {
+  syncError('');
+  try { await fn(); say(done); } catch (e) { syncError(e.message); }
+  await renderSync().catch((e) => syncError(e.message));
+}
+async function openSync() {
+  if (syncDialog.open) return;
+  syncError('');
+  syncDialog.showModal();
+  await renderSync().catch((e) => syncError(`Could not read the synced folders: ${e.message}`));
+}
+$('#sync-add').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const form = e.target;
+  const path = form.path.value.trim(), key = form.key.value.trim();
+  const peers = form.peers.value.split(/[\s,]+/).filter(Boolean);
+  syncAct(async () => {
+    const r = await rpc('shoal-sync-add', { path, key, peers });
+    syncPick = r.folder.id;
+    form.reset();
+  }, key ? `joined ${path}` : `syncing ${path}`);
+});
+$('#sync-open').addEventListener('click', openSync);
+$('#sync-close').addEventListener('click', () => syncDialog.close());
+syncDialog.addEventListener('close', hideKeys);
+setInterval(() => { if (syncDialog.open && !document.hidden) renderSync().catch(() => {}); }, 2000);
+for (const d of [dialog, feedsDialog, channelsDialog, syncDialog, player]) {
   // A click on the backdrop (outside the dialog's box) closes it, like Escape.
   d.addEventListener('click', (e) => {
     if (e.target !== d) return;
@@ -710,7 +809,7 @@ for (const d of [dialog, feedsDialog, channelsDialog, player]) {
 }
 
 document.addEventListener('keydown', (e) => {
-  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || channelsDialog.open || player.open || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.matches('input, select, textarea') || dialog.open || feedsDialog.open || channelsDialog.open || syncDialog.open || player.open || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === 'a') { e.preventDefault(); $('#add-link').focus(); }
   else if (e.key === 'p') $('#pause').click();
   else if (e.key === 'r') $('#resume').click();
@@ -718,6 +817,7 @@ document.addEventListener('keydown', (e) => {
   else if (e.key === 's') { e.preventDefault(); openSettings(); }
   else if (e.key === 'f') { e.preventDefault(); openFeeds(); }
   else if (e.key === 'c') { e.preventDefault(); openChannels(); }
+  else if (e.key === 'y') { e.preventDefault(); openSync(); }
   else if (e.key === 't') $('#turtle').click();
   else if (e.key >= '1' && e.key <= '4' && !$('#details').hidden) showTab(Object.keys(TABS)[+e.key - 1], true);
   else if (e.key === 'Delete') (e.shiftKey ? $('#remove-data') : $('#remove')).click();

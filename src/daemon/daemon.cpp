@@ -20,6 +20,7 @@
 #include "core/text.hpp"
 #include "daemon/feed.hpp"
 #include "daemon/qbittorrent_api.hpp"
+#include "daemon/sync_folders.hpp"
 #include "daemon/tls.hpp"
 #include "daemon/transmission_rpc.hpp"
 #include "lsd/lsd.hpp"
@@ -146,6 +147,9 @@ result<bool> daemon::start() {
     return error{errc::io, "cannot listen for peers on port " + std::to_string(cfg_.peer_port) + ": " + lec.message() +
                                " (choose another with --port, or --port 0 for any)"};
   }
+  // Synced folders: opened and run before the session's thread starts (so on its thread).
+  sync_ = std::make_unique<sync_folders>(*ses_, sync_folders::options{cfg_.state_dir / "sync.json", cfg_.local});
+  if (auto s = sync_->start(); !s) return error{errc::io, "sync: " + s.err().message()};
   ses_->start_thread();
   apply_limits();
   load_torrents();
@@ -198,7 +202,9 @@ void daemon::shutdown() {
     o["secondsActive"] = prior_.seconds_active + secs;
     o["sessionCount"] = prior_.session_count;
     (void)write_file_atomically(cfg_.state_dir / "stats.json", json::serialize(o) + "\n");
+    if (sync_) ses_->call([this] { sync_->stop(); });
     ses_->shutdown();
+    sync_.reset();
     ses_.reset();
   }
 }

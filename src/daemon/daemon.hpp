@@ -31,6 +31,7 @@ class http_service;
 namespace shoal::daemon {
 
 namespace fs = std::filesystem;
+class sync_folders;
 
 struct add_request {
   std::string metainfo;               // .torrent bytes, or
@@ -145,6 +146,10 @@ class daemon {
   void mark_read(const std::string& url, const std::string& id);
   [[nodiscard]] feed_view feed_status(const std::string& url) const;
 
+  // Synced folders (sync_folders.hpp), kept in STATE/sync.json; reach them on the
+  // session's thread (ses().call).
+  [[nodiscard]] sync_folders& sync() { return *sync_; }
+
  private:
   fs::path torrents_dir() const { return cfg_.state_dir / "torrents"; }
   fs::path resume_dir() const { return cfg_.state_dir / "resume"; }
@@ -223,6 +228,7 @@ class daemon {
   std::unique_ptr<class transmission_rpc> rpc_owner_;
   std::unique_ptr<class qbittorrent_api> qb_;
   std::unique_ptr<stream::http_service> stream_;  // /stream/: files while they download
+  std::unique_ptr<sync_folders> sync_;
 };
 
 }  // namespace shoal::daemon

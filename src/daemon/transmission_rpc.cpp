@@ -14,6 +14,7 @@
 #include "core/text.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/rpc_codec.hpp"
+#include "daemon/sync_folders.hpp"
 #include "session/peer_connection.hpp"
 #include "storage/file_storage.hpp"
 
@@ -126,6 +127,98 @@ bool has_file_args(const json::object& a) {
   for (const char* k : {"files-wanted", "files-unwanted", "priority-high", "priority-normal", "priority-low"})
     if (a.contains(k)) return true;
   return false;
+}
+
+// shoal's own methods for synced folders (docs/SYNC_API.md): shoal-sync-get lists them
+// (never a key), shoal-sync-add adds one (new, existing, or joined with a key),
+// shoal-sync-remove stops one (its files stay), shoal-sync-keys reveals one's keys.
+json::object sync_method(daemon& d, std::string_view method, const json::object& args, std::string& result) {
+  json::object out;
+  auto& ses = d.ses();
+  auto& folders = d.sync();
+  if (method == "shoal-sync-get") {
+    auto list = ses.call([&] { return folders.list(); });
+    json::array arr;
+    for (const auto& f : list) {
+      json::object o;
+      o["id"] = f.id;
+      o["path"] = f.path;
+      o["shareId"] = f.share;
+      o["access"] = f.access;
+      o["deviceId"] = f.device;
+      o["state"] = f.state;
+      o["error"] = f.error;
+      o["files"] = f.files;
+      o["directories"] = f.dirs;
+      o["bytes"] = f.bytes;
+      o["queued"] = f.queued;
+      json::array dial;
+      for (const auto& p : f.dial)
+        dial.emplace_back(p);
+      o["dial"] = std::move(dial);
+      json::array peers;
+      for (const auto& p : f.peers)
+        peers.emplace_back(json::object{
+            {"device", p.device}, {"address", p.address}, {"access", p.can_write ? "read-write" : "read-only"}});
+      o["peers"] = std::move(peers);
+      json::array events;
+      for (const auto& e : f.events)
+        events.emplace_back(json::object{
+            {"time", e.time}, {"kind", e.kind}, {"path", e.path}, {"device", e.device}, {"detail", e.detail}});
+      o["events"] = std::move(events);
+      json::array conflicts;
+      for (const auto& c : f.conflicts)
+        conflicts.emplace_back(c);
+      o["conflicts"] = std::move(conflicts);
+      arr.emplace_back(std::move(o));
+    }
+    out["folders"] = std::move(arr);
+    return out;
+  }
+  if (method == "shoal-sync-add") {
+    const auto path = get_string(args, "path").value_or("");
+    const fs::path p = fs::path(path).lexically_normal();
+    if (path.empty() || !p.is_absolute() || !d.path_allowed(p)) {
+      result = "path must be an absolute path inside the allowed folders";
+      return out;
+    }
+    const auto key = get_string(args, "key").value_or("");
+    const auto peers = get_string_list(args, "peers");
+    auto added = ses.call([&] { return folders.add(p, key, peers); });
+    if (!added) {
+      result = added.err().message();
+      return out;
+    }
+    out["folder"] = json::object{{"id", added->id},
+                                 {"path", added->path},
+                                 {"shareId", added->share},
+                                 {"access", added->access},
+                                 {"deviceId", added->device}};
+    return out;
+  }
+  if (method == "shoal-sync-remove" || method == "shoal-sync-keys") {
+    const auto id = get_u64(args, "id");
+    if (!id || *id == 0 || *id > UINT32_MAX) {
+      result = "id: a sync folder's id is needed";
+      return out;
+    }
+    const auto fid = static_cast<std::uint32_t>(*id);
+    if (method == "shoal-sync-remove") {
+      auto r = ses.call([&] { return folders.remove(fid); });
+      if (!r) result = r.err().message();
+      return out;
+    }
+    auto k = ses.call([&] { return folders.keys(fid); });
+    if (!k) {
+      result = k.err().message();
+      return out;
+    }
+    out["readWrite"] = k->read_write;
+    out["readOnly"] = k->read_only;
+    return out;
+  }
+  result = "method name not recognized";
+  return out;
 }
 
 }  // namespace
@@ -339,6 +432,8 @@ json::object transmission_rpc::call(std::string_view method, const json::object&
     close_requested = true;
     return out;
   }
+
+  if (method.rfind("shoal-sync-", 0) == 0) return sync_method(d_, method, args, result);
 
   if (method == "torrent-add") {
     add_request r;

@@ -264,6 +264,23 @@ def wait_for(pred, timeout, step=0.25):
     return pred()
 
 
+def json_lines(path):
+    """The JSON objects of a log's lines that start with '{' (a `--json` process's output,
+    perhaps mixed with stderr lines); [] while the file does not exist."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("{"):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
 def browser_tools_ready(run):
     """Checks that Chromium, ffmpeg and playwright-core (the web UI tests' tools) are there."""
     web = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "web")
