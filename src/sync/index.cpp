@@ -368,7 +368,9 @@ version_vector decode_version(std::string_view s) {
 }
 
 constexpr const char* record_columns =
-    "k, seq, type, size, mtime, mode, target, bsize, blocks, version, deleted, modified_by, signature, local_only";
+    "k, seq, type, size, mtime, mode, target, bsize, blocks, version, deleted, modified_by, signature, local_only, "
+    "dev, "
+    "ino";
 
 record read_record(const stmt& s) {
   record r;
@@ -386,6 +388,8 @@ record read_record(const stmt& s) {
   r.modified_by = s.blob(11);
   r.signature = s.blob(12);
   r.local_only = s.i64(13) != 0;
+  r.dev = static_cast<std::uint64_t>(s.i64(14));
+  r.ino = static_cast<std::uint64_t>(s.i64(15));
   return r;
 }
 
@@ -393,8 +397,9 @@ record read_record(const stmt& s) {
 
 struct index::impl {
   sqlite3* db = nullptr;
-  std::unique_ptr<stmt> get, put, since, heads_first, heads_after, peer_get, peer_set, meta_get, meta_set;
+  std::unique_ptr<stmt> get, put, since, heads_first, heads_after, peer_get, peer_set, meta_get, meta_set, inode_set;
   ~impl() {
+    inode_set.reset();
     get.reset();
     put.reset();
     since.reset();
@@ -433,23 +438,36 @@ result<index> index::open(const std::filesystem::path& file) {
          " k BLOB PRIMARY KEY, seq INTEGER NOT NULL, type INTEGER NOT NULL, size INTEGER NOT NULL,"
          " mtime INTEGER NOT NULL, mode INTEGER NOT NULL, target BLOB NOT NULL, bsize INTEGER NOT NULL,"
          " blocks BLOB NOT NULL, version BLOB NOT NULL, deleted INTEGER NOT NULL, modified_by BLOB NOT NULL,"
-         " signature BLOB NOT NULL, local_only INTEGER NOT NULL) WITHOUT ROWID;"
+         " signature BLOB NOT NULL, local_only INTEGER NOT NULL, dev INTEGER NOT NULL DEFAULT 0,"
+         " ino INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
          "CREATE UNIQUE INDEX IF NOT EXISTS files_seq ON files(seq);"
          "CREATE TABLE IF NOT EXISTS peers (device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
          "INSERT OR IGNORE INTO meta VALUES ('schema', '1');");
+    {
+      // An index made before the scanner kept inodes gets the two local columns (0: unknown).
+      stmt has(p->db, "SELECT COUNT(*) FROM pragma_table_info('files') WHERE name = 'ino'");
+      if (has.step() && has.i64(0) == 0) {
+        exec(p->db,
+             "ALTER TABLE files ADD COLUMN dev INTEGER NOT NULL DEFAULT 0;"
+             "ALTER TABLE files ADD COLUMN ino INTEGER NOT NULL DEFAULT 0;");
+      }
+    }
     const std::string cols = record_columns;
     p->get = std::make_unique<stmt>(p->db, ("SELECT " + cols + " FROM files WHERE k = ?1").c_str());
-    p->put = std::make_unique<stmt>(
-        p->db, ("INSERT OR REPLACE INTO files (" + cols + ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)")
-                   .c_str());
+    p->put = std::make_unique<stmt>(p->db, ("INSERT OR REPLACE INTO files (" + cols +
+                                            ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)")
+                                               .c_str());
     p->since =
         std::make_unique<stmt>(p->db, ("SELECT " + cols + " FROM files WHERE seq > ?1 ORDER BY seq LIMIT ?2").c_str());
     p->heads_first = std::make_unique<stmt>(
-        p->db, "SELECT k, type, size, mtime, mode, target, deleted, seq, local_only FROM files ORDER BY k LIMIT ?1");
-    p->heads_after = std::make_unique<stmt>(
         p->db,
-        "SELECT k, type, size, mtime, mode, target, deleted, seq, local_only FROM files WHERE k > ?1 ORDER BY k LIMIT "
-        "?2");
+        "SELECT k, type, size, mtime, mode, target, deleted, seq, local_only, dev, ino FROM files ORDER BY k LIMIT ?1");
+    p->heads_after = std::make_unique<stmt>(p->db,
+                                            "SELECT k, type, size, mtime, mode, target, deleted, seq, local_only, dev, "
+                                            "ino FROM files WHERE k > ?1 ORDER BY k "
+                                            "LIMIT "
+                                            "?2");
+    p->inode_set = std::make_unique<stmt>(p->db, "UPDATE files SET dev = ?2, ino = ?3 WHERE k = ?1");
     p->peer_get = std::make_unique<stmt>(p->db, "SELECT last_seq FROM peers WHERE device = ?1");
     p->peer_set = std::make_unique<stmt>(p->db, "INSERT OR REPLACE INTO peers VALUES (?1, ?2)");
     p->meta_get = std::make_unique<stmt>(p->db, "SELECT value FROM meta WHERE name = ?1");
@@ -493,7 +511,9 @@ std::uint64_t index::put(record& r) {
       .bind(11, r.deleted ? 1 : 0)
       .bind_blob(12, r.modified_by)
       .bind_blob(13, r.signature)
-      .bind(14, r.local_only ? 1 : 0);
+      .bind(14, r.local_only ? 1 : 0)
+      .bind(15, static_cast<std::int64_t>(r.dev))
+      .bind(16, static_cast<std::int64_t>(r.ino));
   s.run();
   last_seq_ = seq;
   r.sequence = seq;
@@ -531,10 +551,21 @@ std::vector<record_head> index::heads_after(std::string_view after_key, std::siz
     h.deleted = s.i64(6) != 0;
     h.sequence = static_cast<std::uint64_t>(s.i64(7));
     h.local_only = s.i64(8) != 0;
+    h.dev = static_cast<std::uint64_t>(s.i64(9));
+    h.ino = static_cast<std::uint64_t>(s.i64(10));
     out.push_back(std::move(h));
   }
   s.reset();
   return out;
+}
+
+void index::set_inode(std::string_view path, std::uint64_t dev, std::uint64_t ino) {
+  const std::string k = path_key(path);
+  p_->inode_set->reset()
+      .bind_blob(1, k)
+      .bind(2, static_cast<std::int64_t>(dev))
+      .bind(3, static_cast<std::int64_t>(ino))
+      .run();
 }
 
 std::uint64_t index::peer_sequence(std::string_view device) const {

@@ -86,6 +86,11 @@ struct record {
   std::string signature;       // 64 bytes by the folder key over signed_bytes(); empty if local_only
   bool local_only = false;     // made on a read-only device: unsigned, never sent to peers
   std::uint64_t sequence = 0;  // local, assigned by index::put; not part of the encoding
+  // Local, not part of the encoding: the file's st_dev/st_ino when this device's scanner
+  // last saw it (0/0: unknown, e.g. a record from a peer not scanned here yet). The scanner
+  // recognises a moved file by them.
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
 
   [[nodiscard]] std::size_t block_total() const { return blocks.size() / 32; }
 };
@@ -135,6 +140,8 @@ struct record_head {
   bool deleted = false;
   bool local_only = false;
   std::uint64_t sequence = 0;
+  std::uint64_t dev = 0;  // see record::dev
+  std::uint64_t ino = 0;
 };
 
 class index {
@@ -159,6 +166,10 @@ class index {
   // Up to `limit` record heads with key > after_key, in key order (after_key empty: from
   // the first). The scanner's cursor.
   [[nodiscard]] std::vector<record_head> heads_after(std::string_view after_key, std::size_t limit) const;
+
+  // Sets the local st_dev/st_ino of the record at `path` (no new sequence number: they are
+  // never sent). The scanner's, for records it keeps.
+  void set_inode(std::string_view path, std::uint64_t dev, std::uint64_t ino);
 
   // Per peer device: the last of its sequence numbers seen here (0 if none).
   [[nodiscard]] std::uint64_t peer_sequence(std::string_view device) const;

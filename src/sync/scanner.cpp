@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -160,6 +161,23 @@ class walker {
   bool root_ok_ = true;
   int root_error_ = 0;
 };
+
+// The directory holding `path` (relative, '/'-separated) below root_fd, opened one
+// component at a time without following symlinks; -1 if any is missing or not a directory.
+int open_parent(int root_fd, const std::string& path) {
+  int fd = ::dup(root_fd);
+  std::size_t start = 0;
+  while (fd >= 0) {
+    const std::size_t slash = path.find('/', start);
+    if (slash == std::string::npos) return fd;
+    const std::string comp = path.substr(start, slash - start);
+    const int next = ::openat(fd, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    ::close(fd);
+    fd = next;
+    start = slash + 1;
+  }
+  return -1;
+}
 
 }  // namespace
 
@@ -343,6 +361,13 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     refill();
   };
 
+  auto wrote = [&] {
+    if (++in_batch >= opt.batch_records) {
+      idx.commit();
+      idx.begin();
+      in_batch = 0;
+    }
+  };
   auto store = [&](record& r) {
     r.modified_by = device_id;
     bump(r.version, device_id);
@@ -353,11 +378,7 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
       r.local_only = true;
     }
     idx.put(r);
-    if (++in_batch >= opt.batch_records) {
-      idx.commit();
-      idx.begin();
-      in_batch = 0;
-    }
+    wrote();
   };
 
   // Fills r's content fields from the disk entry; false if the file could not be hashed.
@@ -370,6 +391,8 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     r.size = 0;
     r.block_size = 0;
     r.blocks.clear();
+    r.dev = 0;
+    r.ino = 0;
     if (d.type == entry_type::symlink) r.target = d.target;
     if (d.type != entry_type::file) return true;
     const int fd = ::openat(d.parent_fd, d.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -403,6 +426,8 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     r.blocks = std::move(*blocks);
     r.mode = static_cast<std::uint32_t>(after.st_mode) & max_mode;
     r.mtime_ns = mtime_of(after);
+    r.dev = static_cast<std::uint64_t>(after.st_dev);
+    r.ino = static_cast<std::uint64_t>(after.st_ino);
     return true;
   };
 
@@ -420,21 +445,97 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     return false;
   };
 
+  auto store_deleted = [&](const std::string& path, bool was_deleted) {
+    auto r = idx.get(path);
+    if (!r) return;
+    if (!was_deleted) ++stats.deleted;
+    r->deleted = true;
+    r->size = 0;
+    r->block_size = 0;
+    r->blocks.clear();
+    r->target.clear();
+    r->dev = 0;
+    r->ino = 0;
+    store(*r);
+  };
+
+  // Moves. Live files gone from disk this scan whose inode is known, by (st_dev, st_ino):
+  // their deleted records wait (up to move_window of them) for a new path with the same
+  // inode, size and mtime, and are stored when one takes their blocks or at the end.
+  struct gone_file {
+    std::string path;
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;
+  };
+  std::map<std::pair<std::uint64_t, std::uint64_t>, gone_file> gone_files;
+  // New (or changed) files seen before the end of the index: a gone file later in key order
+  // may still be theirs, so they are looked at again after the walk (up to move_window).
+  struct later_file {
+    disk_entry d;
+    bool added = false;
+  };
+  std::vector<later_file> later;
+
+  // r (d's record, or a new one) takes the block list of the gone file d is, if any: the
+  // new record is stored, then the old path's deleted one.
+  auto take_move = [&](record& r, const disk_entry& d) -> bool {
+    const auto it = gone_files.find({static_cast<std::uint64_t>(d.st.st_dev), static_cast<std::uint64_t>(d.st.st_ino)});
+    if (it == gone_files.end()) return false;
+    const gone_file g = it->second;
+    if (g.size != static_cast<std::uint64_t>(d.st.st_size) || g.mtime_ns != mtime_of(d.st)) return false;
+    gone_files.erase(it);
+    auto old = idx.get(g.path);
+    if (!old || old->deleted || old->type != entry_type::file || old->size != g.size) {
+      store_deleted(g.path, false);
+      return false;
+    }
+    r.type = entry_type::file;
+    r.deleted = false;
+    r.mode = static_cast<std::uint32_t>(d.st.st_mode) & max_mode;
+    r.mtime_ns = g.mtime_ns;
+    r.target.clear();
+    r.size = g.size;
+    r.block_size = old->block_size;
+    r.blocks = std::move(old->blocks);
+    r.dev = static_cast<std::uint64_t>(d.st.st_dev);
+    r.ino = static_cast<std::uint64_t>(d.st.st_ino);
+    store(r);
+    store_deleted(g.path, false);
+    ++stats.moved;
+    return true;
+  };
+
   std::string kept_prefix;  // key prefix of an unlistable directory's subtree
   auto gone = [&](const record_head& h) {
     if (h.deleted && !(h.local_only && key.can_write())) return;
     if (!kept_prefix.empty() && h.key.compare(0, kept_prefix.size(), kept_prefix) == 0) return;
     const std::string path = key_path(h.key);
     if (rules->ignored_or_inside_ignored(path, h.type == entry_type::dir)) return;
-    auto r = idx.get(path);
-    if (!r) return;
-    if (!h.deleted) ++stats.deleted;
-    r->deleted = true;
-    r->size = 0;
-    r->block_size = 0;
-    r->blocks.clear();
-    r->target.clear();
-    store(*r);
+    if (!h.deleted && h.type == entry_type::file && h.ino != 0 && gone_files.size() < opt.move_window &&
+        gone_files.emplace(std::pair{h.dev, h.ino}, gone_file{path, h.size, h.mtime_ns}).second)
+      return;
+    store_deleted(path, h.deleted);
+  };
+
+  // d's content into r, then r stored (counted in `counter`): a move's block list, or the
+  // file hashed; or, while gone files may still come, d kept for after the walk.
+  auto content = [&](record& r, const disk_entry& d, bool added, bool may_wait) {
+    if (d.type == entry_type::file) {
+      if (take_move(r, d)) {
+        ++(added ? stats.added : stats.changed);
+        return;
+      }
+      if (may_wait && head() != nullptr && later.size() < opt.move_window) {
+        disk_entry keep = d;
+        keep.parent_fd = -1;
+        later.push_back(later_file{std::move(keep), added});
+        return;
+      }
+    }
+    if (fill(r, d)) {
+      store(r);
+      ++(added ? stats.added : stats.changed);
+    }
   };
 
   try {
@@ -454,23 +555,51 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
         // signed, once it has the read-write key: until then no peer would take it.
         if (same(*h, *d) && !(h->local_only && key.can_write())) {
           ++stats.unchanged;
-        } else {
-          auto r = idx.get(d->path);
-          if (r && fill(*r, *d)) {
-            store(*r);
-            ++(h->deleted ? stats.added : stats.changed);
+          const auto dev = static_cast<std::uint64_t>(d->st.st_dev);
+          const auto ino = static_cast<std::uint64_t>(d->st.st_ino);
+          if (d->type == entry_type::file && (h->dev != dev || h->ino != ino)) {
+            idx.set_inode(d->path, dev, ino);  // a record from a peer, or one indexed before inodes were
+            wrote();
           }
+          advance();
+        } else {
+          const bool added = h->deleted;
+          advance();  // h points into the page: done with it first
+          auto r = idx.get(d->path);
+          if (r) content(*r, *d, added, true);
         }
-        advance();
       } else {
         record r;
         r.path = d->path;
-        if (fill(r, *d)) {
-          store(r);
-          ++stats.added;
-        }
+        content(r, *d, true, true);
       }
     }
+    // The new files that waited, now that every gone file is known; then the gone files
+    // nothing took.
+    if (!later.empty()) {
+      const int root_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      for (auto& l : later) {
+        auto r = idx.get(l.d.path);
+        record fresh;
+        fresh.path = l.d.path;
+        record& rec = r ? *r : fresh;
+        if (take_move(rec, l.d)) {
+          ++(l.added ? stats.added : stats.changed);
+          continue;
+        }
+        const int parent = root_fd < 0 ? -1 : open_parent(root_fd, l.d.path);
+        if (parent < 0) {
+          ++stats.skipped;  // gone or replaced since: the next scan sees it
+          continue;
+        }
+        l.d.parent_fd = parent;
+        content(rec, l.d, l.added, false);
+        ::close(parent);
+      }
+      if (root_fd >= 0) ::close(root_fd);
+    }
+    for (const auto& [inode, g] : gone_files)
+      store_deleted(g.path, false);
     idx.commit();
   } catch (const index_error& e) {
     try {

@@ -9,6 +9,14 @@
 //
 // A regular file whose size, mtime or mode differ from its record is hashed (SHA-256 per
 // block); everything else keeps its record. A path gone from disk gets a deleted record.
+// A file that is new at one path and gone from another in the same scan, with the same
+// st_dev/st_ino (kept in the index as local columns), size and mtime, was moved or renamed:
+// its new record takes the old one's block list without reading the file (a directory moved
+// within the folder moves all its files this way), and is stored before the old path's
+// deleted record, so a peer sees the new path first. Remembering gone and new files is
+// bounded (scan_options::move_window); past the bound they are hashed as before. Like the
+// rest of the scanner this trusts size and mtime: an inode number reused by a different
+// file with the same size and mtime to the nanosecond would be taken for a move.
 // Each change bumps this device's counter in the version vector and gets the next
 // sequence number; with a read-write key the record is signed, with a read-only key it is
 // kept unsigned and local_only. A device that has since been given the read-write key
@@ -43,6 +51,11 @@ struct scan_options {
   // stay on the calling thread.
   std::size_t threads = 0;
   std::size_t batch_records = 1000;  // records per transaction
+  // Moves: a file gone from one path that turns up at another in the same scan with the same
+  // st_dev/st_ino, size and mtime keeps its block list (nothing is read). Up to this many
+  // gone files are remembered, and up to this many new files wait for the end of the walk
+  // for a gone file that comes later in key order; past either, files are hashed as new.
+  std::size_t move_window = 4096;
   // Called for a path that could not be read (it keeps its record); may be empty.
   std::function<void(const std::string& path, const std::string& why)> on_error;
 };
@@ -52,10 +65,11 @@ struct scan_stats {
   std::uint64_t changed = 0;    // paths whose record changed
   std::uint64_t deleted = 0;    // paths gone from disk
   std::uint64_t unchanged = 0;  // paths whose record was kept
+  std::uint64_t moved = 0;      // of the added or changed, files that took a gone path's block list
   std::uint64_t files_hashed = 0;
-  std::uint64_t bytes_hashed = 0;
-  std::uint64_t errors = 0;   // unreadable paths (left as they were)
-  std::uint64_t skipped = 0;  // files that changed while being hashed (next scan takes them)
+  std::uint64_t bytes_hashed = 0;  // bytes read to hash them
+  std::uint64_t errors = 0;        // unreadable paths (left as they were)
+  std::uint64_t skipped = 0;       // files that changed while being hashed (next scan takes them)
   double seconds = 0;
 };
 

@@ -765,3 +765,143 @@ TEST_F(SyncDir, FolderRefusesAnotherKey) {
   ASSERT_EQ(::stat((dir_ / ".shoal/folder.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
+
+namespace {
+
+std::uint64_t inode_of(const fs::path& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+}
+
+}  // namespace
+
+// A file renamed into another directory, a directory moved to a name before its own in key
+// order (its files come before the gone ones) and one moved after it: nothing is read, the
+// new records carry the old block lists and the inode, and each comes before its old path's
+// deleted record.
+TEST_F(SyncDir, ScanMovesKeepBlockListsWithoutHashing) {
+  write("a.bin", random_bytes(300 * 1024, 11));
+  for (int i = 0; i < 3; ++i) {
+    write("m/f" + std::to_string(i), random_bytes(100 * 1024 + static_cast<std::size_t>(i), 20 + i));
+    write("c/g" + std::to_string(i), random_bytes(200 * 1024 + static_cast<std::size_t>(i), 30 + i));
+  }
+  write("keep.txt", "stays");
+  auto f = make();
+  auto s = scan(f);
+  EXPECT_EQ(s.files_hashed, 8u);
+  std::map<std::string, record> before;
+  for (const char* p : {"a.bin", "m/f0", "m/f1", "m/f2", "c/g0", "c/g1", "c/g2"})
+    before[p] = *f.db().get(p);
+
+  fs::create_directories(dir_ / "sub");
+  fs::rename(dir_ / "a.bin", dir_ / "sub/a2.bin");  // the new path after the old one
+  fs::rename(dir_ / "m", dir_ / "b");               // before: its files wait for the walk's end
+  fs::rename(dir_ / "c", dir_ / "z");               // after: the gone files are already known
+  s = scan(f);
+  EXPECT_EQ(s.bytes_hashed, 0u);
+  EXPECT_EQ(s.files_hashed, 0u);
+  EXPECT_EQ(s.moved, 7u);
+  EXPECT_EQ(s.added, 10u);   // 7 files, sub, b and z
+  EXPECT_EQ(s.deleted, 9u);  // 7 files, m and c
+  const std::map<std::string, std::string> moves = {{"a.bin", "sub/a2.bin"}, {"m/f0", "b/f0"}, {"m/f1", "b/f1"},
+                                                    {"m/f2", "b/f2"},        {"c/g0", "z/g0"}, {"c/g1", "z/g1"},
+                                                    {"c/g2", "z/g2"}};
+  for (const auto& [from, to] : moves) {
+    auto n = f.db().get(to);
+    auto o = f.db().get(from);
+    ASSERT_TRUE(n && o) << to;
+    EXPECT_FALSE(n->deleted);
+    EXPECT_EQ(n->blocks, before[from].blocks) << to;
+    EXPECT_EQ(n->size, before[from].size);
+    EXPECT_EQ(n->block_size, before[from].block_size);
+    EXPECT_EQ(n->mtime_ns, before[from].mtime_ns);
+    EXPECT_EQ(n->ino, inode_of(dir_ / to));
+    EXPECT_TRUE(decode_record(encode_record(*n), n->signature, fixed_key().pub()).ok());
+    EXPECT_TRUE(o->deleted) << from;
+    EXPECT_EQ(o->ino, 0u);
+    EXPECT_LT(n->sequence, o->sequence) << to;
+  }
+  EXPECT_EQ(f.db().get("sub/a2.bin")->blocks.substr(0, 32),
+            std::string(as_view(sha256(random_bytes(300 * 1024, 11).substr(0, 128 * 1024)))));
+  // The next scan finds everything as it is.
+  s = scan(f);
+  EXPECT_EQ(s.added + s.changed + s.deleted, 0u);
+}
+
+// A moved file whose content changed too is hashed; a copy (a new inode) is hashed; a file
+// moved over another path takes its place with the moved blocks.
+TEST_F(SyncDir, ScanMoveWithChangedContentIsHashed) {
+  write("one.bin", random_bytes(200 * 1024, 41));
+  write("two.bin", random_bytes(150 * 1024, 42));
+  write("three.bin", random_bytes(170 * 1024, 43));
+  write("zz.txt", "to be replaced");
+  auto f = make();
+  scan(f);
+  const auto three = *f.db().get("three.bin");
+  fs::create_directories(dir_ / "x");
+  fs::rename(dir_ / "one.bin", dir_ / "x/one.bin");
+  append("x/one.bin", "more");
+  fs::copy_file(dir_ / "two.bin", dir_ / "two-copy.bin");
+  fs::remove(dir_ / "two.bin");
+  fs::rename(dir_ / "three.bin", dir_ / "zz.txt");
+  auto s = scan(f);
+  EXPECT_EQ(s.moved, 1u);
+  EXPECT_EQ(s.files_hashed, 2u);
+  EXPECT_EQ(s.bytes_hashed, 200u * 1024 + 4 + 150 * 1024);
+  auto one = f.db().get("x/one.bin");
+  ASSERT_TRUE(one);
+  const std::string data = random_bytes(200 * 1024, 41) + "more";
+  EXPECT_EQ(one->size, data.size());
+  EXPECT_EQ(one->blocks.substr(32, 32), std::string(as_view(sha256(data.substr(128 * 1024)))));
+  EXPECT_TRUE(f.db().get("one.bin")->deleted);
+  EXPECT_TRUE(f.db().get("two.bin")->deleted);
+  EXPECT_EQ(f.db().get("two-copy.bin")->size, 150u * 1024);
+  auto zz = f.db().get("zz.txt");
+  ASSERT_TRUE(zz);
+  EXPECT_EQ(zz->blocks, three.blocks);
+  EXPECT_EQ(zz->size, three.size);
+  EXPECT_EQ(zz->version[0].counter, 2u);  // a change of zz.txt's record
+  EXPECT_TRUE(f.db().get("three.bin")->deleted);
+}
+
+// Past move_window, gone and new files are handled as before (hashed): the records are
+// still right, and the ones within the window are still moves.
+TEST_F(SyncDir, ScanMovesPastTheWindowAreHashed) {
+  for (int i = 0; i < 6; ++i)
+    write("p/f" + std::to_string(i), random_bytes(20 * 1024, 50 + i));
+  for (int i = 0; i < 6; ++i)
+    write("q/g" + std::to_string(i), random_bytes(30 * 1024, 60 + i));
+  auto f = make();
+  scan(f);
+  std::map<std::string, std::string> blocks;
+  for (int i = 0; i < 6; ++i) {
+    blocks["f" + std::to_string(i)] = f.db().get("p/f" + std::to_string(i))->blocks;
+    blocks["g" + std::to_string(i)] = f.db().get("q/g" + std::to_string(i))->blocks;
+  }
+  scan_options opt;
+  opt.move_window = 2;
+  fs::rename(dir_ / "p", dir_ / "a");  // new files first: 2 wait for the end, 4 are hashed
+  auto s = f.scan(opt);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->moved, 2u);
+  EXPECT_EQ(s->files_hashed, 4u);
+  EXPECT_EQ(s->bytes_hashed, 4u * 20 * 1024);
+  EXPECT_EQ(s->added, 7u);
+  EXPECT_EQ(s->deleted, 7u);
+  fs::rename(dir_ / "q", dir_ / "r");  // gone files first: 2 remembered, 4 deleted at once
+  s = f.scan(opt);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->moved, 2u);
+  EXPECT_EQ(s->files_hashed, 4u);
+  EXPECT_EQ(s->bytes_hashed, 4u * 30 * 1024);
+  EXPECT_EQ(s->added, 7u);
+  EXPECT_EQ(s->deleted, 7u);
+  for (int i = 0; i < 6; ++i) {
+    const std::string n = std::to_string(i);
+    EXPECT_EQ(f.db().get("a/f" + n)->blocks, blocks["f" + n]);
+    EXPECT_EQ(f.db().get("r/g" + n)->blocks, blocks["g" + n]);
+    EXPECT_TRUE(f.db().get("p/f" + n)->deleted);
+    EXPECT_TRUE(f.db().get("q/g" + n)->deleted);
+  }
+  EXPECT_EQ(f.scan(opt)->added, 0u);
+}
