@@ -300,6 +300,60 @@ asio::awaitable<outcome> engine::impl::place(const record& r, const std::string&
     emit("sync", dest, source_of(n), "symlink");
     co_return outcome::done;
   }
+  if (own_path && r.block_total() > 0) {
+    // A move: a file here with exactly this content (by the index: size and block list)
+    // whose delete is queued too, with nothing changed here since it was indexed, is
+    // renamed into place instead of copied (its delete then needs nothing more).
+    std::optional<record> from;
+    for (const auto& loc : find_block(std::string_view(r.blocks).substr(0, 32), 16)) {
+      if (loc.offset != 0) continue;
+      const std::string rel = loc.file.lexically_relative(root).generic_string();
+      if (rel == r.path || (from && rel == from->path)) continue;
+      const auto q = f.db().get(rel);
+      if (!q || q->deleted || q->type != entry_type::file || q->size != r.size || q->block_size != r.block_size ||
+          q->blocks != r.blocks)
+        continue;
+      const auto it = needs.find(path_key(rel));
+      if (it == needs.end() || !it->second.rec.deleted || in_flight.count(it->first) != 0 ||
+          compare(it->second.rec.version, q->version) != ordering::after || !disk_matches(root, rel, q))
+        continue;
+      from = q;
+      break;
+    }
+    if (from && keep_old(true)) {
+      const auto old_full = root / from->path;
+      if (::rename(old_full.c_str(), full.c_str()) != 0) {
+        log("sync: " + shown(from->path) + " -> " + shown(dest) + ": " + std::strerror(errno));
+        co_return outcome::retry;
+      }
+      struct stat st {};
+      if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+          static_cast<std::uint64_t>(st.st_size) != from->size || mtime_ns_of(st) != from->mtime_ns) {
+        // Written to between the check and the rename: a local change now, the scan's.
+        request_scan(true);
+        co_return outcome::rescan;
+      }
+      if ((static_cast<std::uint32_t>(st.st_mode) & max_mode) != r.mode) ::chmod(full.c_str(), r.mode);
+      if (r.mtime_ns != from->mtime_ns) {
+        const timespec times[2] = {
+            {0, UTIME_OMIT},
+            {static_cast<time_t>(r.mtime_ns / 1'000'000'000), static_cast<long>(r.mtime_ns % 1'000'000'000)}};
+        ::utimensat(AT_FDCWD, full.c_str(), times, AT_SYMLINK_NOFOLLOW);
+      }
+      fsync_dir_of(full);
+      fsync_dir_of(old_full);
+      record here = r;
+      here.dev = static_cast<std::uint64_t>(st.st_dev);
+      here.ino = static_cast<std::uint64_t>(st.st_ino);
+      put(here);
+      const std::string old_key = path_key(from->path);
+      put(needs.at(old_key).rec);
+      finish_need(old_key);
+      log("sync: " + shown(from->path) + " renamed to " + shown(dest) + " (moved on " + source_of(n) + ")");
+      emit("sync", dest, source_of(n), std::to_string(r.size) + " bytes, 0 fetched");
+      co_return outcome::done;
+    }
+  }
   const std::uint64_t fetched_before = bytes_fetched;
   auto tmp = co_await assemble(r, n);
   if (!tmp) {

@@ -8,8 +8,8 @@ A inits the folder, B joins it; both run `shoal sync run` with no --peer and wit
   A's archive; `shoal sync restore --list` shows them, and `shoal sync restore` brings
   the deleted file back on B and the old version back on A, each as a local change that
   reaches the other device (the version it replaced is archived in turn);
-- a 50 MB file renamed on A arrives on B under its new name with nothing fetched (built
-  from the blocks of the old path, which B still has or archived);
+- a 64 MiB file moved into a subdirectory and a directory of files moved on A: B renames
+  its copies into place (each keeps its inode), fetches nothing and archives nothing;
 - C and D join and run with --local and a `shoal dht node` to bootstrap from (no LAN
   discovery): once C's announcement is on the node, D finds C through the DHT and gets its
   file.
@@ -164,17 +164,43 @@ def main():
             fail("an unknown version: exit %d %r" % (bad.returncode, bad.stderr))
         print("ok: restored on each device, and synced")
 
-        # --- a 50 MB rename moves no data
-        big = os.path.join(fa, "big50.bin")
+        # --- a 64 MiB file moved into a subdirectory, and a directory of files moved: B renames
+        # its copies (each keeps its inode), fetches nothing and archives nothing.
+        big = os.path.join(fa, "big64.bin")
         with open(big, "wb") as f:
-            f.write(random.Random(50).randbytes(50 << 20))
-        wait_until(lambda: B.events("sync", "big50.bin"), "the 50 MB file reaching B", timeout=120)
-        os.rename(big, os.path.join(fa, "big50-renamed.bin"))
-        wait_until(lambda: B.events("sync", "big50-renamed.bin"), "the rename reaching B", timeout=120)
-        detail = B.events("sync", "big50-renamed.bin")[-1].get("detail", "")
-        if detail != "%d bytes, 0 fetched" % (50 << 20):
-            fail("the renamed 50 MB file was fetched: %r" % detail)
-        print("ok: a 50 MB rename arrived with 0 bytes fetched (%s)" % detail)
+            f.write(random.Random(64).randbytes(64 << 20))
+        photos = {"photos/p%d.jpg" % i: random.Random(100 + i).randbytes((1 << 20) + i) for i in range(3)}
+        os.makedirs(os.path.join(fa, "photos"))
+        for rel, data in photos.items():
+            with open(os.path.join(fa, rel), "wb") as f:
+                f.write(data)
+        wait_until(lambda: B.events("sync", "big64.bin") and all(read(os.path.join(fb, rel)) == data
+                                                               for rel, data in photos.items()),
+                   "the 64 MiB file and photos/ reaching B", timeout=120)
+        before = {rel: os.lstat(os.path.join(fb, rel)).st_ino for rel in ["big64.bin", *photos]}
+        os.makedirs(os.path.join(fa, "sub", "deeper"))
+        os.rename(big, os.path.join(fa, "sub", "deeper", "big64.bin"))
+        os.makedirs(os.path.join(fa, "album"))
+        os.rename(os.path.join(fa, "photos"), os.path.join(fa, "album", "2026"))
+        moved = {"big64.bin": "sub/deeper/big64.bin"}
+        moved.update({rel: "album/2026/" + rel.split("/")[1] for rel in photos})
+        wait_until(lambda: all(os.path.exists(os.path.join(fb, new)) for new in moved.values()) and
+                   not os.path.exists(os.path.join(fb, "big64.bin")) and
+                   not os.path.exists(os.path.join(fb, "photos")), "the moves reaching B", timeout=120)
+        for old, new in moved.items():
+            ino = os.lstat(os.path.join(fb, new)).st_ino
+            if ino != before[old]:
+                fail("B copied %s to %s instead of renaming it (inode %d, was %d)" % (old, new, ino, before[old]))
+            detail = B.events("sync", new)[-1].get("detail", "")
+            if not detail.endswith(" bytes, 0 fetched"):
+                fail("B fetched data for the move of %s: %r" % (old, detail))
+        if read(os.path.join(fb, "album", "2026", "p1.jpg")) != photos["photos/p1.jpg"]:
+            fail("B's moved photos/p1.jpg has other content")
+        archived = [v["path"] for v in B.restore("--list")["versions"]]
+        if any(p in archived for p in moved):
+            fail("B archived the old path of a move: %r" % archived)
+        print("ok: a 64 MiB file and a directory moved on A were renamed on B (same inodes, 0 fetched, "
+              "nothing archived)")
 
         # --- the DHT alone: C and D join with --local (no LAN) and one DHT node to start from;
         # D is started once C's announcement is on that node, and finds C there.

@@ -10,8 +10,8 @@ A inits the folder; B joins with the read-write key (--key-file), C with the rea
   the folder is refused by the receivers (never made, never followed);
 - rounds of random creates, edits, appends, truncates, deletes, renames and directory
   moves on A and B: after each round the three trees are identical;
-- a rename of a 4 MiB file moves no data (the receivers log no fetch for it: it is built
-  from the local blocks);
+- a rename of a 4 MiB file moves no data (the receivers log no fetch for it: they rename
+  their copy, which keeps its inode, and archive nothing);
 - concurrent edits: B is stopped, the same file is edited on A and on B, B restarts: both
   versions end up on every device, one as a .sync-conflict- copy;
 - changes on the read-only C do not spread;
@@ -279,19 +279,23 @@ def main():
             fail("the file outside the folder changed")
         print("ok: odd names, empty file, modes, symlinks")
 
-        # --- a rename moves no data
+        # --- a rename moves no data: the receivers rename their copy (same inode), archive nothing
+        inodes = {d.name: os.lstat(os.path.join(d.folder, "big4m.bin")).st_ino for d in (B, C)}
         os.rename(os.path.join(fa, "big4m.bin"), os.path.join(fa, "sub", "moved4m.bin"))
         wait_same(devs, "a rename", skip={"link-outside"})
         for d in (B, C):
             lines = [e for e in d.events("sync") if e.get("path") == "sub/moved4m.bin"]
             if not lines:
                 fail(d.name + ": no sync line for the renamed file")
-            # "SIZE bytes, N fetched": built from the old path's blocks, nothing fetched.
+            # "SIZE bytes, N fetched": the old path renamed, nothing fetched.
             if not lines[-1].get("detail", "").endswith(" 0 fetched"):
                 fail(d.name + " fetched data for a rename: %r" % lines[-1])
-            if not os.path.isdir(os.path.join(d.folder, ".shoal", "archive")):
-                fail(d.name + ": the old path was not archived")
-        print("ok: rename moved no data")
+            if os.lstat(os.path.join(d.folder, "sub", "moved4m.bin")).st_ino != inodes[d.name]:
+                fail(d.name + ": the renamed file was copied, not renamed")
+            for _, _, names in os.walk(os.path.join(d.folder, ".shoal", "archive")):
+                if any(n.startswith("big4m.bin") for n in names):
+                    fail(d.name + ": the old path of a rename was archived")
+        print("ok: rename moved no data (renamed on the receivers, same inode, nothing archived)")
 
         # --- random rounds on A and B
         rng = random.Random(1234)
