@@ -12,7 +12,7 @@ with the key shoal-sync-keys returned. Then:
 - a concurrent change on both sides ends as a conflict copy listed by shoal-sync-get;
 - after a restart the daemon runs the folder again (STATE/sync.json);
 - shoal-sync-remove stops syncing it: a file written afterwards no longer spreads, and the
-  folder's files stay.
+  folder's files stay; added again, it syncs again.
 
 Usage: sync_daemon_test.py --shoal PATH
 """
@@ -201,6 +201,14 @@ def main():
                   rpc_ok and not os.path.exists(os.path.join(folder, "after-remove.txt")))
         text = open(os.path.join(state, "sync.json")).read()
         run.check("STATE/sync.json no longer names it", folder not in text, text)
+        # Adding it again (its engine ended and let go of the folder's lock and share id)
+        # resumes from its index: the file written meanwhile arrives.
+        r = rpc.call("shoal-sync-add", path=folder)
+        run.check("the folder can be added again", r["result"] == "success" and
+                  r["arguments"]["folder"]["access"] == "read-write", r["result"])
+        run.check("then the laptop's file written meanwhile arrives",
+                  h.wait_for(lambda: same(os.path.join(folder, "after-remove.txt"),
+                                          os.path.join(laptop, "after-remove.txt")), 60))
         run.stop(d, sig=signal.SIGTERM)
     finally:
         return run.finish()
