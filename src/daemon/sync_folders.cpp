@@ -98,7 +98,10 @@ struct sync_folders::entry {
 sync_folders::sync_folders(session& ses, options o) : ses_(ses), opt_(std::move(o)) {}
 
 sync_folders::~sync_folders() {
-  stop();
+  for (auto& [id, e] : folders_) {
+    if (e->disc) e->disc->stop();
+    if (e->eng) e->eng->stop();
+  }
 }
 
 result<bool> sync_folders::start() {
@@ -142,11 +145,18 @@ result<bool> sync_folders::start() {
   return true;
 }
 
-void sync_folders::stop() {
+void sync_folders::stop(std::function<void()> done) {
+  auto left = std::make_shared<std::size_t>(1);  // one for this loop
+  auto one_ended = [left, done = std::make_shared<std::function<void()>>(std::move(done))] {
+    if (--*left == 0 && *done) (*done)();
+  };
   for (auto& [id, e] : folders_) {
     if (e->disc) e->disc->stop();
-    if (e->eng) e->eng->stop();
+    if (!e->eng) continue;
+    ++*left;
+    e->eng->stop(one_ended);
   }
+  asio::post(ses_.io(), one_ended);
 }
 
 result<std::shared_ptr<sync_folders::entry>> sync_folders::open(const fs::path& dir, const std::string& key,

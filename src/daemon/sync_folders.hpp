@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -74,8 +75,9 @@ class sync_folders {
   // Registers the sync magic, then opens and runs each folder of the state file (one that
   // cannot be opened is listed with its error). Errors: the magic is taken.
   [[nodiscard]] result<bool> start();
-  // Stops every folder (before the session stops).
-  void stop();
+  // Stops every folder (before the session stops); `done` runs (posted) once every engine's
+  // coroutines have ended: then this may be destroyed while the session runs on.
+  void stop(std::function<void()> done = {});
 
   // Adds and runs DIR (absolute; the caller checked it is allowed): with `key` empty, the
   // folder DIR already is (DIR/.shoal/folder.key), or else a new folder with a new

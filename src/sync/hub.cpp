@@ -64,6 +64,10 @@ std::size_t hub::folders() const {
   return p_->folders.size();
 }
 
+std::size_t hub::pending() const {
+  return p_->pending;
+}
+
 std::uint64_t hub::refused() const {
   return p_->refused;
 }

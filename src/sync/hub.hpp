@@ -64,6 +64,8 @@ class hub {
   [[nodiscard]] result<registration> add(const share_id& share, accept_fn fn);
 
   [[nodiscard]] std::size_t folders() const;
+  // Connections whose routed bytes are being read now (at most max_pending).
+  [[nodiscard]] std::size_t pending() const;
   // Connections closed for naming a share id no folder here has, or for a header that did
   // not arrive within header_limit, or past max_pending.
   [[nodiscard]] std::uint64_t refused() const;

@@ -182,3 +182,58 @@ TEST(SyncHub, StalledPartialHeaderIsDropped) {
   EXPECT_EQ(a.ses().call([&] { return got; }), header_for(k.share()));
   a.ses().call([&] { reg2->reset(); });
 }
+
+TEST(SyncHub, BoundsOnHeadersBeingReadAndOnFolders) {
+  fixture_session a;
+  sync::hub ha(a.ses());
+  ASSERT_TRUE(a.ses().call([&] { return ha.start(); }));
+  const auto k = sync::folder_key::generate();
+  int reached = 0;
+  auto reg = a.ses().call(
+      [&] { return ha.add(k.share(), [&reached](std::unique_ptr<net::stream>, std::string) { ++reached; }); });
+  ASSERT_TRUE(reg);
+  // max_pending connections that sent the magic alone are all being read...
+  asio::io_context io;
+  std::vector<std::unique_ptr<tcp::socket>> stalled;
+  for (std::size_t i = 0; i < sync::hub::max_pending; ++i) {
+    auto s = std::make_unique<tcp::socket>(io);
+    s->connect(a.endpoint());
+    asio::write(*s, asio::buffer(sync::channel_magic));
+    stalled.push_back(std::move(s));
+  }
+  ASSERT_TRUE(wait_for([&] { return a.ses().call([&] { return ha.pending(); }) == sync::hub::max_pending; }));
+  // ... and one more is closed at once, even with a known share id.
+  auto t = closed_after(a.endpoint(), header_for(k.share()), 10s);
+  ASSERT_TRUE(t) << "the connection past the bound stayed open";
+  EXPECT_LT(*t, 5000ms);
+  EXPECT_EQ(a.ses().call([&] { return ha.refused(); }), 1u);
+  EXPECT_EQ(a.ses().call([&] { return reached; }), 0);
+  // The stalled ones go: their slots are free again.
+  stalled.clear();
+  ASSERT_TRUE(wait_for([&] { return a.ses().call([&] { return ha.pending(); }) == 0u; }));
+  EXPECT_EQ(a.ses().call([&] { return ha.refused(); }), 1u + sync::hub::max_pending);
+  (void)closed_after(a.endpoint(), header_for(k.share()), 2s);
+  ASSERT_TRUE(wait_for([&] { return a.ses().call([&] { return reached; }) == 1; }));
+
+  // max_folders share ids, and not one more.
+  a.ses().call([&] {
+    std::vector<sync::hub::registration> regs;
+    for (std::size_t i = 1; i < sync::hub::max_folders; ++i) {  // reg holds the first
+      sync::share_id s{};
+      s[0] = static_cast<std::uint8_t>(i);
+      s[1] = static_cast<std::uint8_t>(i >> 8);
+      s[31] = 0xee;
+      auto r = ha.add(s, [](std::unique_ptr<net::stream>, std::string) {});
+      ASSERT_TRUE(r);
+      regs.push_back(std::move(*r));
+    }
+    EXPECT_EQ(ha.folders(), sync::hub::max_folders);
+    sync::share_id one_more{};
+    one_more.fill(0x77);
+    EXPECT_FALSE(ha.add(one_more, [](std::unique_ptr<net::stream>, std::string) {}));
+    regs.clear();
+    EXPECT_EQ(ha.folders(), 1u);
+    reg->reset();
+    EXPECT_EQ(ha.folders(), 0u);
+  });
+}
