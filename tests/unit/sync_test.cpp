@@ -1,6 +1,7 @@
 // shoal sync: keys, signed records, the index, .shoalignore and the scanner.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -904,4 +905,40 @@ TEST_F(SyncDir, ScanMovesPastTheWindowAreHashed) {
     EXPECT_TRUE(f.db().get("q/g" + n)->deleted);
   }
   EXPECT_EQ(f.scan(opt)->added, 0u);
+}
+
+// An index made before the inode columns existed gets them when opened (0: unknown); the
+// next scan fills them in for the files it keeps, without new versions, and moves are then
+// seen.
+TEST_F(SyncDir, IndexFromBeforeInodesGetsThem) {
+  write("d/one.bin", random_bytes(140 * 1024, 71));
+  write("two.txt", "two");
+  {
+    auto f = make();
+    scan(f);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / ".shoal" / "index.db").c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, "ALTER TABLE files DROP COLUMN dev; ALTER TABLE files DROP COLUMN ino", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto f = folder::open(dir_);
+  ASSERT_TRUE(f.ok()) << f.err().message();
+  EXPECT_EQ(f->db().get("d/one.bin")->ino, 0u);
+  const auto seq = f->db().last_sequence();
+  auto s = f->scan();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->unchanged, 3u);
+  EXPECT_EQ(f->db().last_sequence(), seq);
+  EXPECT_EQ(f->db().get("d/one.bin")->ino, inode_of(dir_ / "d/one.bin"));
+  const auto blocks = f->db().get("d/one.bin")->blocks;
+  fs::rename(dir_ / "d/one.bin", dir_ / "one.bin");
+  s = f->scan();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->moved, 1u);
+  EXPECT_EQ(s->bytes_hashed, 0u);
+  EXPECT_EQ(f->db().get("one.bin")->blocks, blocks);
 }
