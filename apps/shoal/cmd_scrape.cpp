@@ -1,12 +1,14 @@
 // `shoal scrape`: seeders, leechers and completed downloads of one torrent, per tracker
-// (BEP 48 over HTTP(S), BEP 15 over UDP). One request per tracker, all at once, within one
-// deadline.
+// (BEP 48 over HTTP(S), BEP 15 over UDP), and the DHT's count of seeds and downloaders
+// (BEP 33: a lookup whose closest nodes return bloom filters of the addresses they hold).
+// One request per tracker and the DHT lookup, all at once, within one deadline.
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 #include <optional>
 
 #include "commands.hpp"
@@ -14,6 +16,9 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "dht/krpc.hpp"
+#include "dht/node.hpp"
+#include "live_display.hpp"
 #include "net/proxy_codec.hpp"
 #include "source.hpp"
 #include "tracker/announce.hpp"
@@ -32,6 +37,17 @@ struct scrape_args {
   std::string proxy_url;
   std::string bind;
   double timeout = 15;
+  bool no_dht = false;
+  std::vector<std::string> dht_bootstrap;
+};
+
+// What the DHT said (BEP 33): estimates, as the filters count distinct addresses.
+struct dht_row {
+  bool asked = false;
+  bool done = false;
+  std::size_t nodes = 0;  // nodes that hold the torrent and returned filters
+  double seeders = 0, leechers = 0;
+  std::string error;
 };
 
 // One tracker of the torrent and what it said.
@@ -102,15 +118,68 @@ int run_scrape(const scrape_args& a) {
         add_row(url, i + 1);
     }
   }
-  if (rows.empty()) return fail(a.target + ": lists no trackers to scrape (the DHT is not asked)");
+  // The DHT: asked unless --no-dht; with --local only through the --dht-bootstrap nodes given.
+  dht_row dht_result;
+  dht_result.asked = !a.no_dht && (!opt.local || !a.dht_bootstrap.empty());
+  if (rows.empty() && !dht_result.asked) {
+    return fail(a.target + ": lists no trackers to scrape" +
+                (a.no_dht ? std::string(", and --no-dht leaves the DHT out")
+                          : std::string(", and with --local the DHT needs --dht-bootstrap HOST:PORT")));
+  }
 
   const std::vector<sha1_digest> hashes{hash};
   {
     asio::io_context io;
+    // Everything done: the DHT node's timers would keep run_for() going to the deadline.
+    std::size_t outstanding = rows.size() + (dht_result.asked ? 1 : 0);
+    std::shared_ptr<dht::node> node;
+    auto finished = [&io, &outstanding, &node] {
+      if (--outstanding > 0) return;
+      if (node) node->stop();
+      io.stop();
+    };
+    if (dht_result.asked) {
+      dht::settings ds;
+      ds.listen_address = a.bind.empty() ? "0.0.0.0" : a.bind;
+      ds.port = 0;
+      ds.bootstrap = a.dht_bootstrap;
+      ds.local = opt.local;
+      // Not read-only (BEP 43): a node that has heard us answer its ping sends the filters,
+      // which it leaves out of a reply to a stranger (no amplification).
+      node = std::make_shared<dht::node>(io, ds);
+      if (auto ec = node->start()) {
+        dht_result.error = "cannot open a UDP socket for the DHT: " + ec.message();
+        dht_result.done = true;
+        node.reset();
+        --outstanding;
+      } else {
+        const auto ready_wait = std::min<std::chrono::milliseconds>(deadline / 2, std::chrono::seconds(5));
+        asio::co_spawn(
+            io,
+            [node, hash, ready_wait, &dht_result, finished]() -> asio::awaitable<void> {
+              try {
+                const bool ready = co_await node->wait_ready(ready_wait);
+                if (!ready) {
+                  dht_result.error = "no DHT node answered (is --dht-bootstrap right?)";
+                } else {
+                  const auto r = co_await node->scrape(hash);
+                  dht_result.nodes = r.answered;
+                  dht_result.seeders = dht::bloom_estimate(r.seeds);
+                  dht_result.leechers = dht::bloom_estimate(r.peers);
+                }
+              } catch (const std::exception& e) {
+                dht_result.error = e.what();
+              }
+              dht_result.done = true;
+              finished();
+            },
+            asio::detached);
+      }
+    }
     for (auto& row : rows) {
       asio::co_spawn(
           io,
-          [&io, &row, &hashes, &opt]() -> asio::awaitable<void> {
+          [&io, &row, &hashes, &opt, finished]() -> asio::awaitable<void> {
             try {
               auto r = co_await tracker::scrape(io, row.url, hashes, opt);
               if (!r) {
@@ -122,16 +191,22 @@ int run_scrape(const scrape_args& a) {
               row.error = e.what();
             }
             row.done = true;
+            finished();
           },
           asio::detached);
     }
-    io.run_for(deadline);
+    if (outstanding > 0) io.run_for(deadline);
+    if (node) node->stop();
   }  // any request still out is dropped here
   for (auto& row : rows) {
     if (!row.done) row.error = fmt::format("no answer within {} s", a.timeout);
   }
+  if (dht_result.asked && !dht_result.done) dht_result.error = fmt::format("no lookup end within {} s", a.timeout);
+  // Rounded: the filters give an estimate (exact for a few addresses).
+  const auto dht_seeders = static_cast<std::uint64_t>(std::llround(dht_result.seeders));
+  const auto dht_leechers = static_cast<std::uint64_t>(std::llround(dht_result.leechers));
 
-  bool any = false;
+  bool any = dht_result.asked && dht_result.error.empty();
   for (const auto& row : rows)
     any = any || row.error.empty();
   const std::string info_hash = to_hex(as_view(hash));
@@ -150,7 +225,22 @@ int run_scrape(const scrape_args& a) {
       } else {
         o["error"] = row.error;
       }
-      fmt::print("{}\n", boost::json::serialize(o));
+      fmt::print("{}\n", plain_json(o));
+    }
+    if (dht_result.asked) {
+      boost::json::object o;
+      o["event"] = "scrape";
+      o["info_hash"] = info_hash;
+      o["tracker"] = "dht";
+      if (dht_result.error.empty()) {
+        o["listed"] = dht_result.nodes > 0;
+        o["nodes"] = dht_result.nodes;
+        o["seeders"] = dht_seeders;
+        o["leechers"] = dht_leechers;
+      } else {
+        o["error"] = dht_result.error;
+      }
+      fmt::print("{}\n", plain_json(o));
     }
     return any ? exit_ok : exit_error;
   }
@@ -173,7 +263,20 @@ int run_scrape(const scrape_args& a) {
                  row.entry->incomplete, row.entry->downloaded);
     }
   }
-  if (!any) fmt::print(stderr, "shoal: error: no tracker answered\n");
+  if (dht_result.asked) {
+    const std::string name = "DHT";
+    if (!dht_result.error.empty()) {
+      fmt::print("{:<4}  {:<{}}  error: {}\n", "-", name, width, printable(dht_result.error));
+    } else if (dht_result.nodes == 0) {
+      fmt::print("{:<4}  {:<{}}  {:>8}  {:>8}  {:>9}  (no node holds it)\n", "-", name, width, 0, 0, "-");
+    } else {
+      fmt::print("{:<4}  {:<{}}  {:>8}  {:>8}  {:>9}  ({} node{}, BEP 33 estimate)\n", "-", name, width, dht_seeders,
+                 dht_leechers, "-", dht_result.nodes, dht_result.nodes == 1 ? "" : "s");
+    }
+  }
+  if (!any)
+    fmt::print(stderr, "shoal: error: {}\n",
+               dht_result.asked ? "neither a tracker nor the DHT answered" : "no tracker answered");
   return any ? exit_ok : exit_error;
 }
 
@@ -191,9 +294,13 @@ runner add_scrape(CLI::App& app) {
                  "Scrape HTTP(S) trackers through this proxy: socks5://[USER:PASS@]HOST:PORT or http://HOST:PORT "
                  "(UDP trackers: through SOCKS5 only)");
   app.add_option("--bind", a->bind, "Send the requests from this address (e.g. 192.168.1.5 or ::1)");
+  app.add_flag("--no-dht", a->no_dht, "Ask only the trackers, not the DHT");
+  app.add_option("--dht-bootstrap", a->dht_bootstrap, "Join the DHT through this node, HOST:PORT (repeatable)");
   app.footer(
-      "Every tracker of the torrent is asked once (all tiers, in order), at the same time. The DHT is not asked "
-      "(BEP 33). Exit code 0 if at least one tracker answered, 1 if none did.");
+      "Every tracker of the torrent is asked once (all tiers, in order), and the DHT (BEP 33: the nodes closest to "
+      "the info-hash count the seeds and downloaders they hold, as estimates; completed downloads are not known "
+      "there), all at the same time. With --local the DHT is asked only through --dht-bootstrap nodes. Exit code 0 "
+      "if at least one tracker or the DHT answered, 1 if none did.");
   return [a] { return run_scrape(*a); };
 }
 

@@ -491,6 +491,7 @@ double bloom_estimate(std::string_view filter) {
   for (unsigned char c : filter)
     zero += 8 - std::popcount(c);
   if (zero == 0) return 8000;  // saturated: past what the filter can count
+  if (zero >= 2048) return 0;  // empty (the formula's clamp below would say 0.5)
   const double m = 2048, k = 2;
   const double c = std::min(m - 1, static_cast<double>(zero));
   return std::log(c / m) / (k * std::log(1 - 1 / m));

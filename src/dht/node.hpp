@@ -113,6 +113,15 @@ class node : public std::enable_shared_from_this<node> {
   };
   asio::awaitable<std::size_t> get_peers(node_id info_hash, lookup_options opt,
                                          std::function<void(const std::vector<tcp::endpoint>&)> on_peers);
+  // BEP 33: a get_peers lookup with "scrape" set; the bloom filters of the seeds and of the
+  // downloaders that the nodes closest to info_hash return are merged (a bitwise or: an
+  // address several nodes hold counts once). bloom_estimate() turns them into counts.
+  struct scrape_result {
+    std::string seeds = std::string(256, '\0');
+    std::string peers = std::string(256, '\0');
+    std::size_t answered = 0;  // nodes that returned filters
+  };
+  asio::awaitable<scrape_result> scrape(node_id info_hash);
   // BEP 44.
   asio::awaitable<result<item_result>> get_item(node_id target, std::string salt_for_mutable);
   asio::awaitable<result<node_id>> put_item(put_item_params p);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include "core/bencode.hpp"
@@ -393,6 +394,52 @@ asio::awaitable<std::size_t> node::get_peers(node_id info_hash, lookup_options o
     *found += twin_found->value_or(0);
   }
   co_return *found;
+}
+
+asio::awaitable<node::scrape_result> node::scrape(node_id info_hash) {
+  auto self = shared_from_this();
+  auto out = std::make_shared<scrape_result>();
+  auto gave = std::make_shared<std::set<std::string>>();  // endpoints whose filters are in
+  reply_fn on_reply = [out, gave](const candidate& c, const message& r) {
+    if (r.bf_seeds.size() != 256 && r.bf_peers.size() != 256) return;
+    if (!gave->insert(c.n.ep.address().to_string() + "|" + std::to_string(c.n.ep.port())).second) return;
+    ++out->answered;
+    auto merge = [](std::string& into, const std::string& f) {
+      if (f.size() != into.size()) return;
+      for (std::size_t i = 0; i < f.size(); ++i)
+        into[i] = static_cast<char>(static_cast<unsigned char>(into[i]) | static_cast<unsigned char>(f[i]));
+    };
+    merge(out->seeds, r.bf_seeds);
+    merge(out->peers, r.bf_peers);
+  };
+  fill_fn fill = [info_hash](message& q) {
+    q.info_hash = info_hash;
+    q.scrape = true;
+  };
+  auto closest = co_await lookup(self, method::get_peers, info_hash, on_reply, fill);
+  // A node that had not yet heard us answer its ping keeps its reply small (no
+  // amplification), and the filters are the first thing it leaves out: by now it has heard
+  // us (unless we are read-only): the closest that sent none are asked once more, after a
+  // moment for our answer to the ping of the last ones to reach them.
+  std::vector<candidate> again;
+  for (const auto& c : closest) {
+    if (!gave->count(c.n.ep.address().to_string() + "|" + std::to_string(c.n.ep.port()))) again.push_back(c);
+  }
+  if (!s_.read_only && !again.empty()) {
+    asio::steady_timer pause(io_);
+    pause.expires_after(std::chrono::milliseconds(500));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    for (const auto& c : again) {
+      if (!is_open()) break;
+      message q;
+      q.meth = method::get_peers;
+      fill(q);
+      const udp::endpoint ep = c.n.ep;
+      auto r = co_await query(self, ep, q, query_timeout);
+      if (r && r->type == msg_type::response) on_reply(c, *r);
+    }
+  }
+  co_return *out;
 }
 
 asio::awaitable<result<item_result>> node::get_item(node_id target, std::string salt) {

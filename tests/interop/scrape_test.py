@@ -7,7 +7,8 @@ tracker over HTTP and UDP plus a dead tracker (a closed port) shows one seeder f
 live tracker and an error line for the dead one, exit 0; --json lines parse and carry the
 numbers; a magnet link works the same, and a v2-only torrent (asked for by its truncated
 hash); opentracker, told of the torrent by a second seeder, answers the HTTP scrape; a
-torrent whose only tracker is dead exits 1; argument errors exit 2.
+torrent whose only tracker is dead exits 1; the DHT (BEP 33), a shoal node and a libtorrent
+node holding two seeds and a downloader, gives those counts; argument errors exit 2.
 
 Usage: scrape_test.py --shoal PATH
 """
@@ -20,6 +21,8 @@ import urllib.parse
 
 import harness as h
 from tracker_test import start_tracker
+
+LT_DHT = h.os.path.join(h.HERE, "lt_dht.py")
 
 
 def scrape(run, target, *extra, timeout=60):
@@ -50,6 +53,55 @@ def seeders_of(run, target, url):
     code, out, _ = scrape(run, target, "--json", "--timeout", "5")
     row = (json_rows(out) or {}).get(url) if code == 0 else None
     return row.get("seeders") if row else None
+
+
+def dht_listening(run, log, timeout=10):
+    return h.wait_for(lambda: any(l.startswith("{") and '"event":"listening"' in l
+                                  for l in open(run.path(log), errors="replace").read().splitlines()), timeout,
+                      step=0.05)
+
+
+def dht_scrape(run, ih):
+    sport = h.free_port()
+    run.spawn([run.shoal, "dht", "node", "--port", str(sport), "--local", "--json", "--no-ipv6"], "dht-node.log")
+    if not run.check("DHT: the shoal node listens", bool(dht_listening(run, "dht-node.log"))):
+        return
+    lport = h.free_port()
+    lt = run.spawn([h.PY, LT_DHT, "node", "--port", str(lport), "--bootstrap", f"127.0.0.1:{sport}",
+                    "--seconds", "300"], "lt-dht.log")
+    def joined():  # the shoal node has met the libtorrent node (its stats line, every second)
+        lines = [l for l in open(run.path("dht-node.log"), errors="replace").read().splitlines()
+                 if l.startswith("{") and '"event":"stats"' in l]
+        return lines and json.loads(lines[-1]).get("nodes", 0) >= 1
+
+    if not run.check("DHT: the libtorrent node joined", bool(h.wait_for(joined, 60, step=0.2)),
+                     open(lt.log, errors="replace").read()[-500:]):
+        return
+    boot = ["--dht-bootstrap", f"127.0.0.1:{sport}"]
+    for addr, seed in (("127.0.0.2", True), ("127.0.0.3", True), ("127.0.0.4", False)):
+        r = subprocess.run([run.shoal, "dht", "get-peers", ih, "--announce", "5555", *(["--seed"] if seed else []),
+                            "--bind", addr, "--port", "0", "--local", "--no-ipv6", *boot, "--json"],
+                           capture_output=True, text=True, timeout=60)
+        run.check(f"DHT: {addr} announced", r.returncode in (0, 4), f"{r.returncode} {r.stderr}")
+    magnet = f"magnet:?xt=urn:btih:{ih}"  # no tracker: the DHT alone
+
+    def dht_row():
+        code, out, _ = scrape(run, magnet, *boot, "--json", "--timeout", "10")
+        return (json_rows(out) or {}).get("dht") if code == 0 else None
+
+    want = lambda r: r and r.get("seeders") == 2 and r.get("leechers") == 1 and r.get("nodes", 0) >= 2  # noqa: E731
+    row = h.wait_for(lambda: want(dht_row()) and dht_row(), 60, step=0.5)
+    run.check("DHT scrape: two seeders and a leecher, from the shoal and the libtorrent node (BEP 33)", want(row),
+              str(dht_row()))
+    code, out, err = scrape(run, magnet, *boot, "--timeout", "10")
+    line = next((l for l in out.splitlines() if l.split()[1:2] == ["DHT"]), "")
+    run.check("DHT scrape: the table's DHT row", code == 0 and line.split()[2:4] == ["2", "1"], f"{code} {out} {err}")
+    code, out, err = scrape(run, magnet, "--no-dht")
+    run.check("DHT scrape: a magnet without trackers and --no-dht is refused", code == 1 and "--no-dht" in err,
+              f"{code} {out} {err}")
+    code, out, err = scrape(run, run.path("scrape.torrent"), "--json", "--timeout", "5")
+    run.check("DHT scrape: --local without --dht-bootstrap leaves the DHT out",
+              code == 0 and "dht" not in (json_rows(out) or {}), out)
 
 
 def main():
@@ -134,6 +186,11 @@ def main():
     h.shoal_create(run, src, run.path("dead.torrent"), "-a", dead_url)
     code, out, err = scrape(run, run.path("dead.torrent"), "--timeout", "5")
     run.check("scrape: exit 1 when no tracker answers", code == 1 and "error:" in out, f"{code} {out} {err}")
+
+    # BEP 33 on the DHT: a shoal DHT node and a libtorrent one hold two seeds and a downloader
+    # (announced from 127.0.0.2-4: the filters count addresses); the scrape's lookup merges the
+    # filters both return.
+    dht_scrape(run, ih)
 
     # Argument errors: exit 2, pointing at the help.
     for argv in ([], ["--timeout", "0", run.path("scrape.torrent")], ["--bogus", run.path("scrape.torrent")]):

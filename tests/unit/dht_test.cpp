@@ -180,6 +180,15 @@ TEST(Bep33, SpecVector) {
   EXPECT_NEAR(bloom_estimate(f), 1224.9308, 0.001);
 }
 
+TEST(Bep33, SmallCountsRoundToThemselves) {
+  std::string f(256, '\0');
+  EXPECT_EQ(bloom_estimate(f), 0);  // nobody: not the 0.5 the formula's clamp would give
+  for (int n = 1; n <= 5; ++n) {
+    bloom_insert(f, ip::make_address("127.0.0." + std::to_string(n + 1)));
+    EXPECT_EQ(std::llround(bloom_estimate(f)), n);
+  }
+}
+
 TEST(RoutingTable, SplitsOwnBucketAndKeepsClosest) {
   const node_id self = id_with_prefix(0x00);
   routing_table t(self);
