@@ -1,5 +1,5 @@
 # Front end for CMake. Every target first installs what is missing.
-.PHONY: all build install run test unit-asan fuzz fuzz-smoke bench deps format clean
+.PHONY: all build install run test test-deps unit-asan fuzz fuzz-smoke bench deps format clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -27,17 +27,24 @@ install: build
 run: build
 	./$(BUILD)/shoal daemon $(ARGS)
 
-test: build
+# Also installs the test framework, reference peers and tools, and configures again so a
+# build first made by `make run` (without GoogleTest) gets its tests.
+test: test-deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_TESTS=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
 	BUILD=$(BUILD) scripts/run-tests
 
-bench: deps
+test-deps:
+	@scripts/install-deps --test
+
+bench:
 	@scripts/install-deps --bench
 	scripts/run-bench
 
-fuzz: deps
+fuzz: test-deps
 	scripts/run-fuzz $${FUZZ_SECONDS:-600}
 
-fuzz-smoke: deps
+fuzz-smoke: test-deps
 	scripts/run-fuzz 10
 
 format:

@@ -26,7 +26,7 @@ read -r -a tools <<<"${CREATE_TOOLS:-mktorrent shoal-v1 shoal-hybrid shoal-v2}"
 piece=$((1 << piece_exp))
 
 for cmd in mktorrent /usr/bin/time /usr/bin/python3; do
-  command -v "$cmd" >/dev/null || { echo "create.sh: $cmd is missing (run scripts/install-deps)" >&2; exit 1; }
+  command -v "$cmd" >/dev/null || { echo "create.sh: $cmd is missing (run scripts/install-deps --bench)" >&2; exit 1; }
 done
 mkdir -p "$out_dir"
 work=$(mktemp -d "${TMPDIR:-/tmp}/shoal-create-bench.XXXXXX")
