@@ -55,7 +55,7 @@ struct scan_options {
   // st_dev/st_ino, size and mtime keeps its block list (nothing is read). Up to this many
   // gone files are remembered, and up to this many new files wait for the end of the walk
   // for a gone file that comes later in key order; past either, files are hashed as new.
-  std::size_t move_window = 4096;
+  std::size_t move_window = 16384;
   // Called for a path that could not be read (it keeps its record); may be empty.
   std::function<void(const std::string& path, const std::string& why)> on_error;
 };
