@@ -459,11 +459,20 @@ const dialog = $('#settings'), form = $('#settings-form');
 const settingInputs = () => [...form.elements].filter((el) => el.name);
 const valueOf = (el) => (el.type === 'checkbox' ? el.checked : el.type === 'number' ? Number(el.value) : el.value.trim());
 let loaded = {};
-function settingsError(text) {
-  const p = $('#settings-error');
+// A dialog's error line: shown with `text`, hidden when it is empty.
+const errorLine = (sel) => (text) => {
+  const p = $(sel);
   p.textContent = text;
   p.hidden = !text;
-}
+};
+// What a dialog's buttons do: run fn, then say `done` or show the error in the dialog, and
+// render the dialog again.
+const dialogAct = (showError, render) => async (fn, done) => {
+  showError('');
+  try { await fn(); say(done); } catch (e) { showError(e.message); }
+  await render().catch((e) => showError(e.message));
+};
+const settingsError = errorLine('#settings-error');
 async function openSettings() {
   if (dialog.open) return;
   settingsError('');
@@ -524,11 +533,7 @@ async function qb(call, params = null) {
   return params ? text : JSON.parse(text);
 }
 const feedsDialog = $('#feeds');
-function feedsError(text) {
-  const p = $('#feeds-error');
-  p.textContent = text;
-  p.hidden = !text;
-}
+const feedsError = errorLine('#feeds-error');
 const smallButton = (text, label, onClick) => {
   const b = document.createElement('button');
   b.type = 'button'; b.textContent = text; b.setAttribute('aria-label', label);
@@ -560,11 +565,7 @@ async function renderFeeds() {
   sel.replaceChildren(...Object.entries(items).map(([name, f]) => new Option(name, f.url)));
   if ([...sel.options].some((o) => o.value === had)) sel.value = had;
 }
-async function feedsAct(fn, done) {
-  feedsError('');
-  try { await fn(); say(done); } catch (e) { feedsError(e.message); }
-  await renderFeeds().catch((e) => feedsError(e.message));
-}
+const feedsAct = dialogAct(feedsError, () => renderFeeds());
 async function openFeeds() {
   if (feedsDialog.open) return;
   feedsError('');
@@ -607,11 +608,7 @@ const channelRule = (rules, f) => Object.keys(rules).find((n) => n.startsWith('C
 let channelRules = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let channelFeeds = {};
-function channelsError(text) {
-  const p = $('#channels-error');
-  p.textContent = text;
-  p.hidden = !text;
-}
+const channelsError = errorLine('#channels-error');
 const itemDate = (d) => {
   const t = Date.parse(d);
   return Number.isNaN(t) ? d : new Date(t).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
@@ -642,11 +639,7 @@ async function renderChannels() {
     return [what, /^\d+$/.test(a.contentLength || '') ? size(+a.contentLength) : '', itemDate(a.date || ''), actions];
   }), [1]);
 }
-async function channelsAct(fn, done) {
-  channelsError('');
-  try { await fn(); say(done); } catch (e) { channelsError(e.message); }
-  await renderChannels().catch((e) => channelsError(e.message));
-}
+const channelsAct = dialogAct(channelsError, () => renderChannels());
 // Adds an item's torrent (its .torrent URL or magnet) and marks it read; its hash.
 async function addItem(feed, a) {
   const r = await rpc('torrent-add', { filename: a.torrentURL || a.link });
@@ -707,11 +700,7 @@ const syncDialog = $('#sync');
 let syncFolders = [];
 let syncPick = 0;  // the folder whose details are shown
 let syncKeysFor = 0;  // the folder whose keys are shown
-function syncError(text) {
-  const p = $('#sync-error');
-  p.textContent = text;
-  p.hidden = !text;
-}
+const syncError = errorLine('#sync-error');
 const STATE_TEXT = { idle: 'up to date', syncing: 'syncing', scanning: 'scanning', error: 'error', stopped: 'stopped' };
 function hideKeys() {
   syncKeysFor = 0;
@@ -773,11 +762,7 @@ async function copyKey(input, what) {
 }
 $('#sync-copy-rw').addEventListener('click', () => copyKey($('#sync-key-rw'), 'read-write key'));
 $('#sync-copy-ro').addEventListener('click', () => copyKey($('#sync-key-ro'), 'read-only key'));
-async function syncAct(fn, done) {
-  syncError('');
-  try { await fn(); say(done); } catch (e) { syncError(e.message); }
-  await renderSync().catch((e) => syncError(e.message));
-}
+const syncAct = dialogAct(syncError, () => renderSync());
 async function openSync() {
   if (syncDialog.open) return;
   syncError('');
