@@ -19,6 +19,7 @@
 #include "core/bencode.hpp"
 #include "core/magnet.hpp"
 #include "core/text.hpp"
+#include "live_display.hpp"
 #include "session/session.hpp"
 #include "source.hpp"
 #include "storage/resume.hpp"
@@ -189,7 +190,7 @@ int run_fetch_metadata(const fetch_metadata_args& a) {
     o["name"] = check->name;
     o["file"] = out.string();
     o["size"] = bytes.size();
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
   } else {
     fmt::print("{}: {} ({} bytes)\n", out.string(), printable(check->name), bytes.size());
   }

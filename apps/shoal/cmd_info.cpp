@@ -45,17 +45,20 @@ int show_magnet(const std::string& uri, bool json) {
     o["name"] = name;
     o["info_hash_v1"] = hex_or_null(m->info_hash_v1);
     o["info_hash_v2"] = hex_or_null(m->info_hash_v2);
-    boost::json::array tr, ws, pe, so;
+    boost::json::array tr, ws, xs, pe, so;
     for (const auto& t : m->trackers)
       tr.emplace_back(t);
     for (const auto& w : m->web_seeds)
       ws.emplace_back(w);
+    for (const auto& x : m->exact_sources)
+      xs.emplace_back(x);
     for (const auto& p : m->peers)
       pe.emplace_back(p);
     for (auto [a, b] : m->select_only)
       so.emplace_back(boost::json::array{a, b});
     o["trackers"] = std::move(tr);
     o["web_seeds"] = std::move(ws);
+    o["exact_sources"] = std::move(xs);
     o["peers"] = std::move(pe);
     o["select_only"] = std::move(so);
     o["magnet"] = to_uri(*m);
@@ -75,6 +78,11 @@ int show_magnet(const std::string& uri, bool json) {
     fmt::print("\nWeb seeds:\n");
     for (const auto& w : m->web_seeds)
       fmt::print("  {}\n", printable(w));
+  }
+  if (!m->exact_sources.empty()) {
+    fmt::print("\nExact sources (the .torrent's URLs):\n");
+    for (const auto& x : m->exact_sources)
+      fmt::print("  {}\n", printable(x));
   }
   if (!m->peers.empty()) {
     fmt::print("\nPeers:\n");

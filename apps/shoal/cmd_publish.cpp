@@ -20,6 +20,7 @@
 #include "core/magnet.hpp"
 #include "core/metainfo.hpp"
 #include "core/text.hpp"
+#include "live_display.hpp"
 #include "storage/creator.hpp"
 
 namespace shoal::cli {
@@ -481,10 +482,11 @@ int run_publish(const publish_args& a) {
                                             {"info_hash", it.info_hash},
                                             {"rehashed", it.rehashed}});
     }
-    boost::json::object o{{"out", out.string()},       {"feed", feed.string()},       {"torrents_written", written},
-                          {"torrents_reused", reused}, {"torrents_removed", removed}, {"failed", failed},
-                          {"items", std::move(list)}};
-    fmt::print("{}\n", boost::json::serialize(o));
+    boost::json::object o{{"event", "published"},      {"out", out.string()},
+                          {"feed", feed.string()},     {"torrents_written", written},
+                          {"torrents_reused", reused}, {"torrents_removed", removed},
+                          {"failed", failed},          {"items", std::move(list)}};
+    fmt::print("{}\n", plain_json(o));
   } else {
     fmt::print(stderr, "{} torrents ({} written, {} unchanged, {} removed); feed: {}\n", items.size(), written, reused,
                removed, feed.string());

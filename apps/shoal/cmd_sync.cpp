@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "console.hpp"
 #include "core/text.hpp"
+#include "live_display.hpp"
 #include "sync/archive.hpp"
 #include "sync/folder.hpp"
 #include "sync/qr.hpp"
@@ -46,9 +47,10 @@ std::string type_name(const sync::folder_key& k) {
 void print_keys(const sync::folder_key& k, bool json) {
   if (json) {
     boost::json::object o;
+    o["event"] = "keys";
     if (k.can_write()) o["read_write_key"] = k.read_write_text();
     o["read_only_key"] = k.read_only_text();
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     return;
   }
   if (k.can_write()) fmt::print("read-write key: {}\n", k.read_write_text());
@@ -69,7 +71,7 @@ void print_scan(const sync::scan_stats& s, bool json) {
     o["errors"] = s.errors;
     o["skipped"] = s.skipped;
     o["seconds"] = s.seconds;
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     return;
   }
   fmt::print("added {}, changed {}, deleted {}, unchanged {}; hashed {} files, {} bytes in {:.3f} s ({:.0f} MB/s)\n",
@@ -108,7 +110,7 @@ int set_up(const sync_args& a, const sync::folder_key& key, bool show_keys) {
     o["files_hashed"] = s->files_hashed;
     o["bytes_hashed"] = s->bytes_hashed;
     o["seconds"] = s->seconds;
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     return exit_ok;
   }
   if (show_keys) {
@@ -184,7 +186,7 @@ int run_status(const sync_args& a) {
     o["deleted"] = t.deleted;
     o["bytes"] = t.bytes;
     o["sequence"] = seq;
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
     return exit_ok;
   }
   fmt::print("folder:    {}\n", printable(a.dir));
@@ -256,7 +258,7 @@ int run_restore(const sync_args& a) {
       boost::json::object o;
       o["event"] = "archive";
       o["versions"] = std::move(arr);
-      fmt::print("{}\n", boost::json::serialize(o));
+      fmt::print("{}\n", plain_json(o));
       return exit_ok;
     }
     if (all->empty()) {
@@ -278,7 +280,7 @@ int run_restore(const sync_args& a) {
     o["path"] = printable(r->path);
     o["version"] = r->version;
     o["bytes"] = r->bytes;
-    fmt::print("{}\n", boost::json::serialize(o));
+    fmt::print("{}\n", plain_json(o));
   } else {
     fmt::print("restored {} (version {}, {} bytes)\n", printable(r->path), r->version, r->bytes);
   }

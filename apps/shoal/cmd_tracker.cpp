@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "console.hpp"
 #include "core/text.hpp"
+#include "live_display.hpp"
 #include "tracker/server.hpp"
 #include "tracker/server_codec.hpp"
 
@@ -83,7 +84,7 @@ int run_tracker(const tracker_args& a) {
     j["interval"] = a.interval;
     j["peer_timeout"] = srv.svc().peer_timeout();
     j["whitelist"] = srv.svc().whitelist_size();
-    fmt::print("{}\n", boost::json::serialize(j));
+    fmt::print("{}\n", plain_json(j));
     std::fflush(stdout);
   } else {
     const std::string addr = srv.address();
