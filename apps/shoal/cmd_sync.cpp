@@ -179,6 +179,7 @@ int run_status(const sync_args& a) {
     o["dir"] = a.dir;
     o["key_type"] = type_name(f->key());
     o["share_id"] = share_hex(f->key());
+    o["dht_id"] = to_hex(as_view(f->key().dht()));
     o["device_id"] = f->device().id();
     o["files"] = t.files;
     o["dirs"] = t.dirs;

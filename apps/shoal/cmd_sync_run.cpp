@@ -33,6 +33,7 @@ struct run_args {
   int port = 0;
   std::vector<std::string> peers;
   std::vector<std::string> dht_bootstrap;
+  std::vector<std::string> trackers;
   bool local = false;
   bool json = false;
   bool verbose = false;
@@ -117,6 +118,7 @@ int run(const run_args& a) {
   // through the --dht-bootstrap nodes given).
   sync::discovery_options dopt;
   dopt.local = st.local;
+  dopt.trackers = a.trackers;
   dopt.on_found = [](const net::endpoint& ep, const std::string& device, const char* how) {
     if (device.empty()) return;
     boost::system::error_code ec;
@@ -161,6 +163,14 @@ sync_run_command add_sync_run(CLI::App& sync) {
   app->add_flag("--local", a->local,
                 "Only the hosts given: no LAN discovery, no DHT but through --dht-bootstrap (also SHOAL_LOCAL=1)");
   app->add_option("--dht-bootstrap", a->dht_bootstrap, "DHT node to start from, HOST:PORT (repeatable)");
+  app->add_option("--tracker", a->trackers,
+                  "Announce the folder's DHT id to this tracker (http://, https:// or udp:// URL) and dial the "
+                  "devices it lists (repeatable, at most 16)")
+      ->check([](const std::string& u) {
+        return u.starts_with("http://") || u.starts_with("https://") || u.starts_with("udp://")
+                   ? std::string()
+                   : "a tracker is an http://, https:// or udp:// URL";
+      });
   app->add_flag("--json", a->json, "Print JSON lines ({\"event\": ...}) instead of text");
   app->add_flag("-v,--verbose", a->verbose, "Log the session's diagnostics to stderr");
   app->footer(
@@ -170,7 +180,8 @@ sync_run_command add_sync_run(CLI::App& sync) {
       "without sending it; traffic is encrypted. Devices of the same folder on the LAN are found by UDP multicast "
       "(239.192.76.79:21131: a hash of the share id, never a key, the port and the device id) and through the "
       "mainline DHT (announced and looked up under a 20-byte id derived from the share id, every 5 minutes) "
-      "unless --local.");
+      "unless --local, and through each --tracker (the same id announced as an info-hash, at the tracker's "
+      "interval; with --local only trackers at loopback or private addresses).");
   return {app, [a]() { return run(*a); }};
 }
 

@@ -1,5 +1,8 @@
 #include "sync/discovery.hpp"
 
+#include <sodium.h>
+
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <vector>
 
@@ -8,6 +11,7 @@
 #include "sync/engine.hpp"
 #include "sync/folder.hpp"
 #include "sync/lan_discovery.hpp"
+#include "tracker/client.hpp"
 
 namespace shoal::sync {
 
@@ -31,6 +35,8 @@ struct discovery::impl : std::enable_shared_from_this<discovery::impl> {
     eng.add_peer(ep);
   }
   asio::awaitable<void> dht_loop();
+  asio::awaitable<void> tracker_loop(std::string url);
+  std::vector<std::unique_ptr<asio::steady_timer>> tracker_timers;
 };
 
 discovery::discovery(session& ses, folder& f, engine& eng, discovery_options o)
@@ -54,6 +60,9 @@ void discovery::start() {
     }
   }
   if (p.ses.dht_node()) asio::co_spawn(p.ses.io(), p.dht_loop(), asio::detached);
+  const auto n = std::min(p.opt.trackers.size(), discovery_options::max_trackers);
+  for (std::size_t i = 0; i < n; ++i)
+    asio::co_spawn(p.ses.io(), p.tracker_loop(p.opt.trackers[i]), asio::detached);
 }
 
 void discovery::stop() {
@@ -61,6 +70,8 @@ void discovery::stop() {
   if (p.stopped) return;
   p.stopped = true;
   p.timer.cancel();
+  for (auto& t : p.tracker_timers)
+    t->cancel();
   if (p.lan) p.lan->stop();
 }
 
@@ -89,6 +100,51 @@ asio::awaitable<void> discovery::impl::dht_loop() {
     timer.expires_after(opt.dht_interval);
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+// Announces the folder's DHT id to one tracker as an info-hash (as a device that still
+// wants data, so the tracker lists every device) and dials the devices it lists; again at
+// the interval it asks for (at least a minute, at most an hour), or a minute after a failure.
+asio::awaitable<void> discovery::impl::tracker_loop(std::string url) {
+  auto self = shared_from_this();
+  tracker_timers.push_back(std::make_unique<asio::steady_timer>(ses.io()));
+  auto& wait = *tracker_timers.back();
+  tracker::client_options co;
+  co.local = opt.local;
+  tracker::announce_request req;
+  req.info_hash = f.key().dht();
+  const std::string prefix = "-SH0100-";
+  std::copy(prefix.begin(), prefix.end(), req.peer_id.begin());
+  randombytes_buf(req.peer_id.data() + prefix.size(), req.peer_id.size() - prefix.size());
+  req.key = randombytes_random();
+  req.port = ses.port();
+  req.left = 1;
+  req.ev = tracker::event::started;
+  const std::uint16_t own = ses.port();
+  while (!stopped) {
+    std::chrono::seconds next{60};
+    try {
+      auto r = co_await tracker::announce(ses.io(), url, req, co);
+      if (stopped) break;
+      if (r) {
+        req.ev = tracker::event::none;
+        for (const auto& ep : r->peers) {
+          if (ep.port() == own && (ep.address().is_loopback() || ep.address().is_unspecified())) continue;
+          found(ep, "", "tracker");
+        }
+        const auto asked = std::max<std::uint32_t>(r->interval, r->min_interval.value_or(0));
+        next = std::chrono::seconds(std::clamp<std::uint32_t>(asked, 60, 3600));
+      } else if (opt.warn) {
+        opt.warn("tracker " + tracker::redact_url(url) + ": " + r.err().message());
+      }
+    } catch (const std::exception& e) {  // out of descriptors for a socket, say
+      if (opt.warn) opt.warn("tracker " + tracker::redact_url(url) + ": " + e.what());
+    }
+    if (stopped) break;
+    wait.expires_after(next);
+    boost::system::error_code ec;
+    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
 }
 
