@@ -18,6 +18,7 @@ const browser = await launch();
 let code = 0;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(args.url).origin });
   await page.goto(args.url);
   await page.click('#sync-open');
   const empty = await until(() => page.$eval('#sync-list + .none', (p) => !p.hidden), 10000);
@@ -46,8 +47,11 @@ try {
   step('Keys reveals the read-write and the read-only key', !!keys && keys.rw.length === 59 && keys.ro.length === 59 &&
     keys.rw !== keys.ro, keys ? `${keys.rw.length} and ${keys.ro.length} characters` : 'none');
   await page.click('#sync-copy-ro');
-  const said = await until(() => page.$eval('#message', (m) => (m.classList.contains('show') ? m.textContent : '')), 5000);
-  step('Copy copies a key', said === 'read-only key copied', said);
+  // The message line said "keys of ... shown" a moment ago: wait for the copy's own.
+  const said = await until(() => page.$eval('#message', (m) => (m.classList.contains('show') && m.textContent === 'read-only key copied' ? m.textContent : '')), 5000);
+  const copied = await page.evaluate(() => navigator.clipboard.readText()).catch((e) => `unreadable: ${e.message}`);
+  step('Copy copies a key', said === 'read-only key copied' && copied === keys.ro,
+    `${said || await page.$eval('#message', (m) => m.textContent)}; clipboard: ${copied.length} characters`);
   await shot(page, 'sync-keys.png');
   fs.writeFileSync(args['key-out'], keys.rw);
 
