@@ -695,8 +695,56 @@ asio::awaitable<void> engine::impl::fetch_worker(std::shared_ptr<fetch_job> j, s
   if (--j->running == 0) j->done.cancel();
 }
 
+namespace {
+
+// Copies len bytes from src at src_off to dst at dst_off in the kernel (no copy through
+// user space; a clone where the file system shares extents), falling back to pread/pwrite
+// where copy_file_range cannot (another file system, an old kernel). False on a read or
+// write error or a short source.
+bool copy_range(int src, std::uint64_t src_off, int dst, std::uint64_t dst_off, std::uint64_t len) {
+  auto in = static_cast<off_t>(src_off), out = static_cast<off_t>(dst_off);
+  while (len > 0) {
+    const ssize_t n = ::copy_file_range(src, &in, dst, &out, len, 0);
+    if (n > 0) {
+      len -= static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return false;  // the source is shorter than it was
+    if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL) return false;
+    std::string buf(std::min<std::uint64_t>(len, 1 << 20), '\0');
+    while (len > 0) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(len, buf.size()));
+      const ssize_t r = ::pread(src, buf.data(), want, in);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      if (::pwrite(dst, buf.data(), static_cast<std::size_t>(r), out) != r) return false;
+      in += r;
+      out += r;
+      len -= static_cast<std::uint64_t>(r);
+    }
+  }
+  return true;
+}
+
+// A local file as its index record says it is: a regular file of that size and mtime (what
+// the scanner trusts too before it hashes anything again).
+bool as_indexed(int fd, const record& rec) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == rec.size &&
+         std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec == rec.mtime_ns;
+}
+
+}  // namespace
+
 // Assembles r's content in .shoal/tmp (resuming what an earlier try left there): the path
 // of the finished temporary file, fsync'd, with r's mode and mtime.
+//
+// The blocks the old version of the same path already has (an edit in a large file) are
+// copied from it in the kernel, in runs, without being read and hashed again, when the file
+// is still as its index record says (size and mtime, checked before and after the copy;
+// if it changed meanwhile, those blocks are hashed in the temporary file and fetched where
+// they do not match). Other local blocks are read and checked against their hash first.
 asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const record& r, const need& n) {
   auto self = shared_from_this();
   const auto tmpdir = f.paths().state / "tmp";
@@ -716,11 +764,45 @@ asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const reco
   j->r = r;
   std::string buf;
   std::uint64_t reused = 0;
+  // The old version of this path, if it is on disk as indexed: its blocks by hash.
+  int old_fd = -1;
+  std::optional<record> old;
+  std::unordered_map<std::string_view, std::uint64_t> old_blocks;  // hash -> offset
+  if (auto o = f.db().get(r.path); o && o->type == entry_type::file && !o->deleted && o->block_size == r.block_size) {
+    old = std::move(*o);
+    old_fd = ::open((f.paths().dir / r.path).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (old_fd >= 0 && !as_indexed(old_fd, *old)) {
+      ::close(old_fd);
+      old_fd = -1;
+    }
+    if (old_fd >= 0) {
+      for (std::uint64_t i = 0; i < old->block_total(); ++i)
+        old_blocks.emplace(std::string_view(old->blocks).substr(i * 32, 32), i * old->block_size);
+    }
+  }
+  struct run {
+    std::uint64_t src, dst, len;
+  };
+  std::vector<run> runs;              // from the old version, contiguous blocks merged
+  std::vector<std::uint64_t> copied;  // the blocks those runs carry
   for (std::uint64_t b = 0; b < r.block_total(); ++b) {
     const std::uint64_t off = b * r.block_size;
     const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(r.block_size, r.size - off));
     const std::string_view hash = std::string_view(r.blocks).substr(b * 32, 32);
     if (existed && read_verified(block_loc{tmp, off, len}, hash, buf)) continue;
+    if (old_fd >= 0) {
+      if (auto it = old_blocks.find(hash);
+          it != old_blocks.end() && std::min<std::uint64_t>(old->block_size, old->size - it->second) == len) {
+        if (!runs.empty() && runs.back().src + runs.back().len == it->second &&
+            runs.back().dst + runs.back().len == off) {
+          runs.back().len += len;
+        } else {
+          runs.push_back(run{it->second, off, len});
+        }
+        copied.push_back(b);
+        continue;
+      }
+    }
     bool found = false;
     std::vector<block_loc> cands;
     cands = find_block(hash, 4);
@@ -735,6 +817,30 @@ asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const reco
     }
     if (!found) j->missing.push_back(b);
   }
+  if (!runs.empty()) {
+    bool ok = true;
+    for (const auto& c : runs)
+      ok = ok && copy_range(old_fd, c.src, fd, c.dst, c.len);
+    std::uint64_t bytes = 0;
+    for (const auto& c : runs)
+      bytes += c.len;
+    if (ok && as_indexed(old_fd, *old)) {
+      reused += bytes;
+    } else {
+      // Changed while it was copied (or unreadable): what arrived intact stays.
+      for (auto b : copied) {
+        const std::uint64_t off = b * r.block_size;
+        const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(r.block_size, r.size - off));
+        if (read_verified(block_loc{tmp, off, len}, std::string_view(r.blocks).substr(b * 32, 32), buf)) {
+          reused += len;
+        } else {
+          j->missing.push_back(b);
+        }
+      }
+      std::sort(j->missing.begin(), j->missing.end());
+    }
+  }
+  if (old_fd >= 0) ::close(old_fd);
   if (!j->missing.empty()) {
     for (auto& c : conns)
       if (!c->closed && n.sources.count(c->id) != 0) j->peers.push_back(c);
