@@ -1,13 +1,17 @@
 // sync::hub: many folders on one session's port. Two folders run on one session (one hub)
 // and sync with their copies on another session; a connection naming a share id no folder
 // has is closed; a peer that sends part of the header and stalls is dropped after the
-// header limit; a folder that leaves the hub is no longer reached.
+// header limit; a folder that leaves the hub is no longer reached. And what the engine
+// fetches for an edit: a one-byte change in a large file fetches one block, the rest is
+// copied from the receiver's old version.
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <random>
 #include <thread>
 
 #include "session_fixture.hpp"
@@ -36,7 +40,7 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds limit
 // A folder and its engine on a session, behind that session's hub.
 struct running {
   running(session& ses, sync::hub& h, const fs::path& dir, const sync::folder_key& key,
-          std::vector<net::endpoint> peers = {})
+          std::vector<net::endpoint> peers = {}, std::function<void(const sync::engine_event&)> on_event = {})
       : ses_(ses) {
     auto f = sync::folder::create(dir, key);
     EXPECT_TRUE(f) << (f ? "" : f.err().message());
@@ -46,6 +50,7 @@ struct running {
     o.debounce = 100ms;
     o.redial = 200ms;
     o.via = &h;
+    o.on_event = std::move(on_event);
     ses.call([&] {
       eng_ = std::make_unique<sync::engine>(ses, *f_, std::move(o));
       auto s = eng_->start();
@@ -236,4 +241,58 @@ TEST(SyncHub, BoundsOnHeadersBeingReadAndOnFolders) {
     reg->reset();
     EXPECT_EQ(ha.folders(), 0u);
   });
+}
+
+TEST(SyncEdit, OneByteInALargeFileFetchesOneBlock) {
+  temp_dir tmp;
+  fixture_session a, b;
+  sync::hub ha(a.ses()), hb(b.ses());
+  ASSERT_TRUE(a.ses().call([&] { return ha.start(); }));
+  ASSERT_TRUE(b.ses().call([&] { return hb.start(); }));
+  const auto key = sync::folder_key::generate();
+  std::string data(24 << 20, '\0');
+  std::mt19937_64 rng(7);
+  for (auto& c : data)
+    c = static_cast<char>(rng());
+  write_file(tmp.path / "a" / "big.bin", data);
+  std::mutex m;
+  std::vector<std::string> synced;  // the details of b's "sync" events
+  auto on_b = [&](const sync::engine_event& e) {
+    if (e.kind != "sync" || e.path != "big.bin") return;
+    std::lock_guard l(m);
+    synced.push_back(e.detail);
+  };
+  running ra(a.ses(), ha, tmp.path / "a", key);
+  running rb(b.ses(), hb, tmp.path / "b", key, {a.endpoint()}, on_b);
+  ASSERT_TRUE(wait_for([&] { return read_file(tmp.path / "b" / "big.bin") == data; }, 60s));
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard l(m);
+    return synced.size() == 1;
+  }));
+  // b's index holds its copy (the index is the network thread's).
+  ASSERT_TRUE(wait_for([&] {
+    return b.ses().call([&] {
+      auto r = rb.f_->db().get("big.bin");
+      return r && r->size == data.size();
+    });
+  }));
+  data[data.size() / 2 + 5] = static_cast<char>(data[data.size() / 2 + 5] ^ 0x5a);
+  {
+    // In place, the size unchanged.
+    std::FILE* fp = std::fopen((tmp.path / "a" / "big.bin").c_str(), "r+b");
+    ASSERT_NE(fp, nullptr);
+    std::fseek(fp, static_cast<long>(data.size() / 2 + 5), SEEK_SET);
+    std::fputc(static_cast<unsigned char>(data[data.size() / 2 + 5]), fp);
+    std::fclose(fp);
+  }
+  ASSERT_TRUE(wait_for([&] { return read_file(tmp.path / "b" / "big.bin") == data; }, 60s));
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard l(m);
+    return synced.size() == 2;
+  }));
+  const auto block = b.ses().call([&] { return rb.f_->db().get("big.bin")->block_size; });
+  std::lock_guard l(m);
+  // "SIZE bytes, FETCHED fetched": one block came over the network, the rest from b's copy.
+  EXPECT_EQ(synced[1], std::to_string(data.size()) + " bytes, " + std::to_string(block) + " fetched") << synced[1];
+  EXPECT_LT(block, data.size() / 4);
 }
