@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "core/hash.hpp"
 #include "core/text.hpp"
@@ -535,10 +536,18 @@ void engine::impl::watch_tree(const std::string& rel) {
     watch_tree(s);
 }
 
-// Reads a buffer of inotify events; true if any of them is a change in the folder.
+// Reads a buffer of inotify events; true if any of them is a change in the folder. Every
+// change only schedules the one debounced scan, so a rename's IN_MOVED_FROM and IN_MOVED_TO
+// are one scan that sees both paths (and pairs them by inode: a move, nothing re-read).
+// A directory moved within the folder keeps its watch descriptors (watch_tree on the new
+// name renames them in the map); one moved out of the folder (an IN_MOVED_FROM whose cookie
+// has no IN_MOVED_TO in the same buffer) has its watches removed, so what is done in it
+// afterwards does not make scans here. Should the pair be split across two reads, the
+// directory is simply watched again when its IN_MOVED_TO comes.
 bool engine::impl::take_events(const char* data, std::size_t n) {
   std::size_t pos = 0;
   bool any = false;
+  std::map<std::uint32_t, std::string> moved_from;  // cookie -> a directory moved away
   while (pos + sizeof(inotify_event) <= n) {
     inotify_event ev{};
     std::memcpy(&ev, data + pos, sizeof ev);
@@ -556,9 +565,22 @@ bool engine::impl::take_events(const char* data, std::size_t n) {
     }
     const std::string rel = it->second;
     if (rel.empty() && name == ".shoal") continue;
-    if ((ev.mask & IN_ISDIR) != 0 && (ev.mask & (IN_CREATE | IN_MOVED_TO)) != 0)
-      watch_tree(rel.empty() ? name : rel + "/" + name);
+    const std::string child = rel.empty() ? name : rel + "/" + name;
+    if ((ev.mask & IN_ISDIR) != 0 && (ev.mask & IN_MOVED_FROM) != 0) moved_from[ev.cookie] = child;
+    if ((ev.mask & IN_ISDIR) != 0 && (ev.mask & IN_MOVED_TO) != 0) moved_from.erase(ev.cookie);
+    if ((ev.mask & IN_ISDIR) != 0 && (ev.mask & (IN_CREATE | IN_MOVED_TO)) != 0) watch_tree(child);
     any = true;
+  }
+  for (const auto& [cookie, dir] : moved_from) {
+    for (auto it = watches.begin(); it != watches.end();) {
+      const std::string& w = it->second;
+      if (w == dir || (w.size() > dir.size() && w.compare(0, dir.size(), dir) == 0 && w[dir.size()] == '/')) {
+        ::inotify_rm_watch(ino, it->first);
+        it = watches.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
   return any;
 }

@@ -10,6 +10,8 @@ A inits the folder, B joins it; both run `shoal sync run` with no --peer and wit
   reaches the other device (the version it replaced is archived in turn);
 - a 64 MiB file moved into a subdirectory and a directory of files moved on A: B renames
   its copies into place (each keeps its inode), fetches nothing and archives nothing;
+- A's inotify watches follow a directory moved within the folder and are dropped for one
+  moved out of it (counted in /proc/PID/fdinfo);
 - C and D join and run with --local and a `shoal dht node` to bootstrap from (no LAN
   discovery): once C's announcement is on the node, D finds C through the DHT and gets its
   file.
@@ -50,6 +52,20 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def inotify_watches(pid):
+    """The number of inotify watches process pid holds (from /proc/PID/fdinfo)."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:inotify":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                n += sum(1 for line in f if line.startswith("inotify wd:"))
+        except OSError:
+            continue
+    return n
 
 
 def read(path):
@@ -201,6 +217,20 @@ def main():
             fail("B archived the old path of a move: %r" % archived)
         print("ok: a 64 MiB file and a directory moved on A were renamed on B (same inodes, 0 fetched, "
               "nothing archived)")
+
+        # --- A's inotify watches follow directories: one moved within the folder is still
+        # watched under its new name (a directory made in it gets a watch), one moved out of the
+        # folder is no longer watched at all.
+        base = inotify_watches(A.proc.pid)
+        os.makedirs(os.path.join(fa, "w1", "x", "y"))
+        wait_until(lambda: inotify_watches(A.proc.pid) == base + 3, "A watching w1/x/y")
+        os.rename(os.path.join(fa, "w1"), os.path.join(fa, "w2"))
+        os.makedirs(os.path.join(fa, "w2", "x", "y", "z"))
+        wait_until(lambda: inotify_watches(A.proc.pid) == base + 4, "A watching w2/x/y/z (under the new name)")
+        os.rename(os.path.join(fa, "w2"), os.path.join(top, "w2-outside"))
+        wait_until(lambda: inotify_watches(A.proc.pid) == base, "A dropping the watches of a directory moved out")
+        wait_until(lambda: not os.path.exists(os.path.join(fb, "w2")), "the moved-out directory leaving B")
+        print("ok: watches follow a directory moved within the folder and are dropped for one moved out")
 
         # --- the DHT alone: C and D join with --local (no LAN) and one DHT node to start from;
         # D is started once C's announcement is on that node, and finds C there.
