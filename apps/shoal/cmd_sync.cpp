@@ -66,6 +66,7 @@ void print_scan(const sync::scan_stats& s, bool json) {
     o["changed"] = s.changed;
     o["deleted"] = s.deleted;
     o["unchanged"] = s.unchanged;
+    o["moved"] = s.moved;
     o["files_hashed"] = s.files_hashed;
     o["bytes_hashed"] = s.bytes_hashed;
     o["errors"] = s.errors;
@@ -74,8 +75,10 @@ void print_scan(const sync::scan_stats& s, bool json) {
     fmt::print("{}\n", plain_json(o));
     return;
   }
-  fmt::print("added {}, changed {}, deleted {}, unchanged {}; hashed {} files, {} bytes in {:.3f} s ({:.0f} MB/s)\n",
-             s.added, s.changed, s.deleted, s.unchanged, s.files_hashed, s.bytes_hashed, s.seconds, mbps);
+  fmt::print(
+      "added {}, changed {}, deleted {}, unchanged {}; {} moved (not read); hashed {} files, {} bytes in "
+      "{:.3f} s ({:.0f} MB/s)\n",
+      s.added, s.changed, s.deleted, s.unchanged, s.moved, s.files_hashed, s.bytes_hashed, s.seconds, mbps);
   if (s.errors > 0) warn(std::to_string(s.errors) + " path(s) could not be read and kept their records");
   if (s.skipped > 0) warn(std::to_string(s.skipped) + " file(s) changed while being read: the next scan takes them");
 }

@@ -121,6 +121,11 @@ else
 fi
 "$shoal" sync scan a >scan.txt 2>&1 && grep -q '^added 0, changed 0, deleted 0' scan.txt && ok "scan again: nothing" ||
   bad "scan again: $(cat scan.txt)"
+mkdir a/moved
+mv a/one.txt a/moved/one.txt
+"$shoal" sync scan a --json >scan.json 2>&1
+python3 -c 'import json,sys; d=json.load(open("scan.json")); sys.exit(0 if (d["added"],d["deleted"],d["moved"],d["bytes_hashed"])==(2,1,1,0) else 1)' &&
+  ok "scan --json after a move: moved 1, 0 bytes hashed" || bad "scan after a move: $(cat scan.json)"
 "$shoal" sync status nowhere >/dev/null 2>err
 [ $? -eq 1 ] && grep -q 'not a shoal sync folder' err && ok "status of a plain folder: exit 1" || bad "status nowhere"
 
