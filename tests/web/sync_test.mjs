@@ -75,8 +75,9 @@ try {
   step('the recent events list the file taken from the device', !!event, JSON.stringify(await rows(page, '#sync-events')));
   await shot(page, 'sync-folder.png', true);
   await page.click('#sync-close');
-  const gone = await page.$eval('#sync-key-rw', (i) => i.value);
-  step('closing the page forgets the keys shown', gone === '');
+  // The dialog's close event (which forgets them) is a task queued after close().
+  const gone = await until(async () => (await page.$eval('#sync-key-rw', (i) => i.value)) === '', 5000, 50);
+  step('closing the page forgets the keys shown', !!gone);
 } catch (e) {
   console.error(e.stack || String(e));
   code = 1;
