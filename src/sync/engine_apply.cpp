@@ -494,7 +494,8 @@ void engine::impl::do_scan(bool report) {
   if (f.db().last_sequence() != before && report) {
     emit("scan", "", f.device().id(),
          std::to_string(s->added) + " added, " + std::to_string(s->changed) + " changed, " +
-             std::to_string(s->deleted) + " deleted");
+             std::to_string(s->deleted) + " deleted" +
+             (s->moved > 0 ? ", " + std::to_string(s->moved) + " moved (not read)" : std::string()));
     announce();
   }
   if (!needs.empty()) puller_wake.cancel();

@@ -8,8 +8,9 @@ A inits the folder, B joins it; both run `shoal sync run` with no --peer and wit
   A's archive; `shoal sync restore --list` shows them, and `shoal sync restore` brings
   the deleted file back on B and the old version back on A, each as a local change that
   reaches the other device (the version it replaced is archived in turn);
-- a 64 MiB file moved into a subdirectory and a directory of files moved on A: B renames
-  its copies into place (each keeps its inode), fetches nothing and archives nothing;
+- a 64 MiB file moved into a subdirectory and a directory of files moved on A (A's scans
+  read none of them: their events count 4 moved): B renames its copies into place (each
+  keeps its inode), fetches nothing and archives nothing;
 - A's inotify watches follow a directory moved within the folder and are dropped for one
   moved out of it (counted in /proc/PID/fdinfo);
 - C and D join and run with --local and a `shoal dht node` to bootstrap from (no LAN
@@ -25,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -203,6 +205,10 @@ def main():
         wait_until(lambda: all(os.path.exists(os.path.join(fb, new)) for new in moved.values()) and
                    not os.path.exists(os.path.join(fb, "big64.bin")) and
                    not os.path.exists(os.path.join(fb, "photos")), "the moves reaching B", timeout=120)
+        # A's scans took the four over without reading them ("N moved (not read)").
+        wait_until(lambda: sum(int(m.group(1)) for e in A.events("scan")
+                               for m in [re.search(r"(\d+) moved", e.get("detail", ""))] if m) == 4,
+                   "A's scans reporting 4 files moved (not read)")
         for old, new in moved.items():
             ino = os.lstat(os.path.join(fb, new)).st_ino
             if ino != before[old]:
