@@ -864,13 +864,21 @@ asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const reco
   }
   bytes_reused += reused;
   bytes_fetched += j->fetched_bytes;
-  ::fchmod(fd, r.mode);
-  const timespec times[2] = {
-      {0, UTIME_OMIT},
-      {static_cast<time_t>(r.mtime_ns / 1'000'000'000), static_cast<long>(r.mtime_ns % 1'000'000'000)}};
-  const bool ok = ::fsync(fd) == 0 && ::futimens(fd, times) == 0;
-  ::close(fd);
-  if (!ok) co_return error{errc::io, std::string("fsync: ") + std::strerror(errno)};
+  // The fsync on the session's disk pool: the network thread goes on with other files
+  // (and their blocks) meanwhile, instead of waiting for the disk file after file.
+  auto finished = std::make_shared<asio::steady_timer>(io, std::chrono::steady_clock::time_point::max());
+  auto why = std::make_shared<std::string>();
+  ses.disk_pool().post([fd, mode = r.mode, mtime = r.mtime_ns, finished, why, &ioc = io] {
+    ::fchmod(fd, mode);
+    const timespec times[2] = {{0, UTIME_OMIT},
+                               {static_cast<time_t>(mtime / 1'000'000'000), static_cast<long>(mtime % 1'000'000'000)}};
+    if (::fsync(fd) != 0 || ::futimens(fd, times) != 0) *why = std::string("fsync: ") + std::strerror(errno);
+    ::close(fd);
+    // Posted: the coroutine is waiting on the network thread (it suspends before this runs).
+    asio::post(ioc, [finished] { finished->cancel(); });
+  });
+  co_await finished->async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!why->empty()) co_return error{errc::io, *why};
   co_return tmp;
 }
 
