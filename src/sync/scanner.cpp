@@ -162,6 +162,17 @@ class walker {
   int root_error_ = 0;
 };
 
+// A descriptor closed when it goes out of scope (-1: none).
+struct owned_fd {
+  explicit owned_fd(int f) : fd(f) {}
+  owned_fd(const owned_fd&) = delete;
+  owned_fd& operator=(const owned_fd&) = delete;
+  ~owned_fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  int fd;
+};
+
 // The directory holding `path` (relative, '/'-separated) below root_fd, opened one
 // component at a time without following symlinks; -1 if any is missing or not a directory.
 int open_parent(int root_fd, const std::string& path) {
@@ -517,8 +528,8 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     store_deleted(path, h.deleted);
   };
 
-  // d's content into r, then r stored (counted in `counter`): a move's block list, or the
-  // file hashed; or, while gone files may still come, d kept for after the walk.
+  // d's content into r, then r stored (counted as added or changed): a move's block list,
+  // or the file hashed; or, while gone files may still come, d kept for after the walk.
   auto content = [&](record& r, const disk_entry& d, bool added, bool may_wait) {
     if (d.type == entry_type::file) {
       if (take_move(r, d)) {
@@ -577,7 +588,7 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
     // The new files that waited, now that every gone file is known; then the gone files
     // nothing took.
     if (!later.empty()) {
-      const int root_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const owned_fd root{::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
       for (auto& l : later) {
         auto r = idx.get(l.d.path);
         record fresh;
@@ -587,16 +598,14 @@ result<scan_stats> scan(const std::filesystem::path& folder, index& idx, const f
           ++(l.added ? stats.added : stats.changed);
           continue;
         }
-        const int parent = root_fd < 0 ? -1 : open_parent(root_fd, l.d.path);
-        if (parent < 0) {
+        const owned_fd parent{root.fd < 0 ? -1 : open_parent(root.fd, l.d.path)};
+        if (parent.fd < 0) {
           ++stats.skipped;  // gone or replaced since: the next scan sees it
           continue;
         }
-        l.d.parent_fd = parent;
+        l.d.parent_fd = parent.fd;
         content(rec, l.d, l.added, false);
-        ::close(parent);
       }
-      if (root_fd >= 0) ::close(root_fd);
     }
     for (const auto& [inode, g] : gone_files)
       store_deleted(g.path, false);
