@@ -13,6 +13,8 @@ A inits the folder, B joins it; both run `shoal sync run` with no --peer and wit
   keeps its inode), fetches nothing and archives nothing;
 - A's inotify watches follow a directory moved within the folder and are dropped for one
   moved out of it (counted in /proc/PID/fdinfo);
+- a file moved on A while B (stopped) changed it: B keeps its change at the old path (it
+  reaches A) and gets A's file at the new one, renaming nothing;
 - C and D join and run with --local and a `shoal dht node` to bootstrap from (no LAN
   discovery): once C's announcement is on the node, D finds C through the DHT and gets its
   file.
@@ -28,6 +30,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -237,6 +240,34 @@ def main():
         wait_until(lambda: inotify_watches(A.proc.pid) == base, "A dropping the watches of a directory moved out")
         wait_until(lambda: not os.path.exists(os.path.join(fb, "w2")), "the moved-out directory leaving B")
         print("ok: watches follow a directory moved within the folder and are dropped for one moved out")
+
+        # --- a move on A while B changed the old file (B is stopped meanwhile, so neither saw
+        # the other's change first): B does not rename its changed copy; A's file arrives at the
+        # new path (fetched, the old blocks being gone on B) and B's change stays at the old
+        # path, from where it reaches A too. Nothing is lost.
+        mine = random.Random(7).randbytes(300 * 1024)
+        with open(os.path.join(fa, "draft.bin"), "wb") as f:
+            f.write(mine)
+        wait_until(lambda: read(os.path.join(fb, "draft.bin")) == mine, "draft.bin reaching B")
+        old_ino = os.lstat(os.path.join(fb, "draft.bin")).st_ino
+        B.proc.send_signal(signal.SIGSTOP)
+        try:
+            theirs = b"B's edit\n" + mine[:1000]
+            with open(os.path.join(fb, "draft.bin"), "wb") as f:
+                f.write(theirs)
+            os.makedirs(os.path.join(fa, "drafts"))
+            os.rename(os.path.join(fa, "draft.bin"), os.path.join(fa, "drafts", "draft.bin"))
+            wait_until(lambda: any(re.search(r"\b1 moved", e.get("detail", "")) for e in A.events("scan")[-3:]),
+                       "A's scan taking draft.bin's move")
+        finally:
+            B.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: read(os.path.join(fb, "drafts", "draft.bin")) == mine, "A's moved draft on B")
+        wait_until(lambda: read(os.path.join(fa, "draft.bin")) == theirs, "B's edit of the old path reaching A")
+        if read(os.path.join(fb, "draft.bin")) != theirs:
+            fail("B lost its edit of draft.bin")
+        if os.lstat(os.path.join(fb, "drafts", "draft.bin")).st_ino == old_ino:
+            fail("B renamed its changed draft.bin into the moved path")
+        print("ok: a move of a file changed meanwhile on B: both versions kept, nothing renamed")
 
         # --- the DHT alone: C and D join with --local (no LAN) and one DHT node to start from;
         # D is started once C's announcement is on that node, and finds C there.
