@@ -374,7 +374,17 @@ asio::awaitable<outcome> engine::impl::place(const record& r, const std::string&
     co_return outcome::retry;
   }
   fsync_dir_of(full);
-  if (own_path) put(r);
+  if (own_path) {
+    // With the inode of the file just made, so that a move of it is seen by the next scan.
+    record here = r;
+    struct stat st {};
+    if (::lstat(full.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == r.size &&
+        mtime_ns_of(st) == r.mtime_ns) {
+      here.dev = static_cast<std::uint64_t>(st.st_dev);
+      here.ino = static_cast<std::uint64_t>(st.st_ino);
+    }
+    put(here);
+  }
   emit("sync", dest, source_of(n),
        std::to_string(r.size) + " bytes, " + std::to_string(bytes_fetched - fetched_before) + " fetched");
   co_return outcome::done;
