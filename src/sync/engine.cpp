@@ -667,25 +667,43 @@ asio::awaitable<void> engine::impl::fetch_worker(std::shared_ptr<fetch_job> j, s
         }
       }
       if (!good) continue;
-      if (as_view(sha256(data)) != hash) {
+      // Hashed and written on the disk pool, so the network thread decrypts the next
+      // blocks meanwhile.
+      struct written {
+        std::string data;
+        bool matches = false;
+        std::string why;  // a write error
+      };
+      auto w = std::make_shared<written>();
+      w->data = std::move(data);
+      // Named, not a temporary in the co_await: GCC 12 destroys such a lambda's captures twice.
+      std::function<void()> hash_and_write = [w, hash, fd = j->fd, start] {
+        w->matches = as_view(sha256(w->data)) == hash;
+        if (!w->matches) return;
+        std::size_t put = 0;
+        while (put < w->data.size()) {
+          const ssize_t n = ::pwrite(fd, w->data.data() + put, w->data.size() - put, static_cast<off_t>(start + put));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) {
+            w->why = std::string("write: ") + (n < 0 ? std::strerror(errno) : "no space written");
+            return;
+          }
+          put += static_cast<std::size_t>(n);
+        }
+      };
+      co_await on_disk_pool(std::move(hash_and_write));
+      if (!w->matches) {
         log("sync: block " + std::to_string(b) + " of " + shown(j->r.path) + " from " + c->id +
             " does not match its hash");
         continue;
       }
-      std::size_t put = 0;
-      while (put < data.size()) {
-        const ssize_t n = ::pwrite(j->fd, data.data() + put, data.size() - put, static_cast<off_t>(start + put));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        put += static_cast<std::size_t>(n);
-      }
-      if (put != data.size()) {
-        j->why = std::string("write: ") + std::strerror(errno);
+      if (!w->why.empty()) {
+        j->why = w->why;
         j->failed = true;
         break;
       }
       ok = true;
-      j->fetched_bytes += data.size();
+      j->fetched_bytes += w->data.size();
     }
     if (!ok && !j->failed) {
       j->why = "no peer could give block " + std::to_string(b);
@@ -693,6 +711,18 @@ asio::awaitable<void> engine::impl::fetch_worker(std::shared_ptr<fetch_job> j, s
     }
   }
   if (--j->running == 0) j->done.cancel();
+}
+
+asio::awaitable<void> engine::impl::on_disk_pool(std::function<void()> job) {
+  auto finished = std::make_shared<asio::steady_timer>(io, std::chrono::steady_clock::time_point::max());
+  ses.disk_pool().post([job = std::move(job), finished, &ioc = io]() mutable {
+    job();
+    job = nullptr;
+    // Posted: the coroutine waits on the network thread (it suspends before this can run).
+    // The timer moves with the handler: it must never be destroyed on this thread.
+    asio::post(ioc, [f = std::move(finished)] { f->cancel(); });
+  });
+  co_await finished->async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
 namespace {
@@ -866,18 +896,15 @@ asio::awaitable<result<std::filesystem::path>> engine::impl::assemble(const reco
   bytes_fetched += j->fetched_bytes;
   // The fsync on the session's disk pool: the network thread goes on with other files
   // (and their blocks) meanwhile, instead of waiting for the disk file after file.
-  auto finished = std::make_shared<asio::steady_timer>(io, std::chrono::steady_clock::time_point::max());
   auto why = std::make_shared<std::string>();
-  ses.disk_pool().post([fd, mode = r.mode, mtime = r.mtime_ns, finished, why, &ioc = io] {
+  std::function<void()> sync_file = [fd, mode = r.mode, mtime = r.mtime_ns, why] {
     ::fchmod(fd, mode);
     const timespec times[2] = {{0, UTIME_OMIT},
                                {static_cast<time_t>(mtime / 1'000'000'000), static_cast<long>(mtime % 1'000'000'000)}};
     if (::fsync(fd) != 0 || ::futimens(fd, times) != 0) *why = std::string("fsync: ") + std::strerror(errno);
     ::close(fd);
-    // Posted: the coroutine is waiting on the network thread (it suspends before this runs).
-    asio::post(ioc, [finished] { finished->cancel(); });
-  });
-  co_await finished->async_wait(asio::as_tuple(asio::use_awaitable));
+  };
+  co_await on_disk_pool(std::move(sync_file));
   if (!why->empty()) co_return error{errc::io, *why};
   co_return tmp;
 }

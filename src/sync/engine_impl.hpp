@@ -147,6 +147,9 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   void log(const std::string& line) const;
   void emit(std::string kind, std::string path, std::string device, std::string detail) const;
   void spawn(asio::awaitable<void> a, const char* what);
+  // Runs job on the session's disk pool and resumes on the network thread once it ran.
+  // What job touches must be owned by it (the coroutine may be gone if the session ends).
+  asio::awaitable<void> on_disk_pool(std::function<void()> job);
   static std::string rec_text(const net::endpoint& ep);
 
   // engine.cpp
