@@ -215,8 +215,17 @@ result<sync_folder_view> sync_folders::add(const fs::path& dir, const std::strin
     if (!ep) return error{errc::invalid_argument, "peer '" + sync::shown(p) + "': expected IP:PORT"};
     dial.push_back(*ep);
   }
-  auto e = open(dir.lexically_normal(), key, dial);
-  if (!e) return e.err();
+  const fs::path where = dir.lexically_normal();
+  // What a refused add made (a new DIR/.shoal/, a new DIR) goes again; what was there stays.
+  std::error_code ec;
+  const bool had_dir = fs::exists(fs::symlink_status(where, ec));
+  const bool had_state = fs::exists(fs::symlink_status(where / ".shoal", ec));
+  auto e = open(where, key, dial);
+  if (!e) {
+    if (!had_state) fs::remove_all(where / ".shoal", ec);
+    if (!had_dir) fs::remove(where, ec);  // only if empty
+    return e.err();
+  }
   folders_[(*e)->id] = *e;
   save();
   return view(**e);

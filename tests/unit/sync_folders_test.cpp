@@ -93,8 +93,15 @@ TEST(SyncFolders, AddListKeysRemoveAndRestart) {
     EXPECT_EQ(ro.size(), 59u);
     EXPECT_TRUE(sync::folder_key::parse(rw));
     EXPECT_FALSE(sf([&](auto& s) { return s.keys(9999); }));
-    // The same folder's key joins nothing more here: its share id runs already.
+    // The same folder's key joins nothing more here: its share id runs already. What the
+    // refused add made goes again (a new folder and its .shoal/); a folder there stays.
     EXPECT_FALSE(sf([&](auto& s) { return s.add(tmp.path / "copy", ro, {}); }));
+    EXPECT_FALSE(fs::exists(tmp.path / "copy"));
+    write_file(tmp.path / "mine" / "keep.txt", "mine");
+    EXPECT_FALSE(sf([&](auto& s) { return s.add(tmp.path / "mine", ro, {}); }));
+    EXPECT_FALSE(fs::exists(tmp.path / "mine" / ".shoal"));
+    EXPECT_EQ(read_file(tmp.path / "mine" / "keep.txt"), "mine");
+    EXPECT_FALSE(fs::exists(tmp.path / "bad" / ".shoal")) << "a bad key leaves nothing either";
 
     auto list = sf([&](auto& s) { return s.list(); });
     ASSERT_EQ(list.size(), 2u);
