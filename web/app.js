@@ -774,8 +774,9 @@ $('#sync-add').addEventListener('submit', (e) => {
   const form = e.target;
   const path = form.path.value.trim(), key = form.key.value.trim();
   const peers = form.peers.value.split(/[\s,]+/).filter(Boolean);
+  const trackers = form.trackers.value.split(/[\s,]+/).filter(Boolean);
   syncAct(async () => {
-    const r = await rpc('shoal-sync-add', { path, key, peers });
+    const r = await rpc('shoal-sync-add', { path, key, peers, trackers });
     syncPick = r.folder.id;
     form.reset();
   }, key ? `joined ${path}` : `syncing ${path}`);

@@ -50,6 +50,14 @@ std::string endpoint_text(const net::endpoint& ep) {
   return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
 }
 
+// An announce URL a tracker loop can use: http://, https:// or udp://, printable, bounded.
+bool tracker_url_ok(const std::string& u) {
+  if (u.size() > 2048) return false;
+  for (unsigned char c : u)
+    if (c <= 0x20 || c == 0x7f) return false;
+  return u.starts_with("http://") || u.starts_with("https://") || u.starts_with("udp://");
+}
+
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -60,6 +68,7 @@ struct sync_folders::entry {
   std::uint32_t id = 0;
   fs::path dir;
   std::vector<net::endpoint> dial;
+  std::vector<std::string> trackers;
   std::unique_ptr<sync::folder> f;
   std::unique_ptr<sync::engine> eng;
   std::unique_ptr<sync::discovery> disc;
@@ -127,7 +136,13 @@ result<bool> sync_folders::start() {
       for (const auto& p : pi->value().as_array())
         if (p.is_string() && dial.size() < max_dial)
           if (auto ep = parse_endpoint(std::string(p.as_string()))) dial.push_back(*ep);
-    auto e = open(dir, "", dial);
+    std::vector<std::string> trackers;
+    if (auto ti = o.find("trackers"); ti != o.end() && ti->value().is_array())
+      for (const auto& t : ti->value().as_array())
+        if (t.is_string() && trackers.size() < sync::discovery_options::max_trackers &&
+            tracker_url_ok(std::string(t.as_string())))
+          trackers.emplace_back(t.as_string());
+    auto e = open(dir, "", dial, trackers);
     if (!e) {
       // Listed with its error (a disk not mounted yet, a folder moved): the user sees it
       // and may remove it; it is tried again at the next start.
@@ -135,6 +150,7 @@ result<bool> sync_folders::start() {
       failed->id = next_id_++;
       failed->dir = dir;
       failed->dial = dial;
+      failed->trackers = trackers;
       failed->error = e.err().message();
       std::fprintf(stderr, "shoal daemon: sync folder %s: %s\n", dir.c_str(), failed->error.c_str());
       folders_[failed->id] = failed;
@@ -160,7 +176,8 @@ void sync_folders::stop(std::function<void()> done) {
 }
 
 result<std::shared_ptr<sync_folders::entry>> sync_folders::open(const fs::path& dir, const std::string& key,
-                                                                const std::vector<net::endpoint>& peers) {
+                                                                const std::vector<net::endpoint>& peers,
+                                                                const std::vector<std::string>& trackers) {
   for (const auto& [id, e] : folders_)
     if (e->dir == dir) return error{errc::invalid_argument, dir.string() + " is synced already"};
   result<sync::folder> f = error{errc::io, ""};
@@ -179,6 +196,7 @@ result<std::shared_ptr<sync_folders::entry>> sync_folders::open(const fs::path& 
   e->id = next_id_++;
   e->dir = dir;
   e->dial = peers;
+  e->trackers = trackers;
   e->f = std::make_unique<sync::folder>(std::move(*f));
   e->find_conflicts();
   sync::engine_options eo;
@@ -197,6 +215,7 @@ result<std::shared_ptr<sync_folders::entry>> sync_folders::open(const fs::path& 
   }
   sync::discovery_options dopt;
   dopt.local = opt_.local;
+  dopt.trackers = trackers;
   dopt.warn = [dir](const std::string& w) { std::fprintf(stderr, "shoal daemon: %s: %s\n", dir.c_str(), w.c_str()); };
   e->disc = std::make_unique<sync::discovery>(ses_, *e->f, *e->eng, std::move(dopt));
   e->disc->start();
@@ -204,7 +223,8 @@ result<std::shared_ptr<sync_folders::entry>> sync_folders::open(const fs::path& 
 }
 
 result<sync_folder_view> sync_folders::add(const fs::path& dir, const std::string& key,
-                                           const std::vector<std::string>& peers) {
+                                           const std::vector<std::string>& peers,
+                                           const std::vector<std::string>& trackers) {
   if (folders_.size() >= max_folders)
     return error{errc::invalid_argument, "at most " + std::to_string(max_folders) + " folders are synced"};
   if (!dir.is_absolute()) return error{errc::invalid_argument, "the folder must be an absolute path"};
@@ -215,12 +235,19 @@ result<sync_folder_view> sync_folders::add(const fs::path& dir, const std::strin
     if (!ep) return error{errc::invalid_argument, "peer '" + sync::shown(p) + "': expected IP:PORT"};
     dial.push_back(*ep);
   }
+  if (trackers.size() > sync::discovery_options::max_trackers)
+    return error{errc::invalid_argument,
+                 "at most " + std::to_string(sync::discovery_options::max_trackers) + " trackers"};
+  for (const auto& t : trackers)
+    if (!tracker_url_ok(t))
+      return error{errc::invalid_argument,
+                   "tracker '" + sync::shown(t) + "': expected an http://, https:// or udp:// announce URL"};
   const fs::path where = dir.lexically_normal();
   // What a refused add made (a new DIR/.shoal/, a new DIR) goes again; what was there stays.
   std::error_code ec;
   const bool had_dir = fs::exists(fs::symlink_status(where, ec));
   const bool had_state = fs::exists(fs::symlink_status(where / ".shoal", ec));
-  auto e = open(where, key, dial);
+  auto e = open(where, key, dial, trackers);
   if (!e) {
     if (!had_state) fs::remove_all(where / ".shoal", ec);
     if (!had_dir) fs::remove(where, ec);  // only if empty
@@ -270,6 +297,7 @@ sync_folder_view sync_folders::view(const entry& e) const {
   v.path = e.dir.string();
   for (const auto& ep : e.dial)
     v.dial.push_back(endpoint_text(ep));
+  v.trackers = e.trackers;
   v.events.assign(e.events.begin(), e.events.end());
   std::error_code ec;
   for (const auto& c : e.conflicts)
@@ -306,6 +334,10 @@ void sync_folders::save() const {
     for (const auto& ep : e->dial)
       peers.emplace_back(endpoint_text(ep));
     o["peers"] = std::move(peers);
+    json::array trackers;
+    for (const auto& t : e->trackers)
+      trackers.emplace_back(t);
+    o["trackers"] = std::move(trackers);
     arr.emplace_back(std::move(o));
   }
   json::object root;

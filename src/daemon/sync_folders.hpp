@@ -1,6 +1,6 @@
 // The daemon's synced folders: each runs a sync::engine and a sync::discovery on the
 // daemon's session, all behind one sync::hub (one sync magic on the peer port). The list
-// of folders (their paths and the peers to dial) persists in STATE/sync.json; each folder's
+// of folders (their paths, the peers to dial and the trackers) persists in STATE/sync.json; each folder's
 // keys stay in DIR/.shoal/folder.key, never in the daemon's files, logs or answers other
 // than keys(). Per folder it keeps what a user looks at: the recent events (bounded), the
 // conflict copies present (bounded), and, asked for, the engine's state and peers and the
@@ -50,7 +50,8 @@ struct sync_folder_view {
   std::string error;
   std::uint64_t files = 0, dirs = 0, bytes = 0;
   std::size_t queued = 0;
-  std::vector<std::string> dial;  // the peers given to dial (HOST:PORT)
+  std::vector<std::string> dial;      // the peers given to dial (HOST:PORT)
+  std::vector<std::string> trackers;  // announce URLs the folder is announced to
   std::vector<sync::engine_peer> peers;
   std::vector<sync_event_view> events;  // oldest first
   std::vector<std::string> conflicts;   // paths relative to the folder
@@ -82,9 +83,11 @@ class sync_folders {
   // Adds and runs DIR (absolute; the caller checked it is allowed): with `key` empty, the
   // folder DIR already is (DIR/.shoal/folder.key), or else a new folder with a new
   // read-write key (as `sync init`); with a key, a copy of that folder (as `sync join`).
-  // `peers` are IP:PORT to dial. Errors name what is wrong, never the key.
+  // `peers` are IP:PORT to dial, `trackers` http://, https:// or udp:// announce URLs the
+  // folder's DHT id is announced to (sync::discovery). Errors name what is wrong, never the key.
   [[nodiscard]] result<sync_folder_view> add(const fs::path& dir, const std::string& key,
-                                             const std::vector<std::string>& peers);
+                                             const std::vector<std::string>& peers,
+                                             const std::vector<std::string>& trackers = {});
   // Stops syncing the folder and forgets it; its files and DIR/.shoal/ stay.
   [[nodiscard]] result<bool> remove(std::uint32_t id);
   [[nodiscard]] std::vector<sync_folder_view> list() const;
@@ -99,7 +102,8 @@ class sync_folders {
 
  private:
   result<std::shared_ptr<entry>> open(const fs::path& dir, const std::string& key,
-                                      const std::vector<net::endpoint>& peers);
+                                      const std::vector<net::endpoint>& peers,
+                                      const std::vector<std::string>& trackers);
   void save() const;
   [[nodiscard]] sync_folder_view view(const entry& e) const;
 

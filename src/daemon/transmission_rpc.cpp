@@ -156,6 +156,10 @@ json::object sync_method(daemon& d, std::string_view method, const json::object&
       for (const auto& p : f.dial)
         dial.emplace_back(p);
       o["dial"] = std::move(dial);
+      json::array trackers;
+      for (const auto& t : f.trackers)
+        trackers.emplace_back(t);
+      o["trackers"] = std::move(trackers);
       json::array peers;
       for (const auto& p : f.peers)
         peers.emplace_back(json::object{
@@ -184,7 +188,8 @@ json::object sync_method(daemon& d, std::string_view method, const json::object&
     }
     const auto key = get_string(args, "key").value_or("");
     const auto peers = get_string_list(args, "peers");
-    auto added = ses.call([&] { return folders.add(p, key, peers); });
+    const auto trackers = get_string_list(args, "trackers");
+    auto added = ses.call([&] { return folders.add(p, key, peers, trackers); });
     if (!added) {
       result = added.err().message();
       return out;

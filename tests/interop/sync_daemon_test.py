@@ -12,7 +12,9 @@ with the key shoal-sync-keys returned. Then:
 - a concurrent change on both sides ends as a conflict copy listed by shoal-sync-get;
 - after a restart the daemon runs the folder again (STATE/sync.json);
 - shoal-sync-remove stops syncing it: a file written afterwards no longer spreads, and the
-  folder's files stay; added again, it syncs again.
+  folder's files stay; added again, it syncs again;
+- a folder added with a tracker (a refused `ftp://` one first) is listed with it, and a
+  device given only that tracker (no --peer on either side) gets its file.
 
 Usage: sync_daemon_test.py --shoal PATH
 """
@@ -25,6 +27,7 @@ import urllib.request
 
 import harness as h
 from daemon_test import Rpc
+from tracker_test import start_tracker
 
 
 def events(p, kind):
@@ -209,6 +212,31 @@ def main():
         run.check("then the laptop's file written meanwhile arrives",
                   h.wait_for(lambda: same(os.path.join(folder, "after-remove.txt"),
                                           os.path.join(laptop, "after-remove.txt")), 60))
+
+        # --- a folder found through a tracker alone: no peer given on either side
+        _, tport, _ = start_tracker(run, "tracker.log")
+        turl = f"http://127.0.0.1:{tport}/announce"
+        r = rpc.call("shoal-sync-add", path=os.path.join(dl, "shared"), trackers=["ftp://x/announce"])
+        run.check("shoal-sync-add refuses a tracker that is not an announce URL", r["result"] != "success", r["result"])
+        tracked = os.path.join(dl, "tracked")
+        os.makedirs(tracked)
+        with open(os.path.join(tracked, "via-tracker.txt"), "w") as f:
+            f.write("found through the tracker\n")
+        r = rpc.call("shoal-sync-add", path=tracked, trackers=[turl])
+        ok = run.check("shoal-sync-add with a tracker", r["result"] == "success", r["result"])
+        if ok:
+            tid = r["arguments"]["folder"]["id"]
+            listed = [f for f in rpc.call("shoal-sync-get")["arguments"]["folders"] if f["id"] == tid]
+            run.check("... listed with its tracker", listed and listed[0].get("trackers") == [turl], str(listed))
+            tkey = rpc.call("shoal-sync-keys", id=tid)["arguments"]["readWrite"]
+            other = run.path("other")
+            subprocess.run([run.shoal, "sync", "join", other, "-"], input=tkey, text=True, check=True,
+                           capture_output=True, timeout=60)
+            run.spawn([run.shoal, "sync", "run", other, "--local", "--json", "--port", "0", "--tracker", turl],
+                      "other.log")
+            run.check("a device with the same tracker and no --peer gets the daemon folder's file",
+                      h.wait_for(lambda: same(os.path.join(tracked, "via-tracker.txt"),
+                                              os.path.join(other, "via-tracker.txt")), 90))
         run.stop(d, sig=signal.SIGTERM)
     finally:
         return run.finish()

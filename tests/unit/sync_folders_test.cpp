@@ -10,6 +10,7 @@
 
 #include "daemon/sync_folders.hpp"
 #include "session_fixture.hpp"
+#include "sync/discovery.hpp"
 #include "sync/keys.hpp"
 
 using namespace shoal;
@@ -102,6 +103,18 @@ TEST(SyncFolders, AddListKeysRemoveAndRestart) {
     EXPECT_FALSE(fs::exists(tmp.path / "mine" / ".shoal"));
     EXPECT_EQ(read_file(tmp.path / "mine" / "keep.txt"), "mine");
     EXPECT_FALSE(fs::exists(tmp.path / "bad" / ".shoal")) << "a bad key leaves nothing either";
+
+    // Trackers: announce URLs only, at most max_trackers, kept with the folder.
+    EXPECT_FALSE(sf([&](auto& s) { return s.add(tmp.path / "t", "", {}, {"ftp://x/announce"}); }));
+    EXPECT_FALSE(sf([&](auto& s) { return s.add(tmp.path / "t", "", {}, {"http://x/a b"}); }));
+    std::vector<std::string> trackers(sync::discovery_options::max_trackers + 1, "udp://127.0.0.1:9/announce");
+    EXPECT_FALSE(sf([&](auto& s) { return s.add(tmp.path / "t", "", {}, trackers); }));
+    EXPECT_FALSE(fs::exists(tmp.path / "t"));
+    auto tracked = sf([&](auto& s) { return s.add(tmp.path / "t", "", {}, {"udp://127.0.0.1:9/announce"}); });
+    ASSERT_TRUE(tracked) << tracked.err().message();
+    EXPECT_EQ(tracked->trackers, std::vector<std::string>{"udp://127.0.0.1:9/announce"});
+    EXPECT_NE(read_file(state).find("udp://127.0.0.1:9/announce"), std::string::npos);
+    ASSERT_TRUE(sf([&](auto& s) { return s.remove(tracked->id); }));
 
     auto list = sf([&](auto& s) { return s.list(); });
     ASSERT_EQ(list.size(), 2u);
