@@ -333,19 +333,30 @@ void engine::impl::request_index(const std::shared_ptr<conn>& c) {
   send(c, msg_index_request{pr.seen_max});
 }
 
+// Tells every peer our last sequence: at once when none was sent in the last 100 ms (a
+// scan's change reaches the peers without waiting), else once at the end of those 100 ms for
+// all the changes made meanwhile (a run of applied records sends ten a second at most).
 void engine::impl::announce() {
   if (announce_posted || stopped) return;
+  if (std::chrono::steady_clock::now() - last_announce >= 100ms) {
+    announce_now();
+    return;
+  }
   announce_posted = true;
-  announce_timer.expires_after(100ms);
+  announce_timer.expires_at(last_announce + 100ms);
   announce_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
     auto self = w.lock();
     if (!self) return;
     self->announce_posted = false;
-    if (ec || self->stopped) return;
-    const std::uint64_t last = self->f.db().last_sequence();
-    for (auto& c : self->conns)
-      self->send(c, msg_have{last});
+    if (!ec && !self->stopped) self->announce_now();
   });
+}
+
+void engine::impl::announce_now() {
+  last_announce = std::chrono::steady_clock::now();
+  const std::uint64_t last = f.db().last_sequence();
+  for (auto& c : conns)
+    send(c, msg_have{last});
 }
 
 void engine::impl::handle(const std::shared_ptr<conn>& c, message m) {

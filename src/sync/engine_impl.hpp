@@ -113,6 +113,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   asio::steady_timer scan_wake;
   asio::steady_timer announce_timer;
   bool announce_posted = false;
+  std::chrono::steady_clock::time_point last_announce{};
   std::set<asio::steady_timer*> dial_timers;
   std::set<net::endpoint> dialled;  // addresses with a dial_loop (at most max_dialled)
   std::uint64_t next_request = 1;
@@ -163,6 +164,7 @@ struct engine::impl : std::enable_shared_from_this<engine::impl> {
   asio::awaitable<void> writer(std::shared_ptr<conn> c);
   void request_index(const std::shared_ptr<conn>& c);
   void announce();
+  void announce_now();
   void handle(const std::shared_ptr<conn>& c, message m);
   asio::awaitable<void> send_index(std::shared_ptr<conn> c, std::uint64_t since, std::uint64_t generation);
   // An index answer waits while more than this is queued for the peer (a large folder's
