@@ -37,14 +37,8 @@ def main():
     args = ap.parse_args()
     run = h.Run(args.shoal, "sync-large")
     a, b = run.path("a"), run.path("b")
-    os.makedirs(a)
     big = os.path.join(a, "big.bin")
-    with open(big, "wb") as f:
-        left = SIZE
-        while left:
-            n = min(left, 16 << 20)
-            f.write(os.urandom(n))
-            left -= n
+    h.write_random(big, SIZE, seed=23)
     keys = json.loads(subprocess.run([run.shoal, "sync", "init", a, "--json"], check=True, capture_output=True,
                                      text=True, timeout=300).stdout)
     subprocess.run([run.shoal, "sync", "join", b, "-"], input=keys["read_write_key"], check=True,
