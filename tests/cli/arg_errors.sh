@@ -5,6 +5,7 @@
 # numbers files as --select-file takes them and says when a file is not a torrent at all;
 # failed writes name the errno text.
 # Usage: arg_errors.sh SHOAL
+. "$(dirname "$0")/checks.sh"
 set -u
 shoal=$(readlink -f "$1")
 work=$(mktemp -d)
@@ -23,16 +24,6 @@ printf 'hello' >data/c.txt
 "$shoal" create --v1 --no-date --piece-size 16KiB -o good.torrent data >/dev/null 2>&1 || {
   echo "setup failed"
   exit 1
-}
-pass=0
-fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "PASS: $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL: $1"
 }
 
 # expect CODE PATTERN NAME -- ARGS...: exit code, exactly one stderr line matching, no stdout.
@@ -153,5 +144,4 @@ fi
 expect 1 "page.torrent: not a .torrent file: it looks like HTML" "info of a URL serving HTML" -- info "http://127.0.0.1:$port/page.torrent"
 expect 1 "nothing.torrent: .*404" "info of a URL that is not there" -- info "http://127.0.0.1:$port/nothing.torrent"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

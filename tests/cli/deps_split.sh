@@ -5,20 +5,11 @@
 # the tests instead of failing, and the Makefile's test target installs the --test set and
 # configures again.
 # Usage: deps_split.sh SOURCE_DIR
+. "$(dirname "$0")/checks.sh"
 set -u
 src=$(readlink -f "$1")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "PASS: $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL: $1"
-}
 
 run_set=$("$src/scripts/install-deps" --print)
 test_set=$("$src/scripts/install-deps" --test --print)
@@ -57,5 +48,4 @@ printf '%s' "$plan" | grep -q -- "-DSHOAL_TESTS=ON" && ok "make test configures 
 plan=$(make -n -C "$src" run BUILD="$tmp/b" 2>/dev/null)
 if printf '%s' "$plan" | grep -q -- "--test\|--bench"; then bad "make run installs test tools: $plan"; else ok "make run installs only the run set"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

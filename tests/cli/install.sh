@@ -4,20 +4,11 @@
 # renders without warnings, bash completions that load and complete flags and values, zsh and
 # fish completions that parse, the systemd unit pointing at the prefix, and the web UI.
 # Usage: install.sh BUILD_DIR
+. "$(dirname "$0")/checks.sh"
 set -u
 build=$(readlink -f "$1")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "PASS: $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL: $1"
-}
 
 if ! DESTDIR="$tmp" cmake --install "$build" --prefix /usr --strip >"$tmp/install.log" 2>&1; then
   cat "$tmp/install.log"
@@ -125,5 +116,4 @@ else
   bad "make install: $(make -s -n -C "$src" install BUILD="$build" DESTDIR="$tmp/x" PREFIX=/usr 2>&1 | tail -2)"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -3,21 +3,12 @@
 # standard input, a mistyped key refused (exit 1, the checksum message), another folder's
 # DIR refused, status --json and scan never print a key, key files are 0600.
 # Usage: sync.sh SHOAL
+. "$(dirname "$0")/checks.sh"
 set -u
 shoal=$(readlink -f "$1")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-pass=0
-fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "PASS: $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL: $1"
-}
 
 mkdir a
 printf 'hello' >a/one.txt
@@ -173,5 +164,4 @@ if command -v script >/dev/null 2>&1; then
     ok "init on a terminal prints the read-only key's QR code" || bad "init on a terminal: $(head -4 qr.tty)"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
